@@ -1,0 +1,95 @@
+"""Benchmark `curate validate` on a VQAv2-size file (prints figures; asserts nothing).
+
+    .venv/bin/python benchmarks/validate_bench.py [--records 443757] [--images 2000]
+
+Targets (issue #3): schema-only validation under 2 s on the 2-core machine and
+at least 5x a naive ``json.load`` + one ``VQARecord(**r)`` per record; image
+checks in parallel, reported next to a plain ``PIL.Image.open().verify()`` loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from curation.schemas.annotation import VQARecord
+from curation.synthetic import render_scene
+from curation.validate import validate_files
+
+ANSWERS = ["yes", "no", "2", "red", "dog", "tennis", "1", "white"]
+
+
+def make_file(path: Path, n: int, n_images: int) -> None:
+    rng = random.Random(0)
+    records = [
+        {
+            "instance_id": i,
+            # about 5.4 questions per image as in VQAv2; no (image, question) repeats
+            "image": f"COCO_train2014_{i * n_images // n:012d}.jpg",
+            "text_input": f"What is the man number {i % 997} holding in his hand?",
+            "answer": [rng.choice(ANSWERS) for _ in range(10)],
+        }
+        for i in range(n)
+    ]
+    path.write_text(json.dumps(records))
+
+
+def naive(path: Path) -> float:
+    t = time.perf_counter()
+    with open(path) as fh:
+        for r in json.load(fh):
+            VQARecord(**r)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=443_757)
+    parser.add_argument("--images", type=int, default=2000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        ann = Path(tmp) / "vqav2_size.json"
+        make_file(ann, args.records, 82_783)
+        size_mb = ann.stat().st_size / 1e6
+        t = time.perf_counter()
+        report = validate_files([ann], check_image_files=False)
+        ours = time.perf_counter() - t
+        assert report.records == args.records, report.summary()
+        base = naive(ann)
+        print(f"file: {args.records:,} records, {size_mb:.0f} MB")
+        print(f"curate validate --no-images : {ours:6.2f} s  ({args.records / ours:,.0f} rec/s)")
+        print(f"naive json.load + Model(**r): {base:6.2f} s  ({args.records / base:,.0f} rec/s)")
+        print(f"speed-up                    : {base / ours:6.1f}x  (target >= 5x, < 2 s)")
+
+        img_dir = Path(tmp) / "images"
+        img_dir.mkdir()
+        for i in range(args.images):
+            render_scene(i % 2 == 0, i, 224).save(img_dir / f"{i}.jpg", quality=90)
+        recs = [
+            {"instance_id": i, "image": f"{i}.jpg", "text_input": "Q?", "answer": ["yes"]}
+            for i in range(args.images)
+        ]
+        img_ann = img_dir / "ann.json"
+        img_ann.write_text(json.dumps(recs))
+        from PIL import Image
+
+        t = time.perf_counter()
+        for i in range(args.images):
+            with Image.open(img_dir / f"{i}.jpg") as im:
+                im.verify()
+        verify = time.perf_counter() - t
+        t = time.perf_counter()
+        validate_files([img_ann])
+        ours_img = time.perf_counter() - t
+        print(f"images: {args.images} JPEGs 224x224")
+        print(f"curate validate (full decode, threads): {args.images / ours_img:8,.0f} images/s")
+        print(f"plain Image.open().verify() loop      : {args.images / verify:8,.0f} images/s"
+              " (header/CRC only, misses truncation)")
+
+
+if __name__ == "__main__":
+    main()

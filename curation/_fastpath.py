@@ -1,0 +1,104 @@
+"""The fast path of ``validate``: decode a well-formed file at C speed.
+
+``msgspec`` decodes and type-checks the whole array in C; the rules msgspec
+cannot express (blank strings, safe image paths) are checked over whole
+columns with C-level string operations. Anything unexpected returns None and
+the caller falls back to the pydantic slow path, which is the reference
+implementation of the contract and reports each problem precisely. A
+property test checks that both paths accept exactly the same records.
+
+The cyclic garbage collector is paused while decoding: the decoded records
+hold no cycles, and on a VQAv2-size file its repeated full scans of the
+millions of new objects cost more than the parsing itself.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
+from typing import Annotated
+
+import msgspec
+
+_Str = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _Record(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    instance_id: int | _Str
+    image: _Str
+    text_input: _Str
+    answer: Annotated[list[_Str], msgspec.Meta(min_length=1)]
+
+
+_DECODER = msgspec.json.Decoder(list[_Record])
+
+
+@dataclass(slots=True)
+class Columns:
+    """The valid records of a file, column by column (``index[i]`` = position in the file)."""
+
+    index: list[int]
+    instance_id: list[int | str]
+    image: list[str]
+    text_input: list[str]
+    answer: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (reference counting still frees memory)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def decode_clean(data: bytes) -> Columns | None:
+    """Columns of a file whose every record passes the contract, else None.
+
+    Call it inside ``gc_paused()`` together with the work on the columns.
+    """
+    try:
+        records = _DECODER.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if not records:
+        return None
+    cols = Columns(
+        list(range(len(records))),
+        list(map(attrgetter("instance_id"), records)),
+        list(map(attrgetter("image"), records)),
+        list(map(attrgetter("text_input"), records)),
+        list(map(attrgetter("answer"), records)),
+    )
+    del records
+    if set(map(type, cols.instance_id)) != {int} and any(map(_blank, cols.instance_id)):
+        return None
+    if any(map(str.isspace, cols.text_input)) or any(map(str.isspace, cols.image)):
+        return None
+    # strings are non-empty, so a blank one starts with white space: search the joined
+    # text for that first and test each answer only when it could be there
+    answers = "\n" + "\n".join(chain.from_iterable(cols.answer))
+    if any(f"\n{c}" in answers for c in " \t\r\n\f\v\x85\xa0\u3000") and any(
+        map(str.isspace, chain.from_iterable(cols.answer))
+    ):
+        return None
+    joined = "\n" + "\n".join(cols.image) + "\n"
+    # a cheap superset of image_path_problem(): the slow path decides precisely
+    if "\\" in joined or "\n/" in joined or ":" in joined or "/../" in joined.replace("\n", "/"):
+        return None
+    return cols
+
+
+def _blank(value: int | str) -> bool:
+    return isinstance(value, str) and value.isspace()

@@ -1,0 +1,105 @@
+"""Write a corrected copy of an annotation file; the input is never changed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curation._io import atomic_write_json
+from curation.errors import DataError
+from curation.report import ValidationReport
+from curation.schemas.annotation import KEY_ALIASES
+from curation.validate import CONTRACT_KEYS, validate_files
+
+
+@dataclass
+class FixResult:
+    """What ``fix_file`` changed, and what is still wrong in the written copy."""
+
+    source: str
+    out: str
+    records_in: int
+    records_out: int
+    changes: list[str] = field(default_factory=list)
+    remaining: ValidationReport | None = None
+
+
+def fix_file(
+    path: str | Path,
+    out: str | Path,
+    image_root: str | Path | None = None,
+    check_image_files: bool = True,
+) -> FixResult:
+    """Apply the safe fixes to ``path`` and write the result to ``out`` atomically.
+
+    Safe fixes: a string answer becomes a one-item list; a known wrong key is
+    renamed to the contract's key when the record lacks it; strings are
+    stripped; backslashes in image paths become slashes; a BOM is dropped;
+    exact duplicate records (same id, image, question and answers) are dropped.
+
+    Raises:
+        DataError: the file cannot be parsed at all (invalid JSON, not a list).
+    """
+    path, out = Path(path), Path(out)
+    if out.resolve() == path.resolve():
+        raise DataError(f"--fix would overwrite the input {path}. Fix: write to another file.")
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(
+            f"{path}: cannot fix a file that is not valid UTF-8 JSON ({exc}). "
+            "Fix the syntax first (curate validate shows where)."
+        ) from None
+    if not isinstance(raw, list):
+        raise DataError(f"{path}: the top level is not a JSON array; cannot fix it automatically.")
+
+    result = FixResult(str(path), str(out), records_in=len(raw), records_out=0)
+    fixed: list[Any] = []
+    seen: set[str] = set()
+    for i, rec in enumerate(raw):
+        if isinstance(rec, dict):
+            rec = _fix_record(rec, i, result.changes)
+            signature = json.dumps(rec, sort_keys=True, default=str)
+            if signature in seen:
+                result.changes.append(f"record #{i}: dropped, an exact duplicate")
+                continue
+            seen.add(signature)
+        fixed.append(rec)
+    result.records_out = len(fixed)
+    atomic_write_json(out, fixed)
+    root = image_root if image_root is not None else path.parent
+    result.remaining = validate_files([out], image_root=root, check_image_files=check_image_files)
+    return result
+
+
+def _fix_record(rec: dict[str, Any], index: int, changes: list[str]) -> dict[str, Any]:
+    rec = dict(rec)
+    for key in list(rec):
+        target = KEY_ALIASES.get(key)
+        if target and target not in rec:
+            rec = {(target if k == key else k): v for k, v in rec.items()}
+            changes.append(f"record #{index}: renamed '{key}' to '{target}'")
+    for key in CONTRACT_KEYS:
+        value = rec.get(key)
+        if isinstance(value, str) and value != value.strip():
+            rec[key] = value.strip()
+            changes.append(f"record #{index}: stripped whitespace in '{key}'")
+    image = rec.get("image")
+    if isinstance(image, str) and "\\" in image:
+        rec["image"] = image.replace("\\", "/")
+        changes.append(f"record #{index}: image path {image!r} -> {rec['image']!r}")
+    answer = rec.get("answer")
+    if isinstance(answer, str):
+        rec["answer"] = [answer]
+        changes.append(f'record #{index}: answer "{answer}" -> ["{answer}"]')
+    elif isinstance(answer, list):
+        # VQAv2-style [{"answer": "yes", ...}] and padded strings
+        new = [a.get("answer") if isinstance(a, dict) and "answer" in a else a for a in answer]
+        new = [a.strip() if isinstance(a, str) else a for a in new]
+        if new != answer:
+            rec["answer"] = new
+            changes.append(f"record #{index}: answer list normalised to {new!r}")
+    return rec

@@ -1,0 +1,85 @@
+"""The LAVIS VQA annotation contract, as pydantic models.
+
+LAVIS's VQA datasets read a JSON array of records with the keys
+``instance_id``, ``image``, ``text_input`` and ``answer`` (a *list* of
+strings). These models are the single source of truth for that contract:
+the validator, the fixer, the exporters and the generated JSON Schema in
+``schemas/`` all come from them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+
+NonBlank = Annotated[StrictStr, Field(min_length=1, pattern=r"\S")]
+
+#: Keys people use instead of the contract's, mapped to the key LAVIS reads.
+KEY_ALIASES: dict[str, str] = {
+    "question": "text_input",
+    "questions": "text_input",
+    "text": "text_input",
+    "prompt": "text_input",
+    "question_id": "instance_id",
+    "id": "instance_id",
+    "qid": "instance_id",
+    "answers": "answer",
+    "text_output": "answer",
+    "label": "answer",
+    "multiple_choice_answer": "answer",
+    "img": "image",
+    "image_path": "image",
+    "image_id": "image",
+    "file_name": "image",
+    "filename": "image",
+    "filepath": "image",
+    "path": "image",
+}
+
+
+def image_path_problem(path: str) -> str | None:
+    """Return why ``path`` is not a safe relative image path, or None when it is."""
+    if "\\" in path:
+        return "contains a backslash (a Windows path)"
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        return "is an absolute path"
+    if ".." in path.split("/"):
+        return "contains '..' and could escape the image root"
+    return None
+
+
+class VQARecord(BaseModel):
+    """One record of a LAVIS VQA annotation file.
+
+    Unknown keys are allowed (LAVIS ignores them) and reported as warnings
+    by the validator.
+    """
+
+    model_config = ConfigDict(extra="allow", title="LAVIS VQA annotation record")
+
+    instance_id: StrictInt | NonBlank = Field(
+        description="Unique id of the record within the file (int or string)."
+    )
+    image: NonBlank = Field(
+        description=(
+            "Image path relative to the image root (vis_root): forward slashes, "
+            "no absolute path, no '..'."
+        ),
+        examples=["1.jpg", "fall/0001.png"],
+    )
+    text_input: NonBlank = Field(
+        description="The question, e.g. 'Is anyone falling in this image?'."
+    )
+    answer: list[NonBlank] = Field(
+        min_length=1,
+        description='Non-empty list of answers, e.g. ["yes"]. Never a bare string.',
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _relative_inside_root(cls, value: str) -> str:
+        problem = image_path_problem(value)
+        if problem:
+            raise ValueError(f"image path {problem}")
+        return value

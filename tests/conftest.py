@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny real image files and annotation files with planted errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from curation.synthetic import QUESTION, render_scene
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "raw" / "sample"
+
+
+def write_json(path: Path, obj: object) -> Path:
+    path.write_text(json.dumps(obj, indent=1), encoding="utf-8")
+    return path
+
+
+def record(i: int, image: str = "fall.png", answer: object = ("yes",), **extra: object) -> dict:
+    rec = {"instance_id": i, "image": image, "text_input": QUESTION, "answer": list(answer)}
+    if isinstance(answer, str):
+        rec["answer"] = answer
+    rec.update(extra)
+    return rec
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    """A folder of real images: good ones, a duplicate, a tiny one, a corrupt and an empty file."""
+    root = tmp_path / "images"
+    root.mkdir()
+    render_scene(True, 1, 64).save(root / "fall.png")
+    render_scene(False, 2, 64).save(root / "stand.png")
+    render_scene(False, 3, 64).save(root / "stand2.jpg", quality=90)
+    (root / "dup.png").write_bytes((root / "fall.png").read_bytes())
+    render_scene(True, 4, 8).save(root / "tiny.png")
+    good = (root / "stand2.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.png").write_text("this is not an image")
+    return root
+
+
+@pytest.fixture
+def good_file(image_dir: Path) -> Path:
+    return write_json(
+        image_dir / "train.json",
+        [record(1, "fall.png", ["yes"]), record(2, "stand.png", ["no"])],
+    )

@@ -1,0 +1,242 @@
+"""`curate validate`: every rule of the contract, through the CLI, on tiny real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import record, write_json
+from curation.cli import app
+from curation.validate import validate_files
+
+runner = CliRunner()
+
+
+def run(*args: str | Path):
+    return runner.invoke(app, ["validate", *map(str, args), "--max-shown", "50"], terminal_width=200)
+
+
+def codes(path: Path, **kw) -> list[str]:
+    return [p.code for p in validate_files([path], **kw).problems]
+
+
+def test_valid_file_exits_0(good_file: Path) -> None:
+    result = run(good_file)
+    assert result.exit_code == 0, result.output
+    assert "valid: 1 file(s), 2 record(s), 2 image(s) checked, 0 error(s)" in result.output
+
+
+def test_string_answer_explains_the_yes_crash(image_dir: Path) -> None:
+    f = write_json(image_dir / "a.json", [record(1, answer="yes"), record(2, "stand.png", ["no"])])
+    result = run(f)
+    assert result.exit_code == 1
+    assert 'a.json record #0 (instance_id=1)' in result.output
+    assert 'got the string "yes"; LAVIS iterates it as "y","e","s"' in result.output
+    assert '"answer": ["yes"] (or run with --fix)' in result.output
+
+
+def test_wrong_key_gets_did_you_mean(image_dir: Path) -> None:
+    rec = record(1)
+    rec["question"] = rec.pop("text_input")
+    f = write_json(image_dir / "a.json", [rec])
+    result = run(f)
+    assert result.exit_code == 1
+    assert "the record has 'question', but LAVIS's builder reads 'text_input'" in result.output
+    assert "rename 'question' to 'text_input'" in result.output
+
+
+def test_unknown_key_is_a_warning(image_dir: Path) -> None:
+    f = write_json(
+        image_dir / "a.json",
+        [record(1, source="x"), record(2, "stand.png", ["no"], answers=["no"])],
+    )
+    result = run(f)
+    assert result.exit_code == 0, result.output
+    assert "unknown key 'source' (LAVIS ignores it)" in result.output
+    assert "unknown key 'answers' (LAVIS ignores it); did you mean 'answer'?" in result.output
+    assert "2 warning(s)" in result.output
+
+
+def test_trailing_comma_names_line_and_column(image_dir: Path) -> None:
+    f = image_dir / "a.json"
+    f.write_text('[\n  {"instance_id": 1, "image": "fall.png", "text_input": "Q?", "answer": ["yes"]},\n]\n')
+    result = run(f)
+    assert result.exit_code == 1
+    assert "invalid JSON at line 3 column 1" in result.output
+    assert "trailing comma on line 2" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "words"),
+    [
+        (b'{"instance_id": 1}', "not_a_list", "LAVIS expects an array of records"),
+        (b"[]", "empty_file", "empty list"),
+        (b'[{"instance_id": 1, "image": "caf\xe9.png", "text_input": "Q", "answer": ["no"]}]',
+         "not_utf8", "not UTF-8: byte 0xe9"),
+        (b'[{"instance_id": NaN, "image": "fall.png", "text_input": "Q", "answer": ["no"]}]',
+         "nonfinite_number", "NaN is not valid JSON"),
+        (b'\xef\xbb\xbf[{"instance_id": 1, "image": "fall.png", "text_input": "Q", "answer": ["no"]}]',
+         "utf8_bom", "byte-order mark"),
+        (b'["just a string"]', "record_not_object", "not an object"),
+    ],
+)
+def test_file_level_problems(image_dir: Path, content: bytes, code: str, words: str) -> None:
+    f = image_dir / "a.json"
+    f.write_bytes(content)
+    assert code in codes(f)
+    result = run(f)
+    assert result.exit_code == 1
+    assert words in result.output
+
+
+@pytest.mark.parametrize(
+    ("rec", "code", "words"),
+    [
+        (record(True), "bad_int_type", "instance_id"),
+        (record(1, text_input="   "), "empty_value", "is empty or blank"),
+        (record(1, answer=[]), "empty_value", "at least one answer"),
+        (record(1, answer=["yes", ""]), "empty_value", "answer.1"),
+        (record(1, answer=[1]), "bad_string_type", "answer.0"),
+        (record(1, image="/abs/fall.png"), "bad_image_path", "is an absolute path"),
+        (record(1, image="C:\\data\\fall.png"), "bad_image_path", "backslash"),
+        (record(1, image="../fall.png"), "bad_image_path", "could escape the image root"),
+        ({"instance_id": 1, "image": "fall.png", "answer": ["yes"]}, "missing_key",
+         "add 'text_input'"),
+    ],
+)
+def test_record_level_problems(image_dir: Path, rec: dict, code: str, words: str) -> None:
+    f = write_json(image_dir / "a.json", [rec])
+    assert code in codes(f)
+    result = run(f)
+    assert result.exit_code == 1
+    assert words in result.output
+
+
+def test_duplicate_ids_and_conflicts_and_duplicates(image_dir: Path) -> None:
+    f = write_json(
+        image_dir / "a.json",
+        [
+            record(1, "fall.png", ["yes"]),
+            record(1, "stand.png", ["no"]),  # duplicate id
+            record(3, "fall.png", ["no"]),  # conflicts with #0
+            record(4, "fall.png", ["yes"]),  # exact copy of #0 under another id
+            record("1", "stand2.jpg", ["no"]),  # "1" collides with 1
+        ],
+    )
+    found = codes(f)
+    assert found.count("duplicate_id") == 2
+    assert "conflicting_answers" in found
+    assert "duplicate_record" in found
+    result = run(f)
+    assert "instance_id 1 is also record #0" in result.output
+    assert "same image and question as record #0 but answer ['no'] vs ['yes']" in result.output
+
+
+def test_balance_warning_points_to_mix(image_dir: Path) -> None:
+    recs = [record(i, "fall.png" if i % 2 else "dup.png", ["yes"], text_input=f"Q{i}") for i in range(19)]
+    recs.append(record(99, "stand.png", ["no"]))
+    f = write_json(image_dir / "a.json", recs)
+    result = run(f)
+    assert result.exit_code == 0
+    assert '95% of the 20 yes/no records answer "yes"' in result.output
+    assert "curate mix --vqav2-ratio 0.7" in result.output
+
+
+@pytest.mark.parametrize(
+    ("image", "code", "words"),
+    [
+        ("missing.png", "image_missing", "file not found"),
+        ("empty.png", "image_empty", "empty file"),
+        ("notes.png", "image_undecodable", "not a readable image"),
+        ("truncated.jpg", "image_corrupt", "corrupt or truncated"),
+        ("tiny.png", "image_tiny", "only 8x8 px"),
+    ],
+)
+def test_image_problems(image_dir: Path, image: str, code: str, words: str) -> None:
+    f = write_json(image_dir / "a.json", [record(1, image, ["no"])])
+    assert codes(f) == [code]
+    result = run(f)
+    assert result.exit_code == (0 if code == "image_tiny" else 1)
+    assert words in result.output
+    assert codes(f, check_image_files=False) == []
+    assert run(f, "--no-images").exit_code == 0
+
+
+def test_image_root_option(image_dir: Path, tmp_path: Path) -> None:
+    f = write_json(tmp_path / "elsewhere.json", [record(1, "fall.png", ["yes"])])
+    assert run(f).exit_code == 1
+    assert run(f, "--image-root", image_dir).exit_code == 0
+
+
+def test_all_problems_collected_in_one_pass(image_dir: Path) -> None:
+    recs = [record(i, answer="no") for i in range(30)]
+    f = write_json(image_dir / "a.json", recs)
+    report = validate_files([f])
+    assert [p.code for p in report.errors].count("answer_is_string") == 30
+    result = runner.invoke(app, ["validate", str(f), "--max-shown", "5"])
+    assert "26 more not shown" in result.output
+
+
+def test_json_report_lists_every_problem(image_dir: Path, tmp_path: Path) -> None:
+    f = write_json(image_dir / "a.json", [record(1, answer="yes"), record(2, "missing.png", ["no"])])
+    out = tmp_path / "report.json"
+    result = run(f, "--json", out)
+    assert result.exit_code == 1
+    data = json.loads(out.read_text())
+    assert data["ok"] is False and data["errors"] == 2
+    problem = data["problems"][0]
+    assert set(problem) == {"file", "index", "instance_id", "field", "code", "message", "fix",
+                            "severity"}
+    assert (problem["index"], problem["instance_id"], problem["field"], problem["code"]) == (
+        0, 1, "answer", "answer_is_string")
+
+
+def test_fix_round_trip(image_dir: Path, tmp_path: Path) -> None:
+    bad = [
+        record(1, answer=" yes "),
+        {"instance_id": 2, "image": "sub\\stand.png", "question": " Is anyone falling? ", "answer": "no"},
+        record(1, answer="yes"),  # exact duplicate of #0 once fixed
+        record(4, "missing.png", ["no"]),  # cannot be fixed
+    ]
+    (image_dir / "sub").mkdir()
+    (image_dir / "sub" / "stand.png").write_bytes((image_dir / "stand.png").read_bytes())
+    src = write_json(image_dir / "a.json", bad)
+    before = src.read_bytes()
+    out = tmp_path / "fixed.json"
+    result = run(src, "--fix", out)
+    assert src.read_bytes() == before  # input never changed
+    assert result.exit_code == 1  # the missing image remains
+    assert "renamed 'question' to 'text_input'" in result.output
+    assert "dropped, an exact duplicate" in result.output
+    assert "could not fix" in result.output and "missing.png" in result.output
+    fixed = json.loads(out.read_text())
+    assert [r["instance_id"] for r in fixed] == [1, 2, 4]
+    assert fixed[1] == {"instance_id": 2, "image": "sub/stand.png",
+                        "text_input": "Is anyone falling?", "answer": ["no"]}
+    # drop the unfixable record by hand: the fixed copy is then clean
+    write_json(out, fixed[:2])
+    assert run(out, "--image-root", image_dir).exit_code == 0
+
+
+def test_fix_refuses_to_overwrite_input(good_file: Path) -> None:
+    result = run(good_file, "--fix", good_file)
+    assert result.exit_code == 1
+    assert "would overwrite the input" in result.output
+
+
+def test_usage_errors_exit_2(tmp_path: Path, good_file: Path) -> None:
+    result = run(tmp_path / "nope.json")
+    assert result.exit_code == 2
+    assert "file not found" in result.output
+    assert runner.invoke(app, ["validate", str(good_file), "--max-shown", "-1"]).exit_code == 2
+    assert runner.invoke(app, ["validate", str(good_file), "--bogus"]).exit_code == 2
+
+
+def test_several_files(good_file: Path, image_dir: Path) -> None:
+    bad = write_json(image_dir / "b.json", [record(1, answer="yes")])
+    result = run(good_file, bad)
+    assert result.exit_code == 1
+    assert "2 file(s), 3 record(s)" in result.output
