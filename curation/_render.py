@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -9,14 +11,19 @@ from rich.table import Table
 from curation.fix import FixResult
 from curation.report import ValidationReport
 
+if TYPE_CHECKING:
+    from curation.export import ExportSummary
+    from curation.training.train import TrainEvent, TrainResult
+
 
 def validation_report(console: Console, report: ValidationReport, max_shown: int) -> None:
     shown = report.problems[:max_shown]
     if shown and not console.is_terminal:
         # piped or logged: one greppable line per problem, never wrapped
         for p in shown:
-            console.print(f"{p.severity}: {p.render()}", highlight=False, markup=False,
-                          soft_wrap=True)
+            console.print(
+                f"{p.severity}: {p.render()}", highlight=False, markup=False, soft_wrap=True
+            )
     elif shown:
         table = Table(title="Problems", title_justify="left", show_lines=True, expand=True)
         table.add_column("level", no_wrap=True)
@@ -55,3 +62,129 @@ def fix_result(console: Console, result: FixResult, max_shown: int) -> None:
         console.print("[bold red]could not fix:[/]")
         for p in remaining.errors[:max_shown]:
             console.print(f"  {p.render()}", highlight=False, markup=False, soft_wrap=True)
+
+
+def export_summary(console: Console, summary: ExportSummary) -> None:
+    table = Table(title=f"Export {summary.out}", title_justify="left")
+    table.add_column("split")
+    table.add_column("part/source/answer type")
+    table.add_column("records", justify="right")
+    for split, counts in summary.counts.items():
+        for key, n in counts.items():
+            table.add_row(split, key, str(n))
+    console.print(table)
+    records = summary.manifest.get("records", {})
+    console.print(
+        f"wrote {sum(records.values())} records ({', '.join(f'{k} {v}' for k, v in records.items())}), "
+        f"{summary.images} images, lavis.yaml and manifest.json to {summary.out}",
+        soft_wrap=True,
+    )
+    console.print(f"next: curate train {summary.out}/lavis.yaml", highlight=False)
+
+
+class TrainProgress:
+    """A rich progress bar fed by the training loop's events."""
+
+    def __init__(self, console: Console) -> None:
+        import sys
+
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        # LAVIS prints go to the run's log while training (stdout is redirected):
+        # keep writing to the stream that is stdout now
+        self.console = Console(
+            file=sys.stdout, force_terminal=console.is_terminal, width=console.width
+        )
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.task_id: Any = None
+        self.epoch = -1
+
+    def __enter__(self) -> TrainProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, event: TrainEvent) -> None:
+        if event.kind == "start":
+            d = event.data
+            self.console.print(
+                f"training on {d['device']}: {d['trainable']:,} trainable parameters, "
+                f"{d['epochs']} epoch(s); run folder {d['run_dir']}",
+                soft_wrap=True,
+            )
+            report = d.get("load_report")
+            if report:
+                self.console.print(
+                    f"loaded {report['path']}: {report['loaded']} tensors, "
+                    f"{len(report['missing'])} missing, {len(report['unexpected'])} unexpected",
+                    soft_wrap=True,
+                )
+        elif event.kind == "step":
+            if event.epoch != self.epoch:
+                self.epoch = event.epoch
+                self.task_id = self.progress.add_task(
+                    "train", total=event.steps, epoch=event.epoch, loss="-"
+                )
+            self.progress.update(self.task_id, completed=event.step, loss=f"{event.loss:.4f}")
+        elif event.kind == "eval":
+            d = event.data
+            acc = d.get("agg_metrics")
+            shown = f"{acc:.2f}" if isinstance(acc, (int, float)) else "n/a"
+            self.console.print(f"  {d['split']} accuracy (LAVIS VQA eval): {shown}")
+
+
+def train_result(console: Console, result: TrainResult) -> None:
+    first = f"{result.losses[0]:.4f}" if result.losses else "-"
+    last = f"{result.losses[-1]:.4f}" if result.losses else "-"
+    console.print(
+        f"[green]done[/] {result.steps} steps in {result.seconds:.1f} s on {result.device} "
+        f"(loss {first} -> {last}, peak RSS {result.peak_rss_mb:.0f} MiB)",
+        soft_wrap=True,
+    )
+    for ckpt in result.checkpoints:
+        console.print(f"  checkpoint: {ckpt}", highlight=False, soft_wrap=True)
+    if result.checkpoints:
+        console.print(
+            f"next: curate predict {result.checkpoints[-1]} IMAGE --question "
+            "'Is anyone falling in this image?'",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def predictions(
+    console: Console, answers: list[dict[str, str]], report: dict[str, Any], question: str
+) -> None:
+    console.print(
+        f"loaded {report['path']}: {report['loaded']} tensors, {len(report['missing'])} missing, "
+        f"{len(report['unexpected'])} unexpected"
+        + (
+            f", {len(report['missing_frozen'])} frozen (from the pretrained weights)"
+            if report.get("missing_frozen")
+            else ""
+        ),
+        soft_wrap=True,
+        highlight=False,
+    )
+    table = Table(title=question, title_justify="left")
+    table.add_column("image", overflow="fold")
+    table.add_column("answer")
+    for row in answers:
+        table.add_row(row["image"], row["answer"])
+    console.print(table)

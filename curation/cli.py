@@ -134,5 +134,106 @@ def schema(
         console.print(f"wrote {path}")
 
 
+ModelOption = Annotated[
+    str,
+    typer.Option("--model", help="Model preset the lavis.yaml is written for: tiny or blip2_t5."),
+]
+
+
+@app.command()
+@handles_errors
+def export(
+    task: Annotated[Path, typer.Option(help="Task annotation file (the LAVIS VQA contract).")],
+    out: Annotated[Path, typer.Option(help="Export folder to create.")],
+    image_root: Annotated[
+        Path | None, typer.Option(help="Folder the 'image' paths start from [default: the file's].")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the split (same seed, same files).")] = 0,
+    model: ModelOption = "tiny",
+    val_share: Annotated[float, typer.Option(help="Share of records for val.", min=0, max=1)] = 0.1,
+    test_share: Annotated[
+        float, typer.Option(help="Share of records for test.", min=0, max=1)
+    ] = 0.1,
+    copy: Annotated[
+        bool, typer.Option("--copy", help="Copy images instead of hard-linking.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --out.")
+    ] = False,
+    builder_name: Annotated[
+        str, typer.Option(help="The YAML's datasets: key (registered as our builder).")
+    ] = "falldown_vqa",
+) -> None:
+    """Split a validated annotation file by image and write a folder LAVIS trains on.
+
+    Writes OUT/train.json, val.json, test.json, images/, manifest.json and lavis.yaml.
+    """
+    from curation import _render
+    from curation.export import export_task
+
+    summary = export_task(
+        task,
+        image_root,
+        out,
+        seed=seed,
+        model=model,  # type: ignore[arg-type]
+        fractions=(1 - val_share - test_share, val_share, test_share),
+        copy=copy,
+        overwrite=overwrite,
+        builder_name=builder_name,
+    )
+    _render.export_summary(console, summary)
+
+
+@app.command()
+@handles_errors
+def train(
+    config: Annotated[Path, typer.Argument(help="The export's lavis.yaml.")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Dotted overrides, e.g. run.max_epoch=1.")
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="Name of the run folder [default: the start time].")
+    ] = None,
+) -> None:
+    """Train BLIP-2 with LAVIS's own task and runner, offline, in one process.
+
+    The run goes to OUT/runs/<run-id>/: checkpoints, LAVIS's log, the resolved
+    config and a manifest pointing at the data it trained on.
+    """
+    from curation import _render
+    from curation.training.train import train as run_training
+
+    with _render.TrainProgress(console) as progress:
+        result = run_training(config, overrides or [], run_id=run_id, on_event=progress.update)
+    _render.train_result(console, result)
+
+
+@app.command()
+@handles_errors
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint_*.pth from a run folder.")],
+    images: Annotated[list[Path], typer.Argument(help="Image file(s).")],
+    question: Annotated[
+        str, typer.Option(help="The question to ask.")
+    ] = "Is anyone falling in this image?",
+    config: Annotated[
+        Path | None, typer.Option(help="Run config [default: config.yaml beside the checkpoint].")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Answer a question about each image with a trained checkpoint (LAVIS generate)."""
+    import json
+
+    from curation import _render
+    from curation.training.predict import predict as run_predict
+
+    answers, report = run_predict(checkpoint, images, question, config)
+    if as_json:
+        print(json.dumps(answers, indent=2))
+        return
+    _render.predictions(console, answers, report, question)
+
+
 def run() -> None:  # pragma: no cover - console entry point helper
     sys.exit(app())

@@ -1,0 +1,165 @@
+"""The LAVIS run config (``lavis.yaml``) as pydantic models (``extra="forbid"``).
+
+The YAML keeps LAVIS's own shape (``model``, ``datasets``, ``run``) so LAVIS
+reads it unchanged; these models settle the known traps before LAVIS starts:
+``run.task`` must be set, ``inference_method`` must be ``generate`` (BLIP-2
+has no ``rank``), the question prompt is applied by the dataset in train,
+eval and predict alike (so ``run.prompt`` stays empty), and every path is
+relative to the YAML file's folder.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VitConfig(_Strict):
+    patch_size: int = Field(16, gt=0)
+    width: int = Field(64, gt=0)
+    depth: int = Field(2, gt=0)
+    heads: int = Field(2, gt=0)
+
+
+class QFormerConfig(_Strict):
+    hidden_size: int = Field(64, gt=0)
+    layers: int = Field(2, gt=0)
+    heads: int = Field(2, gt=0)
+    cross_attention_freq: int = Field(1, gt=0)
+
+
+class ModelConfig(_Strict):
+    """``model:``: our ``falldown_blip2_t5`` (LAVIS's ``Blip2T5``, local files only)."""
+
+    arch: Literal["falldown_blip2_t5"] = "falldown_blip2_t5"
+    model_type: Literal["tiny", "pretrain_flant5xl"]
+    load_finetuned: bool = False
+    pretrained: str | None = Field(None, description="BLIP-2 checkpoint .pth (local path)")
+    finetuned: str | None = None
+    vit_weights: str | None = Field(None, description="EVA-ViT-g weights .pth (local path)")
+    t5_model: str = Field(description="Flan-T5 folder (local path)")
+    qformer_tokenizer: str = Field(description="BERT tokenizer/config folder for the Q-Former")
+    image_size: int = Field(gt=0)
+    vit: VitConfig | None = None
+    qformer: QFormerConfig | None = None
+    num_query_token: int = Field(gt=0)
+    freeze_vit: bool = True
+    freeze_t5: bool = True
+    vit_precision: Literal["fp16", "fp32"] = "fp16"
+    drop_path_rate: float = 0.0
+    use_grad_checkpoint: bool = False
+    max_txt_len: int = Field(32, gt=0)
+    prompt: str = ""
+    init_seed: int = 0
+    apply_lemmatizer: bool = False
+
+
+class ProcessorConfig(BaseModel):
+    """A LAVIS processor: ``name`` from LAVIS's registry plus its own options."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+class SplitPair(_Strict):
+    train: ProcessorConfig
+    eval: ProcessorConfig
+
+
+class AnnotationStorage(_Strict):
+    storage: str | list[str]
+
+
+class ImageStorage(_Strict):
+    storage: str
+
+
+class BuildInfo(_Strict):
+    annotations: dict[Literal["train", "val", "test"], AnnotationStorage]
+    images: ImageStorage
+
+
+class DatasetConfig(_Strict):
+    """One entry of ``datasets:``; its key is the LAVIS builder name."""
+
+    builder: str | None = Field(
+        None,
+        description="Register this dataset key as an alias of this builder (e.g. falldown_vqa).",
+    )
+    data_type: Literal["images"] = "images"
+    prompt: str = Field(
+        "Question: {} Short answer:",
+        description="Question template applied in train, eval and predict alike.",
+    )
+    vis_processor: SplitPair
+    text_processor: SplitPair
+    build_info: BuildInfo
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_slot(cls, value: str) -> str:
+        if value and value.count("{}") != 1:
+            raise ValueError('the prompt needs exactly one "{}" where the question goes')
+        return value
+
+
+class RunConfig(_Strict):
+    """``run:``: LAVIS's runner and VQA task settings."""
+
+    task: Literal["vqa"] = Field(description="LAVIS task; must be set (vqa).")
+    runner: Literal["runner_base"] = "runner_base"
+    lr_sched: Literal["linear_warmup_cosine_lr", "linear_warmup_step_lr"] = (
+        "linear_warmup_cosine_lr"
+    )
+    init_lr: float = Field(gt=0)
+    min_lr: float = Field(0.0, ge=0)
+    warmup_lr: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    lr_decay_rate: float | None = None
+    weight_decay: float = Field(0.05, ge=0)
+    max_epoch: int = Field(gt=0)
+    batch_size_train: int = Field(gt=0)
+    batch_size_eval: int = Field(gt=0)
+    num_workers: int = Field(0, ge=0)
+    accum_grad_iters: int = Field(1, gt=0)
+    log_freq: int = Field(10, gt=0)
+    max_len: int = Field(10, gt=0)
+    min_len: int = Field(1, gt=0)
+    num_beams: int = Field(1, gt=0)
+    num_ans_candidates: int = 128
+    inference_method: Literal["generate"] = Field(
+        "generate", description="BLIP-2 supports only generate (LAVIS's default 'rank' fails)."
+    )
+    prompt: Literal[""] = Field(
+        "", description="Leave empty: the dataset applies datasets.*.prompt everywhere."
+    )
+    seed: int = 42
+    output_dir: str = "runs"
+    amp: bool = False
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    resume_ckpt_path: str | None = None
+    evaluate: bool = False
+    train_splits: list[str] = ["train"]
+    valid_splits: list[str] = ["val"]
+    test_splits: list[str] = ["test"]
+    distributed: Literal[False] = Field(
+        False, description="curate train runs one process (a gloo group of size 1)."
+    )
+    world_size: Literal[1] = 1
+    dist_url: str = "env://"
+
+
+class TrainConfig(_Strict):
+    """A whole ``lavis.yaml``."""
+
+    model: ModelConfig
+    datasets: dict[str, DatasetConfig] = Field(min_length=1)
+    run: RunConfig
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,122 @@
+"""Checks that run before any weight is read: data files, model files, builder names."""
+
+from __future__ import annotations
+
+from curation.errors import DataError
+from curation.training.config import LoadedConfig
+from curation.validate import validate_files
+
+#: What each local model file is and where users usually get it.
+MODEL_FILES: dict[str, tuple[str, str, str]] = {
+    # key: (kind, what it is, where users get it)
+    "pretrained": (
+        "file",
+        "the BLIP-2 checkpoint (e.g. blip2_pretrained_flant5xl.pth)",
+        "Salesforce's LAVIS release; its URL is in LAVIS's "
+        "configs/models/blip2/blip2_pretrain_flant5xl.yaml",
+    ),
+    "vit_weights": (
+        "file",
+        "the EVA-ViT-g vision encoder weights (eva_vit_g.pth)",
+        "Salesforce's LAVIS release; its URL is in lavis/models/eva_vit.py",
+    ),
+    "t5_model": (
+        "dir",
+        "the Flan-T5 folder (config.json, weights, tokenizer files)",
+        "the Hugging Face model google/flan-t5-xl, downloaded on a machine with "
+        "internet (huggingface-cli download google/flan-t5-xl --local-dir DIR)",
+    ),
+    "qformer_tokenizer": (
+        "dir",
+        "the BERT tokenizer and config for the Q-Former (vocab.txt, config.json)",
+        "the Hugging Face model bert-base-uncased (vocab.txt and config.json are enough)",
+    ),
+    "finetuned": ("file", "a fine-tuned checkpoint", "a previous `curate train` run"),
+}
+_REQUIRED_INSIDE = {"t5_model": ("config.json",), "qformer_tokenizer": ("vocab.txt",)}
+
+
+def check_model_files(loaded: LoadedConfig) -> None:
+    """Raise ``DataError`` naming each missing local model file, what it is and where to get it."""
+    model = loaded.config.model
+    needed = ["t5_model", "qformer_tokenizer"]
+    if model.model_type != "tiny":
+        needed += ["vit_weights", "pretrained"]
+    if model.load_finetuned:
+        needed.append("finetuned")
+    problems = []
+    for key in needed:
+        value = getattr(model, key)
+        kind, what, where = MODEL_FILES[key]
+        if not value:
+            problems.append(
+                f"model.{key} is not set: it must point at {what}. Get it from {where}."
+            )
+            continue
+        path = loaded.resolve(value)
+        ok = path.is_file() if kind == "file" else path.is_dir()
+        missing_inside = [f for f in _REQUIRED_INSIDE.get(key, ()) if not (path / f).is_file()]
+        if not ok or (kind == "dir" and missing_inside):
+            detail = f" (no {', '.join(missing_inside)} inside)" if ok else ""
+            problems.append(
+                f"model.{key}: {path} not found{detail}. It is {what}. Get it from {where}; "
+                f"nothing is downloaded at run time. Set it with model.{key}=PATH."
+            )
+    if problems:
+        raise DataError("local model files are missing:\n  " + "\n  ".join(problems))
+
+
+def check_data(loaded: LoadedConfig) -> int:
+    """Validate every annotation file the config names; return the number of records."""
+    total = 0
+    for name, ds in loaded.config.datasets.items():
+        root = loaded.resolve(ds.build_info.images.storage)
+        if not root.is_dir():
+            raise DataError(f"datasets.{name}.build_info.images: image folder {root} not found")
+        for split, ann in ds.build_info.annotations.items():
+            storage = [ann.storage] if isinstance(ann.storage, str) else ann.storage
+            paths = [loaded.resolve(p) for p in storage]
+            for p in paths:
+                if not p.is_file():
+                    raise DataError(
+                        f"datasets.{name}.build_info.annotations.{split}: {p} not found"
+                    )
+            report = validate_files([paths[0]], image_root=root)
+            if not report.ok:
+                shown = "\n  ".join(p.render() for p in report.errors[:5])
+                raise DataError(
+                    f"{paths[0]} ({split} split) breaks the LAVIS VQA contract; nothing was "
+                    f"trained:\n  {shown}\n  ({len(report.errors)} error(s); run: curate "
+                    f"validate {paths[0]} --image-root {root})"
+                )
+            total += report.records
+    return total
+
+
+def check_builders(loaded: LoadedConfig) -> None:
+    """Register aliases and make sure every ``datasets:`` key names a registered builder."""
+    from curation.training import import_plugin
+
+    plugin = import_plugin()
+
+    for name, ds in loaded.config.datasets.items():
+        if ds.builder is not None:
+            if ds.builder != plugin.BUILDER_NAME:
+                raise DataError(
+                    f"datasets.{name}.builder: unknown builder {ds.builder!r}; "
+                    f"use {plugin.BUILDER_NAME!r}"
+                )
+            plugin.register_builder(name)
+        elif name in plugin.registered_builders() and not plugin.is_ours(name):
+            raise DataError(
+                f"datasets: {name!r} is LAVIS's own builder, which downloads its data. "
+                f"curate train reads local exports: add 'builder: {plugin.BUILDER_NAME}' under "
+                "it and pick a name LAVIS does not use."
+            )
+        elif name not in plugin.registered_builders():
+            raise DataError(
+                f"datasets: {name!r} is not a registered LAVIS builder (LAVIS would fail with "
+                "\"'NoneType' object has no attribute 'default_config_path'\"). Registered: "
+                f"{', '.join(plugin.registered_builders())}. Fix: rename the key to "
+                f"{plugin.BUILDER_NAME!r}, or add 'builder: {plugin.BUILDER_NAME}' under it."
+            )

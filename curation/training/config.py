@@ -1,0 +1,148 @@
+"""Load ``lavis.yaml`` into the pydantic config, apply ``key=value`` overrides, resolve paths."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from curation._io import atomic_write_text
+from curation.errors import ConfigError, UsageError
+from curation.schemas.config import TrainConfig
+
+_MODEL_PATHS = ("pretrained", "finetuned", "vit_weights", "t5_model", "qformer_tokenizer")
+
+
+@dataclass
+class LoadedConfig:
+    """A validated config and the folder its relative paths start from."""
+
+    config: TrainConfig
+    path: Path
+
+    @property
+    def base(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else (self.base / p)
+
+
+def parse_overrides(items: Sequence[str]) -> list[tuple[list[str], Any]]:
+    """``run.max_epoch=1`` -> ``(["run", "max_epoch"], 1)`` (values parsed as YAML)."""
+    parsed = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip() or any(not part for part in key.split(".")):
+            raise UsageError(f"override {item!r} is not key=value. Example: run.max_epoch=1")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        parsed.append((key.strip().split("."), value))
+    return parsed
+
+
+def apply_overrides(data: dict[str, Any], items: Sequence[str]) -> dict[str, Any]:
+    data = copy.deepcopy(data)
+    for keys, value in parse_overrides(items):
+        node = data
+        for k in keys[:-1]:
+            child = node.get(k)
+            if not isinstance(child, dict):
+                child = node[k] = {}
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> LoadedConfig:
+    """Read, override and validate a run config.
+
+    Raises:
+        UsageError: the file does not exist.
+        ConfigError: YAML syntax, unknown keys or bad values (all of them, named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"config not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with model, datasets and run sections")
+    data = apply_overrides(data, overrides)
+    try:
+        config = TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(config_error_text(path, exc)) from None
+    return LoadedConfig(config, path)
+
+
+def config_error_text(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: {exc.error_count()} problem(s) in the config:"]
+    hints = {
+        "run.task": "set run.task: vqa (LAVIS needs it; without it nothing is trained).",
+        "run.inference_method": "BLIP-2 has no 'rank' inference; use generate.",
+        "run.prompt": "leave run.prompt empty; put the template in datasets.<name>.prompt "
+        "so train, eval and predict see the same question text.",
+        "run.distributed": "curate train runs a single process; for several GPUs run LAVIS's "
+        "train.py with torchrun.",
+    }
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in err["loc"])
+        msg = "unknown key (check the spelling)" if err["type"] == "extra_forbidden" else err["msg"]
+        hint = next((h for k, h in hints.items() if key.startswith(k)), "")
+        lines.append(f"  {key}: {msg}" + (f". Fix: {hint}" if hint else ""))
+    return "\n".join(lines)
+
+
+def map_paths(data: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
+    """Apply ``fn`` to every path in a config dict (model files, data files, run folders)."""
+    data = copy.deepcopy(data)
+    model = data.get("model", {})
+    for key in _MODEL_PATHS:
+        if model.get(key):
+            model[key] = fn(model[key])
+    for ds in data.get("datasets", {}).values():
+        info = ds.get("build_info", {})
+        for ann in info.get("annotations", {}).values():
+            st = ann["storage"]
+            ann["storage"] = [fn(s) for s in st] if isinstance(st, list) else fn(st)
+        if "images" in info:
+            info["images"]["storage"] = fn(info["images"]["storage"])
+    run = data.get("run", {})
+    for key in ("output_dir", "resume_ckpt_path"):
+        if run.get(key):
+            run[key] = fn(run[key])
+    return data
+
+
+def absolute_dict(loaded: LoadedConfig) -> dict[str, Any]:
+    """The config as LAVIS gets it: every relative path made absolute (in memory only)."""
+    return map_paths(loaded.config.to_yaml_dict(), lambda p: str(loaded.resolve(p).resolve()))
+
+
+def relocated_dict(loaded: LoadedConfig, new_base: Path) -> dict[str, Any]:
+    """The config with its relative paths rewritten relative to ``new_base``."""
+
+    def rel(p: str) -> str:
+        if Path(p).is_absolute():
+            return p
+        return Path(os.path.relpath(loaded.resolve(p).resolve(), new_base.resolve())).as_posix()
+
+    return map_paths(loaded.config.to_yaml_dict(), rel)
+
+
+def write_config(path: Path, data: dict[str, Any], header: str) -> None:
+    text = "".join(f"# {line}\n" for line in header.splitlines())
+    text += yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    atomic_write_text(path, text)

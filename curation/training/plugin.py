@@ -1,0 +1,363 @@
+"""Our LAVIS plugin: dataset, builder and model, registered through LAVIS's registry.
+
+Importing this module registers ``falldown_vqa`` (builder) and
+``falldown_blip2_t5`` (model) in LAVIS's registry. Nothing in LAVIS's
+site-packages is edited. LAVIS 1.0.2 lacks the instruction datasets of its
+GitHub main branch; this dataset provides what BLIP-2 needs itself: training
+reads ``text_output``, evaluation reads ``answer`` and ``question_id``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from curation.errors import require
+
+require("lavis", "lavis")
+
+import lavis.common.optims  # noqa: E402,F401 - registers the lr schedulers (as LAVIS's train.py does)
+import torch  # noqa: E402
+from lavis.common.registry import registry  # noqa: E402
+from lavis.datasets.builders.base_dataset_builder import BaseDatasetBuilder  # noqa: E402
+from lavis.datasets.datasets.base_dataset import BaseDataset  # noqa: E402
+from lavis.models.blip2_models import blip2_t5 as _blip2_t5_module  # noqa: E402
+from lavis.models.blip2_models.blip2 import LayerNorm  # noqa: E402
+from lavis.models.blip2_models.blip2_t5 import Blip2T5  # noqa: E402
+from PIL import Image  # noqa: E402
+from torch import nn  # noqa: E402
+
+from curation.errors import DataError  # noqa: E402
+from curation.training.plugin_data import DATA, MODEL_FILES  # noqa: E402
+
+BUILDER_NAME = "falldown_vqa"
+MODEL_ARCH = "falldown_blip2_t5"
+log = logging.getLogger(__name__)
+
+
+class FalldownVQADataset(BaseDataset):
+    """A LAVIS VQA dataset over a contract-valid annotation file.
+
+    Each item carries what both halves of LAVIS read: ``text_input`` (the
+    prompted question), ``text_output`` (the most frequent answer, for
+    ``Blip2T5.forward``), ``answers``/``weights`` (VQA style), and
+    ``question_id``/``answer`` (for ``VQATask.valid_step`` and our eval).
+    """
+
+    def __init__(
+        self,
+        vis_processor: Any,
+        text_processor: Any,
+        vis_root: str,
+        ann_paths: list[str],
+        prompt: str = "",
+    ) -> None:
+        super().__init__(vis_processor, text_processor, vis_root, ann_paths[:1])
+        self.prompt = prompt
+        # LAVIS's VQATask reads the official-format files for its accuracy (agg_metrics)
+        self.coco_fmt_qust_file = ann_paths[1] if len(ann_paths) > 2 else None
+        self.coco_fmt_anno_file = ann_paths[2] if len(ann_paths) > 2 else None
+
+    def _add_instance_ids(self, key: str = "instance_id") -> None:
+        """Keep the file's own ids (LAVIS's base class would overwrite them)."""
+
+    def question(self, text: str) -> str:
+        q = self.text_processor(text) if self.text_processor is not None else text
+        return self.prompt.format(q) if self.prompt else q
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        ann = self.annotation[index]
+        with Image.open(os.path.join(self.vis_root, ann["image"])) as im:
+            image = self.vis_processor(im.convert("RGB"))
+        counts = Counter(ann["answer"])
+        answers = list(counts)
+        return {
+            "image": image,
+            "text_input": self.question(ann["text_input"]),
+            "text_output": max(answers, key=counts.__getitem__),
+            "answers": answers,
+            "weights": [counts[a] / len(ann["answer"]) for a in answers],
+            "question_id": index,
+            "instance_id": str(ann["instance_id"]),
+        }
+
+    def collater(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "image": torch.stack([s["image"] for s in samples], dim=0),
+            "text_input": [s["text_input"] for s in samples],
+            "text_output": [s["text_output"] for s in samples],
+            "answer": [a for s in samples for a in s["answers"]],
+            "weight": torch.tensor([w for s in samples for w in s["weights"]]),
+            "n_answers": torch.LongTensor([len(s["answers"]) for s in samples]),
+            "question_id": torch.LongTensor([s["question_id"] for s in samples]),
+            "instance_id": [s["instance_id"] for s in samples],
+        }
+
+
+class FalldownVQABuilder(BaseDatasetBuilder):
+    """Builds train/val/test from local files only: no download, no barrier."""
+
+    train_dataset_cls = FalldownVQADataset
+    eval_dataset_cls = FalldownVQADataset
+    DATASET_CONFIG_DICT: ClassVar[dict[str, str]] = {"default": str(DATA / "falldown_vqa.yaml")}
+
+    @classmethod
+    def default_config_path(cls, type: str = "default") -> str:  # noqa: A002 - LAVIS's name
+        return cls.DATASET_CONFIG_DICT[type]
+
+    def build_datasets(self) -> dict[str, FalldownVQADataset]:
+        return self.build()
+
+    def build(self) -> dict[str, FalldownVQADataset]:
+        self.build_processors()
+        info = self.config.build_info
+        vis_root = str(info.images.storage)
+        if not os.path.isdir(vis_root):
+            raise DataError(f"image folder not found: {vis_root} (datasets.*.build_info.images)")
+        datasets = {}
+        for split, ann in info.annotations.items():
+            if split not in ("train", "val", "test"):
+                continue
+            paths = [ann.storage] if isinstance(ann.storage, str) else list(ann.storage)
+            for p in paths:
+                if not os.path.isfile(p):
+                    raise DataError(f"annotation file not found: {p} (split {split})")
+            kind = "train" if split == "train" else "eval"
+            datasets[split] = FalldownVQADataset(
+                self.vis_processors[kind],
+                self.text_processors[kind],
+                vis_root,
+                paths,
+                prompt=self.config.get("prompt", ""),
+            )
+        return datasets
+
+
+def register_builder(name: str) -> None:
+    """Register our builder under ``name`` too (the YAML's ``datasets:`` key)."""
+    mapping = registry.mapping["builder_name_mapping"]
+    if mapping.get(name) is None:
+        registry.register_builder(name)(
+            type(f"FalldownVQABuilder_{name}", (FalldownVQABuilder,), {})
+        )
+    elif not issubclass(mapping[name], FalldownVQABuilder):
+        raise DataError(
+            f"dataset name {name!r} is already LAVIS's {mapping[name].__name__}; "
+            "pick another name for datasets.<name>."
+        )
+
+
+def is_ours(name: str) -> bool:
+    builder = registry.mapping["builder_name_mapping"].get(name)
+    return builder is not None and issubclass(builder, FalldownVQABuilder)
+
+
+def registered_builders() -> list[str]:
+    return sorted(registry.mapping["builder_name_mapping"])
+
+
+class _LocalT5:
+    """Stands in for ``T5ForConditionalGeneration`` while ``Blip2T5.__init__`` runs.
+
+    A folder with weights loads them (local only); a folder with only a config
+    (the tiny preset) gets random weights from the seeded generator.
+    """
+
+    real = _blip2_t5_module.T5ForConditionalGeneration
+
+    @classmethod
+    def from_pretrained(cls, path: str, config: Any = None) -> nn.Module:
+        weights = ("pytorch_model.bin", "model.safetensors", "pytorch_model.bin.index.json")
+        if any((Path(path) / w).exists() for w in weights):
+            return cls.real.from_pretrained(path, config=config, local_files_only=True)
+        return cls.real(config)
+
+
+@contextlib.contextmanager
+def _patched(module: Any, name: str, value: Any) -> Iterator[None]:
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
+class FalldownBlip2T5(Blip2T5):
+    """LAVIS's ``Blip2T5``, built from local files only.
+
+    ``forward``, ``generate`` and ``predict_answers`` are LAVIS's own. Only
+    the pieces that fetch by URL or hub name are replaced: the Q-Former's
+    BERT tokenizer/config, the EVA-ViT weights and the Flan-T5 come from
+    local paths; the ``tiny`` preset builds each at toy size from config.
+    """
+
+    PRETRAINED_MODEL_CONFIG_DICT: ClassVar[dict[str, str]] = {
+        k: str(v) for k, v in MODEL_FILES.items()
+    }
+    _build: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def default_config_path(cls, model_type: str) -> str:
+        return cls.PRETRAINED_MODEL_CONFIG_DICT[model_type]
+
+    @classmethod
+    def init_tokenizer(cls) -> Any:
+        from transformers import BertTokenizer
+
+        tok = BertTokenizer.from_pretrained(cls._build["qformer_tokenizer"], local_files_only=True)
+        tok.add_special_tokens({"bos_token": "[DEC]"})
+        return tok
+
+    @classmethod
+    def init_Qformer(cls, num_query_token: int, vision_width: int, cross_attention_freq: int = 2):  # noqa: N802
+        from lavis.models.blip2_models.Qformer import BertConfig, BertLMHeadModel
+
+        q = cls._build.get("qformer")
+        if q:
+            config = BertConfig(
+                vocab_size=64,
+                hidden_size=q["hidden_size"],
+                num_hidden_layers=q["layers"],
+                num_attention_heads=q["heads"],
+                intermediate_size=4 * q["hidden_size"],
+                max_position_embeddings=64,
+            )
+            cross_attention_freq = q.get("cross_attention_freq", 1)
+        else:
+            config = BertConfig.from_pretrained(
+                cls._build["qformer_tokenizer"], local_files_only=True
+            )
+        config.encoder_width = vision_width
+        config.add_cross_attention = True
+        config.cross_attention_freq = cross_attention_freq
+        config.query_length = num_query_token
+        # Q-Former weights come from the BLIP-2 checkpoint (or stay random in tiny)
+        qformer = BertLMHeadModel(config)
+        query_tokens = nn.Parameter(torch.zeros(1, num_query_token, config.hidden_size))
+        query_tokens.data.normal_(mean=0.0, std=config.initializer_range)
+        return qformer, query_tokens
+
+    @classmethod
+    def init_vision_encoder(
+        cls, model_name, img_size, drop_path_rate, use_grad_checkpoint, precision
+    ):  # noqa: ANN001
+        from lavis.models.eva_vit import (
+            VisionTransformer,
+            convert_weights_to_fp16,
+            interpolate_pos_embed,
+        )
+
+        vit = cls._build.get("vit")
+        if vit:
+            encoder = VisionTransformer(
+                img_size=img_size,
+                patch_size=vit["patch_size"],
+                use_mean_pooling=False,
+                embed_dim=vit["width"],
+                depth=vit["depth"],
+                num_heads=vit["heads"],
+                mlp_ratio=2.0,
+                qkv_bias=True,
+                drop_path_rate=drop_path_rate,
+                norm_layer=partial(nn.LayerNorm, eps=1e-6),
+                use_checkpoint=use_grad_checkpoint,
+            )
+        else:  # EVA-ViT-g exactly as lavis.models.eva_vit.create_eva_vit_g, weights from disk
+            encoder = VisionTransformer(
+                img_size=img_size,
+                patch_size=14,
+                use_mean_pooling=False,
+                embed_dim=1408,
+                depth=39,
+                num_heads=1408 // 88,
+                mlp_ratio=4.3637,
+                qkv_bias=True,
+                drop_path_rate=drop_path_rate,
+                norm_layer=partial(nn.LayerNorm, eps=1e-6),
+                use_checkpoint=use_grad_checkpoint,
+            )
+            state = torch.load(cls._build["vit_weights"], map_location="cpu")
+            interpolate_pos_embed(encoder, state)
+            result = encoder.load_state_dict(state, strict=False)
+            if result.unexpected_keys or result.missing_keys:
+                log.warning(
+                    "EVA-ViT weights: missing %s, unexpected %s",
+                    result.missing_keys,
+                    result.unexpected_keys,
+                )
+        if precision == "fp16":
+            convert_weights_to_fp16(encoder)
+        return encoder, LayerNorm(encoder.num_features)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> FalldownBlip2T5:
+        cls._build = {
+            "qformer_tokenizer": cfg.get("qformer_tokenizer"),
+            "vit_weights": cfg.get("vit_weights"),
+            "qformer": _plain(cfg.get("qformer")),
+            "vit": _plain(cfg.get("vit")),
+        }
+        torch.manual_seed(int(cfg.get("init_seed", 0)))
+        try:
+            with _patched(_blip2_t5_module, "T5ForConditionalGeneration", _LocalT5):
+                model = super().from_config(cfg)
+        finally:
+            cls._build = {}
+        if not cfg.get("freeze_t5", True):
+            model.t5_model.float()
+            for p in model.t5_model.parameters():
+                p.requires_grad = True
+        return model
+
+    def load_checkpoint_from_config(self, cfg: Any, **kwargs: Any) -> None:
+        path = cfg.get("finetuned") if cfg.get("load_finetuned", False) else cfg.get("pretrained")
+        self.load_report = None
+        if path:
+            self.load_report = load_weights(self, path)
+
+    def load_from_pretrained(self, url_or_filename: str) -> Any:
+        return load_weights(self, url_or_filename)
+
+
+def _plain(value: Any) -> Any:
+    if value is None:
+        return None
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(value) if not isinstance(value, dict) else value
+
+
+class LoadReport(dict):
+    """Missing and unexpected keys of a checkpoint load (never hidden)."""
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> LoadReport:
+    """Load a LAVIS checkpoint from a local file and report the keys that did not match.
+
+    LAVIS's checkpoints leave out frozen parameters; those are expected to be
+    missing and are counted apart from real mismatches.
+    """
+    if not os.path.isfile(path):
+        raise DataError(f"checkpoint not found: {path}")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
+    result = model.load_state_dict(state, strict=False)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    return LoadReport(
+        path=str(path),
+        loaded=len(state) - len(result.unexpected_keys),
+        missing=[k for k in result.missing_keys if k not in frozen],
+        missing_frozen=[k for k in result.missing_keys if k in frozen],
+        unexpected=list(result.unexpected_keys),
+    )
+
+
+registry.register_builder(BUILDER_NAME)(FalldownVQABuilder)
+registry.register_model(MODEL_ARCH)(FalldownBlip2T5)

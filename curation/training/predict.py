@@ -1,0 +1,131 @@
+"""`curate predict`: load a checkpoint into its preset and answer questions about images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curation.errors import DataError, UsageError
+from curation.training import import_plugin
+from curation.training.checks import check_model_files
+from curation.training.config import LoadedConfig, absolute_dict, load_train_config
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    vis_processor: Any
+    question: Any  # callable: raw question -> the prompted text the model saw in training
+    run: Any
+    device: str
+    load_report: dict[str, Any]
+
+
+def find_config(checkpoint: Path, config: str | Path | None) -> Path:
+    if config is not None:
+        return Path(config)
+    beside = checkpoint.parent / "config.yaml"
+    if not beside.is_file():
+        raise UsageError(f"no config.yaml beside {checkpoint}. Fix: pass --config lavis.yaml")
+    return beside
+
+
+def load_model(checkpoint: str | Path, config: str | Path | None = None) -> LoadedModel:
+    """Build the config's preset from local files and load ``checkpoint`` into it.
+
+    Raises:
+        DataError: missing files, or checkpoint keys that do not match the model
+            (LAVIS's ``strict=False`` would silently ignore them).
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise UsageError(f"checkpoint not found: {checkpoint}")
+    loaded: LoadedConfig = load_train_config(find_config(checkpoint, config))
+    check_model_files(loaded)
+    plugin = import_plugin()
+    import torch
+    from lavis.common.registry import registry
+    from omegaconf import OmegaConf
+
+    data = absolute_dict(loaded)
+    model_cls = registry.get_model_class(data["model"]["arch"])
+    model = model_cls.from_config(OmegaConf.create(data["model"]))
+    report = plugin.load_weights(model, checkpoint)
+    if report["missing"] or report["unexpected"]:
+        raise DataError(
+            f"{checkpoint} does not match the {loaded.config.model.model_type} model: "
+            f"{len(report['missing'])} missing key(s) {report['missing'][:5]}, "
+            f"{len(report['unexpected'])} unexpected key(s) {report['unexpected'][:5]}. "
+            "Fix: use the config.yaml of the run that wrote this checkpoint (--config)."
+        )
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = model.to(device).eval()
+    ds = next(iter(data["datasets"].values()))
+    vis_cfg = ds["vis_processor"]["eval"]
+    txt_cfg = ds["text_processor"]["eval"]
+    vis = registry.get_processor_class(vis_cfg["name"]).from_config(OmegaConf.create(vis_cfg))
+    txt = registry.get_processor_class(txt_cfg["name"]).from_config(OmegaConf.create(txt_cfg))
+    prompt = ds.get("prompt", "")
+
+    def question(text: str) -> str:
+        q = txt(text)
+        return prompt.format(q) if prompt else q
+
+    return LoadedModel(model, vis, question, loaded.config.run, device, dict(report))
+
+
+def answer(
+    loaded: LoadedModel, images: list[Path], questions: list[str], batch_size: int = 32
+) -> list[str]:
+    """Answer ``questions[i]`` about ``images[i]`` with LAVIS's ``predict_answers`` (generate)."""
+    import torch
+    from PIL import Image
+
+    answers: list[str] = []
+    for start in range(0, len(images), batch_size):
+        batch_images, batch_q = (
+            images[start : start + batch_size],
+            questions[start : start + batch_size],
+        )
+        tensors = []
+        for path in batch_images:
+            try:
+                with Image.open(path) as im:
+                    tensors.append(loaded.vis_processor(im.convert("RGB")))
+            except (OSError, ValueError) as exc:
+                raise DataError(f"{path}: cannot read the image ({exc})") from None
+        samples = {
+            "image": torch.stack(tensors).to(loaded.device),
+            "text_input": [loaded.question(q) for q in batch_q],
+        }
+        with torch.no_grad():
+            answers.extend(
+                loaded.model.predict_answers(
+                    samples,
+                    inference_method="generate",
+                    num_beams=loaded.run.num_beams,
+                    max_len=loaded.run.max_len,
+                    min_len=loaded.run.min_len,
+                    prompt="",
+                )
+            )
+    return answers
+
+
+def predict(
+    checkpoint: str | Path,
+    images: list[str | Path],
+    question: str,
+    config: str | Path | None = None,
+) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """Answer one question about each image; return the answers and the load report."""
+    paths = [Path(p) for p in images]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UsageError(f"image(s) not found: {', '.join(missing)}")
+    loaded = load_model(checkpoint, config)
+    answers = answer(loaded, paths, [question] * len(paths))
+    return [
+        {"image": str(p), "answer": a} for p, a in zip(paths, answers, strict=True)
+    ], loaded.load_report

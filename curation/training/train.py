@@ -1,0 +1,409 @@
+"""`curate train`: LAVIS's own task and runner, one process, local files only.
+
+Before anything heavy is imported the config, the data (the contract) and
+the model files are checked, so a bad file fails in about a second. LAVIS's
+``RunnerBase.train`` calls ``dist.barrier()`` even with ``distributed: False``;
+``_SingleProcessDist`` answers that call for a single process. LAVIS's
+source is never edited.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import random
+import re
+import resource
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curation import __version__
+from curation._io import atomic_write_json, sha256_file
+from curation.errors import DataError
+from curation.training import import_plugin
+from curation.training.checks import check_builders, check_data, check_model_files
+from curation.training.config import (
+    LoadedConfig,
+    absolute_dict,
+    load_train_config,
+    relocated_dict,
+    write_config,
+)
+
+
+@dataclass
+class TrainEvent:
+    """What the training loop reports to a progress display."""
+
+    kind: str  # "start", "step", "epoch", "eval"
+    epoch: int = 0
+    step: int = 0
+    steps: int = 0
+    loss: float | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoints: list[Path]
+    losses: list[float]
+    epochs: list[dict[str, Any]]
+    test_metrics: dict[str, Any]
+    seconds: float
+    steps: int
+    peak_rss_mb: float
+    device: str
+
+
+def prepare(config_path: str | Path, overrides: Sequence[str] = ()) -> tuple[LoadedConfig, int]:
+    """Load and check everything that can be checked before a weight is read."""
+    loaded = load_train_config(config_path, overrides)
+    check_model_files(loaded)
+    records = check_data(loaded)
+    return loaded, records
+
+
+def train(
+    config_path: str | Path,
+    overrides: Sequence[str] = (),
+    run_id: str | None = None,
+    on_event: Callable[[TrainEvent], None] | None = None,
+) -> TrainResult:
+    """Train with LAVIS as the config says; write the run under ``<output_dir>/<run_id>/``.
+
+    Raises:
+        ConfigError / DataError: bad config, data or model files (before any training).
+    """
+    loaded, _ = prepare(config_path, overrides)
+    import_plugin()
+    check_builders(loaded)
+    import torch
+
+    cfg = loaded.config
+    device = cfg.run.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DataError("run.device is cuda but no CUDA GPU is visible. Fix: run.device=cpu")
+    run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
+    output_root = loaded.resolve(cfg.run.output_dir)
+    run_dir = output_root / run_id
+    if run_dir.exists():
+        raise DataError(f"run folder {run_dir} already exists. Fix: pass another --run-id")
+    run_dir.mkdir(parents=True)
+
+    write_config(
+        run_dir / "config.yaml",
+        relocated_dict(loaded, run_dir),
+        f"Resolved config of run {run_id} (paths relative to this folder).\n"
+        f"curate predict {run_dir.as_posix()}/checkpoint_best.pth IMAGE --question '...'",
+    )
+    lavis_dict = absolute_dict(loaded)
+    lavis_dict["run"].update(
+        device=device, amp=cfg.run.amp and device == "cuda", output_dir=str(output_root.resolve())
+    )
+    emit = on_event or (lambda e: None)
+    started = time.perf_counter()
+    with _single_process_group(), _lavis_log(run_dir / "lavis.log") as tee:
+        lavis_cfg = _lavis_config(lavis_dict)
+        _seed_everything(cfg.run.seed)
+        task = _observed_task(lavis_cfg, emit, tee)
+        datasets = task.build_datasets(lavis_cfg)
+        model = task.build_model(lavis_cfg)
+        runner = _runner_class()(
+            cfg=lavis_cfg, task=task, model=model, datasets=datasets, job_id=run_id
+        )
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        emit(
+            TrainEvent(
+                "start",
+                data={
+                    "run_dir": str(run_dir),
+                    "device": device,
+                    "trainable": trainable,
+                    "epochs": cfg.run.max_epoch,
+                    "load_report": getattr(model, "load_report", None),
+                },
+            )
+        )
+        runner.train()
+    seconds = time.perf_counter() - started
+
+    epochs = _read_log_stats(run_dir / "log.txt")
+    test_metrics = next((e for e in reversed(task.evals) if e["split"] == "test"), {})
+    checkpoints = sorted(run_dir.glob("checkpoint_*.pth"))
+    data_manifest = loaded.base / "manifest.json"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    atomic_write_json(
+        run_dir / "manifest.json",
+        {
+            "tool": "falldown-curate",
+            "version": __version__,
+            "run_id": run_id,
+            "config": os.path.relpath(loaded.path.resolve(), run_dir.resolve()),
+            "overrides": list(overrides),
+            "data_manifest": os.path.relpath(data_manifest.resolve(), run_dir.resolve())
+            if data_manifest.is_file()
+            else None,
+            "data_manifest_sha256": sha256_file(data_manifest) if data_manifest.is_file() else None,
+            "device": device,
+            "seconds": round(seconds, 2),
+            "steps": len(task.losses),
+            "first_loss": task.losses[0] if task.losses else None,
+            "last_loss": task.losses[-1] if task.losses else None,
+            "checkpoints": [c.name for c in checkpoints],
+            "epochs": epochs,
+            "evaluations": task.evals,
+        },
+    )
+    return TrainResult(
+        run_dir,
+        checkpoints,
+        task.losses,
+        epochs,
+        test_metrics,
+        seconds,
+        len(task.losses),
+        peak,
+        device,
+    )
+
+
+class _SingleProcessDist:
+    """``torch.distributed`` as LAVIS's runner module sees it, with a no-op barrier.
+
+    ``RunnerBase.train`` calls ``dist.barrier()`` even with ``distributed: False``.
+    A real process group of size 1 would satisfy it, but then LAVIS's
+    ``MetricLogger`` takes the distributed path and allocates CUDA tensors,
+    which fails on CPU. Without a group, every other LAVIS call takes its
+    single-process path; only this module-level name is swapped, for the
+    duration of the run, and only in LAVIS's runner module.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def barrier(self, *args: Any, **kwargs: Any) -> None:
+        if self._real.is_available() and self._real.is_initialized():
+            self._real.barrier(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+@contextlib.contextmanager
+def _single_process_group() -> Iterator[None]:
+    import lavis.runners.runner_base as runner_module
+
+    with _patched_attr(runner_module, "dist", _SingleProcessDist(runner_module.dist)):
+        yield
+
+
+class _Tee(io.TextIOBase):
+    """Sends LAVIS's prints to its log file (the CLI shows a progress bar instead)."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+
+    def write(self, text: str) -> int:
+        self.fh.write(text)
+        self.fh.flush()
+        return len(text)
+
+
+@contextlib.contextmanager
+def _lavis_log(path: Path) -> Iterator[_Tee]:
+    with open(path, "a", encoding="utf-8") as fh:
+        handler = logging.StreamHandler(fh)
+        handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
+        root = logging.getLogger()
+        old_level = root.level
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        tee = _Tee(fh)
+        try:
+            with contextlib.redirect_stdout(tee), warnings.catch_warnings():  # MetricLogger prints
+                warnings.simplefilter("default")
+                yield tee
+        finally:
+            logging.captureWarnings(False)
+            root.removeHandler(handler)
+            root.setLevel(old_level)
+
+
+def _lavis_config(data: dict[str, Any]) -> Any:
+    """LAVIS's own Config (it merges the builder's and model's default YAMLs)."""
+    import argparse
+
+    import yaml
+    from lavis.common.config import Config
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        yaml.safe_dump(data, fh)
+    try:
+        return Config(argparse.Namespace(cfg_path=fh.name, options=[]))
+    finally:
+        os.unlink(fh.name)
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _observed_task(lavis_cfg: Any, emit: Callable[[TrainEvent], None], tee: _Tee) -> Any:
+    """LAVIS's VQATask, with each step's loss reported."""
+    from lavis.tasks.vqa import VQATask
+
+    class ObservedVQATask(VQATask):
+        losses: list[float]
+        evals: list[dict[str, Any]]
+
+        def train_step(self, model: Any, samples: dict[str, Any]) -> Any:
+            loss = super().train_step(model, samples)
+            value = float(loss.item())
+            if value != value:  # NaN
+                raise DataError(
+                    f"the loss became NaN at step {len(self.losses)}; lower run.init_lr"
+                )
+            self.losses.append(value)
+            emit(
+                TrainEvent(
+                    "step",
+                    epoch=int(samples.get("epoch", 0)),
+                    step=int(samples.get("iters", 0)) + 1,
+                    steps=int(samples.get("num_iters_per_epoch", 0)),
+                    loss=value,
+                )
+            )
+            return loss
+
+        def evaluation(self, model: Any, data_loader: Any, cuda_enabled: bool = True) -> Any:
+            # LAVIS's runner never passes cuda_enabled, so evaluation moves batches to CUDA
+            return super().evaluation(model, data_loader, cuda_enabled=model.device.type == "cuda")
+
+        def after_evaluation(self, val_result: Any, split_name: str, **kwargs: Any) -> Any:
+            metrics = super().after_evaluation(val_result, split_name, **kwargs)
+            epoch = kwargs.get("epoch")
+            self.evals.append({"split": split_name, "epoch": epoch, **(metrics or {})})
+            emit(
+                TrainEvent(
+                    "eval", epoch=epoch if isinstance(epoch, int) else -1, data=self.evals[-1]
+                )
+            )
+            return metrics
+
+    task = ObservedVQATask.setup_task(cfg=lavis_cfg)
+    task.losses, task.evals = [], []
+    return task
+
+
+def _runner_class() -> type:
+    """LAVIS's RunnerBase, saving a checkpoint each epoch and resuming frozen models."""
+    import torch
+    from lavis.runners.runner_base import RunnerBase
+
+    class FalldownRunner(RunnerBase):
+        @property
+        def model(self) -> Any:
+            # LAVIS sets the wrapped model only when it moves the model to another device,
+            # so on CPU its property returns None
+            wrapped = RunnerBase.model.fget(self)
+            if wrapped is None:
+                self._wrapped_model = wrapped = self._model
+            return wrapped
+
+        def create_loaders(self, *args: Any, **kwargs: Any) -> Any:
+            if self.device.type == "cuda":
+                return super().create_loaders(*args, **kwargs)
+            # LAVIS's PrefetchLoader opens a CUDA stream even on CPU; pass batches through
+            import lavis.runners.runner_base as runner_module
+
+            with _patched_attr(runner_module, "PrefetchLoader", _CpuLoader):
+                return super().create_loaders(*args, **kwargs)
+
+        def train_epoch(self, epoch: int) -> Any:
+            stats = super().train_epoch(epoch)
+            # LAVIS saves only checkpoint_best.pth when there are validation splits, and
+            # only when accuracy rises above 0; keep the latest epoch too (resume needs it)
+            self._save_checkpoint(epoch, is_best=False)
+            previous = Path(self.output_dir) / f"checkpoint_{epoch - 1}.pth"
+            previous.unlink(missing_ok=True)
+            return stats
+
+        def _reload_best_model(self, model: Any) -> Any:
+            best = Path(self.output_dir) / "checkpoint_best.pth"
+            if not best.exists():  # accuracy never rose above 0: test the latest epoch
+                latest = sorted(Path(self.output_dir).glob("checkpoint_[0-9]*.pth"))
+                if latest:
+                    os.link(latest[-1], best)
+            return super()._reload_best_model(model)
+
+        def _load_checkpoint(self, url_or_filename: str) -> None:
+            # LAVIS's checkpoints leave out frozen weights; its strict load then fails
+            if not os.path.isfile(url_or_filename):
+                raise DataError(f"run.resume_ckpt_path: {url_or_filename} not found")
+            checkpoint = torch.load(url_or_filename, map_location=self.device, weights_only=False)
+            model = self.unwrap_dist_model(self.model)
+            result = model.load_state_dict(checkpoint["model"], strict=False)
+            frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+            bad = [k for k in result.missing_keys if k not in frozen] + list(result.unexpected_keys)
+            if bad:
+                raise DataError(f"{url_or_filename} does not match the model: {bad[:5]}")
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            if self.scaler and checkpoint.get("scaler"):
+                self.scaler.load_state_dict(checkpoint["scaler"])
+            self.start_epoch = checkpoint["epoch"] + 1
+
+    return FalldownRunner
+
+
+class _CpuLoader:
+    """What LAVIS's PrefetchLoader does, minus the CUDA stream (batches stay on the CPU)."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+
+@contextlib.contextmanager
+def _patched_attr(module: Any, name: str, value: Any) -> Iterator[None]:
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
+def _read_log_stats(path: Path) -> list[dict[str, Any]]:
+    """The per-epoch JSON lines LAVIS appends to log.txt (the config dump is skipped)."""
+    if not path.exists():
+        return []
+    stats = []
+    for line in path.read_text().splitlines():
+        if line.startswith("{") and line.endswith("}") and re.match(r'\{"(train|val|test)_', line):
+            stats.append(json.loads(line))
+    return stats
