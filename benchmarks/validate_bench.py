@@ -87,8 +87,10 @@ def main() -> None:
         ours_img = time.perf_counter() - t
         print(f"images: {args.images} JPEGs 224x224")
         print(f"curate validate (full decode, threads): {args.images / ours_img:8,.0f} images/s")
-        print(f"plain Image.open().verify() loop      : {args.images / verify:8,.0f} images/s"
-              " (header/CRC only, misses truncation)")
+        print(
+            f"plain Image.open().verify() loop      : {args.images / verify:8,.0f} images/s"
+            " (header/CRC only, misses truncation)"
+        )
 
 
 if __name__ == "__main__":

@@ -15,13 +15,34 @@ from curation.validate import validate_files
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 field_values = st.one_of(
-    st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False),
-    st.sampled_from(["", " ", "\t", "1.jpg", "a/b.png", "../x.png", "/abs.png", "C:\\x.png",
-                     "x..y.png", "a:b.png", "a/..", "yes", "no", " yes"]),
+    st.integers(),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "\t",
+            "1.jpg",
+            "a/b.png",
+            "../x.png",
+            "/abs.png",
+            "C:\\x.png",
+            "x..y.png",
+            "a:b.png",
+            "a/..",
+            "yes",
+            "no",
+            " yes",
+        ]
+    ),
     st.sampled_from(["1.jpg", "yes"]),
     st.text(max_size=5),
     st.lists(st.sampled_from(["yes", "no", "", " ", "2"]) | st.integers(), max_size=3),
@@ -31,8 +52,9 @@ records = st.fixed_dictionaries(
     optional={k: field_values for k in ("instance_id", "image", "text_input", "answer")}
     | {"extra": st.integers()},
 )
-SETTINGS = settings(max_examples=300, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def _validate(tmp_path: Path, payload: bytes):

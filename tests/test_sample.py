@@ -6,6 +6,7 @@ import hashlib
 import json
 
 from conftest import SAMPLE
+
 from curation.synthetic import render_scene
 from curation.validate import validate_files
 

@@ -6,9 +6,9 @@ import json
 import os
 from pathlib import Path
 
+from conftest import REPO
 from typer.testing import CliRunner
 
-from conftest import REPO
 from curation.cli import app
 from curation.schema_files import json_schemas, stale_json_schemas, write_json_schemas
 

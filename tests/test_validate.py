@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import record, write_json
 from typer.testing import CliRunner
 
-from conftest import record, write_json
 from curation.cli import app
 from curation.validate import validate_files
 
@@ -16,7 +16,9 @@ runner = CliRunner()
 
 
 def run(*args: str | Path):
-    return runner.invoke(app, ["validate", *map(str, args), "--max-shown", "50"], terminal_width=200)
+    return runner.invoke(
+        app, ["validate", *map(str, args), "--max-shown", "50"], terminal_width=200
+    )
 
 
 def codes(path: Path, **kw) -> list[str]:
@@ -33,7 +35,7 @@ def test_string_answer_explains_the_yes_crash(image_dir: Path) -> None:
     f = write_json(image_dir / "a.json", [record(1, answer="yes"), record(2, "stand.png", ["no"])])
     result = run(f)
     assert result.exit_code == 1
-    assert 'a.json record #0 (instance_id=1)' in result.output
+    assert "a.json record #0 (instance_id=1)" in result.output
     assert 'got the string "yes"; LAVIS iterates it as "y","e","s"' in result.output
     assert '"answer": ["yes"] (or run with --fix)' in result.output
 
@@ -62,7 +64,9 @@ def test_unknown_key_is_a_warning(image_dir: Path) -> None:
 
 def test_trailing_comma_names_line_and_column(image_dir: Path) -> None:
     f = image_dir / "a.json"
-    f.write_text('[\n  {"instance_id": 1, "image": "fall.png", "text_input": "Q?", "answer": ["yes"]},\n]\n')
+    f.write_text(
+        '[\n  {"instance_id": 1, "image": "fall.png", "text_input": "Q?", "answer": ["yes"]},\n]\n'
+    )
     result = run(f)
     assert result.exit_code == 1
     assert "invalid JSON at line 3 column 1" in result.output
@@ -74,12 +78,21 @@ def test_trailing_comma_names_line_and_column(image_dir: Path) -> None:
     [
         (b'{"instance_id": 1}', "not_a_list", "LAVIS expects an array of records"),
         (b"[]", "empty_file", "empty list"),
-        (b'[{"instance_id": 1, "image": "caf\xe9.png", "text_input": "Q", "answer": ["no"]}]',
-         "not_utf8", "not UTF-8: byte 0xe9"),
-        (b'[{"instance_id": NaN, "image": "fall.png", "text_input": "Q", "answer": ["no"]}]',
-         "nonfinite_number", "NaN is not valid JSON"),
-        (b'\xef\xbb\xbf[{"instance_id": 1, "image": "fall.png", "text_input": "Q", "answer": ["no"]}]',
-         "utf8_bom", "byte-order mark"),
+        (
+            b'[{"instance_id": 1, "image": "caf\xe9.png", "text_input": "Q", "answer": ["no"]}]',
+            "not_utf8",
+            "not UTF-8: byte 0xe9",
+        ),
+        (
+            b'[{"instance_id": NaN, "image": "fall.png", "text_input": "Q", "answer": ["no"]}]',
+            "nonfinite_number",
+            "NaN is not valid JSON",
+        ),
+        (
+            b'\xef\xbb\xbf[{"instance_id": 1, "image": "fall.png", "text_input": "Q", "answer": ["no"]}]',
+            "utf8_bom",
+            "byte-order mark",
+        ),
         (b'["just a string"]', "record_not_object", "not an object"),
     ],
 )
@@ -103,8 +116,11 @@ def test_file_level_problems(image_dir: Path, content: bytes, code: str, words: 
         (record(1, image="/abs/fall.png"), "bad_image_path", "is an absolute path"),
         (record(1, image="C:\\data\\fall.png"), "bad_image_path", "backslash"),
         (record(1, image="../fall.png"), "bad_image_path", "could escape the image root"),
-        ({"instance_id": 1, "image": "fall.png", "answer": ["yes"]}, "missing_key",
-         "add 'text_input'"),
+        (
+            {"instance_id": 1, "image": "fall.png", "answer": ["yes"]},
+            "missing_key",
+            "add 'text_input'",
+        ),
     ],
 )
 def test_record_level_problems(image_dir: Path, rec: dict, code: str, words: str) -> None:
@@ -136,7 +152,10 @@ def test_duplicate_ids_and_conflicts_and_duplicates(image_dir: Path) -> None:
 
 
 def test_balance_warning_points_to_mix(image_dir: Path) -> None:
-    recs = [record(i, "fall.png" if i % 2 else "dup.png", ["yes"], text_input=f"Q{i}") for i in range(19)]
+    recs = [
+        record(i, "fall.png" if i % 2 else "dup.png", ["yes"], text_input=f"Q{i}")
+        for i in range(19)
+    ]
     recs.append(record(99, "stand.png", ["no"]))
     f = write_json(image_dir / "a.json", recs)
     result = run(f)
@@ -181,23 +200,42 @@ def test_all_problems_collected_in_one_pass(image_dir: Path) -> None:
 
 
 def test_json_report_lists_every_problem(image_dir: Path, tmp_path: Path) -> None:
-    f = write_json(image_dir / "a.json", [record(1, answer="yes"), record(2, "missing.png", ["no"])])
+    f = write_json(
+        image_dir / "a.json", [record(1, answer="yes"), record(2, "missing.png", ["no"])]
+    )
     out = tmp_path / "report.json"
     result = run(f, "--json", out)
     assert result.exit_code == 1
     data = json.loads(out.read_text())
     assert data["ok"] is False and data["errors"] == 2
     problem = data["problems"][0]
-    assert set(problem) == {"file", "index", "instance_id", "field", "code", "message", "fix",
-                            "severity"}
+    assert set(problem) == {
+        "file",
+        "index",
+        "instance_id",
+        "field",
+        "code",
+        "message",
+        "fix",
+        "severity",
+    }
     assert (problem["index"], problem["instance_id"], problem["field"], problem["code"]) == (
-        0, 1, "answer", "answer_is_string")
+        0,
+        1,
+        "answer",
+        "answer_is_string",
+    )
 
 
 def test_fix_round_trip(image_dir: Path, tmp_path: Path) -> None:
     bad = [
         record(1, answer=" yes "),
-        {"instance_id": 2, "image": "sub\\stand.png", "question": " Is anyone falling? ", "answer": "no"},
+        {
+            "instance_id": 2,
+            "image": "sub\\stand.png",
+            "question": " Is anyone falling? ",
+            "answer": "no",
+        },
         record(1, answer="yes"),  # exact duplicate of #0 once fixed
         record(4, "missing.png", ["no"]),  # cannot be fixed
     ]
@@ -214,8 +252,12 @@ def test_fix_round_trip(image_dir: Path, tmp_path: Path) -> None:
     assert "could not fix" in result.output and "missing.png" in result.output
     fixed = json.loads(out.read_text())
     assert [r["instance_id"] for r in fixed] == [1, 2, 4]
-    assert fixed[1] == {"instance_id": 2, "image": "sub/stand.png",
-                        "text_input": "Is anyone falling?", "answer": ["no"]}
+    assert fixed[1] == {
+        "instance_id": 2,
+        "image": "sub/stand.png",
+        "text_input": "Is anyone falling?",
+        "answer": ["no"],
+    }
     # drop the unfixable record by hand: the fixed copy is then clean
     write_json(out, fixed[:2])
     assert run(out, "--image-root", image_dir).exit_code == 0

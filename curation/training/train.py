@@ -119,6 +119,7 @@ def train(
         task = _observed_task(lavis_cfg, emit, tee)
         datasets = task.build_datasets(lavis_cfg)
         model = task.build_model(lavis_cfg)
+        _forget_previous_run()
         runner = _runner_class()(
             cfg=lavis_cfg, task=task, model=model, datasets=datasets, job_id=run_id
         )
@@ -254,6 +255,14 @@ def _lavis_config(data: dict[str, Any]) -> Any:
         return Config(argparse.Namespace(cfg_path=fh.name, options=[]))
     finally:
         os.unlink(fh.name)
+
+
+def _forget_previous_run() -> None:
+    """LAVIS registers each run's folders globally and refuses a second registration."""
+    from lavis.common.registry import registry
+
+    for name in ("result_dir", "output_dir"):
+        registry.mapping["paths"].pop(name, None)
 
 
 def _seed_everything(seed: int) -> None:

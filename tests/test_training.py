@@ -1,0 +1,234 @@
+"""LAVIS integration on CPU: export -> train (tiny BLIP-2, real LAVIS code) -> predict."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import SAMPLE
+from typer.testing import CliRunner
+
+from curation.cli import app
+from curation.errors import ConfigError, DataError
+from curation.export import export_task
+from curation.training.config import load_train_config
+from curation.training.train import train
+
+pytest.importorskip("lavis")
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to reach another host fails the test: nothing may be downloaded."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else str(address)
+        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in (
+            "127.0.0.1",
+            "::1",
+            "localhost",
+        ):
+            raise AssertionError(f"network access attempted: {address}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("exports") / "sample"
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, seed=0, model="tiny")
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(export_dir: Path):
+    return train(export_dir / "lavis.yaml", ["run.max_epoch=6"], run_id="base")
+
+
+def test_export_folder_shape(export_dir: Path) -> None:
+    names = {p.name for p in export_dir.iterdir()}
+    assert {
+        "train.json",
+        "val.json",
+        "test.json",
+        "images",
+        "manifest.json",
+        "lavis.yaml",
+        "vqa_eval",
+        "model",
+        "test.provenance.json",
+    } <= names
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    assert manifest["records"] == {"train": 39, "val": 5, "test": 5}
+    assert manifest["inputs"][0]["sha256"] and manifest["seed"] == 0
+    images = {
+        s: {r["image"] for r in json.loads((export_dir / f"{s}.json").read_text())}
+        for s in ("train", "val", "test")
+    }
+    assert not (
+        images["train"] & images["val"]
+        or images["train"] & images["test"]
+        or images["val"] & images["test"]
+    )
+
+
+def test_export_yaml_has_no_absolute_paths_and_settles_lavis_traps(export_dir: Path) -> None:
+    text = (export_dir / "lavis.yaml").read_text()
+    assert text.startswith("# curate train")
+    cfg = yaml.safe_load(text)
+    assert cfg["run"]["task"] == "vqa"
+    assert cfg["run"]["inference_method"] == "generate"
+    assert cfg["run"]["prompt"] == "" and cfg["datasets"]["falldown_vqa"]["prompt"]
+    assert cfg["run"]["distributed"] is False
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    assert str(export_dir) not in body and ":\\" not in body
+    assert not any(
+        Path(p).is_absolute() for p in (cfg["model"]["t5_model"], cfg["run"]["output_dir"])
+    )
+
+
+def test_export_is_deterministic(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        export_task(SAMPLE / "annotations.json", SAMPLE, out, seed=3, model="tiny")
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.suffix != ".yaml")
+    assert files
+    for rel in files:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    strip = lambda p: [l for l in p.read_text().splitlines() if not l.startswith("#")]  # noqa: E731
+    assert strip(a / "lavis.yaml") == strip(b / "lavis.yaml")
+
+
+def test_train_tiny_then_predict(trained, export_dir: Path) -> None:
+    losses = trained.losses
+    assert len(losses) == 12  # 39 train records, batch 16 (drop_last): 2 steps x 6 epochs
+    assert all(loss == loss and loss < 1e6 for loss in losses)
+    assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2
+    run_dir = export_dir / "runs" / "base"
+    assert (run_dir / "checkpoint_5.pth").is_file() and (run_dir / "checkpoint_best.pth").is_file()
+    assert (run_dir / "lavis.log").stat().st_size > 0 and (run_dir / "config.yaml").is_file()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["data_manifest"] == "../../manifest.json" and manifest["steps"] == 12
+    assert trained.test_metrics["split"] == "test" and "agg_metrics" in trained.test_metrics
+
+    images = [SAMPLE / "fall" / "0000.png", SAMPLE / "no_fall" / "0001.png"]
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(run_dir / "checkpoint_5.pth"),
+            *map(str, images),
+            "--question",
+            "Is anyone falling in this image?",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    answers = json.loads(result.output[result.output.index("[") :])
+    assert [a["image"] for a in answers] == [str(p) for p in images]
+    assert all(isinstance(a["answer"], str) and a["answer"] for a in answers)
+
+
+def test_resume_continues_from_the_checkpoint(trained, export_dir: Path) -> None:
+    ckpt = export_dir / "runs" / "base" / "checkpoint_5.pth"
+    resumed = train(
+        export_dir / "lavis.yaml",
+        ["run.max_epoch=7", f"run.resume_ckpt_path={ckpt}"],
+        run_id="resumed",
+    )
+    assert len(resumed.losses) == 2  # only epoch 6 was left
+    assert (export_dir / "runs" / "resumed" / "checkpoint_6.pth").is_file()
+    # resumed from trained weights: its loss starts where the base run ended, not at random init
+    assert resumed.losses[0] < trained.losses[0]
+
+
+def test_predict_reports_mismatched_keys(trained, export_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    ckpt = torch.load(export_dir / "runs" / "base" / "checkpoint_5.pth", weights_only=False)
+    ckpt["model"]["not_a_layer.weight"] = torch.zeros(1)
+    del ckpt["model"]["t5_proj.weight"]
+    bad = export_dir / "runs" / "base" / "mismatched.pth"
+    torch.save(ckpt, bad)
+    result = runner.invoke(app, ["predict", str(bad), str(SAMPLE / "fall" / "0000.png")])
+    assert result.exit_code == 1
+    assert "1 missing key(s) ['t5_proj.weight']" in result.output
+    assert "1 unexpected key(s) ['not_a_layer.weight']" in result.output
+
+
+def test_string_answer_is_caught_before_training(export_dir: Path, tmp_path: Path) -> None:
+    records = json.loads((export_dir / "train.json").read_text())
+    records[3]["answer"] = "yes"
+    (export_dir / "train.json").write_text(json.dumps(records))
+    try:
+        result = runner.invoke(app, ["train", str(export_dir / "lavis.yaml"), "--run-id", "never"])
+    finally:
+        records[3]["answer"] = ["yes"]
+        (export_dir / "train.json").write_text(json.dumps(records, indent=2) + "\n")
+    assert result.exit_code == 1
+    assert 'got the string "yes"; LAVIS iterates it as "y","e","s"' in result.output
+    assert "nothing was trained" in result.output
+    assert not (export_dir / "runs" / "never").exists()
+
+
+def test_unknown_builder_name_lists_registered(export_dir: Path, tmp_path: Path) -> None:
+    cfg = yaml.safe_load((export_dir / "lavis.yaml").read_text())
+    cfg["datasets"]["my_falls"] = cfg["datasets"].pop("falldown_vqa")
+    path = export_dir / "renamed.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = runner.invoke(app, ["train", str(path), "--run-id", "never"])
+    assert result.exit_code == 1
+    assert "'my_falls' is not a registered LAVIS builder" in result.output
+    assert "falldown_vqa" in result.output and "coco_vqa" in result.output
+    # naming our builder makes any key work
+    cfg["datasets"]["my_falls"]["builder"] = "falldown_vqa"
+    path.write_text(yaml.safe_dump(cfg))
+    from curation.training.checks import check_builders
+
+    check_builders(load_train_config(path))
+
+
+def test_missing_local_weight_files_are_named(tmp_path: Path) -> None:
+    out = tmp_path / "real"
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, seed=0, model="blip2_t5")
+    result = runner.invoke(app, ["train", str(out / "lavis.yaml")])
+    assert result.exit_code == 1
+    assert "model.pretrained" in result.output and "blip2_pretrained_flant5xl.pth" in result.output
+    assert "model.vit_weights" in result.output and "eva_vit_g.pth" in result.output
+    assert "model.t5_model" in result.output and "google/flan-t5-xl" in result.output
+    assert "nothing is downloaded at run time" in result.output
+
+
+def test_overrides_and_config_errors(export_dir: Path) -> None:
+    loaded = load_train_config(export_dir / "lavis.yaml", ["run.max_epoch=1", "run.init_lr=0.5"])
+    assert loaded.config.run.max_epoch == 1 and loaded.config.run.init_lr == 0.5
+    with pytest.raises(ConfigError, match="run.max_epochs: unknown key"):
+        load_train_config(export_dir / "lavis.yaml", ["run.max_epochs=1"])
+    with pytest.raises(ConfigError, match="BLIP-2 has no 'rank' inference"):
+        load_train_config(export_dir / "lavis.yaml", ["run.inference_method=rank"])
+    result = runner.invoke(
+        app, ["train", str(export_dir / "lavis.yaml"), "run.task=", "--run-id", "x"]
+    )
+    assert result.exit_code == 1 and "set run.task: vqa" in result.output
+    result = runner.invoke(app, ["train", str(export_dir / "lavis.yaml"), "max_epoch"])
+    assert result.exit_code == 2 and "is not key=value" in result.output
+
+
+def test_export_refuses_bad_data_and_existing_out(tmp_path: Path, export_dir: Path) -> None:
+    result = runner.invoke(
+        app, ["export", "--task", str(SAMPLE / "seed_train.json"), "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 1 and "nothing was exported" in result.output
+    assert not (tmp_path / "x").exists()
+    result = runner.invoke(
+        app, ["export", "--task", str(SAMPLE / "annotations.json"), "--out", str(export_dir)]
+    )
+    assert result.exit_code == 2 and "already exists" in result.output
+    with pytest.raises(DataError):
+        export_task(SAMPLE / "seed_train.json", SAMPLE, tmp_path / "y")
