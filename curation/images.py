@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +67,21 @@ def check_images(
     """Check many images in a thread pool (PIL releases the GIL while decoding)."""
     unique = list(dict.fromkeys(paths))
     workers = workers or min(32, (os.cpu_count() or 1) * 2)
-    if len(unique) < 16 or workers == 1:
-        return {p: check_image(p) for p in unique}
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip(unique, pool.map(check_image, unique, chunksize=64), strict=True))
+    with _truncated_images_rejected():
+        if len(unique) < 16 or workers == 1:
+            return {p: check_image(p) for p in unique}
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return dict(zip(unique, pool.map(check_image, unique, chunksize=64), strict=True))
+
+
+@contextmanager
+def _truncated_images_rejected() -> Iterator[None]:
+    """LAVIS sets PIL's global LOAD_TRUNCATED_IMAGES = True at import; checks need it off."""
+    from PIL import ImageFile
+
+    old = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = old

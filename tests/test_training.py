@@ -101,7 +101,7 @@ def test_export_is_deterministic(tmp_path: Path) -> None:
     assert files
     for rel in files:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
-    strip = lambda p: [l for l in p.read_text().splitlines() if not l.startswith("#")]  # noqa: E731
+    strip = lambda p: [ln for ln in p.read_text().splitlines() if not ln.startswith("#")]  # noqa: E731
     assert strip(a / "lavis.yaml") == strip(b / "lavis.yaml")
 
 
