@@ -13,6 +13,7 @@ from curation.report import ValidationReport
 
 if TYPE_CHECKING:
     from curation.export import ExportSummary
+    from curation.mix import MixPlan
     from curation.training.train import TrainEvent, TrainResult
 
 
@@ -188,3 +189,31 @@ def predictions(
     for row in answers:
         table.add_row(row["image"], row["answer"])
     console.print(table)
+
+
+def mix_summary(console: Console, plan: MixPlan, summary: ExportSummary) -> None:
+    comp = plan.composition()
+    keys = sorted({k for c in comp.values() for k in c})
+    table = Table(title=f"Mix composition ({summary.out})", title_justify="left")
+    table.add_column("part/source/answer type")
+    for split in comp:
+        table.add_column(split, justify="right")
+    for key in keys:
+        table.add_row(key, *(str(comp[s].get(key, 0)) for s in comp))
+    table.add_row("[bold]total", *(f"[bold]{sum(comp[s].values())}" for s in comp))
+    console.print(table)
+    for split, achieved in ((s, plan.achieved(s)) for s in comp if plan.splits[s]):
+        d = plan.dropped[split]
+        console.print(
+            f"{split}: general share {achieved['general_share']:.3f} (target {plan.ratio}), "
+            f"task yes-share {achieved['yes_share']:.3f} (target {plan.yes_share}); dropped for "
+            f"balance: {d['yes']} yes, {d['no']} no",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"wrote {summary.out} ({summary.images} images, composition.png, manifest.json, "
+        f"lavis.yaml)",
+        soft_wrap=True,
+    )
+    console.print(f"next: curate train {summary.out}/lavis.yaml", highlight=False)

@@ -235,5 +235,117 @@ def predict(
     _render.predictions(console, answers, report, question)
 
 
+@app.command()
+@handles_errors
+def mix(
+    out: Annotated[Path, typer.Option(help="Export folder to create (same shape as export).")],
+    vqav2_ratio: Annotated[
+        float,
+        typer.Option(
+            help="Share R of each split's final records drawn from general VQA (0 <= R < 1); "
+            "the other 1-R are task (fall) records. 0.7: 7 general records per 3 task records."
+        ),
+    ],
+    task: Annotated[
+        Path | None, typer.Option(help="Task annotation file (LAVIS contract).")
+    ] = None,
+    image_root: Annotated[Path | None, typer.Option(help="Image root of --task.")] = None,
+    vqav2_questions: Annotated[Path | None, typer.Option(help="VQAv2 questions JSON.")] = None,
+    vqav2_annotations: Annotated[Path | None, typer.Option(help="VQAv2 annotations JSON.")] = None,
+    vqav2_images: Annotated[Path | None, typer.Option(help="COCO image folder for VQAv2.")] = None,
+    lavis_vqa: Annotated[
+        Path | None, typer.Option(help="General VQA in LAVIS's coco-vqa annotation format.")
+    ] = None,
+    lavis_vqa_images: Annotated[
+        Path | None, typer.Option(help="Image folder of --lavis-vqa.")
+    ] = None,
+    easy_vqa: Annotated[
+        bool,
+        typer.Option("--easy-vqa", help="Use easy-VQA (from its PyPI package) as general VQA."),
+    ] = False,
+    easy_vqa_split: Annotated[str, typer.Option(help="easy-VQA split: train or test.")] = "train",
+    hf_dataset: Annotated[
+        Path | None, typer.Option(help="A Hugging Face dataset saved with save_to_disk().")
+    ] = None,
+    hf_columns: Annotated[
+        str | None, typer.Option(help="Column mapping, e.g. question=q,answers=a,image=img.")
+    ] = None,
+    yes_share: Annotated[
+        float, typer.Option(help="Share of 'yes' among the task's yes/no records after balancing.")
+    ] = 0.5,
+    max_records: Annotated[
+        int | None, typer.Option(help="Cap on the training records (ratio and balance kept).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    val_share: Annotated[float, typer.Option(help="Share of records for val.", min=0, max=1)] = 0.1,
+    test_share: Annotated[
+        float, typer.Option(help="Share of records for test.", min=0, max=1)
+    ] = 0.1,
+    model: ModelOption = "tiny",
+    copy: Annotated[
+        bool, typer.Option("--copy", help="Copy images instead of hard-linking.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --out.")
+    ] = False,
+) -> None:
+    """Mix task (fall) data, balanced to --yes-share, with general VQA at --vqav2-ratio.
+
+    Task data comes from --task FILE (with --image-root). General VQA comes from
+    VQAv2 (--vqav2-questions/--vqav2-annotations/--vqav2-images), LAVIS's format
+    (--lavis-vqa), a saved Hugging Face data set (--hf-dataset) or easy-VQA
+    (--easy-vqa). Writes the same folder shape as `curate export`, ready for
+    `curate train OUT/lavis.yaml`.
+    """
+    from curation import _render
+    from curation.export import task_records_from_file
+    from curation.mix import mix as run_mix
+    from curation.sources import load_source, parse_columns
+
+    if task is None:
+        raise typer.BadParameter("give the task data with --task FILE", param_hint="--task")
+    pools = []
+    vqav2 = [vqav2_questions, vqav2_annotations, vqav2_images]
+    if any(vqav2):
+        if not all(vqav2):
+            raise typer.BadParameter(
+                "VQAv2 needs --vqav2-questions, --vqav2-annotations and --vqav2-images together"
+            )
+        pools.append(
+            load_source(
+                "vqav2",
+                questions=vqav2_questions,
+                annotations=vqav2_annotations,
+                images=vqav2_images,
+            )
+        )
+    if lavis_vqa is not None:
+        if lavis_vqa_images is None:
+            raise typer.BadParameter("--lavis-vqa needs --lavis-vqa-images DIR")
+        pools.append(load_source("lavis_vqa", annotation_file=lavis_vqa, images=lavis_vqa_images))
+    if hf_dataset is not None:
+        pools.append(load_source("hf", path=hf_dataset, columns=parse_columns(hf_columns)))
+    if easy_vqa:
+        pools.append(load_source("easy_vqa", split=easy_vqa_split))
+    records = task_records_from_file(task, image_root)
+    argv = " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("curate") else "mix"
+    plan, summary = run_mix(
+        records,
+        pools,
+        out,
+        ratio=vqav2_ratio,
+        yes_share=yes_share,
+        seed=seed,
+        fractions=(1 - val_share - test_share, val_share, test_share),
+        max_records=max_records,
+        model=model,
+        copy=copy,
+        overwrite=overwrite,
+        task_inputs=[task],  # type: ignore[arg-type]
+        command=f"curate {argv}",
+    )
+    _render.mix_summary(console, plan, summary)
+
+
 def run() -> None:  # pragma: no cover - console entry point helper
     sys.exit(app())

@@ -92,18 +92,26 @@ def split_records(
     records: Sequence[ExportRecord],
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     seed: int = 0,
+    hash_images: bool = True,
 ) -> dict[str, list[ExportRecord]]:
-    """Split by group (default: the image file's content), so no image is in two splits.
+    """Split by group, so no image is in two splits.
 
-    Groups are shuffled with ``seed`` and dealt to the split that is furthest
-    below its target share; each split keeps the records' input order.
+    A record's group is its ``group`` field, else its image file's content
+    (``hash_images``, which also joins exact copies) or its path. Groups are
+    shuffled with ``seed`` and dealt to the split furthest below its target
+    share; each split keeps the records' input order.
     """
     if abs(sum(fractions) - 1) > 1e-9 or min(fractions) < 0:
         raise UsageError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
     hashes: dict[Path, str] = {}
     groups: dict[str, list[int]] = defaultdict(list)
     for i, rec in enumerate(records):
-        key = rec.group or hashes.setdefault(rec.image, sha256_file(rec.image))
+        if rec.group:
+            key = rec.group
+        elif hash_images:
+            key = hashes.get(rec.image) or hashes.setdefault(rec.image, sha256_file(rec.image))
+        else:
+            key = str(rec.image)
         groups[key].append(i)
     keys = sorted(groups)
     random.Random(seed).shuffle(keys)
@@ -131,6 +139,7 @@ def write_export(
     builder_name: str = DEFAULT_BUILDER,
     prompt: str = DEFAULT_PROMPT,
     command: str = "curate export",
+    extra_files: dict[str, bytes] | None = None,
 ) -> ExportSummary:
     """Write the export folder atomically; return what was written."""
     out = Path(out)
@@ -160,6 +169,8 @@ def write_export(
             prompt,
             command,
         )
+        for name, data in (extra_files or {}).items():
+            (tmp / name).write_bytes(data)
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -389,6 +400,37 @@ def _config_text(config: dict[str, Any], out: Path) -> str:
     return header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 
+def task_records_from_file(
+    task_file: str | Path, image_root: str | Path | None = None
+) -> list[ExportRecord]:
+    """Task records from an annotation file that passes ``validate`` (images included).
+
+    Raises:
+        DataError: the file breaks the contract (its first problems are listed).
+    """
+    from curation.validate import load_records, validate_files
+
+    task_file = Path(task_file)
+    root = Path(image_root) if image_root is not None else task_file.parent
+    report = validate_files([task_file], image_root=root)
+    if not report.ok:
+        shown = "\n  ".join(p.render() for p in report.errors[:10])
+        raise DataError(
+            f"{task_file} has {len(report.errors)} error(s); nothing was exported:\n  {shown}\n"
+            f"  (curate validate {task_file} --fix FIXED.json writes a corrected copy)"
+        )
+    return [
+        ExportRecord(
+            root / r["image"],
+            r["text_input"],
+            tuple(r["answer"]),
+            source="task",
+            original_id=str(r["instance_id"]),
+        )
+        for r in load_records(task_file)
+    ]
+
+
 def export_task(
     task_file: str | Path,
     image_root: str | Path | None,
@@ -406,30 +448,7 @@ def export_task(
     Raises:
         DataError: the file breaks the contract (its first problems are listed).
     """
-    from curation.validate import validate_files
-
-    task_file = Path(task_file)
-    root = Path(image_root) if image_root is not None else task_file.parent
-    report = validate_files([task_file], image_root=root)
-    if not report.ok:
-        shown = "\n  ".join(p.render() for p in report.errors[:10])
-        raise DataError(
-            f"{task_file} has {len(report.errors)} error(s); nothing was exported:\n"
-            f"  {shown}\n  (curate validate {task_file} --fix FIXED.json writes a "
-            "corrected copy)"
-        )
-    from curation.validate import load_records
-
-    records = [
-        ExportRecord(
-            root / r["image"],
-            r["text_input"],
-            tuple(r["answer"]),
-            source="task",
-            original_id=str(r["instance_id"]),
-        )
-        for r in load_records(task_file)
-    ]
+    records = task_records_from_file(task_file, image_root)
     splits = split_records(records, fractions, seed)
     return write_export(
         out,
@@ -441,5 +460,5 @@ def export_task(
         overwrite=overwrite,
         builder_name=builder_name,
         extra_manifest={"fractions": list(fractions)},
-        command=f"curate export --task {task_file.as_posix()} --seed {seed} --model {model}",
+        command=f"curate export --task {Path(task_file).as_posix()} --seed {seed} --model {model}",
     )

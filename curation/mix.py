@@ -1,0 +1,283 @@
+"""`curate mix`: fall (task) data balanced to a yes-share, mixed with general VQA.
+
+Ten all-"yes" fall photos teach BLIP-2 to answer "yes" to everything. The
+cure: balance the task data with negatives (by dropping from the larger side,
+never by inventing labels) and mix in general VQA so the model keeps reading
+the question. ``--vqav2-ratio R`` means: R of the final records of each split
+come from general VQA and 1-R from the task data.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curation.errors import DataError, UsageError
+from curation.export import (
+    SPLITS,
+    ExportRecord,
+    ExportSummary,
+    ModelPreset,
+    split_records,
+    write_export,
+)
+from curation.sources import GeneralPool, PoolRow
+
+
+@dataclass
+class MixPlan:
+    """Which records go where, before any file is written."""
+
+    splits: dict[str, list[ExportRecord]]
+    dropped: dict[str, dict[str, int]]  # split -> {"yes": n, "no": n} dropped for balance
+    ratio: float
+    yes_share: float
+    seed: int
+    general_available: dict[str, int] = field(default_factory=dict)
+
+    def composition(self) -> dict[str, dict[str, int]]:
+        return {
+            s: dict(sorted(Counter(f"{r.part}/{r.source}/{r.kind}" for r in recs).items()))
+            for s, recs in self.splits.items()
+        }
+
+    def achieved(self, split: str = "train") -> dict[str, float]:
+        recs = self.splits[split]
+        task = [r for r in recs if r.part == "task"]
+        yes = sum(1 for r in task if _first(r) == "yes")
+        yn = sum(1 for r in task if _first(r) in ("yes", "no"))
+        return {
+            "general_share": (len(recs) - len(task)) / len(recs) if recs else 0.0,
+            "yes_share": yes / yn if yn else 0.0,
+        }
+
+
+def _first(rec: ExportRecord) -> str:
+    return rec.answers[0].strip().lower()
+
+
+def balance(
+    records: Sequence[ExportRecord], yes_share: float, rng: random.Random, cap: int | None = None
+) -> tuple[list[ExportRecord], dict[str, int]]:
+    """Downsample the larger of yes/no so yes is ``yes_share`` of them; keep input order.
+
+    Records whose answer is neither yes nor no are kept as they are. ``cap``
+    bounds the yes/no records kept (both sides shrink, the share holds).
+    """
+    yes = [i for i, r in enumerate(records) if _first(r) == "yes"]
+    no = [i for i, r in enumerate(records) if _first(r) == "no"]
+    n_yes, n_no = len(yes), len(no)
+    if n_yes * (1 - yes_share) > n_no * yes_share:  # too many yes
+        keep_yes, keep_no = round(n_no * yes_share / (1 - yes_share)), n_no
+    else:
+        keep_yes, keep_no = n_yes, round(n_yes * (1 - yes_share) / yes_share)
+    if cap is not None and keep_yes + keep_no > cap:
+        keep_yes = round(cap * yes_share)
+        keep_no = cap - keep_yes
+    keep = set(rng.sample(yes, keep_yes)) | set(rng.sample(no, keep_no))
+    keep |= set(range(len(records))) - set(yes) - set(no)
+    kept = [r for i, r in enumerate(records) if i in keep]
+    return kept, {"yes": n_yes - keep_yes, "no": n_no - keep_no}
+
+
+def _split_pool(
+    rows: list[PoolRow], fractions: tuple[float, float, float], seed: int
+) -> dict[str, list[PoolRow]]:
+    """Split general rows by image (no image in two splits), deterministically."""
+    by_image: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        by_image[row.image].append(i)
+    images = sorted(by_image)
+    random.Random(f"{seed}-general-split").shuffle(images)
+    total = len(rows)
+    taken = dict.fromkeys(SPLITS, 0)
+    out: dict[str, list[int]] = {s: [] for s in SPLITS}
+    for image in images:
+        split = max(SPLITS, key=lambda s: fractions[SPLITS.index(s)] * total - taken[s])
+        taken[split] += len(by_image[image])
+        out[split].extend(by_image[image])
+    return {s: [rows[i] for i in sorted(idx)] for s, idx in out.items()}
+
+
+def stratified_sample(rows: list[PoolRow], n: int, rng: random.Random) -> list[PoolRow]:
+    """``n`` rows whose answer types keep the pool's proportions (largest remainder)."""
+    if n > len(rows):
+        raise ValueError("not enough rows")
+    by_type: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        by_type[row.answer_type].append(i)
+    types = sorted(by_type)
+    exact = {t: n * len(by_type[t]) / len(rows) for t in types}
+    counts = {t: int(exact[t]) for t in types}
+    for t in sorted(types, key=lambda t: (counts[t] - exact[t], t))[: n - sum(counts.values())]:
+        counts[t] += 1
+    chosen: list[int] = []
+    for t in types:
+        chosen.extend(rng.sample(by_type[t], counts[t]))
+    return [rows[i] for i in sorted(chosen)]
+
+
+def plan_mix(
+    task: Sequence[ExportRecord],
+    pools: Sequence[GeneralPool],
+    *,
+    ratio: float,
+    yes_share: float = 0.5,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    max_records: int | None = None,
+) -> MixPlan:
+    """Choose every record of the mix. Same inputs and seed, same plan.
+
+    Raises:
+        UsageError: a ratio or share out of range.
+        DataError: not enough task or general data for the requested mix.
+    """
+    if not 0 <= ratio < 1:
+        raise UsageError(f"--vqav2-ratio must be in [0, 1), got {ratio}")
+    if not 0 < yes_share < 1:
+        raise UsageError(f"--yes-share must be in (0, 1), got {yes_share}")
+    if max_records is not None and max_records < 1:
+        raise UsageError(f"--max-records must be positive, got {max_records}")
+    if not task:
+        raise DataError("no task records to mix")
+    if ratio > 0 and not pools:
+        raise UsageError(
+            "--vqav2-ratio > 0 needs a general VQA source (e.g. --vqav2-questions "
+            "... or --easy-vqa)"
+        )
+    task_splits = split_records(task, fractions, seed, hash_images=False)
+    general_rows = [row for pool in pools for row in pool.rows]
+    source_of = {id(row): pool.source for pool in pools for row in pool.rows}
+    pool_splits = _split_pool(general_rows, fractions, seed) if general_rows else {}
+
+    splits: dict[str, list[ExportRecord]] = {}
+    dropped: dict[str, dict[str, int]] = {}
+    available: dict[str, int] = {}
+    for split in SPLITS:
+        cap = None
+        if split == "train" and max_records is not None:
+            cap = max(1, round(max_records * (1 - ratio)))
+        kept, dropped[split] = balance(
+            task_splits[split], yes_share, random.Random(f"{seed}-balance-{split}"), cap
+        )
+        need = round(len(kept) * ratio / (1 - ratio)) if ratio else 0
+        pool = pool_splits.get(split, [])
+        available[split] = len(pool)
+        if need > len(pool):
+            raise DataError(
+                f"the {split} split needs {need} general VQA records for --vqav2-ratio {ratio} "
+                f"next to {len(kept)} task records, but the general source has only {len(pool)} "
+                f"for it. Fix: lower --vqav2-ratio or add general VQA data."
+            )
+        chosen = stratified_sample(pool, need, random.Random(f"{seed}-general-{split}"))
+        general = [
+            ExportRecord(
+                Path(r.image),
+                r.question,
+                r.answers,
+                source=source_of[id(r)],
+                original_id=r.original_id,
+                part="general",
+                answer_type=r.answer_type,
+                group=r.image,
+            )
+            for r in chosen
+        ]
+        splits[split] = kept + general
+    return MixPlan(splits, dropped, ratio, yes_share, seed, available)
+
+
+def mix(
+    task: Sequence[ExportRecord],
+    pools: Sequence[GeneralPool],
+    out: str | Path,
+    *,
+    ratio: float,
+    yes_share: float = 0.5,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    max_records: int | None = None,
+    model: ModelPreset = "tiny",
+    copy: bool = False,
+    overwrite: bool = False,
+    task_inputs: Sequence[str | Path] = (),
+    command: str = "curate mix",
+) -> tuple[MixPlan, ExportSummary]:
+    """Plan the mix and write it as an export folder (with ``composition.png``)."""
+    plan = plan_mix(
+        task,
+        pools,
+        ratio=ratio,
+        yes_share=yes_share,
+        seed=seed,
+        fractions=fractions,
+        max_records=max_records,
+    )
+    missing = sorted(
+        {str(r.image) for recs in plan.splits.values() for r in recs if not r.image.is_file()}
+    )
+    if missing:
+        raise DataError(f"{len(missing)} image file(s) not found, e.g. {', '.join(missing[:3])}")
+    inputs = [*task_inputs, *(p for pool in pools for p in pool.inputs)]
+    extra = {
+        "mix": {
+            "vqav2_ratio": ratio,
+            "yes_share": yes_share,
+            "max_records": max_records,
+            "fractions": list(fractions),
+            "sources": [p.source for p in pools],
+            "dropped_for_balance": plan.dropped,
+            "general_available": plan.general_available,
+            "achieved": {s: plan.achieved(s) for s in SPLITS if plan.splits[s]},
+        },
+    }
+    chart = composition_png(plan)
+    summary = write_export(
+        out,
+        plan.splits,
+        seed=seed,
+        model=model,
+        inputs=inputs,
+        extra_manifest=extra,
+        copy=copy,
+        overwrite=overwrite,
+        command=command,
+        extra_files={"composition.png": chart} if chart else None,
+    )
+    return plan, summary
+
+
+def composition_png(plan: MixPlan) -> bytes | None:
+    """A stacked bar chart of each split's composition (None without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    comp = plan.composition()
+    keys = sorted({k for c in comp.values() for k in c})
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    bottom = [0] * len(SPLITS)
+    for key in keys:
+        values = [comp[s].get(key, 0) for s in SPLITS]
+        ax.bar(SPLITS, values, bottom=bottom, label=key)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set_ylabel("records")
+    ax.set_title(
+        f"mix: general share {plan.ratio:.0%}, task yes-share {plan.yes_share:.0%}, "
+        f"seed {plan.seed}"
+    )
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
