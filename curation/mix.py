@@ -15,7 +15,6 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from curation.errors import DataError, UsageError
 from curation.export import (
@@ -151,9 +150,16 @@ def plan_mix(
             "--vqav2-ratio > 0 needs a general VQA source (e.g. --vqav2-questions "
             "... or --easy-vqa)"
         )
+    sides = Counter(_first(r) for r in task)
+    if sides["yes"] + sides["no"] and not (sides["yes"] and sides["no"]):
+        missing = "no" if sides["yes"] else "yes"
+        raise DataError(
+            f"the task data has {sides['yes']} 'yes' and {sides['no']} 'no' records: balancing to "
+            f"--yes-share {yes_share} would drop all of them. Fix: add '{missing}' examples "
+            "(negatives: images where nobody is falling)."
+        )
     task_splits = split_records(task, fractions, seed, hash_images=False)
     general_rows = [row for pool in pools for row in pool.rows]
-    source_of = {id(row): pool.source for pool in pools for row in pool.rows}
     pool_splits = _split_pool(general_rows, fractions, seed) if general_rows else {}
 
     splits: dict[str, list[ExportRecord]] = {}
@@ -180,8 +186,8 @@ def plan_mix(
             ExportRecord(
                 Path(r.image),
                 r.question,
-                r.answers,
-                source=source_of[id(r)],
+                r.answer_list(),
+                source=r.source,
                 original_id=r.original_id,
                 part="general",
                 answer_type=r.answer_type,

@@ -7,7 +7,6 @@ missing file gets an error naming it and where users get it.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +22,16 @@ from curation.export import answer_type_of
 
 class PoolRow(NamedTuple):
     question: str
-    answers: tuple[str, ...]
+    answers: tuple[str, ...] | msgspec.Raw  # Raw: still JSON, decoded only if chosen
     image: str  # a path to an image file
     original_id: str
     answer_type: str
+    source: str
+
+    def answer_list(self) -> tuple[str, ...]:
+        if isinstance(self.answers, msgspec.Raw):
+            return tuple(a.answer for a in msgspec.json.decode(self.answers, type=list[_Answer]))
+        return self.answers
 
 
 @dataclass
@@ -54,7 +59,7 @@ def _need(path: str | Path, what: str, source: str, folder: bool = False) -> Pat
     return path
 
 
-class _Question(msgspec.Struct):
+class _Question(msgspec.Struct, gc=False):
     image_id: int
     question: str
     question_id: int
@@ -69,10 +74,10 @@ class _Answer(msgspec.Struct):
     answer: str
 
 
-class _Annotation(msgspec.Struct):
+class _Annotation(msgspec.Struct, gc=False):
     question_id: int
     image_id: int
-    answers: list[_Answer]
+    answers: msgspec.Raw  # ten answers: decoded only for the records a mix picks
     multiple_choice_answer: str = ""
     answer_type: str = ""
 
@@ -114,14 +119,15 @@ def load_vqav2(questions: str | Path, annotations: str | Path, images: str | Pat
                     f"{apath}: no annotation for question_id {q.question_id} "
                     f"(from {qpath}); the two files must be the same split"
                 )
-            answers = tuple(x.answer for x in a.answers) or (a.multiple_choice_answer,)
+            kind = a.answer_type or answer_type_of((a.multiple_choice_answer or "?",))
             rows.append(
                 PoolRow(
                     q.question,
-                    answers,
+                    a.answers,
                     f"{prefix}{q.image_id:012d}.jpg",
                     str(q.question_id),
-                    a.answer_type or answer_type_of(answers),
+                    kind,
+                    "vqav2",
                 )
             )
     return GeneralPool("vqav2", rows, [qpath, apath])
@@ -161,6 +167,7 @@ def load_lavis_vqa(annotation_file: str | Path, images: str | Path) -> GeneralPo
             str(root / r.image),
             str(r.question_id),
             answer_type_of(r.answer),
+            "lavis_vqa",
         )
         for r in recs
         if r.answer
@@ -181,7 +188,7 @@ def load_easy_vqa(split: str = "train") -> GeneralPool:
     questions, answers, image_ids = getattr(easy_vqa, f"get_{split}_questions")()
     paths = getattr(easy_vqa, f"get_{split}_image_paths")()
     rows = [
-        PoolRow(q, (a,), paths[i], f"{split}-{n}", answer_type_of((a,)))
+        PoolRow(q, (a,), paths[i], f"{split}-{n}", answer_type_of((a,)), "easy_vqa")
         for n, (q, a, i) in enumerate(zip(questions, answers, image_ids, strict=True))
     ]
     data_dir = Path(easy_vqa.__file__).parent / "data" / split
@@ -232,7 +239,7 @@ def load_hf_dataset(path: str | Path, columns: dict[str, str] | None = None) -> 
             image = _materialise(image, cache, n)
         rid = str(item[cols["id"]]) if cols["id"] else str(n)
         rows.append(
-            PoolRow(item[cols["question"]], answers, str(image), rid, answer_type_of(answers))
+            PoolRow(item[cols["question"]], answers, str(image), rid, answer_type_of(answers), "hf")
         )
     return GeneralPool("hf", rows, sorted(folder.glob("*.json")))
 

@@ -1,0 +1,336 @@
+"""`curate mix`: sources, ratio and balance, splits, determinism, provenance, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import write_json
+from PIL import Image
+from typer.testing import CliRunner
+
+from curation.cli import app
+from curation.errors import DataError
+from curation.export import ExportRecord
+from curation.mix import mix, plan_mix
+from curation.sources import load_easy_vqa, load_hf_dataset, load_lavis_vqa, load_vqav2
+from curation.synthetic import QUESTION, render_scenes
+from curation.validate import validate_files
+
+easy_vqa = pytest.importorskip("easy_vqa")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def vqa_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small VQAv2 in the official format, on real easy-VQA images saved as COCO JPEGs."""
+    root = tmp_path_factory.mktemp("vqav2")
+    (root / "images").mkdir()
+    questions, answers, image_ids = easy_vqa.get_train_questions()
+    paths = easy_vqa.get_train_image_paths()
+    qs, anns, lavis = [], [], []
+    for n, (q, a, i) in enumerate(zip(questions, answers, image_ids, strict=True)):
+        if i >= 40:
+            continue
+        name = f"COCO_train2014_{i:012d}.jpg"
+        if not (root / "images" / name).exists():
+            Image.open(paths[i]).convert("RGB").save(root / "images" / name, quality=90)
+        human = [a] * 8 + ["maybe", a]  # ten human answers, as VQAv2 has
+        kind = "yes/no" if a in ("yes", "no") else "other"
+        qs.append({"image_id": i, "question": q, "question_id": 1000 + n})
+        anns.append(
+            {
+                "question_id": 1000 + n,
+                "image_id": i,
+                "answer_type": kind,
+                "multiple_choice_answer": a,
+                "question_type": "what",
+                "answers": [
+                    {"answer": x, "answer_confidence": "yes", "answer_id": k + 1}
+                    for k, x in enumerate(human)
+                ],
+            }
+        )
+        lavis.append({"question_id": 1000 + n, "question": q, "answer": human, "image": name})
+    write_json(root / "questions.json", {"data_subtype": "train2014", "questions": qs})
+    write_json(root / "annotations.json", {"annotations": anns})
+    write_json(root / "lavis_vqa.json", lavis)
+    return root
+
+
+@pytest.fixture(scope="module")
+def task_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An imbalanced task set: 40 "yes" (lying) and 16 "no" (standing) scenes."""
+    root = tmp_path_factory.mktemp("task")
+    scenes = render_scenes(root, n_fall=40, n_no_fall=16, seed=5, size=64)
+    records = [
+        {
+            "instance_id": f"t{i}",
+            "image": s.path.relative_to(root).as_posix(),
+            "text_input": QUESTION,
+            "answer": ["yes" if s.fallen else "no"],
+        }
+        for i, s in enumerate(scenes)
+    ]
+    return write_json(root / "task.json", records)
+
+
+def vqa_args(vqa_dir: Path) -> list[str]:
+    return [
+        "--vqav2-questions",
+        str(vqa_dir / "questions.json"),
+        "--vqav2-annotations",
+        str(vqa_dir / "annotations.json"),
+        "--vqav2-images",
+        str(vqa_dir / "images"),
+    ]
+
+
+def run_mix(task_file: Path, vqa_dir: Path, out: Path, *extra: str):
+    return runner.invoke(
+        app,
+        [
+            "mix",
+            "--task",
+            str(task_file),
+            *vqa_args(vqa_dir),
+            "--vqav2-ratio",
+            "0.7",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            *extra,
+        ],
+    )
+
+
+def test_source_loaders_read_small_real_files(vqa_dir: Path, tmp_path: Path) -> None:
+    v2 = load_vqav2(vqa_dir / "questions.json", vqa_dir / "annotations.json", vqa_dir / "images")
+    assert len(v2.rows) > 100 and all(Path(r.image).is_file() for r in v2.rows)
+    assert {r.answer_type for r in v2.rows} == {"yes/no", "other"}
+    assert len(v2.rows[0].answer_list()) == 10 and v2.rows[0].answer_list()[8] == "maybe"
+    lv = load_lavis_vqa(vqa_dir / "lavis_vqa.json", vqa_dir / "images")
+    assert [r.question for r in lv.rows] == [r.question for r in v2.rows]
+    ez = load_easy_vqa("test")
+    assert len(ez.rows) == 9673 and Path(ez.rows[0].image).is_file()
+    datasets = pytest.importorskip("datasets")
+    hf = datasets.Dataset.from_dict(
+        {
+            "q": [r.question for r in v2.rows[:20]],
+            "a": [list(r.answers) for r in v2.rows[:20]],
+            "img": [r.image for r in v2.rows[:20]],
+        }
+    ).cast_column("img", datasets.Image())
+    hf.save_to_disk(str(tmp_path / "hf"))
+    pool = load_hf_dataset(tmp_path / "hf", {"question": "q", "answers": "a", "image": "img"})
+    assert [r.question for r in pool.rows] == [r.question for r in v2.rows[:20]]
+    assert all(Path(r.image).is_file() for r in pool.rows)
+
+
+def test_ratio_balance_and_splits(task_file: Path, vqa_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mix"
+    result = run_mix(task_file, vqa_dir, out)
+    assert result.exit_code == 0, result.output
+    assert "general/vqav2/yes/no" in result.output and "dropped for balance" in result.output
+    images: dict[str, set[str]] = {}
+    for split in ("train", "val", "test"):
+        prov = json.loads((out / f"{split}.provenance.json").read_text())
+        recs = json.loads((out / f"{split}.json").read_text())
+        general = sum(p["part"] == "general" for p in prov)
+        task = [r for r, p in zip(recs, prov, strict=True) if p["part"] == "task"]
+        yes = sum(r["answer"] == ["yes"] for r in task)
+        assert abs(general - 0.7 * len(recs)) <= 1, split
+        assert abs(yes - 0.5 * len(task)) <= 1, split
+        images[split] = {r["image"] for r in recs}
+    assert not (
+        images["train"] & images["val"]
+        or images["train"] & images["test"]
+        or images["val"] & images["test"]
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["mix"]["vqav2_ratio"] == 0.7 and manifest["seed"] == 0
+    assert {Path(i["path"]).name for i in manifest["inputs"]} == {
+        "task.json",
+        "questions.json",
+        "annotations.json",
+    }
+    assert (out / "composition.png").read_bytes()[:4] == b"\x89PNG"
+    report = validate_files(
+        [out / f"{s}.json" for s in ("train", "val", "test")], image_root=out / "images"
+    )
+    assert report.ok, [p.render() for p in report.errors]
+
+
+def test_same_seed_gives_byte_identical_files(
+    task_file: Path, vqa_dir: Path, tmp_path: Path
+) -> None:
+    for name in ("a", "b"):
+        assert run_mix(task_file, vqa_dir, tmp_path / name).exit_code == 0
+    files = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
+    )
+    for rel in files:
+        if rel.name == "lavis.yaml":  # its first comment line names the output folder
+            continue
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    assert run_mix(task_file, vqa_dir, tmp_path / "c", "--seed", "0").exit_code == 0
+    run_mix(task_file, vqa_dir, tmp_path / "d", "--seed", "1")
+    assert (tmp_path / "c" / "train.json").read_bytes() != (
+        tmp_path / "d" / "train.json"
+    ).read_bytes()
+
+
+def test_provenance_round_trip(task_file: Path, vqa_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "mix"
+    assert run_mix(task_file, vqa_dir, out).exit_code == 0
+    anns = {
+        str(a["question_id"]): a
+        for a in json.loads((vqa_dir / "annotations.json").read_text())["annotations"]
+    }
+    task = {r["instance_id"]: r for r in json.loads(task_file.read_text())}
+    for split in ("train", "val", "test"):
+        recs = json.loads((out / f"{split}.json").read_text())
+        for rec, prov in zip(
+            recs, json.loads((out / f"{split}.provenance.json").read_text()), strict=True
+        ):
+            assert rec["instance_id"] == prov["instance_id"]
+            if prov["part"] == "general":
+                original = anns[prov["original_id"]]
+                assert prov["original_answers"] == [a["answer"] for a in original["answers"]]
+                assert rec["answer"] == prov["original_answers"]
+                assert prov["answer_type"] == original["answer_type"]
+            else:
+                assert rec["answer"] == task[prov["original_id"]]["answer"]
+                assert rec["text_input"] == task[prov["original_id"]]["text_input"]
+
+
+def test_max_records_keeps_ratio_and_balance(task_file: Path, vqa_dir: Path) -> None:
+    from curation.export import task_records_from_file
+
+    task = task_records_from_file(task_file)
+    pool = load_vqav2(vqa_dir / "questions.json", vqa_dir / "annotations.json", vqa_dir / "images")
+    plan = plan_mix(task, [pool], ratio=0.5, seed=0, max_records=20)
+    train = plan.splits["train"]
+    assert abs(len(train) - 20) <= 1
+    assert (
+        plan.achieved()["yes_share"] == 0.5 and abs(plan.achieved()["general_share"] - 0.5) < 0.06
+    )
+
+
+def test_ratio_zero_needs_no_general_source(task_file: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["mix", "--task", str(task_file), "--vqav2-ratio", "0", "--out", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 0, result.output
+    prov = json.loads((tmp_path / "m" / "train.provenance.json").read_text())
+    assert {p["part"] for p in prov} == {"task"}
+
+
+@pytest.mark.parametrize("ratio", ["1", "1.5", "-0.1"])
+def test_bad_ratio_is_a_usage_error(
+    task_file: Path, vqa_dir: Path, tmp_path: Path, ratio: str
+) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "mix",
+            "--task",
+            str(task_file),
+            *vqa_args(vqa_dir),
+            "--vqav2-ratio",
+            ratio,
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "--vqav2-ratio must be in [0, 1)" in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_missing_inputs_are_named(task_file: Path, vqa_dir: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "mix",
+            "--task",
+            str(task_file),
+            "--vqav2-questions",
+            str(tmp_path / "nope.json"),
+            "--vqav2-annotations",
+            str(vqa_dir / "annotations.json"),
+            "--vqav2-images",
+            str(vqa_dir / "images"),
+            "--vqav2-ratio",
+            "0.7",
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "VQAv2 questions file not found" in result.output and "visualqa.org" in result.output
+    result = runner.invoke(app, ["mix", "--vqav2-ratio", "0.7", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "--task" in result.output
+    result = runner.invoke(
+        app, ["mix", "--task", str(task_file), "--vqav2-ratio", "0.7", "--out", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 2 and "needs a general VQA source" in result.output
+
+
+def test_not_enough_general_data_is_a_data_error(
+    task_file: Path, vqa_dir: Path, tmp_path: Path
+) -> None:
+    result = run_mix(task_file, vqa_dir, tmp_path / "m", "--vqav2-ratio", "0.99")
+    assert result.exit_code == 1
+    assert "lower --vqav2-ratio or add general VQA data" in result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_interrupted_write_leaves_nothing(
+    task_file: Path, vqa_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import curation.export as export
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "_write_vqa_eval", boom)
+    from curation.export import task_records_from_file
+
+    pool = load_vqav2(vqa_dir / "questions.json", vqa_dir / "annotations.json", vqa_dir / "images")
+    with pytest.raises(KeyboardInterrupt):
+        mix(task_records_from_file(task_file), [pool], tmp_path / "m", ratio=0.5)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_easy_vqa_mix_through_the_cli(task_file: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "mix",
+            "--task",
+            str(task_file),
+            "--easy-vqa",
+            "--vqav2-ratio",
+            "0.7",
+            "--out",
+            str(tmp_path / "m"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "general/easy_vqa/yes/no" in result.output
+
+
+def test_general_rows_become_general_records(vqa_dir: Path) -> None:
+    pool = load_vqav2(vqa_dir / "questions.json", vqa_dir / "annotations.json", vqa_dir / "images")
+    task = [
+        ExportRecord(Path(pool.rows[0].image), QUESTION, ("yes",)),
+        ExportRecord(Path(pool.rows[-1].image), QUESTION, ("no",)),
+    ]
+    plan = plan_mix(task, [pool], ratio=0.5, seed=0, fractions=(1.0, 0.0, 0.0))
+    general = [r for r in plan.splits["train"] if r.part == "general"]
+    assert len(general) == 2 and general[0].source == "vqav2" and len(general[0].answers) == 10
+    with pytest.raises(DataError, match="add 'no' examples"):
+        plan_mix(task[:1], [pool], ratio=0.5)
