@@ -119,7 +119,7 @@ def test_source_loaders_read_small_real_files(vqa_dir: Path, tmp_path: Path) -> 
     hf = datasets.Dataset.from_dict(
         {
             "q": [r.question for r in v2.rows[:20]],
-            "a": [list(r.answers) for r in v2.rows[:20]],
+            "a": [list(r.answer_list()) for r in v2.rows[:20]],
             "img": [r.image for r in v2.rows[:20]],
         }
     ).cast_column("img", datasets.Image())
