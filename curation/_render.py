@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -12,6 +13,10 @@ from curation.fix import FixResult
 from curation.report import ValidationReport
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from curation.evaluate.run import EvalResult
     from curation.export import ExportSummary
     from curation.mix import MixPlan
     from curation.training.train import TrainEvent, TrainResult
@@ -217,3 +222,70 @@ def mix_summary(console: Console, plan: MixPlan, summary: ExportSummary) -> None
         soft_wrap=True,
     )
     console.print(f"next: curate train {summary.out}/lavis.yaml", highlight=False)
+
+
+@contextmanager
+def progress_bar(console: Console, label: str) -> Iterator[Callable[[int, int], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task_id = progress.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task_id, completed=done, total=total)
+
+        yield update
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return {True: "[red]YES[/]", False: "no", None: "n/a"}[value]
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def eval_result(console: Console, result: EvalResult) -> None:
+    r = result.report
+    t, g = r["task"], r["general"]
+    table = Table(title=f"eval: {r['n']} records ({t['n']} task, {g['n']} general)",
+                  title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for label, value in [
+        ("task yes-rate", t["yes_rate"]), ("task true yes-rate", t.get("true_yes_rate")),
+        ("task yes-rate on negatives", t["yes_rate_negatives"]), ("task accuracy", t["accuracy"]),
+        ("task balanced accuracy", t["balanced_accuracy"]), ("task F1 (yes)", t["f1_yes"]),
+        ("task other rate", t["other_rate"]), ("general VQA accuracy", g.get("vqa_accuracy")),
+        ("general majority baseline", g.get("majority_baseline")),
+    ]:
+        table.add_row(label, _fmt(value))
+    for kind, acc in (g.get("per_answer_type") or {}).items():
+        table.add_row(f"  general {kind}", _fmt(acc))
+    console.print(table)
+    if t.get("confusion"):
+        c = t["confusion"]
+        console.print(f"confusion (truth -> said yes/no/other): yes {c['yes']['yes']}/"
+                      f"{c['yes']['no']}/{c['yes']['other']}, no {c['no']['yes']}/{c['no']['no']}/"
+                      f"{c['no']['other']}", highlight=False)
+    if r["collapse_alarm"]:
+        for reason in r["collapse_reasons"]:
+            console.print(f"[bold red]COLLAPSE ALARM:[/] {reason}", soft_wrap=True)
+    else:
+        console.print("[green]no collapse alarm[/]")
+    console.print(f"wrote {', '.join(str(f) for f in result.files)}", soft_wrap=True,
+                  highlight=False)
+
+
+def compare_table(console: Console, paths: list[Path], rows: list[tuple[str, list[Any]]]) -> None:
+    names = [chr(ord("A") + i) if i < 26 else str(i) for i in range(len(paths))]
+    for name, p in zip(names, paths, strict=True):
+        console.print(f"{name}: {p}", highlight=False, soft_wrap=True)
+    table = Table(title="eval comparison", title_justify="left")
+    table.add_column("figure", no_wrap=True)
+    for name in names:
+        table.add_column(name, justify="right")
+    for label, values in rows:
+        table.add_row(label, *(_fmt(v) for v in values))
+    console.print(table)

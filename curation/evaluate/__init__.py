@@ -1,0 +1,1 @@
+"""`curate eval`: answer normalisation, yes/no and VQA metrics, the collapse alarm."""

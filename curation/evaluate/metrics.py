@@ -1,0 +1,133 @@
+"""Metrics for a yes/no task part and a general VQA part; the collapse alarm."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from curation.evaluate.normalize import normalize_answer, process_punctuation, to_yes_no
+
+#: One answer on at least this share of the predictions ...
+COLLAPSE_SHARE = 0.95
+#: ... where the truth gives it less than this share, is a collapse.
+COLLAPSE_TRUE_SHARE = 0.80
+#: Saying "yes" to more than this share of true negatives is a collapse too.
+COLLAPSE_NEGATIVE_YES = 0.50
+
+
+def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
+    """VQAv2 accuracy of one prediction against its human answers (0..1).
+
+    With several human answers: min(#matching others / 3, 1), averaged over
+    the ten leave-one-out subsets, as the official evaluation does. With one
+    answer (task records, easy-VQA) the leave-one-out formula would always
+    give 0 (the trap in LAVIS's copy of the evaluator): exact match after
+    normalisation instead.
+    """
+    pred = normalize_answer(prediction)
+    if len(answers) == 1:
+        return float(pred == normalize_answer(answers[0]))
+    gts = list(answers)
+    if len(set(gts)) > 1:  # as the official script: punctuation only when answers differ
+        gts = [process_punctuation(a) for a in gts]
+    scores = []
+    for i in range(len(gts)):
+        others = gts[:i] + gts[i + 1:]
+        scores.append(min(1.0, sum(a == pred for a in others) / 3))
+    return sum(scores) / len(scores)
+
+
+@dataclass
+class TaskMetrics:
+    n: int
+    yes_rate: float
+    yes_rate_negatives: float | None
+    true_yes_rate: float
+    accuracy: float
+    balanced_accuracy: float | None
+    precision_yes: float | None
+    recall_yes: float | None
+    f1_yes: float | None
+    other_rate: float
+    confusion: dict[str, dict[str, int]]  # truth -> prediction (yes/no/other) -> count
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def task_metrics(truths: Sequence[str], predictions: Sequence[str]) -> TaskMetrics:
+    """Yes/no metrics; ``truths`` are "yes"/"no", ``predictions`` free text."""
+    mapped = [to_yes_no(p) for p in predictions]
+    truth = [to_yes_no(t) for t in truths]
+    confusion = {t: {p: 0 for p in ("yes", "no", "other")} for t in ("yes", "no")}
+    for t, p in zip(truth, mapped, strict=True):
+        if t in confusion:
+            confusion[t][p] += 1
+    tp, fn_no, fn_other = (confusion["yes"][k] for k in ("yes", "no", "other"))
+    fp, tn, _ = (confusion["no"][k] for k in ("yes", "no", "other"))
+    pos, neg = sum(confusion["yes"].values()), sum(confusion["no"].values())
+    n = pos + neg
+    recall = _ratio(tp, pos)
+    specificity = _ratio(tn, neg)
+    precision = _ratio(tp, tp + fp)
+    fn = fn_no + fn_other
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    balanced = (recall + specificity) / 2 if recall is not None and specificity is not None else None
+    return TaskMetrics(
+        n=n,
+        yes_rate=_ratio(tp + fp, n) or 0.0,
+        yes_rate_negatives=specificity if specificity is None else fp / neg,
+        true_yes_rate=_ratio(pos, n) or 0.0,
+        accuracy=_ratio(tp + tn, n) or 0.0,
+        balanced_accuracy=balanced,
+        precision_yes=precision,
+        recall_yes=recall,
+        f1_yes=f1,
+        other_rate=_ratio(fn_other + confusion["no"]["other"], n) or 0.0,
+        confusion=confusion,
+    )
+
+
+def general_metrics(
+    answers: Sequence[Sequence[str]], predictions: Sequence[str], answer_types: Sequence[str]
+) -> dict[str, Any]:
+    """VQA accuracy overall and per answer type, plus the majority-answer baseline."""
+    scores = [vqa_accuracy(p, a) for p, a in zip(predictions, answers, strict=True)]
+    by_type: dict[str, list[float]] = defaultdict(list)
+    for s, t in zip(scores, answer_types, strict=True):
+        by_type[t].append(s)
+    majority = Counter(normalize_answer(a[0]) for a in answers).most_common(1)
+    baseline = (sum(vqa_accuracy(majority[0][0], a) for a in answers) / len(answers)
+                if majority else None)
+    return {
+        "n": len(scores),
+        "vqa_accuracy": sum(scores) / len(scores) if scores else None,
+        "per_answer_type": {t: sum(v) / len(v) for t, v in sorted(by_type.items())},
+        "majority_answer": majority[0][0] if majority else None,
+        "majority_baseline": baseline,
+    }
+
+
+def collapse_reasons(
+    predictions: Sequence[str], truths: Sequence[str], task: TaskMetrics | None, label: str
+) -> list[str]:
+    """Why this split counts as collapsed (empty list: it does not)."""
+    reasons = []
+    if predictions:
+        preds = [normalize_answer(p) for p in predictions]
+        answer, count = Counter(preds).most_common(1)[0]
+        share = count / len(preds)
+        true_share = sum(normalize_answer(t) == answer for t in truths) / len(truths)
+        if share >= COLLAPSE_SHARE and true_share < COLLAPSE_TRUE_SHARE:
+            reasons.append(f"{label}: \"{answer}\" is {share:.0%} of the predictions but only "
+                           f"{true_share:.0%} of the true answers")
+    if task and task.yes_rate_negatives is not None and task.yes_rate_negatives > COLLAPSE_NEGATIVE_YES:
+        reasons.append(f"{label}: says \"yes\" to {task.yes_rate_negatives:.0%} of the true "
+                       "negatives (images where nobody is falling)")
+    return reasons

@@ -1,0 +1,61 @@
+"""PNG plots of an evaluation (skipped without matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def write_plots(out_dir: Path, report: dict[str, Any]) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    written = []
+    task, general = report["task"], report["general"]
+    if task.get("confusion"):
+        conf = task["confusion"]
+        cols = ["yes", "no", "other"]
+        grid = [[conf[t][p] for p in cols] for t in ("yes", "no")]
+        fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+        ax.imshow(grid, cmap="Blues")
+        ax.set_xticks(range(3), [f"said {c}" for c in cols])
+        ax.set_yticks(range(2), ["truly yes", "truly no"])
+        for i, row in enumerate(grid):
+            for j, v in enumerate(row):
+                ax.text(j, i, str(v), ha="center", va="center")
+        ax.set_title("task confusion matrix")
+        fig.tight_layout()
+        written.append(_save(fig, out_dir / "confusion.png"))
+        fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+        labels = ["true yes-rate", "predicted yes-rate", "yes-rate on negatives"]
+        values = [task["true_yes_rate"], task["yes_rate"], task["yes_rate_negatives"] or 0]
+        ax.bar(labels, values, color=["gray", "tab:blue", "tab:red"])
+        ax.set_ylim(0, 1)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title("yes-rate vs true rate")
+        fig.tight_layout()
+        written.append(_save(fig, out_dir / "yes_rate.png"))
+    if general.get("per_answer_type"):
+        per = general["per_answer_type"]
+        fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+        ax.bar(list(per), list(per.values()))
+        if general.get("majority_baseline") is not None:
+            ax.axhline(general["majority_baseline"], color="red", ls="--", label="majority answer")
+            ax.legend(fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_title("general VQA accuracy per answer type")
+        fig.tight_layout()
+        written.append(_save(fig, out_dir / "accuracy_by_type.png"))
+    return written
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path

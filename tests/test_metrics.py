@@ -1,0 +1,116 @@
+"""Metrics against hand-computed cases: normaliser, VQA accuracy, yes/no figures, alarm."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from curation.cli import app
+from curation.evaluate.metrics import collapse_reasons, general_metrics, task_metrics, vqa_accuracy
+from curation.evaluate.normalize import normalize_answer, to_yes_no
+from curation.evaluate.run import score
+
+
+@pytest.mark.parametrize(
+    ("raw", "normal"),
+    [("Yes.", "yes"), ("two dogs", "2 dogs"), ("A man", "man"), ("the Red one", "red 1"),
+     ("dont", "don't"), ("  no\n", "no"), ("3.5", "3.5"), ("1,000", "1000"), ("left-hand", "left hand")],
+)
+def test_normalizer_follows_the_official_rules(raw: str, normal: str) -> None:
+    assert normalize_answer(raw) == normal
+
+
+@pytest.mark.parametrize(
+    ("text", "mapped"),
+    [("yes", "yes"), ("Yes, someone is.", "yes"), ("No.", "no"), ("nope", "no"),
+     ("a man lying on the floor", "other"), ("", "other"), ("yesterday", "other")],
+)
+def test_yes_no_mapping(text: str, mapped: str) -> None:
+    assert to_yes_no(text) == mapped
+
+
+@pytest.mark.parametrize(("matching", "expected"), [(0, 0.0), (1, 0.3), (2, 0.6), (3, 0.9), (4, 1.0)])
+def test_official_vqa_accuracy(matching: int, expected: float) -> None:
+    # ten human answers, `matching` of them "cat": the leave-one-out average by hand
+    answers = ["cat"] * matching + ["dog"] * (10 - matching)
+    assert vqa_accuracy("Cat", answers) == pytest.approx(expected)
+
+
+def test_single_answer_is_exact_match_after_normalisation() -> None:
+    assert vqa_accuracy("Two", ["2"]) == 1.0
+    assert vqa_accuracy("the circle", ["circle"]) == 1.0
+    assert vqa_accuracy("yes", ["no"]) == 0.0
+
+
+def test_task_metrics_by_hand() -> None:
+    truths = ["yes", "yes", "yes", "no", "no"]
+    preds = ["yes", "No.", "yes", "yes", "a man standing"]
+    m = task_metrics(truths, preds)
+    assert m.confusion == {"yes": {"yes": 2, "no": 1, "other": 0},
+                           "no": {"yes": 1, "no": 0, "other": 1}}
+    assert m.yes_rate == pytest.approx(3 / 5)
+    assert m.yes_rate_negatives == pytest.approx(1 / 2)
+    assert m.accuracy == pytest.approx(2 / 5)
+    assert m.recall_yes == pytest.approx(2 / 3)
+    assert m.precision_yes == pytest.approx(2 / 3)
+    assert m.balanced_accuracy == pytest.approx((2 / 3 + 0) / 2)
+    assert m.f1_yes == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+    assert m.other_rate == pytest.approx(1 / 5)
+
+
+def test_general_metrics_per_type_and_baseline() -> None:
+    answers = [["red"], ["blue"], ["red"], ["yes"]]
+    preds = ["red", "red", "Red.", "no"]
+    g = general_metrics(answers, preds, ["other", "other", "other", "yes/no"])
+    assert g["vqa_accuracy"] == pytest.approx(2 / 4)
+    assert g["per_answer_type"] == {"other": pytest.approx(2 / 3), "yes/no": 0.0}
+    assert g["majority_answer"] == "red" and g["majority_baseline"] == pytest.approx(2 / 4)
+
+
+def test_collapse_alarm_rules() -> None:
+    truths = ["yes"] * 50 + ["no"] * 50
+    always_yes = ["yes"] * 100
+    task = task_metrics(truths, always_yes)
+    reasons = collapse_reasons(always_yes, truths, task, "task part")
+    assert len(reasons) == 2 and "100% of the predictions but only 50%" in reasons[0]
+    # 95% yes is fine when the truth is 90% yes and negatives are mostly answered "no"
+    truths = ["yes"] * 90 + ["no"] * 10
+    preds = ["yes"] * 90 + ["yes"] * 5 + ["no"] * 5
+    assert collapse_reasons(preds, truths, task_metrics(truths, preds), "task") == []
+    # ... but saying yes to 60% of negatives fires on its own
+    preds = ["yes"] * 90 + ["yes"] * 6 + ["no"] * 4
+    assert "60% of the true negatives" in collapse_reasons(preds, truths, task_metrics(truths, preds), "t")[0]
+
+
+def test_score_uses_provenance_parts() -> None:
+    records = [
+        {"instance_id": 0, "image": "a.png", "text_input": "Is anyone falling?", "answer": ["yes"]},
+        {"instance_id": 1, "image": "b.png", "text_input": "Is anyone falling?", "answer": ["no"]},
+        {"instance_id": 2, "image": "c.png", "text_input": "What color?", "answer": ["red"] * 10},
+    ]
+    prov = [{"part": "task"}, {"part": "task"},
+            {"part": "general", "source": "vqav2", "answer_type": "other"}]
+    report = score(records, prov, ["yes", "yes", "red"])
+    assert report["task"]["n"] == 2 and report["general"]["n"] == 1
+    assert report["task"]["yes_rate_negatives"] == 1.0
+    assert report["general"]["vqa_accuracy"] == 1.0
+    assert report["collapse_alarm"] is True
+    assert [p["part"] for p in report["predictions"]] == ["task", "task", "general"]
+
+
+def test_compare_table(tmp_path: Path) -> None:
+    a = {"task": {"yes_rate": 1.0, "yes_rate_negatives": 1.0, "balanced_accuracy": 0.5},
+         "general": {"vqa_accuracy": None}, "collapse_alarm": True}
+    b = {"task": {"yes_rate": 0.5, "yes_rate_negatives": 0.1, "balanced_accuracy": 0.9},
+         "general": {"vqa_accuracy": 0.7}, "collapse_alarm": False}
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    result = CliRunner().invoke(app, ["eval", "--compare", str(tmp_path / "a.json"),
+                                      str(tmp_path / "b.json")], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "yes-rate on negatives" in line)
+    assert "1.000" in row and "0.100" in row
+    assert CliRunner().invoke(app, ["eval", "--compare", str(tmp_path / "a.json")]).exit_code == 2
