@@ -269,6 +269,9 @@ def _seed_everything(seed: int) -> None:
     import numpy as np
     import torch
 
+    # a model that has learned its data drives gradients into denormal floats, which make
+    # CPU arithmetic many times slower; flushing them to zero costs no accuracy here
+    torch.set_flush_denormal(True)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -337,19 +340,27 @@ def _runner_class() -> type:
             return wrapped
 
         def create_loaders(self, *args: Any, **kwargs: Any) -> Any:
-            if self.device.type == "cuda":
-                return super().create_loaders(*args, **kwargs)
-            # LAVIS's PrefetchLoader opens a CUDA stream even on CPU; pass batches through
             import lavis.runners.runner_base as runner_module
 
-            with _patched_attr(runner_module, "PrefetchLoader", _CpuLoader):
+            with contextlib.ExitStack() as stack:
+                if self.device.type != "cuda":
+                    # LAVIS's PrefetchLoader opens a CUDA stream even on CPU
+                    stack.enter_context(_patched_attr(runner_module, "PrefetchLoader", _CpuLoader))
+                if int(self.config.run_cfg.num_workers) == 0:
+                    # LAVIS's IterLoader sleeps 2 s at every epoch change against a deadlock
+                    # of worker processes; with no workers there is nothing to wait for
+                    stack.enter_context(
+                        _patched_attr(runner_module, "IterLoader", _no_sleep_iter_loader())
+                    )
                 return super().create_loaders(*args, **kwargs)
 
         def train_epoch(self, epoch: int) -> Any:
             stats = super().train_epoch(epoch)
-            # LAVIS saves only checkpoint_best.pth when there are validation splits, and
-            # only when accuracy rises above 0; keep the latest epoch too (resume needs it)
-            self._save_checkpoint(epoch, is_best=False)
+            # LAVIS saves every epoch only without validation splits; with them it saves
+            # only checkpoint_best.pth, and only once accuracy rises above 0. Keep the
+            # latest epoch in both cases (resume needs it), and only the latest.
+            if self.valid_splits:
+                self._save_checkpoint(epoch, is_best=False)
             previous = Path(self.output_dir) / f"checkpoint_{epoch - 1}.pth"
             previous.unlink(missing_ok=True)
             return stats
@@ -379,6 +390,21 @@ def _runner_class() -> type:
             self.start_epoch = checkpoint["epoch"] + 1
 
     return FalldownRunner
+
+
+def _no_sleep_iter_loader() -> type:
+    from lavis.datasets.datasets.dataloader_utils import IterLoader
+
+    class NoSleepIterLoader(IterLoader):
+        def __next__(self) -> Any:
+            try:
+                return next(self.iter_loader)
+            except StopIteration:
+                self._epoch += 1
+                self.iter_loader = iter(self._dataloader)
+                return next(self.iter_loader)
+
+    return NoSleepIterLoader
 
 
 class _CpuLoader:
