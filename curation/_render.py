@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from curation.curator.checks import CheckReport
+    from curation.curator.ingest import IngestResult
     from curation.evaluate.run import EvalResult
     from curation.export import ExportSummary
     from curation.mix import MixPlan
@@ -228,8 +230,9 @@ def mix_summary(console: Console, plan: MixPlan, summary: ExportSummary) -> None
 def progress_bar(console: Console, label: str) -> Iterator[Callable[[int, int], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
         task_id = progress.add_task(label, total=None)
 
         def update(done: int, total: int) -> None:
@@ -249,15 +252,20 @@ def _fmt(value: Any) -> str:
 def eval_result(console: Console, result: EvalResult) -> None:
     r = result.report
     t, g = r["task"], r["general"]
-    table = Table(title=f"eval: {r['n']} records ({t['n']} task, {g['n']} general)",
-                  title_justify="left")
+    table = Table(
+        title=f"eval: {r['n']} records ({t['n']} task, {g['n']} general)", title_justify="left"
+    )
     table.add_column("figure")
     table.add_column("value", justify="right")
     for label, value in [
-        ("task yes-rate", t["yes_rate"]), ("task true yes-rate", t.get("true_yes_rate")),
-        ("task yes-rate on negatives", t["yes_rate_negatives"]), ("task accuracy", t["accuracy"]),
-        ("task balanced accuracy", t["balanced_accuracy"]), ("task F1 (yes)", t["f1_yes"]),
-        ("task other rate", t["other_rate"]), ("general VQA accuracy", g.get("vqa_accuracy")),
+        ("task yes-rate", t["yes_rate"]),
+        ("task true yes-rate", t.get("true_yes_rate")),
+        ("task yes-rate on negatives", t["yes_rate_negatives"]),
+        ("task accuracy", t["accuracy"]),
+        ("task balanced accuracy", t["balanced_accuracy"]),
+        ("task F1 (yes)", t["f1_yes"]),
+        ("task other rate", t["other_rate"]),
+        ("general VQA accuracy", g.get("vqa_accuracy")),
         ("general majority baseline", g.get("majority_baseline")),
     ]:
         table.add_row(label, _fmt(value))
@@ -266,16 +274,20 @@ def eval_result(console: Console, result: EvalResult) -> None:
     console.print(table)
     if t.get("confusion"):
         c = t["confusion"]
-        console.print(f"confusion (truth -> said yes/no/other): yes {c['yes']['yes']}/"
-                      f"{c['yes']['no']}/{c['yes']['other']}, no {c['no']['yes']}/{c['no']['no']}/"
-                      f"{c['no']['other']}", highlight=False)
+        console.print(
+            f"confusion (truth -> said yes/no/other): yes {c['yes']['yes']}/"
+            f"{c['yes']['no']}/{c['yes']['other']}, no {c['no']['yes']}/{c['no']['no']}/"
+            f"{c['no']['other']}",
+            highlight=False,
+        )
     if r["collapse_alarm"]:
         for reason in r["collapse_reasons"]:
             console.print(f"[bold red]COLLAPSE ALARM:[/] {reason}", soft_wrap=True)
     else:
         console.print("[green]no collapse alarm[/]")
-    console.print(f"wrote {', '.join(str(f) for f in result.files)}", soft_wrap=True,
-                  highlight=False)
+    console.print(
+        f"wrote {', '.join(str(f) for f in result.files)}", soft_wrap=True, highlight=False
+    )
 
 
 def compare_table(console: Console, paths: list[Path], rows: list[tuple[str, list[Any]]]) -> None:
@@ -289,3 +301,48 @@ def compare_table(console: Console, paths: list[Path], rows: list[tuple[str, lis
     for label, values in rows:
         table.add_row(label, *(_fmt(v) for v in values))
     console.print(table)
+
+
+def ingest_result(console: Console, result: IngestResult) -> None:
+    console.print(
+        f"ingested {result.source} into FiftyOne dataset {result.dataset!r}: {result.added} added, "
+        f"{result.already_present} already there, {result.total} in the dataset"
+        + (f" ({result.unsure} unsure, unlabelled until reviewed)" if result.unsure else "")
+        + f"; hashing {result.hash_seconds:.1f} s, adding {result.add_seconds:.1f} s",
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print(f"next: curate check --dataset {result.dataset}", highlight=False)
+
+
+def check_report(console: Console, report: CheckReport) -> None:
+    table = Table(
+        title=f"checks on {report.dataset} ({report.samples} samples)", title_justify="left"
+    )
+    table.add_column("check (tag)")
+    table.add_column("samples", justify="right")
+    table.add_column("groups", justify="right")
+    for tag, n in report.counts.items():
+        groups = report.groups.get(tag)
+        table.add_row(tag, str(n), str(len(groups)) if groups is not None else "")
+    console.print(table)
+    if report.brain_exact_duplicates is not None:
+        console.print(
+            f"FiftyOne Brain compute_exact_duplicates agrees: "
+            f"{report.brain_exact_duplicates} duplicate(s) of other samples",
+            highlight=False,
+        )
+    bal = Table(title="answers per source", title_justify="left")
+    answers = sorted({a for c in report.balance.values() for a in c})
+    bal.add_column("source")
+    for a in answers:
+        bal.add_column(a, justify="right")
+    bal.add_column("yes share", justify="right")
+    for source, counts in report.balance.items():
+        yn = counts.get("yes", 0) + counts.get("no", 0)
+        share = f"{counts.get('yes', 0) / yn:.0%}" if yn else "-"
+        bal.add_row(source, *(str(counts.get(a, 0)) for a in answers), share)
+    console.print(bal)
+    console.print(
+        f"next: curate review --dataset {report.dataset} (saved view 'flagged')", highlight=False
+    )

@@ -6,6 +6,7 @@ that need them, so ``curate --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Callable
@@ -143,8 +144,13 @@ ModelOption = Annotated[
 @app.command()
 @handles_errors
 def export(
-    task: Annotated[Path, typer.Option(help="Task annotation file (the LAVIS VQA contract).")],
     out: Annotated[Path, typer.Option(help="Export folder to create.")],
+    task: Annotated[
+        Path | None, typer.Option(help="Task annotation file (the LAVIS VQA contract).")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="FiftyOne dataset instead of --task (review tags applied).")
+    ] = None,
     image_root: Annotated[
         Path | None, typer.Option(help="Folder the 'image' paths start from [default: the file's].")
     ] = None,
@@ -169,8 +175,23 @@ def export(
     Writes OUT/train.json, val.json, test.json, images/, manifest.json and lavis.yaml.
     """
     from curation import _render
-    from curation.export import export_task
+    from curation.export import export_dataset, export_task
 
+    if (task is None) == (dataset is None):
+        raise typer.BadParameter("give exactly one of --task FILE or --dataset NAME")
+    if dataset is not None:
+        summary = export_dataset(
+            dataset,
+            out,
+            seed=seed,
+            model=model,  # type: ignore[arg-type]
+            fractions=(1 - val_share - test_share, val_share, test_share),
+            copy=copy,
+            overwrite=overwrite,
+            builder_name=builder_name,
+        )
+        _render.export_summary(console, summary)
+        return
     summary = export_task(
         task,
         image_root,
@@ -250,6 +271,9 @@ def mix(
         Path | None, typer.Option(help="Task annotation file (LAVIS contract).")
     ] = None,
     image_root: Annotated[Path | None, typer.Option(help="Image root of --task.")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="FiftyOne dataset instead of --task (review tags applied).")
+    ] = None,
     vqav2_questions: Annotated[Path | None, typer.Option(help="VQAv2 questions JSON.")] = None,
     vqav2_annotations: Annotated[Path | None, typer.Option(help="VQAv2 annotations JSON.")] = None,
     vqav2_images: Annotated[Path | None, typer.Option(help="COCO image folder for VQAv2.")] = None,
@@ -302,8 +326,10 @@ def mix(
     from curation.mix import mix as run_mix
     from curation.sources import load_source, parse_columns
 
-    if task is None:
-        raise typer.BadParameter("give the task data with --task FILE", param_hint="--task")
+    if (task is None) == (dataset is None):
+        raise typer.BadParameter(
+            "give the task data with --task FILE or --dataset NAME", param_hint="--task"
+        )
     pools = []
     vqav2 = [vqav2_questions, vqav2_annotations, vqav2_images]
     if any(vqav2):
@@ -327,7 +353,23 @@ def mix(
         pools.append(load_source("hf", path=hf_dataset, columns=parse_columns(hf_columns)))
     if easy_vqa:
         pools.append(load_source("easy_vqa", split=easy_vqa_split))
-    records = task_records_from_file(task, image_root)
+    task_inputs: list[Path] = []
+    if dataset is not None:
+        from curation.curator.records import records_from_dataset
+
+        from_fo = records_from_dataset(dataset)
+        records = from_fo.task
+        if from_fo.general is not None:
+            pools.append(from_fo.general)
+        console.print(
+            f"dataset {dataset}: {len(records)} task records; review: "
+            f"{from_fo.excluded} excluded, {from_fo.relabelled} relabelled, "
+            f"{from_fo.unlabelled} unlabelled left out",
+            highlight=False,
+        )
+    else:
+        records = task_records_from_file(task, image_root)
+        task_inputs = [task]
     argv = " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("curate") else "mix"
     plan, summary = run_mix(
         records,
@@ -341,7 +383,7 @@ def mix(
         model=model,
         copy=copy,
         overwrite=overwrite,
-        task_inputs=[task],  # type: ignore[arg-type]
+        task_inputs=task_inputs,  # type: ignore[arg-type]
         command=f"curate {argv}",
     )
     _render.mix_summary(console, plan, summary)
@@ -358,10 +400,12 @@ def eval_(
         Path | None, typer.Option(help="Split to score (e.g. OUT/test.json; the LAVIS contract).")
     ] = None,
     image_root: Annotated[
-        Path | None, typer.Option(help="Image root [default: images/ beside --data, else its folder].")
+        Path | None,
+        typer.Option(help="Image root [default: images/ beside --data, else its folder]."),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Folder for eval.json and plots [default: the checkpoint's].")
+        Path | None,
+        typer.Option(help="Folder for eval.json and plots [default: the checkpoint's]."),
     ] = None,
     config: Annotated[
         Path | None, typer.Option(help="Run config [default: config.yaml beside the checkpoint].")
@@ -393,6 +437,121 @@ def eval_(
     _render.eval_result(console, result)
     if result.collapse_alarm:
         raise typer.Exit(3)
+
+
+def _questions(path: Path | None) -> list[str]:
+    from curation.schemas.questions import load_questions
+    from curation.synthetic import QUESTION
+
+    if path is None:
+        default = Path("configs/questions.yaml")
+        return load_questions(default).questions if default.is_file() else [QUESTION]
+    return load_questions(path).questions
+
+
+@app.command()
+@handles_errors
+def ingest(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A folder with fall/ and no_fall/ (and unsure/), a LAVIS annotation "
+            "file, or easy-vqa[:train|test]."
+        ),
+    ],
+    dataset: Annotated[str, typer.Option(help="FiftyOne dataset to add to (created if new).")],
+    image_root: Annotated[
+        Path | None, typer.Option(help="Image root of an annotation file [default: its folder].")
+    ] = None,
+    questions: Annotated[
+        Path | None,
+        typer.Option(
+            help="Question paraphrases for folder images [default: configs/questions.yaml]."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for choosing each image's question.")] = 0,
+    max_records: Annotated[
+        int | None, typer.Option(help="easy-vqa only: ingest this many questions (seeded sample).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Delete the dataset first and start again.")
+    ] = False,
+) -> None:
+    """Add images with their question and answer to a persistent FiftyOne dataset.
+
+    Re-ingesting the same source adds nothing twice. Every image is checked
+    first: a bad one stops the ingest before anything is added.
+    """
+    from curation import _render
+    from curation.curator.ingest import ingest as run_ingest
+
+    result = run_ingest(
+        source,
+        dataset,
+        image_root=image_root,
+        questions=_questions(questions),
+        seed=seed,
+        overwrite=overwrite,
+        max_records=max_records,
+    )
+    _render.ingest_result(console, result)
+
+
+@app.command()
+@handles_errors
+def check(
+    dataset: Annotated[str, typer.Option(help="FiftyOne dataset to check.")],
+    hamming: Annotated[
+        int,
+        typer.Option(
+            help="Near-duplicate threshold: differing bits of the 64-bit phash.", min=0, max=64
+        ),
+    ] = 4,
+    json_report: Annotated[
+        Path | None, typer.Option("--json", help="Write the full report (all groups) here.")
+    ] = None,
+) -> None:
+    """Find duplicates, near-duplicates, corrupt/tiny images, conflicts and split leaks.
+
+    Results become tags (dup:exact, dup:near, corrupt, tiny, conflict, leak) in
+    the dataset, so `curate review` can filter them.
+    """
+    from curation import _render
+    from curation.curator.checks import run_checks
+
+    report = run_checks(dataset, hamming=hamming)
+    _render.check_report(console, report)
+    if json_report is not None:
+        report.write_json(json_report)
+        console.print(f"full report: {json_report}")
+
+
+@app.command()
+@handles_errors
+def review(
+    dataset: Annotated[str, typer.Option(help="FiftyOne dataset to review.")],
+    port: Annotated[int, typer.Option(help="Port of the App.")] = 5151,
+    address: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Do not open a browser; print the URL.")
+    ] = False,
+) -> None:
+    """Open the FiftyOne App on the dataset with saved views for reviewers.
+
+    Tag samples in the App: exclude (left out of every export), relabel:yes or
+    relabel:no (answer replaced, recorded as review provenance). Ctrl-C stops.
+    """
+    from curation.curator.review import launch
+
+    session = launch(dataset, port=port, address=address, browser=not no_browser)
+    console.print(
+        f"FiftyOne App: {session.url}  (saved views: flagged, answer-yes, answer-no, "
+        "to-review, source-*). Ctrl-C to stop.",
+        soft_wrap=True,
+        highlight=False,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        session.wait(-1)
 
 
 def run() -> None:  # pragma: no cover - console entry point helper

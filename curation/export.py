@@ -462,3 +462,38 @@ def export_task(
         extra_manifest={"fractions": list(fractions)},
         command=f"curate export --task {Path(task_file).as_posix()} --seed {seed} --model {model}",
     )
+
+
+def export_dataset(
+    dataset: str,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    model: ModelPreset = "tiny",
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    copy: bool = False,
+    overwrite: bool = False,
+    builder_name: str = DEFAULT_BUILDER,
+) -> ExportSummary:
+    """Export a FiftyOne dataset's task samples, with the reviewers' tags applied."""
+    from curation.curator.records import records_from_dataset
+
+    found = records_from_dataset(dataset)
+    if not found.task:
+        raise DataError(f"dataset {dataset!r} has no labelled task samples to export")
+    splits = split_records(found.task, fractions, seed, hash_images=False)
+    return write_export(
+        out,
+        splits,
+        seed=seed,
+        model=model,
+        copy=copy,
+        overwrite=overwrite,
+        builder_name=builder_name,
+        extra_manifest={
+            "fractions": list(fractions),
+            "fiftyone_dataset": dataset,
+            "review": found.review,
+        },
+        command=f"curate export --dataset {dataset} --seed {seed} --model {model}",
+    )

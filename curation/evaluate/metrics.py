@@ -34,7 +34,7 @@ def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
         gts = [process_punctuation(a) for a in gts]
     scores = []
     for i in range(len(gts)):
-        others = gts[:i] + gts[i + 1:]
+        others = gts[:i] + gts[i + 1 :]
         scores.append(min(1.0, sum(a == pred for a in others) / 3))
     return sum(scores) / len(scores)
 
@@ -78,7 +78,9 @@ def task_metrics(truths: Sequence[str], predictions: Sequence[str]) -> TaskMetri
     precision = _ratio(tp, tp + fp)
     fn = fn_no + fn_other
     f1 = _ratio(2 * tp, 2 * tp + fp + fn)
-    balanced = (recall + specificity) / 2 if recall is not None and specificity is not None else None
+    balanced = (
+        (recall + specificity) / 2 if recall is not None and specificity is not None else None
+    )
     return TaskMetrics(
         n=n,
         yes_rate=_ratio(tp + fp, n) or 0.0,
@@ -103,8 +105,9 @@ def general_metrics(
     for s, t in zip(scores, answer_types, strict=True):
         by_type[t].append(s)
     majority = Counter(normalize_answer(a[0]) for a in answers).most_common(1)
-    baseline = (sum(vqa_accuracy(majority[0][0], a) for a in answers) / len(answers)
-                if majority else None)
+    baseline = (
+        sum(vqa_accuracy(majority[0][0], a) for a in answers) / len(answers) if majority else None
+    )
     return {
         "n": len(scores),
         "vqa_accuracy": sum(scores) / len(scores) if scores else None,
@@ -125,9 +128,17 @@ def collapse_reasons(
         share = count / len(preds)
         true_share = sum(normalize_answer(t) == answer for t in truths) / len(truths)
         if share >= COLLAPSE_SHARE and true_share < COLLAPSE_TRUE_SHARE:
-            reasons.append(f"{label}: \"{answer}\" is {share:.0%} of the predictions but only "
-                           f"{true_share:.0%} of the true answers")
-    if task and task.yes_rate_negatives is not None and task.yes_rate_negatives > COLLAPSE_NEGATIVE_YES:
-        reasons.append(f"{label}: says \"yes\" to {task.yes_rate_negatives:.0%} of the true "
-                       "negatives (images where nobody is falling)")
+            reasons.append(
+                f'{label}: "{answer}" is {share:.0%} of the predictions but only '
+                f"{true_share:.0%} of the true answers"
+            )
+    if (
+        task
+        and task.yes_rate_negatives is not None
+        and task.yes_rate_negatives > COLLAPSE_NEGATIVE_YES
+    ):
+        reasons.append(
+            f'{label}: says "yes" to {task.yes_rate_negatives:.0%} of the true '
+            "negatives (images where nobody is falling)"
+        )
     return reasons

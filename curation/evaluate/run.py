@@ -42,33 +42,57 @@ def load_provenance(data: Path, records: list[dict[str, Any]]) -> list[dict[str,
     return [prov[r["instance_id"]] for r in records]
 
 
-def score(records: list[dict[str, Any]], provenance: list[dict[str, Any]],
-          predictions: list[str]) -> dict[str, Any]:
+def score(
+    records: list[dict[str, Any]], provenance: list[dict[str, Any]], predictions: list[str]
+) -> dict[str, Any]:
     """Every figure of ``eval.json`` from records, their provenance and the predictions."""
     rows = []
     for rec, prov, pred in zip(records, provenance, predictions, strict=True):
         part = prov.get("part", "task")
-        rows.append({
-            "instance_id": rec["instance_id"], "image": rec["image"], "question": rec["text_input"],
-            "answers": rec["answer"], "prediction": pred, "normalized": normalize_answer(pred),
-            "yes_no": to_yes_no(pred) if part == "task" else None, "part": part,
-            "source": prov.get("source", "task"), "answer_type": prov.get("answer_type", ""),
-            "score": vqa_accuracy(pred, rec["answer"]),
-        })
+        rows.append(
+            {
+                "instance_id": rec["instance_id"],
+                "image": rec["image"],
+                "question": rec["text_input"],
+                "answers": rec["answer"],
+                "prediction": pred,
+                "normalized": normalize_answer(pred),
+                "yes_no": to_yes_no(pred) if part == "task" else None,
+                "part": part,
+                "source": prov.get("source", "task"),
+                "answer_type": prov.get("answer_type", ""),
+                "score": vqa_accuracy(pred, rec["answer"]),
+            }
+        )
     task_rows = [r for r in rows if r["part"] == "task"]
     general_rows = [r for r in rows if r["part"] == "general"]
-    task = (task_metrics([r["answers"][0] for r in task_rows], [r["prediction"] for r in task_rows])
-            if task_rows else None)
-    general = (general_metrics([r["answers"] for r in general_rows],
-                               [r["prediction"] for r in general_rows],
-                               [r["answer_type"] for r in general_rows]) if general_rows else None)
-    reasons = collapse_reasons([r["prediction"] for r in rows], [r["answers"][0] for r in rows],
-                               None, "whole split")
+    task = (
+        task_metrics([r["answers"][0] for r in task_rows], [r["prediction"] for r in task_rows])
+        if task_rows
+        else None
+    )
+    general = (
+        general_metrics(
+            [r["answers"] for r in general_rows],
+            [r["prediction"] for r in general_rows],
+            [r["answer_type"] for r in general_rows],
+        )
+        if general_rows
+        else None
+    )
+    reasons = collapse_reasons(
+        [r["prediction"] for r in rows], [r["answers"][0] for r in rows], None, "whole split"
+    )
     if task_rows:
-        reasons += collapse_reasons([r["prediction"] for r in task_rows],
-                                    [r["answers"][0] for r in task_rows], task, "task part")
-    empty_task = dict.fromkeys(("yes_rate", "yes_rate_negatives", "accuracy",
-                                "balanced_accuracy", "f1_yes", "other_rate"))
+        reasons += collapse_reasons(
+            [r["prediction"] for r in task_rows],
+            [r["answers"][0] for r in task_rows],
+            task,
+            "task part",
+        )
+    empty_task = dict.fromkeys(
+        ("yes_rate", "yes_rate_negatives", "accuracy", "balanced_accuracy", "f1_yes", "other_rate")
+    )
     return {
         "n": len(rows),
         "task": task.to_dict() if task else {**empty_task, "n": 0},
@@ -100,20 +124,29 @@ def evaluate(
     images = [root / r["image"] for r in records]
     missing = [str(p) for p in images if not p.is_file()]
     if missing:
-        raise DataError(f"{len(missing)} image(s) not found under {root}, e.g. {missing[0]}. "
-                        "Fix: --image-root DIR")
+        raise DataError(
+            f"{len(missing)} image(s) not found under {root}, e.g. {missing[0]}. "
+            "Fix: --image-root DIR"
+        )
     from curation.training.predict import answer, load_model
 
     model = load_model(checkpoint, config)
     predictions: list[str] = []
     for start in range(0, len(records), batch_size):
-        predictions += answer(model, images[start:start + batch_size],
-                              [r["text_input"] for r in records[start:start + batch_size]],
-                              batch_size)
+        predictions += answer(
+            model,
+            images[start : start + batch_size],
+            [r["text_input"] for r in records[start : start + batch_size]],
+            batch_size,
+        )
         if on_progress:
             on_progress(len(predictions), len(records))
-    report = {"checkpoint": str(checkpoint), "data": str(data), "image_root": str(root),
-              **score(records, provenance, predictions)}
+    report = {
+        "checkpoint": str(checkpoint),
+        "data": str(data),
+        "image_root": str(root),
+        **score(records, provenance, predictions),
+    }
     out_dir = Path(out) if out else checkpoint.parent
     files = write_report(out_dir, report)
     return EvalResult(report, out_dir, files)
@@ -141,7 +174,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['n']} records: {t['n']} task (yes/no), {g['n']} general VQA.",
         "",
-        "| figure | value |", "| --- | --- |",
+        "| figure | value |",
+        "| --- | --- |",
         f"| task yes-rate | {_pct(t['yes_rate'])} |",
         f"| task yes-rate on true negatives | {_pct(t['yes_rate_negatives'])} |",
         f"| task accuracy | {_pct(t['accuracy'])} |",
@@ -160,9 +194,12 @@ def summary_markdown(report: dict[str, Any]) -> str:
 
 
 COMPARE_ROWS = [
-    ("task yes-rate", "task.yes_rate"), ("task yes-rate on negatives", "task.yes_rate_negatives"),
-    ("task accuracy", "task.accuracy"), ("task balanced accuracy", "task.balanced_accuracy"),
-    ("task F1 (yes)", "task.f1_yes"), ("task other rate", "task.other_rate"),
+    ("task yes-rate", "task.yes_rate"),
+    ("task yes-rate on negatives", "task.yes_rate_negatives"),
+    ("task accuracy", "task.accuracy"),
+    ("task balanced accuracy", "task.balanced_accuracy"),
+    ("task F1 (yes)", "task.f1_yes"),
+    ("task other rate", "task.other_rate"),
     ("general VQA accuracy", "general.vqa_accuracy"),
     ("general majority baseline", "general.majority_baseline"),
     ("collapse alarm", "collapse_alarm"),

@@ -1,0 +1,263 @@
+"""`curate ingest`: put images with their question and answer into a FiftyOne dataset.
+
+Sources: a raw folder with one sub-folder per label (``fall/`` = "yes",
+``no_fall/`` = "no", optional ``unsure/``), a LAVIS annotation file (the
+contract) with its image root, or easy-VQA (general VQA). Every image is
+opened and hashed before anything is added, so bad input adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curation.curator._fo import fiftyone
+from curation.errors import DataError, UsageError
+from curation.images import check_images
+
+LABEL_FOLDERS = {"fall": "yes", "no_fall": "no", "unsure": None}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class Item:
+    """One sample to add: an image and what is asked and answered about it."""
+
+    filepath: Path
+    question: str
+    answers: list[str]
+    source: str
+    original_id: str
+    provenance: str  # "folder" | "file" (later "review")
+    part: str = "task"
+    split: str | None = None
+    answer_type: str = ""
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """Identity for idempotent re-ingest: the same source record is the same sample."""
+        return hashlib.sha1(
+            f"{self.source}\0{self.original_id}\0{self.question}".encode()
+        ).hexdigest()
+
+
+@dataclass
+class IngestResult:
+    dataset: str
+    source: str
+    added: int
+    already_present: int
+    total: int
+    unsure: int = 0
+    hash_seconds: float = 0.0
+    add_seconds: float = 0.0
+
+
+def items_from_folder(folder: Path, questions: Sequence[str], seed: int) -> list[Item]:
+    """``folder/fall``, ``folder/no_fall`` (and ``folder/unsure``) -> items."""
+    if not folder.is_dir():
+        raise UsageError(f"folder not found: {folder}")
+    present = [name for name in LABEL_FOLDERS if (folder / name).is_dir()]
+    if not {"fall", "no_fall"} & set(present):
+        raise DataError(
+            f"{folder} has neither a fall/ nor a no_fall/ sub-folder. Fix: put "
+            "images of people falling in fall/ and others in no_fall/"
+        )
+    items = []
+    for name in present:
+        files = sorted(
+            p
+            for p in (folder / name).rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not files:
+            raise DataError(
+                f"{folder / name} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
+        answer = LABEL_FOLDERS[name]
+        for path in files:
+            rel = path.relative_to(folder).as_posix()
+            q = random.Random(f"{seed}:{rel}").choice(list(questions))
+            items.append(
+                Item(
+                    path.resolve(),
+                    q,
+                    [answer] if answer else [],
+                    f"folder:{folder.name}",
+                    rel,
+                    "folder",
+                    answer_type="yes/no",
+                    tags=[] if answer else ["unsure"],
+                )
+            )
+    return items
+
+
+def items_from_file(path: Path, image_root: Path | None) -> list[Item]:
+    from curation.validate import load_records, validate_files
+
+    root = image_root or path.parent
+    report = validate_files([path], image_root=root)
+    if not report.ok:
+        shown = "\n  ".join(p.render() for p in report.errors[:10])
+        raise DataError(
+            f"{path} has {len(report.errors)} error(s); nothing was ingested:\n  {shown}"
+        )
+    from curation.export import answer_type_of
+
+    split = path.stem if path.stem in ("train", "val", "test") else None
+    return [
+        Item(
+            (root / r["image"]).resolve(),
+            r["text_input"],
+            list(r["answer"]),
+            f"file:{path.name}",
+            str(r["instance_id"]),
+            "file",
+            split=split,
+            answer_type=answer_type_of(r["answer"]),
+        )
+        for r in load_records(path)
+    ]
+
+
+def items_from_easy_vqa(split: str, max_records: int | None, seed: int) -> list[Item]:
+    from curation.sources import load_easy_vqa
+
+    rows = load_easy_vqa(split).rows
+    if max_records is not None and max_records < len(rows):
+        rows = sorted(random.Random(seed).sample(rows, max_records), key=lambda r: r.original_id)
+    return [
+        Item(
+            Path(r.image),
+            r.question,
+            list(r.answer_list()),
+            "easy_vqa",
+            r.original_id,
+            "file",
+            part="general",
+            answer_type=r.answer_type,
+        )
+        for r in rows
+    ]
+
+
+def image_hashes(paths: Sequence[Path], workers: int | None = None) -> dict[Path, tuple[str, str]]:
+    """sha256 and 64-bit perceptual hash (imagehash.phash) per file, in threads."""
+    try:
+        import imagehash
+    except ImportError:
+        raise UsageError(
+            "this needs imagehash. Fix: pip install 'falldown-curate[fiftyone]'"
+        ) from None
+    from PIL import Image
+
+    def one(path: Path) -> tuple[str, str]:
+        data = path.read_bytes()
+        with Image.open(path) as im:
+            phash = str(imagehash.phash(im))
+        return hashlib.sha256(data).hexdigest(), phash
+
+    unique = list(dict.fromkeys(paths))
+    with ThreadPoolExecutor(max_workers=workers or (os.cpu_count() or 1) * 2) as pool:
+        return dict(zip(unique, pool.map(one, unique), strict=True))
+
+
+def ingest(
+    source: str | Path,
+    dataset: str,
+    *,
+    image_root: str | Path | None = None,
+    questions: Sequence[str] = ("Is anyone falling in this image?",),
+    seed: int = 0,
+    overwrite: bool = False,
+    max_records: int | None = None,
+) -> IngestResult:
+    """Add a source to the persistent FiftyOne dataset ``dataset`` (idempotently).
+
+    ``source`` is a folder, a LAVIS annotation file, or ``easy-vqa[:train|test]``.
+    """
+    import time
+
+    text = str(source)
+    if text.startswith("easy-vqa"):
+        items = items_from_easy_vqa(text.partition(":")[2] or "train", max_records, seed)
+    elif Path(text).is_dir():
+        items = items_from_folder(Path(text), questions, seed)
+    elif Path(text).is_file():
+        items = items_from_file(Path(text), Path(image_root) if image_root else None)
+    else:
+        raise UsageError(f"source not found: {text} (a folder, an annotation file, or easy-vqa)")
+
+    problems = {
+        p: i
+        for p, i in check_images([it.filepath for it in items]).items()
+        if i is not None and i.severity == "error"
+    }
+    if problems:
+        shown = "\n  ".join(f"{p}: {i.message}" for p, i in list(problems.items())[:10])
+        raise DataError(
+            f"{len(problems)} image(s) cannot be read; nothing was ingested:\n  {shown}"
+            "\n  Fix: remove or replace them, then ingest again."
+        )
+    t0 = time.perf_counter()
+    hashes = image_hashes([it.filepath for it in items])
+    t1 = time.perf_counter()
+
+    fo = fiftyone()
+    if dataset in fo.list_datasets() and overwrite:
+        fo.delete_dataset(dataset)
+    ds = fo.load_dataset(dataset) if dataset in fo.list_datasets() else fo.Dataset(dataset)
+    ds.persistent = True
+    existing = set(ds.distinct("ingest_key")) if "ingest_key" in ds.get_field_schema() else set()
+    new = [it for it in items if it.key not in existing]
+    run = uuid.uuid4().hex
+    samples = [_sample(fo, it, *hashes[it.filepath], run) for it in new]
+    try:
+        if samples:
+            ds.add_samples(samples, progress=False)
+    except BaseException:
+        # add_samples writes in batches: take back whatever this run wrote
+        from fiftyone import ViewField as F
+
+        ds.delete_samples(ds.match(F("ingest_run") == run))
+        raise
+    t2 = time.perf_counter()
+    return IngestResult(
+        dataset,
+        text,
+        len(new),
+        len(items) - len(new),
+        len(ds),
+        unsure=sum("unsure" in it.tags for it in new),
+        hash_seconds=t1 - t0,
+        add_seconds=t2 - t1,
+    )
+
+
+def _sample(fo: Any, it: Item, sha256: str, phash: str, run: str) -> Any:
+    return fo.Sample(
+        filepath=str(it.filepath),
+        tags=list(it.tags),
+        question=it.question,
+        answers=it.answers,
+        answer=it.answers[0] if it.answers else None,
+        source=it.source,
+        original_id=it.original_id,
+        part=it.part,
+        split=it.split,
+        answer_type=it.answer_type,
+        label_provenance=it.provenance,
+        sha256=sha256,
+        phash=phash,
+        ingest_key=it.key,
+        ingest_run=run,
+    )

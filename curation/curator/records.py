@@ -1,0 +1,115 @@
+"""Turn a reviewed FiftyOne dataset into export records, honouring the review tags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from curation.curator._fo import EXCLUDE_TAG, RELABEL_TAGS, load_dataset
+from curation.errors import DataError
+from curation.export import ExportRecord
+from curation.sources import GeneralPool, PoolRow
+
+
+@dataclass
+class DatasetRecords:
+    task: list[ExportRecord]
+    general: GeneralPool | None
+    excluded: int = 0
+    relabelled: int = 0
+    unlabelled: int = 0
+    review: dict[str, int] = field(default_factory=dict)
+
+
+def records_from_dataset(name: str) -> DatasetRecords:
+    """Task records (and a general pool) from dataset ``name``.
+
+    ``exclude`` drops a sample, ``relabel:yes``/``relabel:no`` replace its
+    answer; samples without an answer (``unsure/``) stay out until relabelled.
+    Copies and near-copies share a split group, so they never straddle splits.
+    """
+    ds = load_dataset(name)
+    fields = ds.get_field_schema()
+    wanted = [
+        "id",
+        "filepath",
+        "question",
+        "answers",
+        "source",
+        "original_id",
+        "part",
+        "tags",
+        "answer_type",
+        "sha256",
+        "dup_group",
+        "near_dup_group",
+    ]
+    values = dict(zip(wanted, ds.values([f if f in fields else "id" for f in wanted]), strict=True))
+    for f in ("dup_group", "near_dup_group"):
+        if f not in fields:
+            values[f] = [None] * len(values["id"])
+    result = DatasetRecords([], None)
+    general_rows: list[PoolRow] = []
+    conflicting = []
+    for i, sid in enumerate(values["id"]):
+        tags = set(values["tags"][i] or [])
+        if EXCLUDE_TAG in tags:
+            result.excluded += 1
+            continue
+        relabels = [RELABEL_TAGS[t] for t in tags if t in RELABEL_TAGS]
+        if len(relabels) > 1:
+            conflicting.append(sid)
+            continue
+        answers = list(values["answers"][i] or [])
+        review = ""
+        if relabels:
+            answers, review = [relabels[0]], f"relabel:{relabels[0]}"
+            result.relabelled += 1
+        if not answers:
+            result.unlabelled += 1
+            continue
+        near, dup = values["near_dup_group"][i], values["dup_group"][i]
+        group = (
+            f"near:{near}"
+            if near is not None
+            else f"dup:{dup}"
+            if dup is not None
+            else f"sha:{values['sha256'][i]}"
+        )
+        if values["part"][i] == "general":
+            general_rows.append(
+                PoolRow(
+                    values["question"][i],
+                    tuple(answers),
+                    values["filepath"][i],
+                    values["original_id"][i],
+                    values["answer_type"][i] or "",
+                    values["source"][i],
+                )
+            )
+            continue
+        result.task.append(
+            ExportRecord(
+                Path(values["filepath"][i]),
+                values["question"][i],
+                tuple(answers),
+                source=values["source"][i],
+                original_id=values["original_id"][i] or sid,
+                answer_type=values["answer_type"][i] or "",
+                group=group,
+                review=review,
+            )
+        )
+    if conflicting:
+        raise DataError(
+            f"{len(conflicting)} sample(s) carry both relabel:yes and relabel:no, e.g. "
+            f"{conflicting[:3]}. Fix: keep one of the two tags in the App."
+        )
+    if general_rows:
+        result.general = GeneralPool(f"fiftyone:{name}", general_rows)
+    result.review = {
+        "excluded": result.excluded,
+        "relabelled": result.relabelled,
+        "unlabelled": result.unlabelled,
+    }
+    return result
