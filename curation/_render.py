@@ -328,9 +328,10 @@ def check_report(console: Console, report: CheckReport) -> None:
     console.print(table)
     if report.brain_exact_duplicates is not None:
         console.print(
-            f"FiftyOne Brain compute_exact_duplicates agrees: "
-            f"{report.brain_exact_duplicates} duplicate(s) of other samples",
+            f"FiftyOne Brain compute_exact_duplicates: {report.brain_exact_duplicates} sample(s) "
+            "share their bytes with another (several questions about one file count here too)",
             highlight=False,
+            soft_wrap=True,
         )
     bal = Table(title="answers per source", title_justify="left")
     answers = sorted({a for c in report.balance.values() for a in c})

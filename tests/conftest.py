@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# FiftyOne (imported lazily by the curator tests) gets its own database directory, so the
+# tests never touch a user's datasets; its mongod ends with the test process.
+os.environ["FIFTYONE_DATABASE_DIR"] = tempfile.mkdtemp(prefix="curate-tests-fodb-")
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 
 from curation.synthetic import QUESTION, render_scene
 

@@ -88,16 +88,17 @@ def run_checks(name: str, hamming: int = 4, use_brain: bool = True) -> CheckRepo
     tags: dict[str, set[int]] = {t: set() for t in CHECK_TAGS}
     groups: dict[str, list[list[str]]] = {}
 
-    # exact duplicates: same bytes
+    # exact duplicates: the same bytes under different file paths (several questions about
+    # one file are normal VQA, not duplicates)
     by_sha: dict[str, list[int]] = defaultdict(list)
     for i, sha in enumerate(shas):
         by_sha[sha].append(i)
-    exact = [g for g in by_sha.values() if len(g) > 1]
+    exact = [g for g in by_sha.values() if len({paths[i] for i in g}) > 1]
     for g in exact:
         tags["dup:exact"].update(g)
     groups["dup:exact"] = [[ids[i] for i in g] for g in exact]
 
-    # near duplicates: perceptual hashes within `hamming` bits, not byte-identical
+    # near duplicates: perceptual hashes within `hamming` bits, different bytes
     pairs = hamming_pairs([int(p, 16) for p in phashes], hamming)
     near_groups = _groups(n, [(a, b) for a, b in pairs if shas[a] != shas[b]])
     for g in near_groups:
@@ -114,7 +115,8 @@ def run_checks(name: str, hamming: int = 4, use_brain: bool = True) -> CheckRepo
     # the same image (bytes) and question with different answers
     by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, (sha, q) in enumerate(zip(shas, questions, strict=True)):
-        by_pair[(sha, q.strip().casefold())].append(i)
+        if answers[i]:  # an unlabelled (unsure) sample conflicts with nothing
+            by_pair[(sha, q.strip().casefold())].append(i)
     conflicts = [
         g for g in by_pair.values() if len({tuple(sorted(answers[i] or [])) for i in g}) > 1
     ]
@@ -123,7 +125,8 @@ def run_checks(name: str, hamming: int = 4, use_brain: bool = True) -> CheckRepo
     groups["conflict"] = [[ids[i] for i in g] for g in conflicts]
 
     # leakage: an image and its copies or near-copies in more than one split
-    linked = _groups(n, [*pairs, *((g[0], j) for g in exact for j in g[1:])])
+    same_bytes = [g for g in by_sha.values() if len(g) > 1]
+    linked = _groups(n, [*pairs, *((g[0], j) for g in same_bytes for j in g[1:])])
     leaks = [g for g in linked if len({splits[i] for i in g if splits[i]}) > 1]
     for g in leaks:
         tags["leak"].update(g)
