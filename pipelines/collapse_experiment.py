@@ -32,6 +32,8 @@ from curation.synthetic import QUESTION, render_scenes
 from curation.training.train import train
 
 BATCH = 16
+#: The CI version: scenes per class and steps (about 100 s on the 2-core CPU)
+SHORT = (200, 600)
 
 
 def make_task(work: Path, per_class: int, seed: int) -> Path:
@@ -131,10 +133,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--short", action="store_true", help="CI size: 150 per class, 300 steps")
+    parser.add_argument("--short", action="store_true", help="CI size: 200 per class, 600 steps")
     args = parser.parse_args()
     if args.short:
-        args.per_class, args.steps = 150, 300
+        args.per_class, args.steps = SHORT
     results = run_experiment(args.work, args.per_class, args.steps, args.seed, args.lr)
     print(markdown(results))
     print(f"results: {args.work / 'results.json'}, plots: {args.work}/A/eval, {args.work}/B/eval")

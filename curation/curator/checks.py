@@ -182,5 +182,11 @@ def _write_tags(
     for k, g in enumerate(near):
         for i in g:
             near_of[ids[i]] = k
+    import fiftyone as fo
+
+    schema = ds.get_field_schema()
+    for name in ("dup_group", "near_dup_group"):
+        if name not in schema:  # FiftyOne cannot infer a type from all-None values
+            ds.add_sample_field(name, fo.IntField)
     ds.set_values("dup_group", group_of, key_field="id")
     ds.set_values("near_dup_group", near_of, key_field="id")

@@ -24,9 +24,11 @@ def write_plots(out_dir: Path, report: dict[str, Any]) -> list[Path]:
         ax.imshow(grid, cmap="Blues")
         ax.set_xticks(range(3), [f"said {c}" for c in cols])
         ax.set_yticks(range(2), ["truly yes", "truly no"])
+        top = max(max(row) for row in grid) or 1
         for i, row in enumerate(grid):
             for j, v in enumerate(row):
-                ax.text(j, i, str(v), ha="center", va="center")
+                ax.text(j, i, str(v), ha="center", va="center",
+                        color="white" if v > top / 2 else "black")
         ax.set_title("task confusion matrix")
         fig.tight_layout()
         written.append(_save(fig, out_dir / "confusion.png"))
