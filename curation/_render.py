@@ -308,7 +308,7 @@ def ingest_result(console: Console, result: IngestResult) -> None:
         f"ingested {result.source} into FiftyOne dataset {result.dataset!r}: {result.added} added, "
         f"{result.already_present} already there, {result.total} in the dataset"
         + (f" ({result.unsure} unsure, unlabelled until reviewed)" if result.unsure else "")
-        + f"; hashing {result.hash_seconds:.1f} s, adding {result.add_seconds:.1f} s",
+        + f"; checking and hashing images {result.hash_seconds:.1f} s, adding {result.add_seconds:.1f} s",
         soft_wrap=True,
         highlight=False,
     )

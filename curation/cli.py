@@ -370,7 +370,6 @@ def mix(
     else:
         records = task_records_from_file(task, image_root)
         task_inputs = [task]
-    argv = " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("curate") else "mix"
     plan, summary = run_mix(
         records,
         pools,
@@ -384,7 +383,10 @@ def mix(
         copy=copy,
         overwrite=overwrite,
         task_inputs=task_inputs,  # type: ignore[arg-type]
-        command=f"curate {argv}",
+        # no paths here: the manifest's inputs name them, and two output folders of the
+        # same inputs and seed stay byte-identical
+        command=f"curate mix --vqav2-ratio {vqav2_ratio} --yes-share {yes_share} --seed {seed} "
+        f"--model {model}",
     )
     _render.mix_summary(console, plan, summary)
 

@@ -9,7 +9,6 @@ the first one.
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import compress
@@ -29,7 +28,6 @@ _RECORDS = TypeAdapter(list[VQARecord])
 CONTRACT_KEYS = ("instance_id", "image", "text_input", "answer")
 #: One answer above this share of a yes/no set makes the model learn to always say it.
 BALANCE_LIMIT = 0.90
-_NONFINITE = re.compile(rb"NaN|Infinity")
 
 
 class _NonFinite(float):

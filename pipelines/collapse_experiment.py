@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -41,9 +40,15 @@ def make_task(work: Path, per_class: int, seed: int) -> Path:
     ann = raw / "annotations.json"
     if not ann.exists():
         scenes = render_scenes(raw, n_fall=per_class, n_no_fall=per_class, seed=seed, size=64)
-        records = [{"instance_id": i, "image": s.path.relative_to(raw).as_posix(),
-                    "text_input": QUESTION, "answer": ["yes" if s.fallen else "no"]}
-                   for i, s in enumerate(scenes)]
+        records = [
+            {
+                "instance_id": i,
+                "image": s.path.relative_to(raw).as_posix(),
+                "text_input": QUESTION,
+                "answer": ["yes" if s.fallen else "no"],
+            }
+            for i, s in enumerate(scenes)
+        ]
         ann.write_text(json.dumps(records, indent=1) + "\n")
     return ann
 
@@ -52,50 +57,85 @@ def epochs_for(n_train: int, steps: int) -> int:
     return max(1, round(steps / max(1, n_train // BATCH)))
 
 
-def run_experiment(work: Path, per_class: int, steps: int, seed: int = 0,
-                   lr: float = 1e-3) -> dict[str, Any]:
+def run_experiment(
+    work: Path, per_class: int, steps: int, seed: int = 0, lr: float = 1e-3
+) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     task = task_records_from_file(make_task(work, per_class, seed))
     easy = load_easy_vqa("train")
 
     # B, the cure: balanced task data mixed 30/70 with general VQA
-    plan_b, _ = mix(task, [easy], work / "B", ratio=0.7, yes_share=0.5, seed=seed,
-                    model="tiny", overwrite=True, command="collapse_experiment: run B")
+    plan_b, _ = mix(
+        task,
+        [easy],
+        work / "B",
+        ratio=0.7,
+        yes_share=0.5,
+        seed=seed,
+        model="tiny",
+        overwrite=True,
+        command="collapse_experiment: run B",
+    )
     # A, the seed's mistake: only B's task positives; the same val and test splits
     positives = [r for r in plan_b.splits["train"] if r.part == "task" and r.answers == ("yes",)]
-    splits_a: dict[str, list[ExportRecord]] = {"train": positives, "val": plan_b.splits["val"],
-                                               "test": plan_b.splits["test"]}
-    write_export(work / "A", splits_a, seed=seed, model="tiny", overwrite=True,
-                 command="collapse_experiment: run A (positives only)",
-                 extra_manifest={"experiment": "task positives only"})
+    splits_a: dict[str, list[ExportRecord]] = {
+        "train": positives,
+        "val": plan_b.splits["val"],
+        "test": plan_b.splits["test"],
+    }
+    write_export(
+        work / "A",
+        splits_a,
+        seed=seed,
+        model="tiny",
+        overwrite=True,
+        command="collapse_experiment: run A (positives only)",
+        extra_manifest={"experiment": "task positives only"},
+    )
 
     results: dict[str, Any] = {"per_class": per_class, "target_steps": steps, "seed": seed}
     for name, n_train in (("A", len(positives)), ("B", len(plan_b.splits["train"]))):
         epochs = epochs_for(n_train, steps)
         t0 = time.perf_counter()
-        run = train(work / name / "lavis.yaml",
-                    [f"run.max_epoch={epochs}", f"run.init_lr={lr}", f"run.seed={seed}",
-                     "run.valid_splits=[]", "run.test_splits=[]", "run.log_freq=50"],
-                    run_id="run")
+        run = train(
+            work / name / "lavis.yaml",
+            [
+                f"run.max_epoch={epochs}",
+                f"run.init_lr={lr}",
+                f"run.seed={seed}",
+                "run.valid_splits=[]",
+                "run.test_splits=[]",
+                "run.log_freq=50",
+            ],
+            run_id="run",
+        )
         seconds = time.perf_counter() - t0
         ckpt = max(run.checkpoints, key=lambda p: p.stat().st_mtime)
         ev = evaluate(ckpt, work / "B" / "test.json", out=work / name / "eval")
-        results[name] = {"train_records": n_train, "epochs": epochs, "steps": run.steps,
-                         "train_seconds": round(seconds, 1), "first_loss": run.losses[0],
-                         "last_loss": run.losses[-1], "eval": str(work / name / "eval" / "eval.json"),
-                         "task": ev.report["task"], "general": ev.report["general"],
-                         "collapse_alarm": ev.collapse_alarm}
+        results[name] = {
+            "train_records": n_train,
+            "epochs": epochs,
+            "steps": run.steps,
+            "train_seconds": round(seconds, 1),
+            "first_loss": run.losses[0],
+            "last_loss": run.losses[-1],
+            "eval": str(work / name / "eval" / "eval.json"),
+            "task": ev.report["task"],
+            "general": ev.report["general"],
+            "collapse_alarm": ev.collapse_alarm,
+        }
     results["compare"] = compare([results["A"]["eval"], results["B"]["eval"]])
     results["seconds"] = round(time.perf_counter() - started, 1)
     b_task, b_gen = results["B"]["task"], results["B"]["general"]
     results["targets"] = {
-        "A says yes to >= 95% of task negatives": (results["A"]["task"]["yes_rate_negatives"] or 0) >= 0.95,
+        "A says yes to >= 95% of task negatives": (results["A"]["task"]["yes_rate_negatives"] or 0)
+        >= 0.95,
         "A's collapse alarm fires": results["A"]["collapse_alarm"],
         "B yes-rate on negatives <= 20%": (b_task["yes_rate_negatives"] or 1) <= 0.20,
         "B balanced accuracy >= 0.8": (b_task["balanced_accuracy"] or 0) >= 0.8,
-        "B easy-VQA accuracy > majority baseline":
-            (b_gen["vqa_accuracy"] or 0) > (b_gen["majority_baseline"] or 0),
+        "B easy-VQA accuracy > majority baseline": (b_gen["vqa_accuracy"] or 0)
+        > (b_gen["majority_baseline"] or 0),
     }
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (work / "results.md").write_text(markdown(results))

@@ -6,7 +6,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 pytest.importorskip("lavis")
@@ -15,7 +14,8 @@ pytest.importorskip("easy_vqa")
 
 def load_pipeline():
     spec = importlib.util.spec_from_file_location(
-        "collapse_experiment", REPO / "pipelines" / "collapse_experiment.py")
+        "collapse_experiment", REPO / "pipelines" / "collapse_experiment.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

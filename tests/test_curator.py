@@ -10,10 +10,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import REPO, SAMPLE, write_json
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import REPO, SAMPLE, write_json
 from curation.cli import app
 from curation.errors import DataError, UsageError
 
@@ -54,7 +54,9 @@ def test_ingest_folder_fields_and_idempotence(raw_set: Path) -> None:
     assert sample.answers == ["yes"] and sample.answer == "yes"
     assert sample.label_provenance == "folder" and sample.source == "folder:set"
     assert len(sample.sha256) == 64 and len(sample.phash) == 16
-    assert sample.question in {q for q in (REPO / "configs" / "questions.yaml").read_text().split('"')}
+    assert sample.question in {
+        q for q in (REPO / "configs" / "questions.yaml").read_text().split('"')
+    }
     assert len(ds.match_tags("unsure")) == 1
     again = ingest(raw_set, name)
     assert "0 added, 52 already there, 52 in the dataset" in again.output
@@ -83,7 +85,9 @@ def test_bad_input_adds_nothing(raw_set: Path, tmp_path: Path) -> None:
     (raw_set / "fall" / "zz_broken.png").write_bytes(good[:200])
     result = ingest(raw_set, name)
     assert result.exit_code == 1
-    assert "cannot be read; nothing was ingested" in result.output and "zz_broken.png" in result.output
+    assert (
+        "cannot be read; nothing was ingested" in result.output and "zz_broken.png" in result.output
+    )
     assert len(fo.load_dataset(name)) == before
     assert ingest(tmp_path / "nowhere", name).exit_code == 2
     (tmp_path / "empty" / "fall").mkdir(parents=True)
@@ -97,17 +101,26 @@ def test_checks_find_planted_cases(raw_set: Path, tmp_path: Path) -> None:
     (tmp_path / "q.yaml").write_text(f'questions: ["{QUESTION}"]\n')
     assert ingest(raw_set, name, "--questions", str(tmp_path / "q.yaml")).exit_code == 0
     # a conflict: the same image and question labelled "no" by an annotation file
-    conflict = write_json(raw_set / "conflict.json", [
-        {"instance_id": 1, "image": "fall/0003.png", "text_input": QUESTION, "answer": ["no"]}])
+    conflict = write_json(
+        raw_set / "conflict.json",
+        [{"instance_id": 1, "image": "fall/0003.png", "text_input": QUESTION, "answer": ["no"]}],
+    )
     assert ingest(conflict, name).exit_code == 0
     # a leak: near-copies in train and test files
     Image.open(raw_set / "fall" / "0004.png").save(raw_set / "leak_a.jpg", quality=90)
     Image.open(raw_set / "fall" / "0004.png").save(raw_set / "leak_b.jpg", quality=70)
     for split, image in (("train", "leak_a.jpg"), ("test", "leak_b.jpg")):
         (raw_set / "splits").mkdir(exist_ok=True)
-        write_json(raw_set / "splits" / f"{split}.json", [
-            {"instance_id": 1, "image": image, "text_input": "Is it a scene?", "answer": ["yes"]}])
-        assert ingest(raw_set / "splits" / f"{split}.json", name, "--image-root", str(raw_set)).exit_code == 0
+        write_json(
+            raw_set / "splits" / f"{split}.json",
+            [{"instance_id": 1, "image": image, "text_input": "Is it a scene?", "answer": ["yes"]}],
+        )
+        assert (
+            ingest(
+                raw_set / "splits" / f"{split}.json", name, "--image-root", str(raw_set)
+            ).exit_code
+            == 0
+        )
     # a file that became corrupt after ingest
     (raw_set / "no_fall" / "0007.png").write_bytes(b"\x89PNG broken")
     report_path = tmp_path / "checks.json"
@@ -120,8 +133,12 @@ def test_checks_find_planted_cases(raw_set: Path, tmp_path: Path) -> None:
     def originals(tag: str) -> set[str]:
         return {by_id[i].original_id for i in report["flagged"][tag]}
 
-    assert originals("dup:exact") == {"fall/0001.png", "fall/copy_of_0001.png",
-                                      "fall/0005.png", "unsure/maybe.png"}
+    assert originals("dup:exact") == {
+        "fall/0001.png",
+        "fall/copy_of_0001.png",
+        "fall/0005.png",
+        "unsure/maybe.png",
+    }
     assert len(report["groups"]["dup:exact"]) == 2
     assert {"no_fall/0002.png", "no_fall/near_0002.jpg"} <= originals("dup:near")
     assert originals("corrupt") == {"no_fall/0007.png"}
@@ -145,8 +162,11 @@ def test_review_tags_flow_into_exports(raw_set: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["review"] == {"excluded": 1, "relabelled": 2, "unlabelled": 0}
-    prov = [p for s in ("train", "val", "test")
-            for p in json.loads((out / f"{s}.provenance.json").read_text())]
+    prov = [
+        p
+        for s in ("train", "val", "test")
+        for p in json.loads((out / f"{s}.provenance.json").read_text())
+    ]
     by_original = {p["original_id"]: p for p in prov}
     assert "fall/0000.png" not in by_original
     assert by_original["no_fall/0001.png"]["review"] == "relabel:yes"
@@ -154,17 +174,34 @@ def test_review_tags_flow_into_exports(raw_set: Path, tmp_path: Path) -> None:
     assert by_original["unsure/maybe.png"]["review"] == "relabel:no"
     assert len(prov) == 52 - 1
     # copies share a split
-    splits = {p["original_id"]: s for s in ("train", "val", "test")
-              for p in json.loads((out / f"{s}.provenance.json").read_text())}
+    splits = {
+        p["original_id"]: s
+        for s in ("train", "val", "test")
+        for p in json.loads((out / f"{s}.provenance.json").read_text())
+    }
     runner.invoke(app, ["check", "--dataset", name])
     out2 = tmp_path / "export2"
     assert runner.invoke(app, ["export", "--dataset", name, "--out", str(out2)]).exit_code == 0
-    splits = {p["original_id"]: s for s in ("train", "val", "test")
-              for p in json.loads((out2 / f"{s}.provenance.json").read_text())}
+    splits = {
+        p["original_id"]: s
+        for s in ("train", "val", "test")
+        for p in json.loads((out2 / f"{s}.provenance.json").read_text())
+    }
     assert splits["fall/0001.png"] == splits["fall/copy_of_0001.png"]
     # the mix reads the same tags
-    mixed = runner.invoke(app, ["mix", "--dataset", name, "--easy-vqa", "--vqav2-ratio", "0.5",
-                                "--out", str(tmp_path / "mix")])
+    mixed = runner.invoke(
+        app,
+        [
+            "mix",
+            "--dataset",
+            name,
+            "--easy-vqa",
+            "--vqav2-ratio",
+            "0.5",
+            "--out",
+            str(tmp_path / "mix"),
+        ],
+    )
     assert mixed.exit_code == 0, mixed.output
     assert "1 excluded, 2 relabelled" in mixed.output
     ds.match(F("original_id") == "fall/0002.png").tag_samples(["relabel:yes", "relabel:no"])
@@ -189,12 +226,20 @@ def test_review_app_renders_in_a_real_browser(tmp_path: Path) -> None:
         artifacts.mkdir(exist_ok=True)
         shot = artifacts / "review.png"
         shot.unlink(missing_ok=True)
-        base = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
-                "--virtual-time-budget=25000", f"--user-data-dir={tmp_path / 'profile'}"]
+        base = [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1400,900",
+            "--virtual-time-budget=25000",
+            f"--user-data-dir={tmp_path / 'profile'}",
+        ]
         dom = ""
         for _ in range(3):  # the App server may still be starting
-            dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True,
-                                 timeout=120).stdout
+            dom = subprocess.run(
+                [*base, "--dump-dom", url], capture_output=True, text=True, timeout=120
+            ).stdout
             if name in dom:
                 break
             time.sleep(3)

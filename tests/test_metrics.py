@@ -16,8 +16,17 @@ from curation.evaluate.run import score
 
 @pytest.mark.parametrize(
     ("raw", "normal"),
-    [("Yes.", "yes"), ("two dogs", "2 dogs"), ("A man", "man"), ("the Red one", "red 1"),
-     ("dont", "don't"), ("  no\n", "no"), ("3.5", "3.5"), ("1,000", "1000"), ("left-hand", "left hand")],
+    [
+        ("Yes.", "yes"),
+        ("two dogs", "2 dogs"),
+        ("A man", "man"),
+        ("the Red one", "red 1"),
+        ("dont", "don't"),
+        ("  no\n", "no"),
+        ("3.5", "3.5"),
+        ("1,000", "1000"),
+        ("left-hand", "left hand"),
+    ],
 )
 def test_normalizer_follows_the_official_rules(raw: str, normal: str) -> None:
     assert normalize_answer(raw) == normal
@@ -25,14 +34,23 @@ def test_normalizer_follows_the_official_rules(raw: str, normal: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "mapped"),
-    [("yes", "yes"), ("Yes, someone is.", "yes"), ("No.", "no"), ("nope", "no"),
-     ("a man lying on the floor", "other"), ("", "other"), ("yesterday", "other")],
+    [
+        ("yes", "yes"),
+        ("Yes, someone is.", "yes"),
+        ("No.", "no"),
+        ("nope", "no"),
+        ("a man lying on the floor", "other"),
+        ("", "other"),
+        ("yesterday", "other"),
+    ],
 )
 def test_yes_no_mapping(text: str, mapped: str) -> None:
     assert to_yes_no(text) == mapped
 
 
-@pytest.mark.parametrize(("matching", "expected"), [(0, 0.0), (1, 0.3), (2, 0.6), (3, 0.9), (4, 1.0)])
+@pytest.mark.parametrize(
+    ("matching", "expected"), [(0, 0.0), (1, 0.3), (2, 0.6), (3, 0.9), (4, 1.0)]
+)
 def test_official_vqa_accuracy(matching: int, expected: float) -> None:
     # ten human answers, `matching` of them "cat": the leave-one-out average by hand
     answers = ["cat"] * matching + ["dog"] * (10 - matching)
@@ -49,8 +67,10 @@ def test_task_metrics_by_hand() -> None:
     truths = ["yes", "yes", "yes", "no", "no"]
     preds = ["yes", "No.", "yes", "yes", "a man standing"]
     m = task_metrics(truths, preds)
-    assert m.confusion == {"yes": {"yes": 2, "no": 1, "other": 0},
-                           "no": {"yes": 1, "no": 0, "other": 1}}
+    assert m.confusion == {
+        "yes": {"yes": 2, "no": 1, "other": 0},
+        "no": {"yes": 1, "no": 0, "other": 1},
+    }
     assert m.yes_rate == pytest.approx(3 / 5)
     assert m.yes_rate_negatives == pytest.approx(1 / 2)
     assert m.accuracy == pytest.approx(2 / 5)
@@ -82,7 +102,10 @@ def test_collapse_alarm_rules() -> None:
     assert collapse_reasons(preds, truths, task_metrics(truths, preds), "task") == []
     # ... but saying yes to 60% of negatives fires on its own
     preds = ["yes"] * 90 + ["yes"] * 6 + ["no"] * 4
-    assert "60% of the true negatives" in collapse_reasons(preds, truths, task_metrics(truths, preds), "t")[0]
+    assert (
+        "60% of the true negatives"
+        in collapse_reasons(preds, truths, task_metrics(truths, preds), "t")[0]
+    )
 
 
 def test_score_uses_provenance_parts() -> None:
@@ -91,8 +114,11 @@ def test_score_uses_provenance_parts() -> None:
         {"instance_id": 1, "image": "b.png", "text_input": "Is anyone falling?", "answer": ["no"]},
         {"instance_id": 2, "image": "c.png", "text_input": "What color?", "answer": ["red"] * 10},
     ]
-    prov = [{"part": "task"}, {"part": "task"},
-            {"part": "general", "source": "vqav2", "answer_type": "other"}]
+    prov = [
+        {"part": "task"},
+        {"part": "task"},
+        {"part": "general", "source": "vqav2", "answer_type": "other"},
+    ]
     report = score(records, prov, ["yes", "yes", "red"])
     assert report["task"]["n"] == 2 and report["general"]["n"] == 1
     assert report["task"]["yes_rate_negatives"] == 1.0
@@ -102,14 +128,23 @@ def test_score_uses_provenance_parts() -> None:
 
 
 def test_compare_table(tmp_path: Path) -> None:
-    a = {"task": {"yes_rate": 1.0, "yes_rate_negatives": 1.0, "balanced_accuracy": 0.5},
-         "general": {"vqa_accuracy": None}, "collapse_alarm": True}
-    b = {"task": {"yes_rate": 0.5, "yes_rate_negatives": 0.1, "balanced_accuracy": 0.9},
-         "general": {"vqa_accuracy": 0.7}, "collapse_alarm": False}
+    a = {
+        "task": {"yes_rate": 1.0, "yes_rate_negatives": 1.0, "balanced_accuracy": 0.5},
+        "general": {"vqa_accuracy": None},
+        "collapse_alarm": True,
+    }
+    b = {
+        "task": {"yes_rate": 0.5, "yes_rate_negatives": 0.1, "balanced_accuracy": 0.9},
+        "general": {"vqa_accuracy": 0.7},
+        "collapse_alarm": False,
+    }
     (tmp_path / "a.json").write_text(json.dumps(a))
     (tmp_path / "b.json").write_text(json.dumps(b))
-    result = CliRunner().invoke(app, ["eval", "--compare", str(tmp_path / "a.json"),
-                                      str(tmp_path / "b.json")], terminal_width=200)
+    result = CliRunner().invoke(
+        app,
+        ["eval", "--compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")],
+        terminal_width=200,
+    )
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "yes-rate on negatives" in line)
     assert "1.000" in row and "0.100" in row

@@ -9,18 +9,16 @@ opened and hashed before anything is added, so bad input adds nothing.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from curation.curator._fo import fiftyone
 from curation.errors import DataError, UsageError
-from curation.images import check_images
+from curation.images import scan_images
 
 LABEL_FOLDERS = {"fall": "yes", "no_fall": "no", "unsure": None}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -150,27 +148,6 @@ def items_from_easy_vqa(split: str, max_records: int | None, seed: int) -> list[
     ]
 
 
-def image_hashes(paths: Sequence[Path], workers: int | None = None) -> dict[Path, tuple[str, str]]:
-    """sha256 and 64-bit perceptual hash (imagehash.phash) per file, in threads."""
-    try:
-        import imagehash
-    except ImportError:
-        raise UsageError(
-            "this needs imagehash. Fix: pip install 'falldown-curate[fiftyone]'"
-        ) from None
-    from PIL import Image
-
-    def one(path: Path) -> tuple[str, str]:
-        data = path.read_bytes()
-        with Image.open(path) as im:
-            phash = str(imagehash.phash(im))
-        return hashlib.sha256(data).hexdigest(), phash
-
-    unique = list(dict.fromkeys(paths))
-    with ThreadPoolExecutor(max_workers=workers or (os.cpu_count() or 1) * 2) as pool:
-        return dict(zip(unique, pool.map(one, unique), strict=True))
-
-
 def ingest(
     source: str | Path,
     dataset: str,
@@ -197,10 +174,19 @@ def ingest(
     else:
         raise UsageError(f"source not found: {text} (a folder, an annotation file, or easy-vqa)")
 
+    t0 = time.perf_counter()
+    try:
+        import imagehash  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "this needs imagehash. Fix: pip install 'falldown-curate[fiftyone]'"
+        ) from None
+    scans = scan_images([it.filepath for it in items])
+    hash_seconds = time.perf_counter() - t0
     problems = {
-        p: i
-        for p, i in check_images([it.filepath for it in items]).items()
-        if i is not None and i.severity == "error"
+        p: scan.issue
+        for p, scan in scans.items()
+        if scan.issue is not None and scan.issue.severity == "error"
     }
     if problems:
         shown = "\n  ".join(f"{p}: {i.message}" for p, i in list(problems.items())[:10])
@@ -208,9 +194,6 @@ def ingest(
             f"{len(problems)} image(s) cannot be read; nothing was ingested:\n  {shown}"
             "\n  Fix: remove or replace them, then ingest again."
         )
-    t0 = time.perf_counter()
-    hashes = image_hashes([it.filepath for it in items])
-    hash_seconds = time.perf_counter() - t0
 
     fo = fiftyone()
     if dataset in fo.list_datasets() and overwrite:
@@ -222,10 +205,13 @@ def ingest(
     new = [it for it in items if it.key not in existing]
     t1 = time.perf_counter()  # FiftyOne's import and database start are not counted
     run = uuid.uuid4().hex
-    samples = [_sample(fo, it, *hashes[it.filepath], run) for it in new]
+    samples = [
+        _sample(fo, it, scans[it.filepath].sha256, scans[it.filepath].phash, run) for it in new
+    ]
     try:
         if samples:
-            ds.add_samples(samples, progress=False)
+            # every field is declared above, so FiftyOne's per-sample validation is redundant
+            ds.add_samples(samples, expand_schema=False, validate=False, progress=False)
     except BaseException:
         # add_samples writes in batches: take back whatever this run wrote
         from fiftyone import ViewField as F
@@ -246,10 +232,18 @@ def ingest(
 
 
 SAMPLE_FIELDS = {
-    "question": "StringField", "answers": "ListField", "answer": "StringField",
-    "source": "StringField", "original_id": "StringField", "part": "StringField",
-    "split": "StringField", "answer_type": "StringField", "label_provenance": "StringField",
-    "sha256": "StringField", "phash": "StringField", "ingest_key": "StringField",
+    "question": "StringField",
+    "answers": "ListField",
+    "answer": "StringField",
+    "source": "StringField",
+    "original_id": "StringField",
+    "part": "StringField",
+    "split": "StringField",
+    "answer_type": "StringField",
+    "label_provenance": "StringField",
+    "sha256": "StringField",
+    "phash": "StringField",
+    "ingest_key": "StringField",
     "ingest_run": "StringField",
 }
 

@@ -27,8 +27,14 @@ def write_plots(out_dir: Path, report: dict[str, Any]) -> list[Path]:
         top = max(max(row) for row in grid) or 1
         for i, row in enumerate(grid):
             for j, v in enumerate(row):
-                ax.text(j, i, str(v), ha="center", va="center",
-                        color="white" if v > top / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(v),
+                    ha="center",
+                    va="center",
+                    color="white" if v > top / 2 else "black",
+                )
         ax.set_title("task confusion matrix")
         fig.tight_layout()
         written.append(_save(fig, out_dir / "confusion.png"))

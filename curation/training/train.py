@@ -113,7 +113,7 @@ def train(
     )
     emit = on_event or (lambda e: None)
     started = time.perf_counter()
-    with _single_process_group(), _lavis_log(run_dir / "lavis.log") as tee:
+    with _single_process_group(), _lavis_log(run_dir / "lavis.log") as tee, _denormals_flushed():
         lavis_cfg = _lavis_config(lavis_dict)
         _seed_everything(cfg.run.seed)
         task = _observed_task(lavis_cfg, emit, tee)
@@ -265,13 +265,27 @@ def _forget_previous_run() -> None:
         registry.mapping["paths"].pop(name, None)
 
 
+@contextlib.contextmanager
+def _denormals_flushed() -> Iterator[None]:
+    """Flush denormal floats to zero while training, and only then.
+
+    A model that has learned its data drives gradients into denormals, which make
+    CPU arithmetic many times slower. The setting is global processor state, so it
+    is switched off again afterwards (torch has no getter; off is its default).
+    """
+    import torch
+
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def _seed_everything(seed: int) -> None:
     import numpy as np
     import torch
 
-    # a model that has learned its data drives gradients into denormal floats, which make
-    # CPU arithmetic many times slower; flushing them to zero costs no accuracy here
-    torch.set_flush_denormal(True)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
