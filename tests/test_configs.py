@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from conftest import REPO
+
 from curation.schemas.config import ModelConfig
 from curation.schemas.questions import load_questions
 from curation.training.plugin_data import MODEL_FILES, model_defaults
