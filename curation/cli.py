@@ -135,6 +135,13 @@ def schema(
         console.print(f"wrote {path}")
 
 
+ValShare = Annotated[float, typer.Option(help="Share of records for val.", min=0, max=1)]
+TestShare = Annotated[float, typer.Option(help="Share of records for test.", min=0, max=1)]
+CopyOption = Annotated[bool, typer.Option("--copy", help="Copy images instead of hard-linking.")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")]
+DatasetOption = Annotated[
+    str | None, typer.Option(help="FiftyOne dataset instead of --task (review tags applied).")
+]
 ModelOption = Annotated[
     str,
     typer.Option("--model", help="Model preset the lavis.yaml is written for: tiny or blip2_t5."),
@@ -148,24 +155,16 @@ def export(
     task: Annotated[
         Path | None, typer.Option(help="Task annotation file (the LAVIS VQA contract).")
     ] = None,
-    dataset: Annotated[
-        str | None, typer.Option(help="FiftyOne dataset instead of --task (review tags applied).")
-    ] = None,
+    dataset: DatasetOption = None,
     image_root: Annotated[
         Path | None, typer.Option(help="Folder the 'image' paths start from [default: the file's].")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split (same seed, same files).")] = 0,
     model: ModelOption = "tiny",
-    val_share: Annotated[float, typer.Option(help="Share of records for val.", min=0, max=1)] = 0.1,
-    test_share: Annotated[
-        float, typer.Option(help="Share of records for test.", min=0, max=1)
-    ] = 0.1,
-    copy: Annotated[
-        bool, typer.Option("--copy", help="Copy images instead of hard-linking.")
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing --out.")
-    ] = False,
+    val_share: ValShare = 0.1,
+    test_share: TestShare = 0.1,
+    copy: CopyOption = False,
+    overwrite: OverwriteOption = False,
     builder_name: Annotated[
         str, typer.Option(help="The YAML's datasets: key (registered as our builder).")
     ] = "falldown_vqa",
@@ -271,9 +270,7 @@ def mix(
         Path | None, typer.Option(help="Task annotation file (LAVIS contract).")
     ] = None,
     image_root: Annotated[Path | None, typer.Option(help="Image root of --task.")] = None,
-    dataset: Annotated[
-        str | None, typer.Option(help="FiftyOne dataset instead of --task (review tags applied).")
-    ] = None,
+    dataset: DatasetOption = None,
     vqav2_questions: Annotated[Path | None, typer.Option(help="VQAv2 questions JSON.")] = None,
     vqav2_annotations: Annotated[Path | None, typer.Option(help="VQAv2 annotations JSON.")] = None,
     vqav2_images: Annotated[Path | None, typer.Option(help="COCO image folder for VQAv2.")] = None,
@@ -301,17 +298,11 @@ def mix(
         int | None, typer.Option(help="Cap on the training records (ratio and balance kept).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
-    val_share: Annotated[float, typer.Option(help="Share of records for val.", min=0, max=1)] = 0.1,
-    test_share: Annotated[
-        float, typer.Option(help="Share of records for test.", min=0, max=1)
-    ] = 0.1,
+    val_share: ValShare = 0.1,
+    test_share: TestShare = 0.1,
     model: ModelOption = "tiny",
-    copy: Annotated[
-        bool, typer.Option("--copy", help="Copy images instead of hard-linking.")
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace an existing --out.")
-    ] = False,
+    copy: CopyOption = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Mix task (fall) data, balanced to --yes-share, with general VQA at --vqav2-ratio.
 

@@ -9,11 +9,9 @@ reads ``text_output``, evaluation reads ``answer`` and ``question_id``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,6 +32,7 @@ from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
 from curation.errors import DataError  # noqa: E402
+from curation.training._patch import patched  # noqa: E402
 from curation.training.plugin_data import DATA, MODEL_FILES  # noqa: E402
 
 BUILDER_NAME = "falldown_vqa"
@@ -179,16 +178,6 @@ class _LocalT5:
         return cls.real(config)
 
 
-@contextlib.contextmanager
-def _patched(module: Any, name: str, value: Any) -> Iterator[None]:
-    old = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, old)
-
-
 class FalldownBlip2T5(Blip2T5):
     """LAVIS's ``Blip2T5``, built from local files only.
 
@@ -306,7 +295,7 @@ class FalldownBlip2T5(Blip2T5):
         }
         torch.manual_seed(int(cfg.get("init_seed", 0)))
         try:
-            with _patched(_blip2_t5_module, "T5ForConditionalGeneration", _LocalT5):
+            with patched(_blip2_t5_module, "T5ForConditionalGeneration", _LocalT5):
                 model = super().from_config(cfg)
         finally:
             cls._build = {}

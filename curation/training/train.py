@@ -29,6 +29,7 @@ from curation import __version__
 from curation._io import atomic_write_json, sha256_file
 from curation.errors import DataError
 from curation.training import import_plugin
+from curation.training._patch import patched
 from curation.training.checks import check_builders, check_data, check_model_files
 from curation.training.config import (
     LoadedConfig,
@@ -205,7 +206,7 @@ class _SingleProcessDist:
 def _single_process_group() -> Iterator[None]:
     import lavis.runners.runner_base as runner_module
 
-    with _patched_attr(runner_module, "dist", _SingleProcessDist(runner_module.dist)):
+    with patched(runner_module, "dist", _SingleProcessDist(runner_module.dist)):
         yield
 
 
@@ -359,12 +360,12 @@ def _runner_class() -> type:
             with contextlib.ExitStack() as stack:
                 if self.device.type != "cuda":
                     # LAVIS's PrefetchLoader opens a CUDA stream even on CPU
-                    stack.enter_context(_patched_attr(runner_module, "PrefetchLoader", _CpuLoader))
+                    stack.enter_context(patched(runner_module, "PrefetchLoader", _CpuLoader))
                 if int(self.config.run_cfg.num_workers) == 0:
                     # LAVIS's IterLoader sleeps 2 s at every epoch change against a deadlock
                     # of worker processes; with no workers there is nothing to wait for
                     stack.enter_context(
-                        _patched_attr(runner_module, "IterLoader", _no_sleep_iter_loader())
+                        patched(runner_module, "IterLoader", _no_sleep_iter_loader())
                     )
                 return super().create_loaders(*args, **kwargs)
 
@@ -435,16 +436,6 @@ class _CpuLoader:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.loader, name)
-
-
-@contextlib.contextmanager
-def _patched_attr(module: Any, name: str, value: Any) -> Iterator[None]:
-    old = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, old)
 
 
 def _read_log_stats(path: Path) -> list[dict[str, Any]]:
