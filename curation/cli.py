@@ -374,6 +374,7 @@ def mix(
         copy=copy,
         overwrite=overwrite,
         task_inputs=task_inputs,  # type: ignore[arg-type]
+        fiftyone_dataset=dataset,
         # no paths here: the manifest's inputs name them, and two output folders of the
         # same inputs and seed stay byte-identical
         command=f"curate mix --vqav2-ratio {vqav2_ratio} --yes-share {yes_share} --seed {seed} "
@@ -404,6 +405,13 @@ def eval_(
         Path | None, typer.Option(help="Run config [default: config.yaml beside the checkpoint].")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Images per generate() batch.", min=1)] = 32,
+    fiftyone_field: Annotated[
+        str,
+        typer.Option(
+            help="When the export came from a FiftyOne dataset, write predictions to "
+            "this sample field ('' to skip)."
+        ),
+    ] = "eval_prediction",
     compare: Annotated[
         bool, typer.Option("--compare", help="Print eval.json files side by side instead.")
     ] = False,
@@ -426,7 +434,16 @@ def eval_(
     if data is None:
         raise typer.BadParameter("give the split to score with --data FILE", param_hint="--data")
     with _render.progress_bar(console, "answering") as update:
-        result = evaluate(paths[0], data, image_root, out, config, batch_size, on_progress=update)
+        result = evaluate(
+            paths[0],
+            data,
+            image_root,
+            out,
+            config,
+            batch_size,
+            on_progress=update,
+            fiftyone_field=fiftyone_field or None,
+        )
     _render.eval_result(console, result)
     if result.collapse_alarm:
         raise typer.Exit(3)

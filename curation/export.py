@@ -74,6 +74,7 @@ class ExportRecord:
     answer_type: str = ""
     group: str = ""  # records sharing a group never land in different splits
     review: str = ""  # e.g. "relabel:yes" when a reviewer changed the label
+    fiftyone_id: str = ""  # the FiftyOne sample it came from, if any
 
     @property
     def kind(self) -> str:
@@ -243,6 +244,7 @@ def _write_into(
                     "original_answers": list(rec.answers),
                     "original_image": rec.image.name,
                     "review": rec.review,
+                    "fiftyone_id": rec.fiftyone_id,
                 }
             )
             next_id += 1

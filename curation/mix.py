@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from curation.errors import DataError, UsageError
 from curation.export import (
@@ -214,6 +215,7 @@ def mix(
     overwrite: bool = False,
     task_inputs: Sequence[str | Path] = (),
     command: str = "curate mix",
+    fiftyone_dataset: str | None = None,
 ) -> tuple[MixPlan, ExportSummary]:
     """Plan the mix and write it as an export folder (with ``composition.png``)."""
     plan = plan_mix(
@@ -231,7 +233,8 @@ def mix(
     if missing:
         raise DataError(f"{len(missing)} image file(s) not found, e.g. {', '.join(missing[:3])}")
     inputs = [*task_inputs, *(p for pool in pools for p in pool.inputs)]
-    extra = {
+    extra: dict[str, Any] = {"fiftyone_dataset": fiftyone_dataset} if fiftyone_dataset else {}
+    extra |= {
         "mix": {
             "vqav2_ratio": ratio,
             "yes_share": yes_share,

@@ -204,6 +204,18 @@ def test_review_tags_flow_into_exports(raw_set: Path, tmp_path: Path) -> None:
     )
     assert mixed.exit_code == 0, mixed.output
     assert "1 excluded, 2 relabelled" in mixed.output
+    # eval pushes predictions back onto the samples the export came from
+    from curation.evaluate.run import push_to_fiftyone
+
+    test_prov = json.loads((out2 / "test.provenance.json").read_text())
+    rows = [
+        {"fiftyone_id": p["fiftyone_id"], "prediction": "yes", "score": 1.0 * (i % 2)}
+        for i, p in enumerate(test_prov)
+    ]
+    pushed = push_to_fiftyone(out2 / "test.json", rows)
+    assert pushed == {"dataset": name, "field": "eval_prediction", "samples": len(rows)}
+    first = ds.select(rows[1]["fiftyone_id"]).first()
+    assert first.eval_prediction == "yes" and first.eval_prediction_correct is True
     ds.match(F("original_id") == "fall/0002.png").tag_samples(["relabel:yes", "relabel:no"])
     from curation.curator.records import records_from_dataset
 

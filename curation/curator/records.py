@@ -98,6 +98,7 @@ def records_from_dataset(name: str) -> DatasetRecords:
                 answer_type=values["answer_type"][i] or "",
                 group=group,
                 review=review,
+                fiftyone_id=sid,
             )
         )
     if conflicting:

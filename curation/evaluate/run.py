@@ -60,6 +60,7 @@ def score(
                 "yes_no": to_yes_no(pred) if part == "task" else None,
                 "part": part,
                 "source": prov.get("source", "task"),
+                "fiftyone_id": prov.get("fiftyone_id", ""),
                 "answer_type": prov.get("answer_type", ""),
                 "score": vqa_accuracy(pred, rec["answer"]),
             }
@@ -111,6 +112,7 @@ def evaluate(
     config: str | Path | None = None,
     batch_size: int = 32,
     on_progress: Callable[[int, int], None] | None = None,
+    fiftyone_field: str | None = "eval_prediction",
 ) -> EvalResult:
     """Answer every record of ``data`` with the checkpoint and score the answers."""
     from curation.validate import load_records
@@ -149,7 +151,43 @@ def evaluate(
     }
     out_dir = Path(out) if out else checkpoint.parent
     files = write_report(out_dir, report)
+    pushed = (
+        push_to_fiftyone(data, report["predictions"], fiftyone_field) if fiftyone_field else None
+    )
+    if pushed:
+        report["fiftyone"] = pushed
+        atomic_write_json(out_dir / "eval.json", report)
     return EvalResult(report, out_dir, files)
+
+
+def push_to_fiftyone(
+    data: Path, rows: list[dict[str, Any]], field: str = "eval_prediction"
+) -> dict[str, Any] | None:
+    """Write predictions into the FiftyOne dataset the export came from (if it did).
+
+    Sets ``<field>`` (the answer) and ``<field>_correct`` on each sample, so
+    reviewers can look at the mistakes in the App. The dataset is named by
+    the export's manifest (``fiftyone_dataset``); rows without a sample id
+    (general VQA from files) are skipped.
+    """
+    manifest = data.parent / "manifest.json"
+    name = json.loads(manifest.read_text()).get("fiftyone_dataset") if manifest.is_file() else None
+    by_id = {r["fiftyone_id"]: r for r in rows if r.get("fiftyone_id")}
+    if not name or not by_id:
+        return None
+    from curation.curator._fo import fiftyone, load_dataset
+
+    fo = fiftyone()
+    ds = load_dataset(name)
+    schema = ds.get_field_schema()
+    for f, kind in ((field, fo.StringField), (f"{field}_correct", fo.BooleanField)):
+        if f not in schema:
+            ds.add_sample_field(f, kind)
+    known = set(ds.values("id"))
+    ids = [i for i in by_id if i in known]
+    ds.set_values(field, {i: by_id[i]["prediction"] for i in ids}, key_field="id")
+    ds.set_values(f"{field}_correct", {i: by_id[i]["score"] >= 1.0 for i in ids}, key_field="id")
+    return {"dataset": name, "field": field, "samples": len(ids)}
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
