@@ -57,3 +57,19 @@ def good_file(image_dir: Path) -> Path:
         image_dir / "train.json",
         [record(1, "fall.png", ["yes"]), record(2, "stand.png", ["no"])],
     )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the mongod FiftyOne started for the tests, and wait until it is gone."""
+    import sys
+
+    database = sys.modules.get("fiftyone.core.odm.database")
+    service = getattr(database, "_db_service", None)
+    child = getattr(service, "child", None)
+    if service is None or child is None:
+        return
+    service.stop()  # closes the service's stdin: it stops mongod when no client is left
+    try:
+        child.wait(timeout=60)
+    except Exception:  # noqa: BLE001 - best effort; .ci/run checks that no mongod survives
+        pass
