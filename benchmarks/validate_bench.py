@@ -55,14 +55,18 @@ def main() -> None:
         ann = Path(tmp) / "vqav2_size.json"
         make_file(ann, args.records, 82_783)
         size_mb = ann.stat().st_size / 1e6
-        t = time.perf_counter()
-        report = validate_files([ann], check_image_files=False)
-        ours = time.perf_counter() - t
-        assert report.records == args.records, report.summary()
-        base = naive(ann)
+        ours = float("inf")
+        for _ in range(3):  # best of three: this shared machine is noisy
+            t = time.perf_counter()
+            report = validate_files([ann], check_image_files=False)
+            ours = min(ours, time.perf_counter() - t)
+        assert report.ok and report.records == args.records, report.summary()
+        base = min(naive(ann) for _ in range(2))
         print(f"file: {args.records:,} records, {size_mb:.0f} MB")
-        print(f"curate validate --no-images : {ours:6.2f} s  ({args.records / ours:,.0f} rec/s)")
-        print(f"naive json.load + Model(**r): {base:6.2f} s  ({args.records / base:,.0f} rec/s)")
+        print(f"curate validate --no-images : {ours:6.2f} s  ({args.records / ours:,.0f} rec/s, "
+              "best of 3)")
+        print(f"naive json.load + Model(**r): {base:6.2f} s  ({args.records / base:,.0f} rec/s, "
+              "best of 2)")
         print(f"speed-up                    : {base / ours:6.1f}x  (target >= 5x, < 2 s)")
 
         img_dir = Path(tmp) / "images"

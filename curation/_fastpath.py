@@ -15,6 +15,7 @@ millions of new objects cost more than the parsing itself.
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,13 +36,15 @@ class _Record(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _DECODER = msgspec.json.Decoder(list[_Record])
+#: a line that starts with white space: the only place a blank (non-empty) string can be
+_STARTS_BLANK = re.compile(r"\n\s")
 
 
 @dataclass(slots=True)
 class Columns:
     """The valid records of a file, column by column (``index[i]`` = position in the file)."""
 
-    index: list[int]
+    index: list[int] | range
     instance_id: list[int | str]
     image: list[str]
     text_input: list[str]
@@ -70,12 +73,12 @@ def decode_clean(data: bytes) -> Columns | None:
     """
     try:
         records = _DECODER.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
         return None
     if not records:
         return None
     cols = Columns(
-        list(range(len(records))),
+        range(len(records)),
         list(map(attrgetter("instance_id"), records)),
         list(map(attrgetter("image"), records)),
         list(map(attrgetter("text_input"), records)),
@@ -89,9 +92,7 @@ def decode_clean(data: bytes) -> Columns | None:
     # strings are non-empty, so a blank one starts with white space: search the joined
     # text for that first and test each answer only when it could be there
     answers = "\n" + "\n".join(chain.from_iterable(cols.answer))
-    if any(f"\n{c}" in answers for c in " \t\r\n\f\v\x85\xa0\u3000") and any(
-        map(str.isspace, chain.from_iterable(cols.answer))
-    ):
+    if _STARTS_BLANK.search(answers) and any(map(str.isspace, chain.from_iterable(cols.answer))):
         return None
     joined = "\n" + "\n".join(cols.image) + "\n"
     # a cheap superset of image_path_problem(): the slow path decides precisely

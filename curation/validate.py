@@ -111,6 +111,13 @@ def _validate_one(path: Path) -> tuple[Columns | None, int, list[Problem]]:
             )
         )
         data = data[3:]
+    # msgspec rejects NaN/Infinity and invalid UTF-8, so such files take the slow path
+    with gc_paused():
+        if not problems and (cols := decode_clean(data)):
+            problems.extend(_set_problems(file, cols))
+            problems.extend(_balance_problems(file, list(map(itemgetter(0), cols.answer))))
+            return cols, len(cols), problems
+
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -124,13 +131,6 @@ def _validate_one(path: Path) -> tuple[Columns | None, int, list[Problem]]:
             )
         )
         return None, 0, problems
-
-    # msgspec rejects NaN/Infinity as invalid JSON, so such files take the slow path
-    with gc_paused():
-        if not problems and (cols := decode_clean(data)):
-            problems.extend(_set_problems(file, cols))
-            problems.extend(_balance_problems(file, list(map(itemgetter(0), cols.answer))))
-            return cols, len(cols), problems
 
     # Slow path: locate every problem precisely.
     try:
