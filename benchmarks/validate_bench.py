@@ -63,10 +63,14 @@ def main() -> None:
         assert report.ok and report.records == args.records, report.summary()
         base = min(naive(ann) for _ in range(2))
         print(f"file: {args.records:,} records, {size_mb:.0f} MB")
-        print(f"curate validate --no-images : {ours:6.2f} s  ({args.records / ours:,.0f} rec/s, "
-              "best of 3)")
-        print(f"naive json.load + Model(**r): {base:6.2f} s  ({args.records / base:,.0f} rec/s, "
-              "best of 2)")
+        print(
+            f"curate validate --no-images : {ours:6.2f} s  ({args.records / ours:,.0f} rec/s, "
+            "best of 3)"
+        )
+        print(
+            f"naive json.load + Model(**r): {base:6.2f} s  ({args.records / base:,.0f} rec/s, "
+            "best of 2)"
+        )
         print(f"speed-up                    : {base / ours:6.1f}x  (target >= 5x, < 2 s)")
 
         img_dir = Path(tmp) / "images"

@@ -178,30 +178,18 @@ def export(
 
     if (task is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --task FILE or --dataset NAME")
+    options = {
+        "seed": seed,
+        "model": model,
+        "fractions": (1 - val_share - test_share, val_share, test_share),
+        "copy": copy,
+        "overwrite": overwrite,
+        "builder_name": builder_name,
+    }
     if dataset is not None:
-        summary = export_dataset(
-            dataset,
-            out,
-            seed=seed,
-            model=model,  # type: ignore[arg-type]
-            fractions=(1 - val_share - test_share, val_share, test_share),
-            copy=copy,
-            overwrite=overwrite,
-            builder_name=builder_name,
-        )
-        _render.export_summary(console, summary)
-        return
-    summary = export_task(
-        task,
-        image_root,
-        out,
-        seed=seed,
-        model=model,  # type: ignore[arg-type]
-        fractions=(1 - val_share - test_share, val_share, test_share),
-        copy=copy,
-        overwrite=overwrite,
-        builder_name=builder_name,
-    )
+        summary = export_dataset(dataset, out, **options)  # type: ignore[arg-type]
+    else:
+        summary = export_task(task, image_root, out, **options)  # type: ignore[arg-type]
     _render.export_summary(console, summary)
 
 

@@ -433,9 +433,8 @@ def task_records_from_file(
     ]
 
 
-def export_task(
-    task_file: str | Path,
-    image_root: str | Path | None,
+def export_records(
+    records: Sequence[ExportRecord],
     out: str | Path,
     *,
     seed: int = 0,
@@ -444,58 +443,64 @@ def export_task(
     copy: bool = False,
     overwrite: bool = False,
     builder_name: str = DEFAULT_BUILDER,
+    hash_images: bool = True,
+    inputs: Iterable[str | Path] = (),
+    extra_manifest: dict[str, Any] | None = None,
+    command: str = "curate export",
+) -> ExportSummary:
+    """Split task records by image group and write them as an export folder."""
+    splits = split_records(records, fractions, seed, hash_images=hash_images)
+    return write_export(
+        out,
+        splits,
+        seed=seed,
+        model=model,
+        inputs=inputs,
+        copy=copy,
+        overwrite=overwrite,
+        builder_name=builder_name,
+        command=command,
+        extra_manifest={"fractions": list(fractions), **(extra_manifest or {})},
+    )
+
+
+def export_task(
+    task_file: str | Path, image_root: str | Path | None, out: str | Path, **options: Any
 ) -> ExportSummary:
     """Validate a task annotation file (images too), split it by image and export it.
+
+    ``options`` are those of ``export_records``.
 
     Raises:
         DataError: the file breaks the contract (its first problems are listed).
     """
     records = task_records_from_file(task_file, image_root)
-    splits = split_records(records, fractions, seed)
-    return write_export(
+    seed, model = options.get("seed", 0), options.get("model", "tiny")
+    return export_records(
+        records,
         out,
-        splits,
-        seed=seed,
-        model=model,
         inputs=[task_file],
-        copy=copy,
-        overwrite=overwrite,
-        builder_name=builder_name,
-        extra_manifest={"fractions": list(fractions)},
         command=f"curate export --task {Path(task_file).as_posix()} --seed {seed} --model {model}",
+        **options,
     )
 
 
-def export_dataset(
-    dataset: str,
-    out: str | Path,
-    *,
-    seed: int = 0,
-    model: ModelPreset = "tiny",
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    copy: bool = False,
-    overwrite: bool = False,
-    builder_name: str = DEFAULT_BUILDER,
-) -> ExportSummary:
-    """Export a FiftyOne dataset's task samples, with the reviewers' tags applied."""
+def export_dataset(dataset: str, out: str | Path, **options: Any) -> ExportSummary:
+    """Export a FiftyOne dataset's task samples, with the reviewers' tags applied.
+
+    Copies and near-copies found by ``curate check`` share a split group.
+    """
     from curation.curator.records import records_from_dataset
 
     found = records_from_dataset(dataset)
     if not found.task:
         raise DataError(f"dataset {dataset!r} has no labelled task samples to export")
-    splits = split_records(found.task, fractions, seed, hash_images=False)
-    return write_export(
+    seed, model = options.get("seed", 0), options.get("model", "tiny")
+    return export_records(
+        found.task,
         out,
-        splits,
-        seed=seed,
-        model=model,
-        copy=copy,
-        overwrite=overwrite,
-        builder_name=builder_name,
-        extra_manifest={
-            "fractions": list(fractions),
-            "fiftyone_dataset": dataset,
-            "review": found.review,
-        },
+        hash_images=False,
+        extra_manifest={"fiftyone_dataset": dataset, "review": found.review},
         command=f"curate export --dataset {dataset} --seed {seed} --model {model}",
+        **options,
     )
