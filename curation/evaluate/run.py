@@ -149,15 +149,13 @@ def evaluate(
         "image_root": str(root),
         **score(records, provenance, predictions),
     }
-    out_dir = Path(out) if out else checkpoint.parent
-    files = write_report(out_dir, report)
     pushed = (
         push_to_fiftyone(data, report["predictions"], fiftyone_field) if fiftyone_field else None
     )
     if pushed:
         report["fiftyone"] = pushed
-        atomic_write_json(out_dir / "eval.json", report)
-    return EvalResult(report, out_dir, files)
+    out_dir = Path(out) if out else checkpoint.parent
+    return EvalResult(report, out_dir, write_report(out_dir, report))
 
 
 def push_to_fiftyone(

@@ -8,7 +8,6 @@ seed), and a minimal BERT vocabulary for the Q-Former's tokenizer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -85,7 +84,3 @@ def write_tiny_model_files(folder: Path, texts: Iterable[str], d_model: int = 64
     bert_vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz"]
     atomic_write_text(qf / "vocab.txt", "\n".join(bert_vocab) + "\n")
     atomic_write_json(qf / "tokenizer_config.json", {"do_lower_case": True})
-
-
-def vocabulary_size(folder: Path) -> int:
-    return json.loads((folder / "t5" / "config.json").read_text())["vocab_size"]

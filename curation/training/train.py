@@ -44,7 +44,7 @@ from curation.training.config import (
 class TrainEvent:
     """What the training loop reports to a progress display."""
 
-    kind: str  # "start", "step", "epoch", "eval"
+    kind: str  # "start", "step", "eval"
     epoch: int = 0
     step: int = 0
     steps: int = 0
@@ -114,10 +114,10 @@ def train(
     )
     emit = on_event or (lambda e: None)
     started = time.perf_counter()
-    with _single_process_group(), _lavis_log(run_dir / "lavis.log") as tee, _denormals_flushed():
+    with _single_process_group(), _lavis_log(run_dir / "lavis.log"), _denormals_flushed():
         lavis_cfg = _lavis_config(lavis_dict)
         _seed_everything(cfg.run.seed)
-        task = _observed_task(lavis_cfg, emit, tee)
+        task = _observed_task(lavis_cfg, emit)
         datasets = task.build_datasets(lavis_cfg)
         model = task.build_model(lavis_cfg)
         _forget_previous_run()
@@ -223,7 +223,7 @@ class _Tee(io.TextIOBase):
 
 
 @contextlib.contextmanager
-def _lavis_log(path: Path) -> Iterator[_Tee]:
+def _lavis_log(path: Path) -> Iterator[None]:
     with open(path, "a", encoding="utf-8") as fh:
         handler = logging.StreamHandler(fh)
         handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
@@ -236,7 +236,7 @@ def _lavis_log(path: Path) -> Iterator[_Tee]:
         try:
             with contextlib.redirect_stdout(tee), warnings.catch_warnings():  # MetricLogger prints
                 warnings.simplefilter("default")
-                yield tee
+                yield
         finally:
             logging.captureWarnings(False)
             root.removeHandler(handler)
@@ -292,7 +292,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _observed_task(lavis_cfg: Any, emit: Callable[[TrainEvent], None], tee: _Tee) -> Any:
+def _observed_task(lavis_cfg: Any, emit: Callable[[TrainEvent], None]) -> Any:
     """LAVIS's VQATask, with each step's loss reported."""
     from lavis.tasks.vqa import VQATask
 
