@@ -29,6 +29,7 @@ import yaml
 
 from curation import __version__
 from curation._io import atomic_write_json, atomic_write_text, sha256_file
+from curation.answers import answer_type_of
 from curation.errors import DataError, UsageError
 
 SPLITS = ("train", "val", "test")
@@ -36,29 +37,6 @@ ModelPreset = Literal["tiny", "blip2_t5"]
 MODEL_TYPES: dict[str, str] = {"tiny": "tiny", "blip2_t5": "pretrain_flant5xl"}
 DEFAULT_BUILDER = "falldown_vqa"
 DEFAULT_PROMPT = "Question: {} Short answer:"
-_NUMBER_WORDS = {
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-}
-
-
-def answer_type_of(answers: Sequence[str]) -> str:
-    """VQAv2's answer types: "yes/no", "number" or "other" (from the first answer)."""
-    first = answers[0].strip().lower()
-    if first in ("yes", "no"):
-        return "yes/no"
-    if first.replace(".", "", 1).isdigit() or first in _NUMBER_WORDS:
-        return "number"
-    return "other"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: Smaller than this on either side gets a warning (BLIP-2 upsamples it to 224 px).
 TINY_SIDE = 32
@@ -145,3 +146,65 @@ def _truncated_images_rejected() -> Iterator[None]:
         yield
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = old
+
+
+#: Above this many pixels an image is refused as a decompression bomb (PIL's own limit).
+MAX_PIXELS = 89_478_485
+
+
+def open_rgb(path: str | os.PathLike[str]) -> Any:
+    """Open an image the way every command must see it, as a fully decoded RGB ``PIL.Image``.
+
+    EXIF orientation is applied (a standing person stored rotated must not look
+    like one lying down), 16-bit greyscale is scaled to 8 bits instead of clipped
+    to white, truncated files and decompression bombs are refused.
+
+    Raises:
+        DataError: the file is missing, not an image, truncated or too large.
+    """
+    import warnings
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from curation.errors import DataError
+
+    path = Path(path)
+    try:
+        with _truncated_images_rejected(), warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{im.width}x{im.height} pixels")
+                im.load()
+                out = ImageOps.exif_transpose(im) or im
+                out = _to_rgb(out)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(
+            f"{path}: image is too large to open safely ({exc}; limit {MAX_PIXELS:,} pixels). "
+            "Fix: resize it, or remove it."
+        ) from None
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found. Fix: check the path.") from None
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not a readable image. Fix: replace or remove the file.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(
+            f"{path}: image is corrupt or truncated ({exc}). Fix: re-export or remove the file."
+        ) from None
+    return out
+
+
+def _to_rgb(im: Any) -> Any:
+    """RGB, with 16- and 32-bit greyscale scaled down rather than clipped."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        im = im.convert("I") if im.mode != "I" else im
+        _, high = im.getextrema()
+        if high > 255:
+            scale = 255 / (65535 if high <= 65535 else high)
+            im = im.point(lambda v: v * scale)
+        im = im.convert("L")
+    elif im.mode == "F":
+        low, high = im.getextrema()
+        span = (high - low) or 1.0
+        im = im.point(lambda v: (v - low) * 255 / span).convert("L")
+    return im.convert("RGB") if im.mode != "RGB" else im.copy()

@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 import msgspec
 
 from curation._fastpath import gc_paused
+from curation.answers import answer_type_of
 from curation.errors import DataError, UsageError
-from curation.export import answer_type_of
 
 
 class PoolRow(NamedTuple):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from curation.answers import normalize_answer, to_yes_no
 from curation.cli import app
 from curation.evaluate.metrics import collapse_reasons, general_metrics, task_metrics, vqa_accuracy
-from curation.evaluate.normalize import normalize_answer, to_yes_no
 from curation.evaluate.run import score
 
 

@@ -109,7 +109,7 @@ def items_from_file(path: Path, image_root: Path | None) -> list[Item]:
         raise DataError(
             f"{path} has {len(report.errors)} error(s); nothing was ingested:\n  {shown}"
         )
-    from curation.export import answer_type_of
+    from curation.answers import answer_type_of
 
     split = path.stem if path.stem in ("train", "val", "test") else None
     return [

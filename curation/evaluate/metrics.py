@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from curation.evaluate.normalize import normalize_answer, process_punctuation, to_yes_no
+from curation.answers import normalize_answer, process_punctuation, to_yes_no
 
 #: One answer on at least this share of the predictions ...
 COLLAPSE_SHARE = 0.95

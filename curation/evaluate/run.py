@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from curation._io import atomic_write_json, atomic_write_text
+from curation.answers import normalize_answer, to_yes_no
 from curation.errors import DataError, UsageError
 from curation.evaluate.metrics import collapse_reasons, general_metrics, task_metrics, vqa_accuracy
-from curation.evaluate.normalize import normalize_answer, to_yes_no
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""Answer normalisation as the official VQAv2 evaluation does it, and yes/no mapping.
+"""The one answer rule: VQAv2 normalisation, yes/no mapping and answer types.
+
+Every command that asks "is this answer yes, no or something else?" asks this
+module: validate's balance warning, mix's balancing, export's answer types,
+the curator's conflict check and eval's metrics. A label "Yes." or "Yeah" is
+therefore "yes" everywhere, and a canonical label is exactly "yes" or "no".
 
 The rules (punctuation, number words to digits, articles, contractions) are
 those of the official evaluation script, which LAVIS ships as
@@ -9,6 +14,7 @@ scoring needs neither LAVIS nor torch.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 _CONTRACTIONS = {
@@ -126,4 +132,31 @@ def to_yes_no(text: str) -> YesNo:
         return "yes"
     if first in ("no", "nope"):
         return "no"
+    return "other"
+
+
+def yes_no(answers: str | Sequence[str]) -> YesNo:
+    """yes / no / other for one answer, or for the first of a list of answers."""
+    if not isinstance(answers, str):
+        answers = answers[0] if answers else ""
+    return to_yes_no(answers)
+
+
+def is_canonical_yes_no(answer: str) -> bool:
+    """True for exactly "yes" or "no" (what LAVIS should be taught to generate)."""
+    return answer in ("yes", "no")
+
+
+_NUMBER_WORDS = frozenset(_NUMBERS) - {"none"}
+
+
+def answer_type_of(answers: Sequence[str]) -> str:
+    """VQAv2's answer types: "yes/no", "number" or "other" (from the first answer)."""
+    if not answers:
+        return "other"
+    if yes_no(answers) != "other":
+        return "yes/no"
+    first = answers[0].strip().lower()
+    if first.replace(".", "", 1).isdigit() or first in _NUMBER_WORDS:
+        return "number"
     return "other"
