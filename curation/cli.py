@@ -439,11 +439,7 @@ def eval_(
 
 def _questions(path: Path | None) -> list[str]:
     from curation.schemas.questions import load_questions
-    from curation.synthetic import QUESTION
 
-    if path is None:
-        default = Path("configs/questions.yaml")
-        return load_questions(default).questions if default.is_file() else [QUESTION]
     return load_questions(path).questions
 
 
@@ -464,7 +460,7 @@ def ingest(
     questions: Annotated[
         Path | None,
         typer.Option(
-            help="Question paraphrases for folder images [default: configs/questions.yaml]."
+            help="Question paraphrases for folder images [default: the packaged list, same as configs/questions.yaml]."
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for choosing each image's question.")] = 0,

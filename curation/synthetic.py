@@ -12,7 +12,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-QUESTION = "Is anyone falling in this image?"
+from curation.schemas.questions import TASK_QUESTION
+
+QUESTION = TASK_QUESTION  # one place: curation.schemas.questions
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,20 @@
-"""The question template file (``configs/questions.yaml``)."""
+"""The task question and its paraphrases (``configs/questions.yaml``, package default)."""
 
 from __future__ import annotations
 
+import functools
+import re
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from curation.errors import ConfigError, UsageError
+
+#: The task question, as the model is asked it (the default of predict and synthetic data).
+TASK_QUESTION = "Is anyone falling in this image?"
+#: Package data: the default paraphrases, found the same way from any current folder.
+DEFAULT_QUESTIONS_FILE = Path(__file__).resolve().parent.parent / "data" / "questions.yaml"
 
 
 class QuestionTemplates(BaseModel):
@@ -17,11 +24,32 @@ class QuestionTemplates(BaseModel):
     questions: list[str] = Field(min_length=1)
 
 
-def load_questions(path: str | Path) -> QuestionTemplates:
-    path = Path(path)
+def load_questions(path: str | Path | None = None) -> QuestionTemplates:
+    """Read a question file (default: the package's paraphrases, independent of the cwd)."""
+    path = Path(path) if path is not None else DEFAULT_QUESTIONS_FILE
     if not path.is_file():
         raise UsageError(f"question template file not found: {path}")
     try:
         return QuestionTemplates.model_validate(yaml.safe_load(path.read_text()))
     except (yaml.YAMLError, ValidationError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def question_key(text: str) -> str:
+    """A question compared as people read it: case, spacing and punctuation ignored."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+
+
+@functools.cache
+def _task_keys() -> frozenset[str]:
+    return frozenset(question_key(q) for q in [TASK_QUESTION, *load_questions().questions])
+
+
+def is_task_question(text: str) -> bool:
+    """True for the task question or one of its default paraphrases."""
+    return question_key(text) in _task_keys()
+
+
+def same_question_key(text: str) -> str:
+    """Key under which two questions count as one: every task paraphrase maps to one key."""
+    return "<task question>" if is_task_question(text) else question_key(text)
