@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from curation.errors import DataError
+from curation.presets import get_preset
 from curation.training.config import LoadedConfig
 from curation.validate import validate_files
 
-#: What each local model file is and where users usually get it.
-MODEL_FILES: dict[str, tuple[str, str, str]] = {
+#: What each local model file is and where users usually get it (keys of ``model:``).
+LOCAL_FILE_HELP: dict[str, tuple[str, str, str]] = {
     # key: (kind, what it is, where users get it)
     "pretrained": (
         "file",
@@ -39,15 +40,13 @@ _REQUIRED_INSIDE = {"t5_model": ("config.json",), "qformer_tokenizer": ("vocab.t
 def check_model_files(loaded: LoadedConfig) -> None:
     """Raise ``DataError`` naming each missing local model file, what it is and where to get it."""
     model = loaded.config.model
-    needed = ["t5_model", "qformer_tokenizer"]
-    if model.model_type != "tiny":
-        needed += ["vit_weights", "pretrained"]
+    needed = list(get_preset(model.model_type).required_files)
     if model.load_finetuned:
         needed.append("finetuned")
     problems = []
     for key in needed:
         value = getattr(model, key)
-        kind, what, where = MODEL_FILES[key]
+        kind, what, where = LOCAL_FILE_HELP[key]
         if not value:
             problems.append(
                 f"model.{key} is not set: it must point at {what}. Get it from {where}."

@@ -32,8 +32,9 @@ from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
 from curation.errors import DataError  # noqa: E402
+from curation.presets import preset_files  # noqa: E402
 from curation.training._patch import patched  # noqa: E402
-from curation.training.plugin_data import DATA, MODEL_FILES  # noqa: E402
+from curation.training.plugin_data import DATA  # noqa: E402
 
 BUILDER_NAME = "falldown_vqa"
 MODEL_ARCH = "falldown_blip2_t5"
@@ -187,9 +188,7 @@ class FalldownBlip2T5(Blip2T5):
     local paths; the ``tiny`` preset builds each at toy size from config.
     """
 
-    PRETRAINED_MODEL_CONFIG_DICT: ClassVar[dict[str, str]] = {
-        k: str(v) for k, v in MODEL_FILES.items()
-    }
+    PRETRAINED_MODEL_CONFIG_DICT: ClassVar[dict[str, str]] = preset_files()
     _build: ClassVar[dict[str, Any]] = {}
 
     @classmethod
