@@ -23,40 +23,20 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from curation import __version__
 from curation._io import atomic_write_json, atomic_write_text, sha256_file
-from curation.answers import answer_type_of
 from curation.errors import ConfigError, DataError, UsageError
 from curation.presets import get_preset
+from curation.record_types import ExportRecord
 
 SPLITS = ("train", "val", "test")
 ModelPreset = str  # a preset name: curation.presets.preset_names()
 DEFAULT_BUILDER = "falldown_vqa"
 DEFAULT_PROMPT = "Question: {} Short answer:"
-
-
-@dataclass(frozen=True)
-class ExportRecord:
-    """One question about one image, with where it came from."""
-
-    image: Path
-    question: str
-    answers: tuple[str, ...]
-    source: str = "task"
-    original_id: str = ""
-    part: Literal["task", "general"] = "task"
-    answer_type: str = ""
-    group: str = ""  # records sharing a group never land in different splits
-    review: str = ""  # e.g. "relabel:yes" when a reviewer changed the label
-    fiftyone_id: str = ""  # the FiftyOne sample it came from, if any
-
-    @property
-    def kind(self) -> str:
-        return self.answer_type or answer_type_of(self.answers)
 
 
 @dataclass
