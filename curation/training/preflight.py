@@ -1,4 +1,4 @@
-"""Checks that run before any weight is read: data files, model files, builder names."""
+"""Pre-flight checks that run before any weight is read: data files, model files, builder names."""
 
 from __future__ import annotations
 
