@@ -29,14 +29,15 @@ import yaml
 
 from curation import __version__
 from curation._io import atomic_write_json, atomic_write_text, sha256_file
+from curation.contract import BUILDER_NAME, PROMPT
 from curation.errors import ConfigError, DataError, UsageError
 from curation.presets import get_preset
 from curation.record_types import ExportRecord
 
 SPLITS = ("train", "val", "test")
 ModelPreset = str  # a preset name: curation.presets.preset_names()
-DEFAULT_BUILDER = "falldown_vqa"
-DEFAULT_PROMPT = "Question: {} Short answer:"
+DEFAULT_BUILDER = BUILDER_NAME
+DEFAULT_PROMPT = PROMPT
 
 
 @dataclass
@@ -369,17 +370,11 @@ def task_records_from_file(
     Raises:
         DataError: the file breaks the contract (its first problems are listed).
     """
-    from curation.validate import load_records, validate_files
+    from curation.validate import load_records, require_valid
 
     task_file = Path(task_file)
     root = Path(image_root) if image_root is not None else task_file.parent
-    report = validate_files([task_file], image_root=root)
-    if not report.ok:
-        shown = "\n  ".join(p.render() for p in report.errors[:10])
-        raise DataError(
-            f"{task_file} has {len(report.errors)} error(s); nothing was exported:\n  {shown}\n"
-            f"  (curate validate {task_file} --fix FIXED.json writes a corrected copy)"
-        )
+    require_valid(task_file, root, action="nothing was exported")
     return [
         ExportRecord(
             root / r["image"],

@@ -6,6 +6,7 @@ import pytest
 import yaml
 from conftest import REPO
 
+from curation.contract import BUILDER_NAME, PROMPT
 from curation.errors import UsageError
 from curation.presets import PRESET_DIR, get_preset, preset_files, preset_names
 from curation.schemas.config import ModelConfig
@@ -69,8 +70,9 @@ def test_adding_a_preset_is_one_file(tmp_path, monkeypatch) -> None:
 
 
 def test_dataset_defaults_are_lavis_shaped() -> None:
-    data = yaml.safe_load((DATA / "falldown_vqa.yaml").read_text())
-    ds = data["datasets"]["falldown_vqa"]
+    data = yaml.safe_load((DATA / f"{BUILDER_NAME}.yaml").read_text())
+    ds = data["datasets"][BUILDER_NAME]
+    assert ds["prompt"] == PROMPT  # the builder's default config says the one prompt
     assert ds["prompt"].count("{}") == 1 and set(ds["build_info"]["annotations"]) == {
         "train",
         "val",

@@ -31,13 +31,12 @@ from lavis.models.blip2_models.blip2_t5 import Blip2T5  # noqa: E402
 from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
+from curation.contract import BUILDER_NAME, MODEL_ARCH  # noqa: E402, F401 - re-exported
 from curation.errors import DataError  # noqa: E402
 from curation.presets import preset_files  # noqa: E402
 from curation.training._patch import patched  # noqa: E402
 from curation.training.plugin_data import DATA  # noqa: E402
 
-BUILDER_NAME = "falldown_vqa"
-MODEL_ARCH = "falldown_blip2_t5"
 log = logging.getLogger(__name__)
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from curation.errors import DataError, UsageError
 from curation.training import import_plugin
-from curation.training.preflight import check_model_files
 from curation.training.config import LoadedConfig, absolute_dict, load_train_config
+from curation.training.preflight import check_model_files
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from curation.errors import DataError
 from curation.presets import get_preset
 from curation.training.config import LoadedConfig
-from curation.validate import validate_files
+from curation.validate import require_valid
 
 #: What each local model file is and where users usually get it (keys of ``model:``).
 LOCAL_FILE_HELP: dict[str, tuple[str, str, str]] = {
@@ -80,14 +80,9 @@ def check_data(loaded: LoadedConfig) -> int:
                     raise DataError(
                         f"datasets.{name}.build_info.annotations.{split}: {p} not found"
                     )
-            report = validate_files([paths[0]], image_root=root)
-            if not report.ok:
-                shown = "\n  ".join(p.render() for p in report.errors[:5])
-                raise DataError(
-                    f"{paths[0]} ({split} split) breaks the LAVIS VQA contract; nothing was "
-                    f"trained:\n  {shown}\n  ({len(report.errors)} error(s); run: curate "
-                    f"validate {paths[0]} --image-root {root})"
-                )
+            report = require_valid(
+                paths[0], root, action="nothing was trained", hint=f" ({split} split)", shown=5
+            )
             total += report.records
     return total
 

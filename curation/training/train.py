@@ -30,7 +30,6 @@ from curation._io import atomic_write_json, sha256_file
 from curation.errors import DataError
 from curation.training import import_plugin
 from curation.training._patch import patched
-from curation.training.preflight import check_builders, check_data, check_model_files
 from curation.training.config import (
     LoadedConfig,
     absolute_dict,
@@ -38,6 +37,7 @@ from curation.training.config import (
     relocated_dict,
     write_config,
 )
+from curation.training.preflight import check_builders, check_data, check_model_files
 
 
 @dataclass
