@@ -176,7 +176,8 @@ def export(
     Writes OUT/train.json, val.json, test.json, images/, manifest.json and lavis.yaml.
     """
     from curation import _render
-    from curation.export import export_dataset, export_task
+    from curation.curator.exports import export_dataset
+    from curation.export import export_task
 
     if (task is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --task FILE or --dataset NAME")

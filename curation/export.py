@@ -437,24 +437,3 @@ def export_task(
         command=f"curate export --task {Path(task_file).as_posix()} --seed {seed} --model {model}",
         **options,
     )
-
-
-def export_dataset(dataset: str, out: str | Path, **options: Any) -> ExportSummary:
-    """Export a FiftyOne dataset's task samples, with the reviewers' tags applied.
-
-    Copies and near-copies found by ``curate check`` share a split group.
-    """
-    from curation.curator.records import records_from_dataset
-
-    found = records_from_dataset(dataset)
-    if not found.task:
-        raise DataError(f"dataset {dataset!r} has no labelled task samples to export")
-    seed, model = options.get("seed", 0), options.get("model", "tiny")
-    return export_records(
-        found.task,
-        out,
-        hash_images=False,
-        extra_manifest={"fiftyone_dataset": dataset, "review": found.review},
-        command=f"curate export --dataset {dataset} --seed {seed} --model {model}",
-        **options,
-    )

@@ -150,41 +150,13 @@ def evaluate(
         image_root=str(root),
         **score(records, provenance, predictions),
     )
+    from curation.curator.exports import push_to_fiftyone
+
     pushed = push_to_fiftyone(data, report.predictions, fiftyone_field) if fiftyone_field else None
     if pushed:
         report.fiftyone = pushed
     out_dir = Path(out) if out else checkpoint.parent
     return EvalResult(report, out_dir, write_report(out_dir, report))
-
-
-def push_to_fiftyone(
-    data: Path, rows: list[dict[str, Any]], field: str = "eval_prediction"
-) -> dict[str, Any] | None:
-    """Write predictions into the FiftyOne dataset the export came from (if it did).
-
-    Sets ``<field>`` (the answer) and ``<field>_correct`` on each sample, so
-    reviewers can look at the mistakes in the App. The dataset is named by
-    the export's manifest (``fiftyone_dataset``); rows without a sample id
-    (general VQA from files) are skipped.
-    """
-    manifest = data.parent / "manifest.json"
-    name = json.loads(manifest.read_text()).get("fiftyone_dataset") if manifest.is_file() else None
-    by_id = {r["fiftyone_id"]: r for r in rows if r.get("fiftyone_id")}
-    if not name or not by_id:
-        return None
-    from curation.curator._fo import fiftyone, load_dataset
-
-    fo = fiftyone()
-    ds = load_dataset(name)
-    schema = ds.get_field_schema()
-    for f, kind in ((field, fo.StringField), (f"{field}_correct", fo.BooleanField)):
-        if f not in schema:
-            ds.add_sample_field(f, kind)
-    known = set(ds.values("id"))
-    ids = [i for i in by_id if i in known]
-    ds.set_values(field, {i: by_id[i]["prediction"] for i in ids}, key_field="id")
-    ds.set_values(f"{field}_correct", {i: by_id[i]["score"] >= 1.0 for i in ids}, key_field="id")
-    return {"dataset": name, "field": field, "samples": len(ids)}
 
 
 def write_report(out_dir: Path, report: EvalReport) -> list[Path]:
