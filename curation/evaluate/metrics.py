@@ -142,3 +142,125 @@ def collapse_reasons(
             "negatives (images where nobody is falling)"
         )
     return reasons
+
+
+# --- P(yes): ranking, calibration and the operating point -------------------------------
+
+
+def roc_auc(truths: Sequence[bool], scores: Sequence[float]) -> float | None:
+    """Area under the ROC curve (the chance a random positive outranks a random negative).
+
+    Ties count one half (Mann-Whitney U). None when one class is absent.
+    """
+    pos = [s for t, s in zip(truths, scores, strict=True) if t]
+    neg = [s for t, s in zip(truths, scores, strict=True) if not t]
+    if not pos or not neg:
+        return None
+    ranked = sorted(scores)
+    # average rank of each distinct score (1-based), for ties
+    rank: dict[float, float] = {}
+    i = 0
+    while i < len(ranked):
+        j = i
+        while j < len(ranked) and ranked[j] == ranked[i]:
+            j += 1
+        rank[ranked[i]] = (i + 1 + j) / 2
+        i = j
+    u = sum(rank[s] for s in pos) - len(pos) * (len(pos) + 1) / 2
+    return u / (len(pos) * len(neg))
+
+
+def pr_auc(truths: Sequence[bool], scores: Sequence[float]) -> float | None:
+    """Average precision: precision at each positive, in descending score order (ties grouped)."""
+    n_pos = sum(1 for t in truths if t)
+    if n_pos == 0:
+        return None
+    pairs = sorted(zip(scores, truths, strict=True), key=lambda x: -x[0])
+    ap, tp, seen, i = 0.0, 0, 0, 0
+    while i < len(pairs):
+        j = i
+        group_tp = 0
+        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
+            group_tp += pairs[j][1]
+            j += 1
+        tp += group_tp
+        seen = j
+        ap += group_tp / n_pos * (tp / seen)
+        i = j
+    return ap
+
+
+def reliability(
+    truths: Sequence[bool], scores: Sequence[float], bins: int = 10
+) -> list[dict[str, float]]:
+    """Equal-width bins of P(yes): mean confidence, observed yes-rate and count per bin."""
+    out = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [
+            (t, s)
+            for t, s in zip(truths, scores, strict=True)
+            if lo <= s < hi or (b == bins - 1 and s == 1.0)
+        ]
+        if members:
+            out.append(
+                {
+                    "low": lo,
+                    "high": hi,
+                    "n": len(members),
+                    "mean_p_yes": sum(s for _, s in members) / len(members),
+                    "yes_rate": sum(1 for t, _ in members if t) / len(members),
+                }
+            )
+    return out
+
+
+def expected_calibration_error(
+    truths: Sequence[bool], scores: Sequence[float], bins: int = 10
+) -> float | None:
+    """ECE: the count-weighted gap between confidence and the observed yes-rate per bin."""
+    if not scores:
+        return None
+    return sum(
+        b["n"] * abs(b["mean_p_yes"] - b["yes_rate"]) for b in reliability(truths, scores, bins)
+    ) / len(scores)
+
+
+def rates_at(truths: Sequence[bool], scores: Sequence[float], threshold: float) -> dict[str, Any]:
+    """Recall and false-alarm rate when "yes" means ``score >= threshold``."""
+    tp = sum(1 for t, s in zip(truths, scores, strict=True) if t and s >= threshold)
+    fp = sum(1 for t, s in zip(truths, scores, strict=True) if not t and s >= threshold)
+    n_pos = sum(1 for t in truths if t)
+    n_neg = len(truths) - n_pos
+    return {
+        "threshold": threshold,
+        "recall": _ratio(tp, n_pos),
+        "false_alarm_rate": _ratio(fp, n_neg),
+    }
+
+
+def threshold_at_false_alarm(
+    truths: Sequence[bool], scores: Sequence[float], max_false_alarm: float = 0.05
+) -> dict[str, Any]:
+    """The lowest threshold whose false-alarm rate stays within ``max_false_alarm``.
+
+    The lowest such threshold catches the most falls (recall only drops as the
+    threshold rises). Candidates are the observed scores, and one above the
+    highest (answer "no" to everything: no false alarms). One sorted sweep.
+    """
+    if not 0 <= max_false_alarm <= 1:
+        raise ValueError(f"max_false_alarm must be in [0, 1], got {max_false_alarm}")
+    n_neg = sum(1 for t in truths if not t)
+    best = max(scores, default=0.0) + 1e-9
+    fp, i = 0, 0
+    pairs = sorted(zip(scores, truths, strict=True), key=lambda x: -x[0])
+    while i < len(pairs):  # lower the threshold one distinct score at a time
+        j = i
+        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
+            fp += not pairs[j][1]
+            j += 1
+        if n_neg and fp / n_neg > max_false_alarm:
+            break
+        best = pairs[i][0]
+        i = j
+    return {**rates_at(truths, scores, best), "max_false_alarm": max_false_alarm}

@@ -194,6 +194,65 @@ class FalldownBlip2T5(Blip2T5):
     def default_config_path(cls, model_type: str) -> str:
         return cls.PRETRAINED_MODEL_CONFIG_DICT[model_type]
 
+    @torch.no_grad()
+    def score_answers(
+        self, samples: dict[str, Any], candidates: tuple[str, ...] = ("yes", "no")
+    ) -> torch.Tensor:
+        """Log-likelihood of each candidate answer under the T5 decoder: (batch, candidates).
+
+        LAVIS 1.0.2's BLIP-2 has no ``rank`` inference; this is its ``forward``
+        (image -> Q-Former -> T5 encoder, prompted question) with each
+        candidate as the target, summed over the candidate's tokens (``</s>``
+        included), so ``softmax`` over the candidates gives P(yes).
+        """
+        image = samples["image"]
+        with self.maybe_autocast():
+            image_embeds = self.ln_vision(self.visual_encoder(image))
+        image_embeds = image_embeds.float()
+        image_atts = torch.ones(image_embeds.size()[:-1], dtype=torch.long, device=image.device)
+        query_output = self.Qformer.bert(
+            query_embeds=self.query_tokens.expand(image_embeds.shape[0], -1, -1),
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=image_atts,
+            return_dict=True,
+        )
+        inputs_t5 = self.t5_proj(query_output.last_hidden_state)
+        atts_t5 = torch.ones(inputs_t5.size()[:-1], dtype=torch.long, device=image.device)
+        input_tokens = self.t5_tokenizer(
+            samples["text_input"],
+            padding="longest",
+            truncation=True,
+            max_length=self.max_txt_len,
+            return_tensors="pt",
+        ).to(image.device)
+        attention = torch.cat([atts_t5, input_tokens.attention_mask], dim=1)
+        scores = []
+        with self.maybe_autocast(dtype=torch.bfloat16):
+            embeds = self.t5_model.encoder.embed_tokens(input_tokens.input_ids)
+            encoder_out = self.t5_model.encoder(
+                inputs_embeds=torch.cat([inputs_t5, embeds], dim=1),
+                attention_mask=attention,
+                return_dict=True,
+            )
+            for candidate in candidates:
+                target = self.t5_tokenizer(
+                    [candidate] * image.size(0), padding="longest", return_tensors="pt"
+                ).to(image.device)
+                labels = target.input_ids.masked_fill(
+                    target.input_ids == self.t5_tokenizer.pad_token_id, -100
+                )
+                logits = self.t5_model(
+                    encoder_outputs=encoder_out,
+                    attention_mask=attention,
+                    decoder_attention_mask=target.attention_mask,
+                    labels=labels,
+                    return_dict=True,
+                ).logits.float()
+                logp = torch.log_softmax(logits, dim=-1)
+                picked = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+                scores.append((picked * (labels != -100)).sum(dim=-1))
+        return torch.stack(scores, dim=1)
+
     @classmethod
     def init_tokenizer(cls) -> Any:
         from transformers import BertTokenizer
