@@ -84,8 +84,6 @@ def read_checkpoint(
         DataError: the file is missing, not a checkpoint, truncated, holds
             anything but tensors and plain containers (untrusted), or has no state dict.
     """
-    import pickle  # noqa: F401 - torch raises pickle.UnpicklingError
-
     import torch
 
     path = Path(path)
@@ -158,6 +156,11 @@ def _unreadable(path: Path, exc: Exception) -> DataError:
         return _code_refused(path, found)
     with open(path, "rb") as fh:
         head = fh.read(4)
+    if not head:
+        return DataError(
+            f"{path}: is empty (0 bytes), not a checkpoint. Fix: copy the file again from its "
+            "run folder."
+        )
     if head.startswith(b"PK") and not zipfile.is_zipfile(path):
         what = "is truncated or damaged (a zip archive without its end: a cut-short copy?)"
         fix = "copy the file again from its run folder"

@@ -59,7 +59,9 @@ class _PlantsMarker:
         return (builtins.open, (str(self.marker), "w"))
 
 
-def _command(kind: str, ckpt: Path, run: Path, out: Path) -> list[str | Path]:
+def _command(
+    kind: str, ckpt: Path, run: Path, out: Path, run_id: str | None = None
+) -> list[str | Path]:
     export = run.parents[1]
     if kind == "predict":
         return ["predict", ckpt, SAMPLE / "fall" / "0000.png", "--config", run / "config.yaml"]
@@ -81,7 +83,7 @@ def _command(kind: str, ckpt: Path, run: Path, out: Path) -> list[str | Path]:
         export / "lavis.yaml",
         f"run.resume_ckpt_path={ckpt}",
         "--run-id",
-        f"resume-{ckpt.parent.name}",
+        run_id or f"resume-{ckpt.parent.name}",
     ]
 
 
@@ -110,14 +112,21 @@ def test_a_checkpoint_whose_pickle_runs_code_is_refused(
     expect(outcome, 1, str(evil), "refused", "open", "--trust-checkpoint", "runs any code")
 
 
-def test_trust_checkpoint_loads_a_pickle_the_user_vouches_for(run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_trust_checkpoint_loads_a_pickle_the_user_vouches_for(
+    kind: str, run: Path, tmp_path: Path
+) -> None:
     state = _load(run / "checkpoint_0.pth")
     state["args"] = argparse.Namespace(note="written by an older script")
     ckpt = _save(state, tmp_path / "old" / "checkpoint_0.pth")
-    refused = _run_hostile("predict", ckpt, run, tmp_path)
+    refused = _run_hostile(kind, ckpt, run, tmp_path)
     expect(refused, 1, str(ckpt), "argparse.Namespace", "--trust-checkpoint")
-    trusted = _run_hostile("predict", ckpt, run, tmp_path, "--trust-checkpoint")
-    expect(trusted, 0, "0 missing")
+    extra = ["--trust-checkpoint"] + (["run.max_epoch=2"] if kind == "resume" else [])
+    trusted = invoke([*_command(kind, ckpt, run, tmp_path / "out", "trusted"), *extra])
+    # eval exits 3 when the one-epoch model's answers collapse: that is a result, not a refusal
+    expect(trusted, 3 if trusted.exit_code == 3 and kind == "eval" else 0)
+    if kind == "resume":
+        assert (run.parents[1] / "runs" / "trusted" / "checkpoint_1.pth").is_file()
 
 
 def _truncated(run: Path, path: Path) -> Path:
@@ -125,6 +134,17 @@ def _truncated(run: Path, path: Path) -> Path:
     path.parent.mkdir(parents=True)
     path.write_bytes(data[: len(data) // 2])
     return path
+
+
+def _empty(run: Path, path: Path) -> Path:
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    return path
+
+
+def _weights_only(run: Path, path: Path) -> Path:
+    """A bare state dict: fine for predict and eval, but no training state to resume."""
+    return _save(_load(run / "checkpoint_0.pth")["model"], path)
 
 
 def _not_a_zip(run: Path, path: Path) -> Path:
@@ -151,9 +171,10 @@ def _other_architecture(run: Path, path: Path) -> Path:
     [
         (_truncated, "is truncated or damaged"),
         (_not_a_zip, "is not a PyTorch checkpoint"),
+        (_empty, "is empty (0 bytes)"),
         (_other_architecture, "tensor(s) have another shape"),
     ],
-    ids=["truncated", "not-a-zip", "other-architecture"],
+    ids=["truncated", "not-a-zip", "empty", "other-architecture"],
 )
 def test_a_broken_checkpoint_is_one_clear_error(
     kind: str, make, needle: str, run: Path, tmp_path: Path
@@ -161,6 +182,13 @@ def test_a_broken_checkpoint_is_one_clear_error(
     ckpt = make(run, tmp_path / make.__name__.strip("_") / "checkpoint_0.pth")
     outcome = _run_hostile(kind, ckpt, run, tmp_path)
     expect(outcome, 1, str(ckpt), needle, "Fix:")
+
+
+def test_resume_needs_a_training_state(run: Path, tmp_path: Path) -> None:
+    ckpt = _weights_only(run, tmp_path / "bare" / "checkpoint_0.pth")
+    outcome = _run_hostile("resume", ckpt, run, tmp_path)
+    expect(outcome, 1, str(ckpt), "has no optimizer or epoch", "model.pretrained=")
+    expect(_run_hostile("predict", ckpt, run, tmp_path), 0)
 
 
 def test_tied_weights_left_out_of_a_checkpoint_are_not_missing(run: Path, tmp_path: Path) -> None:
