@@ -361,3 +361,28 @@ def test_the_runner_tests_the_highest_epoch_when_no_best_was_saved(
     model = load_model(run / "checkpoint_0.pth", run / "config.yaml").model
     assert runner._reload_best_model(model) is model
     assert (folder / "checkpoint_best.pth").samefile(folder / "checkpoint_10.pth")
+
+
+def test_a_frozen_t5_saved_as_lavis_saves_it_loads_without_missing_keys(
+    run: Path, tmp_path: Path
+) -> None:
+    from curation.training.checkpoints import load_weights
+    from curation.training.predict import load_model
+
+    model = load_model(run / "checkpoint_0.pth", run / "config.yaml").model
+    for p in model.t5_model.parameters():
+        p.requires_grad = False  # the full-size preset's freeze_t5
+    # LAVIS's _save_checkpoint: drop what named_parameters() calls frozen, keep the rest
+    grads = {k: v.requires_grad for k, v in model.named_parameters()}
+    state = {k: v for k, v in model.state_dict().items() if grads.get(k, True)}
+    assert "t5_model.shared.weight" not in state
+    ckpt = _save({"model": state}, tmp_path / "frozen" / "checkpoint_0.pth")
+    report = load_weights(model, ckpt)
+    assert report["missing"] == [] and report["unexpected"] == []
+    assert "t5_model.shared.weight" in report["tied"] + report["missing_frozen"]
+    # and a checkpoint without any embedding copy: frozen, not missing
+    for key in TIED:
+        del state[key]
+    report = load_weights(model, _save({"model": state}, tmp_path / "none" / "ckpt.pth"))
+    assert report["missing"] == []
+    assert set(TIED) | {"t5_model.shared.weight"} <= set(report["missing_frozen"])
