@@ -251,24 +251,16 @@ def _fmt(value: Any) -> str:
 
 def eval_result(console: Console, result: EvalResult) -> None:
     r = result.report
-    t, g = r["task"], r["general"]
+    t, g = r.task, r.general
     table = Table(
-        title=f"eval: {r['n']} records ({t['n']} task, {g['n']} general)", title_justify="left"
+        title=f"eval: {r.n} records ({t.get('n', 0)} task, {g.get('n', 0)} general)",
+        title_justify="left",
     )
     table.add_column("figure")
     table.add_column("value", justify="right")
-    for label, value in [
-        ("task yes-rate", t["yes_rate"]),
-        ("task true yes-rate", t.get("true_yes_rate")),
-        ("task yes-rate on negatives", t["yes_rate_negatives"]),
-        ("task accuracy", t["accuracy"]),
-        ("task balanced accuracy", t["balanced_accuracy"]),
-        ("task F1 (yes)", t["f1_yes"]),
-        ("task other rate", t["other_rate"]),
-        ("general VQA accuracy", g.get("vqa_accuracy")),
-        ("general majority baseline", g.get("majority_baseline")),
-    ]:
-        table.add_row(label, _fmt(value))
+    for figure, value in r.figures():
+        if figure.kind == "rate":
+            table.add_row(figure.label, _fmt(value))
     for kind, acc in (g.get("per_answer_type") or {}).items():
         table.add_row(f"  general {kind}", _fmt(acc))
     console.print(table)
@@ -280,8 +272,8 @@ def eval_result(console: Console, result: EvalResult) -> None:
             f"{c['no']['other']}",
             highlight=False,
         )
-    if r["collapse_alarm"]:
-        for reason in r["collapse_reasons"]:
+    if r.collapse_alarm:
+        for reason in r.collapse_reasons:
             console.print(f"[bold red]COLLAPSE ALARM:[/] {reason}", soft_wrap=True)
     else:
         console.print("[green]no collapse alarm[/]")

@@ -17,7 +17,9 @@ import typer
 from rich.console import Console
 
 from curation import __version__
+from curation.contract import BUILDER_NAME
 from curation.errors import CurationError
+from curation.schemas.questions import TASK_QUESTION
 
 app = typer.Typer(
     name="curate",
@@ -175,14 +177,15 @@ def export(
     overwrite: OverwriteOption = False,
     builder_name: Annotated[
         str, typer.Option(help="The YAML's datasets: key (registered as our builder).")
-    ] = "falldown_vqa",
+    ] = BUILDER_NAME,
 ) -> None:
     """Split a validated annotation file by image and write a folder LAVIS trains on.
 
     Writes OUT/train.json, val.json, test.json, images/, manifest.json and lavis.yaml.
     """
     from curation import _render
-    from curation.export import export_dataset, export_task
+    from curation.curator.exports import export_dataset
+    from curation.export import export_task
 
     if (task is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --task FILE or --dataset NAME")
@@ -232,9 +235,7 @@ def train(
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint_*.pth from a run folder.")],
     images: Annotated[list[Path], typer.Argument(help="Image file(s).")],
-    question: Annotated[
-        str, typer.Option(help="The question to ask.")
-    ] = "Is anyone falling in this image?",
+    question: Annotated[str, typer.Option(help="The question to ask.")] = TASK_QUESTION,
     config: Annotated[
         Path | None, typer.Option(help="Run config [default: config.yaml beside the checkpoint].")
     ] = None,

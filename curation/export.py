@@ -23,40 +23,21 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
 from curation import __version__
 from curation._io import atomic_write_json, atomic_write_text, sha256_file
-from curation.answers import answer_type_of
-from curation.errors import DataError, UsageError
+from curation.contract import BUILDER_NAME, PROMPT
+from curation.errors import ConfigError, DataError, UsageError
+from curation.presets import get_preset
+from curation.record_types import ExportRecord
 
 SPLITS = ("train", "val", "test")
-ModelPreset = Literal["tiny", "blip2_t5"]
-MODEL_TYPES: dict[str, str] = {"tiny": "tiny", "blip2_t5": "pretrain_flant5xl"}
-DEFAULT_BUILDER = "falldown_vqa"
-DEFAULT_PROMPT = "Question: {} Short answer:"
-
-
-@dataclass(frozen=True)
-class ExportRecord:
-    """One question about one image, with where it came from."""
-
-    image: Path
-    question: str
-    answers: tuple[str, ...]
-    source: str = "task"
-    original_id: str = ""
-    part: Literal["task", "general"] = "task"
-    answer_type: str = ""
-    group: str = ""  # records sharing a group never land in different splits
-    review: str = ""  # e.g. "relabel:yes" when a reviewer changed the label
-    fiftyone_id: str = ""  # the FiftyOne sample it came from, if any
-
-    @property
-    def kind(self) -> str:
-        return self.answer_type or answer_type_of(self.answers)
+ModelPreset = str  # a preset name: curation.presets.preset_names()
+DEFAULT_BUILDER = BUILDER_NAME
+DEFAULT_PROMPT = PROMPT
 
 
 @dataclass
@@ -122,8 +103,7 @@ def write_export(
 ) -> ExportSummary:
     """Write the export folder atomically; return what was written."""
     out = Path(out)
-    if model not in MODEL_TYPES:
-        raise UsageError(f"unknown model preset {model!r}; choose one of: {', '.join(MODEL_TYPES)}")
+    get_preset(model)  # an unknown name lists the valid ones
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UsageError(
             f"{out} already exists and is not empty. Fix: pick a new --out, "
@@ -231,11 +211,10 @@ def _write_into(
         if split != "train":
             _write_vqa_eval(tmp / "vqa_eval", split, annotations, provenance)
 
-    if model == "tiny":
-        from curation.training.tiny import write_tiny_model_files
-
+    hook = get_preset(model).hook()
+    if hook is not None:
         texts = [t for recs in splits.values() for r in recs for t in (r.question, *r.answers)]
-        write_tiny_model_files(tmp / "model", texts)
+        hook(tmp / "model", texts)
 
     counts = {
         s: dict(sorted(Counter(f"{r.part}/{r.source}/{r.kind}" for r in splits.get(s, [])).items()))
@@ -294,14 +273,42 @@ def _write_vqa_eval(
     atomic_write_json(folder / f"{split}_annotations.json", {**common, "annotations": anns})
 
 
-def lavis_config(model: ModelPreset, seed: int, builder_name: str, prompt: str) -> dict[str, Any]:
-    """The run config an export ships: LAVIS's shape, paths relative to the export folder."""
-    from curation.training.plugin_data import model_defaults
+#: Run settings every export writes, whatever the preset (a preset's ``run_defaults`` fill the rest).
+_RUN_COMMON: dict[str, Any] = {
+    "task": "vqa",
+    "lr_sched": "linear_warmup_cosine_lr",
+    "init_lr": None,
+    "min_lr": None,
+    "warmup_lr": 1e-6,
+    "warmup_steps": None,
+    "weight_decay": None,
+    "max_epoch": None,
+    "batch_size_train": 16,
+    "batch_size_eval": 32,
+    "num_workers": None,
+    "accum_grad_iters": 1,
+    "log_freq": 10,
+    "max_len": None,
+    "min_len": 1,
+    "num_beams": None,
+    "inference_method": "generate",
+    "prompt": "",
+    "seed": None,
+    "output_dir": "runs",
+    "amp": None,
+    "device": "auto",
+    "evaluate": False,
+    "train_splits": ["train"],
+    "valid_splits": ["val"],
+    "test_splits": ["test"],
+    "distributed": False,
+}
 
-    model_cfg = model_defaults(MODEL_TYPES[model])
-    size = model_cfg["image_size"]
-    tiny = model == "tiny"
-    vis_train = "blip_image_eval" if tiny else "blip_image_train"
+
+def lavis_config(model: str, seed: int, builder_name: str, prompt: str) -> dict[str, Any]:
+    """The run config an export ships: LAVIS's shape, paths relative to the export folder."""
+    preset = get_preset(model)
+    size = preset.image_size
     dataset: dict[str, Any] = {}
     if builder_name != DEFAULT_BUILDER:
         dataset["builder"] = DEFAULT_BUILDER
@@ -310,7 +317,7 @@ def lavis_config(model: ModelPreset, seed: int, builder_name: str, prompt: str) 
             "data_type": "images",
             "prompt": prompt,
             "vis_processor": {
-                "train": {"name": vis_train, "image_size": size},
+                "train": {"name": preset.vis_processor_train, "image_size": size},
                 "eval": {"name": "blip_image_eval", "image_size": size},
             },
             "text_processor": {
@@ -339,36 +346,11 @@ def lavis_config(model: ModelPreset, seed: int, builder_name: str, prompt: str) 
             },
         }
     )
-    run = {
-        "task": "vqa",
-        "lr_sched": "linear_warmup_cosine_lr",
-        "init_lr": 1e-3 if tiny else 1e-5,
-        "min_lr": 1e-5 if tiny else 0.0,
-        "warmup_lr": 1e-6,
-        "warmup_steps": 0 if tiny else 1000,
-        "weight_decay": 0.01 if tiny else 0.05,
-        "max_epoch": 10 if tiny else 5,
-        "batch_size_train": 16,
-        "batch_size_eval": 32,
-        "num_workers": 0 if tiny else 4,
-        "accum_grad_iters": 1,
-        "log_freq": 10,
-        "max_len": 5 if tiny else 10,
-        "min_len": 1,
-        "num_beams": 1 if tiny else 5,
-        "inference_method": "generate",
-        "prompt": "",
-        "seed": seed,
-        "output_dir": "runs",
-        "amp": not tiny,
-        "device": "auto",
-        "evaluate": False,
-        "train_splits": ["train"],
-        "valid_splits": ["val"],
-        "test_splits": ["test"],
-        "distributed": False,
-    }
-    return {"model": model_cfg, "datasets": {builder_name: dataset}, "run": run}
+    run = {**_RUN_COMMON, **preset.run_defaults, "seed": seed}
+    unset = [k for k, v in run.items() if v is None]
+    if unset:
+        raise ConfigError(f"model preset {preset.path} sets no run.{', run.'.join(unset)}")
+    return {"model": dict(preset.model), "datasets": {builder_name: dataset}, "run": run}
 
 
 def _config_text(config: dict[str, Any], out: Path) -> str:
@@ -388,17 +370,11 @@ def task_records_from_file(
     Raises:
         DataError: the file breaks the contract (its first problems are listed).
     """
-    from curation.validate import load_records, validate_files
+    from curation.validate import load_records, require_valid
 
     task_file = Path(task_file)
     root = Path(image_root) if image_root is not None else task_file.parent
-    report = validate_files([task_file], image_root=root)
-    if not report.ok:
-        shown = "\n  ".join(p.render() for p in report.errors[:10])
-        raise DataError(
-            f"{task_file} has {len(report.errors)} error(s); nothing was exported:\n  {shown}\n"
-            f"  (curate validate {task_file} --fix FIXED.json writes a corrected copy)"
-        )
+    require_valid(task_file, root, action="nothing was exported")
     return [
         ExportRecord(
             root / r["image"],
@@ -459,26 +435,5 @@ def export_task(
         out,
         inputs=[task_file],
         command=f"curate export --task {Path(task_file).as_posix()} --seed {seed} --model {model}",
-        **options,
-    )
-
-
-def export_dataset(dataset: str, out: str | Path, **options: Any) -> ExportSummary:
-    """Export a FiftyOne dataset's task samples, with the reviewers' tags applied.
-
-    Copies and near-copies found by ``curate check`` share a split group.
-    """
-    from curation.curator.records import records_from_dataset
-
-    found = records_from_dataset(dataset)
-    if not found.task:
-        raise DataError(f"dataset {dataset!r} has no labelled task samples to export")
-    seed, model = options.get("seed", 0), options.get("model", "tiny")
-    return export_records(
-        found.task,
-        out,
-        hash_images=False,
-        extra_manifest={"fiftyone_dataset": dataset, "review": found.review},
-        command=f"curate export --dataset {dataset} --seed {seed} --model {model}",
         **options,
     )

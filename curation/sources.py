@@ -9,39 +9,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
 from curation._fastpath import gc_paused
 from curation.answers import answer_type_of
 from curation.errors import DataError, UsageError
-
-
-class PoolRow(NamedTuple):
-    question: str
-    answers: tuple[str, ...] | msgspec.Raw  # Raw: still JSON, decoded only if chosen
-    image: str  # a path to an image file
-    original_id: str
-    answer_type: str
-    source: str
-
-    def answer_list(self) -> tuple[str, ...]:
-        if isinstance(self.answers, msgspec.Raw):
-            return tuple(a.answer for a in msgspec.json.decode(self.answers, type=list[_Answer]))
-        return self.answers
-
-
-@dataclass
-class GeneralPool:
-    """Every record a general VQA source offers, plus the files it was read from."""
-
-    source: str
-    rows: list[PoolRow]
-    inputs: list[Path] = field(default_factory=list)
-
+from curation.record_types import GeneralPool, PoolRow
 
 WHERE = {
     "vqav2": "visualqa.org (v2_OpenEnded_mscoco_<split>_questions.json, "

@@ -471,3 +471,33 @@ def _check_images(
                 )
             )
     return len(first), problems
+
+
+def require_valid(
+    path: str | Path,
+    image_root: str | Path | None = None,
+    *,
+    action: str = "nothing was done",
+    hint: str = "",
+    check_image_files: bool = True,
+    shown: int = 10,
+) -> ValidationReport:
+    """Validate one annotation file (images too); raise ``DataError`` listing its first errors.
+
+    The one "validate, show the first problems, stop" rule of export, ingest and train.
+    """
+    import shlex
+
+    report = validate_files([path], image_root=image_root, check_image_files=check_image_files)
+    if report.ok:
+        return report
+    errors = report.errors
+    lines = "\n  ".join(p.render() for p in errors[:shown])
+    more = f"\n  ... and {len(errors) - shown} more" if len(errors) > shown else ""
+    command = f"curate validate {shlex.quote(str(path))}"
+    if image_root is not None:
+        command += f" --image-root {shlex.quote(str(image_root))}"
+    raise DataError(
+        f"{path}{hint} has {len(errors)} error(s); {action}:\n  {lines}{more}\n"
+        f"  (run {command} --fix FIXED.json to write a corrected copy)"
+    )

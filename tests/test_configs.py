@@ -6,9 +6,12 @@ import pytest
 import yaml
 from conftest import REPO
 
+from curation.contract import BUILDER_NAME, PROMPT
+from curation.errors import UsageError
+from curation.presets import PRESET_DIR, get_preset, preset_files, preset_names
 from curation.schemas.config import ModelConfig
 from curation.schemas.questions import load_questions
-from curation.training.plugin_data import MODEL_FILES, model_defaults
+from curation.training.plugin_data import DATA
 
 LOADERS = {"questions.yaml": load_questions}
 
@@ -21,15 +24,55 @@ def test_shipped_config_loads_and_names_its_command(path) -> None:
     assert LOADERS[path.name](path).questions
 
 
-@pytest.mark.parametrize("model_type", sorted(MODEL_FILES))
-def test_model_presets_validate(model_type: str) -> None:
-    cfg = ModelConfig.model_validate(model_defaults(model_type))
-    assert cfg.model_type == model_type
+@pytest.mark.parametrize("name", preset_names())
+def test_every_shipped_preset_loads(name: str) -> None:
+    preset = get_preset(name)
+    assert preset.path is not None and preset.path.read_text().startswith("# curate export ")
+    cfg = ModelConfig.model_validate(preset.model)
+    assert cfg.model_type == name
+    # LAVIS merges the whole file (its default_config_path) over the user's config
+    assert not {"run", "datasets"} & set(yaml.safe_load(preset.path.read_text()))
+    for key in preset.required_files:
+        assert hasattr(cfg, key), f"{name}: required file key {key} is not a model field"
+    hook = preset.hook()
+    assert hook is None or callable(hook)
+
+
+def test_preset_files_cover_every_yaml_and_alias() -> None:
+    shipped = {p.stem for p in PRESET_DIR.glob("*.yaml")}
+    assert shipped == set(preset_names()) and {"tiny", "blip2_t5"} <= shipped
+    files = preset_files()
+    assert files["pretrain_flant5xl"] == files["blip2_t5"]  # LAVIS's name, one preset
+    assert get_preset("pretrain_flant5xl").name == "blip2_t5"
+
+
+def test_unknown_preset_lists_the_valid_ones() -> None:
+    with pytest.raises(UsageError, match="choose one of: blip2_t5, tiny"):
+        get_preset("blip2_t5_xxl")
+
+
+def test_adding_a_preset_is_one_file(tmp_path, monkeypatch) -> None:
+    import curation.presets as presets
+
+    text = (PRESET_DIR / "tiny.yaml").read_text().replace("name: tiny", "name: tiny2")
+    (tmp_path / "tiny2.yaml").write_text(text.replace("model_type: tiny", "model_type: tiny2"))
+    (tmp_path / "tiny.yaml").write_text((PRESET_DIR / "tiny.yaml").read_text())
+    monkeypatch.setattr(presets, "PRESET_DIR", tmp_path)
+    presets.presets.cache_clear()
+    try:
+        from curation.export import lavis_config
+
+        cfg = lavis_config("tiny2", 0, "falldown_vqa", "Question: {} Short answer:")
+        assert cfg["model"]["model_type"] == "tiny2" and cfg["run"]["init_lr"] == 1e-3
+        assert ModelConfig.model_validate(cfg["model"]).model_type == "tiny2"
+    finally:
+        presets.presets.cache_clear()
 
 
 def test_dataset_defaults_are_lavis_shaped() -> None:
-    data = yaml.safe_load((MODEL_FILES["tiny"].parent / "falldown_vqa.yaml").read_text())
-    ds = data["datasets"]["falldown_vqa"]
+    data = yaml.safe_load((DATA / f"{BUILDER_NAME}.yaml").read_text())
+    ds = data["datasets"][BUILDER_NAME]
+    assert ds["prompt"] == PROMPT  # the builder's default config says the one prompt
     assert ds["prompt"].count("{}") == 1 and set(ds["build_info"]["annotations"]) == {
         "train",
         "val",

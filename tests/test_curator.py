@@ -205,7 +205,7 @@ def test_review_tags_flow_into_exports(raw_set: Path, tmp_path: Path) -> None:
     assert mixed.exit_code == 0, mixed.output
     assert "1 excluded, 2 relabelled" in mixed.output
     # eval pushes predictions back onto the samples the export came from
-    from curation.evaluate.run import push_to_fiftyone
+    from curation.curator.exports import push_to_fiftyone
 
     test_prov = json.loads((out2 / "test.provenance.json").read_text())
     rows = [

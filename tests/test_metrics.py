@@ -149,3 +149,30 @@ def test_compare_table(tmp_path: Path) -> None:
     row = next(line for line in result.output.splitlines() if "yes-rate on negatives" in line)
     assert "1.000" in row and "0.100" in row
     assert CliRunner().invoke(app, ["eval", "--compare", str(tmp_path / "a.json")]).exit_code == 2
+
+
+def test_one_figure_table_feeds_markdown_terminal_compare_and_plots(tmp_path: Path) -> None:
+    from curation.evaluate.report import FIGURES, EvalReport
+    from curation.evaluate.run import compare, summary_markdown, write_report
+
+    records = [
+        {"instance_id": i, "image": "a.png", "text_input": "Is anyone falling?", "answer": [a]}
+        for i, a in enumerate(["yes", "no", "no", "yes"])
+    ]
+    body = score(records, [{"part": "task"}] * 4, ["yes", "no", "yes", "yes"])
+    report = EvalReport(checkpoint="ck.pth", data="test.json", image_root=".", **body)
+    files = write_report(tmp_path, report)
+    markdown = (tmp_path / "eval.md").read_text()
+    assert markdown == summary_markdown(report)
+    for figure in FIGURES:
+        if figure.kind == "rate":
+            assert f"| {figure.label} |" in markdown, figure.label
+    assert "| task yes-rate on negatives | 50.0% |" in markdown
+    again = EvalReport.from_dict(json.loads((tmp_path / "eval.json").read_text()))
+    assert again.to_dict() == report.to_dict()
+    assert {p.name for p in files} >= {"eval.json", "eval.md", "confusion.png", "yes_rate.png"}
+    (tmp_path / "b").mkdir()
+    write_report(tmp_path / "b", report)
+    rows = compare([tmp_path / "eval.json", tmp_path / "b" / "eval.json"])
+    assert [label for label, _ in rows] == [f.label for f in FIGURES]
+    assert dict(rows)["task accuracy"] == [0.75, 0.75]

@@ -189,7 +189,7 @@ def test_unknown_builder_name_lists_registered(export_dir: Path, tmp_path: Path)
     # naming our builder makes any key work
     cfg["datasets"]["my_falls"]["builder"] = "falldown_vqa"
     path.write_text(yaml.safe_dump(cfg))
-    from curation.training.checks import check_builders
+    from curation.training.preflight import check_builders
 
     check_builders(load_train_config(path))
 

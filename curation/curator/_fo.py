@@ -10,8 +10,6 @@ from curation.errors import MissingDependencyError
 #: Review tags people put on samples in the App; every export reads them.
 EXCLUDE_TAG = "exclude"
 RELABEL_TAGS = {"relabel:yes": "yes", "relabel:no": "no"}
-#: Tags the checks write (and clear before each run).
-CHECK_TAGS = ("dup:exact", "dup:near", "corrupt", "tiny", "conflict", "leak")
 
 
 def fiftyone() -> ModuleType:

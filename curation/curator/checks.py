@@ -8,12 +8,14 @@ Results are written back into the FiftyOne dataset as tags (``dup:exact``,
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from curation._io import atomic_write_json
-from curation.curator._fo import CHECK_TAGS, load_dataset
+from curation.answers import yes_no
+from curation.curator._fo import load_dataset
 from curation.images import check_images
 
 
@@ -78,77 +80,179 @@ def _groups(n: int, pairs: list[tuple[int, int]]) -> list[list[int]]:
     return [g for g in members.values() if len(g) > 1]
 
 
+@dataclass
+class Columns:
+    """What every check reads, fetched from the dataset once (index i = one sample)."""
+
+    ids: list[str]
+    paths: list[str]
+    shas: list[str]
+    phashes: list[str]
+    answers: list[list[str] | None]
+    questions: list[str]
+    splits: list[str | None]
+    sources: list[str]
+    hamming: int = 4
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        """Share work between checks (several read the same hash groups)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def by_sha(self) -> dict[str, list[int]]:
+        def compute() -> dict[str, list[int]]:
+            groups: dict[str, list[int]] = defaultdict(list)
+            for i, sha in enumerate(self.shas):
+                groups[sha].append(i)
+            return groups
+
+        return self.cached("by_sha", compute)
+
+    def near_pairs(self) -> list[tuple[int, int]]:
+        return self.cached(
+            "near_pairs", lambda: hamming_pairs([int(p, 16) for p in self.phashes], self.hamming)
+        )
+
+    def image_issues(self) -> dict[Path, Any]:
+        return self.cached("images", lambda: check_images([Path(p) for p in self.paths]))
+
+
+class Check:
+    """One check: a tag, what it means, and the groups of samples it flags.
+
+    Subclass, set ``tag`` and ``description``, implement ``find`` and decorate
+    with ``@register``: the tag is written to the dataset, counted in the
+    report and shown in the review App's ``flagged`` view.
+    """
+
+    tag: ClassVar[str]
+    description: ClassVar[str]
+
+    def find(self, cols: Columns) -> list[list[int]]:
+        """Groups of sample indices (a group of one is a single flagged sample)."""
+        raise NotImplementedError
+
+
+CHECKS: dict[str, type[Check]] = {}
+
+
+def register(cls: type[Check]) -> type[Check]:
+    CHECKS[cls.tag] = cls
+    return cls
+
+
+def check_tags() -> tuple[str, ...]:
+    """Every tag the checks write (and clear before each run)."""
+    return tuple(CHECKS)
+
+
+@register
+class ExactDuplicates(Check):
+    tag = "dup:exact"
+    description = "the same bytes under different file paths"
+
+    def find(self, cols: Columns) -> list[list[int]]:
+        # several questions about one file are normal VQA, not duplicates
+        return [g for g in cols.by_sha().values() if len({cols.paths[i] for i in g}) > 1]
+
+
+@register
+class NearDuplicates(Check):
+    tag = "dup:near"
+    description = "perceptual hashes within --hamming bits, different bytes"
+
+    def find(self, cols: Columns) -> list[list[int]]:
+        pairs = [(a, b) for a, b in cols.near_pairs() if cols.shas[a] != cols.shas[b]]
+        return _groups(len(cols), pairs)
+
+
+@register
+class Corrupt(Check):
+    tag = "corrupt"
+    description = "the file no longer decodes (it may have changed since ingest)"
+
+    def find(self, cols: Columns) -> list[list[int]]:
+        issues = cols.image_issues()
+        return [
+            [i]
+            for i, p in enumerate(cols.paths)
+            if issues[Path(p)] is not None and issues[Path(p)].code != "image_tiny"
+        ]
+
+
+@register
+class Tiny(Check):
+    tag = "tiny"
+    description = "smaller than 32 px on a side"
+
+    def find(self, cols: Columns) -> list[list[int]]:
+        issues = cols.image_issues()
+        return [
+            [i]
+            for i, p in enumerate(cols.paths)
+            if issues[Path(p)] is not None and issues[Path(p)].code == "image_tiny"
+        ]
+
+
+@register
+class Conflicts(Check):
+    tag = "conflict"
+    description = "the same image (bytes) and question with different answers"
+
+    def find(self, cols: Columns) -> list[list[int]]:
+        by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, (sha, q) in enumerate(zip(cols.shas, cols.questions, strict=True)):
+            if cols.answers[i]:  # an unlabelled (unsure) sample conflicts with nothing
+                by_pair[(sha, q.strip().casefold())].append(i)
+        return [
+            g
+            for g in by_pair.values()
+            if len({tuple(sorted(cols.answers[i] or [])) for i in g}) > 1
+        ]
+
+
+@register
+class Leaks(Check):
+    tag = "leak"
+    description = "an image and its copies or near-copies in more than one split"
+
+    def find(self, cols: Columns) -> list[list[int]]:
+        same_bytes = [g for g in cols.by_sha().values() if len(g) > 1]
+        links = [*cols.near_pairs(), *((g[0], j) for g in same_bytes for j in g[1:])]
+        linked = _groups(len(cols), links)
+        return [g for g in linked if len({cols.splits[i] for i in g if cols.splits[i]}) > 1]
+
+
 def run_checks(name: str, hamming: int = 4, use_brain: bool = True) -> CheckReport:
-    """Run every check on dataset ``name``; tag the samples; return the summary."""
+    """Run every registered check on dataset ``name``; tag the samples; return the summary."""
     ds = load_dataset(name)
-    ids, paths, shas, phashes, answers, questions, splits, sources = ds.values(
-        ["id", "filepath", "sha256", "phash", "answers", "question", "split", "source"]
-    )
-    n = len(ids)
-    tags: dict[str, set[int]] = {t: set() for t in CHECK_TAGS}
-    groups: dict[str, list[list[str]]] = {}
-
-    # exact duplicates: the same bytes under different file paths (several questions about
-    # one file are normal VQA, not duplicates)
-    by_sha: dict[str, list[int]] = defaultdict(list)
-    for i, sha in enumerate(shas):
-        by_sha[sha].append(i)
-    exact = [g for g in by_sha.values() if len({paths[i] for i in g}) > 1]
-    for g in exact:
-        tags["dup:exact"].update(g)
-    groups["dup:exact"] = [[ids[i] for i in g] for g in exact]
-
-    # near duplicates: perceptual hashes within `hamming` bits, different bytes
-    pairs = hamming_pairs([int(p, 16) for p in phashes], hamming)
-    near_groups = _groups(n, [(a, b) for a, b in pairs if shas[a] != shas[b]])
-    for g in near_groups:
-        tags["dup:near"].update(g)
-    groups["dup:near"] = [[ids[i] for i in g] for g in near_groups]
-
-    # corrupt or tiny files (may have changed since ingest)
-    issues = check_images([Path(p) for p in paths])
-    for i, p in enumerate(paths):
-        issue = issues[Path(p)]
-        if issue is not None:
-            tags["tiny" if issue.code == "image_tiny" else "corrupt"].add(i)
-
-    # the same image (bytes) and question with different answers
-    by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, (sha, q) in enumerate(zip(shas, questions, strict=True)):
-        if answers[i]:  # an unlabelled (unsure) sample conflicts with nothing
-            by_pair[(sha, q.strip().casefold())].append(i)
-    conflicts = [
-        g for g in by_pair.values() if len({tuple(sorted(answers[i] or [])) for i in g}) > 1
-    ]
-    for g in conflicts:
-        tags["conflict"].update(g)
-    groups["conflict"] = [[ids[i] for i in g] for g in conflicts]
-
-    # leakage: an image and its copies or near-copies in more than one split
-    same_bytes = [g for g in by_sha.values() if len(g) > 1]
-    linked = _groups(n, [*pairs, *((g[0], j) for g in same_bytes for j in g[1:])])
-    leaks = [g for g in linked if len({splits[i] for i in g if splits[i]}) > 1]
-    for g in leaks:
-        tags["leak"].update(g)
-    groups["leak"] = [[ids[i] for i in g] for g in leaks]
+    fields = ["id", "filepath", "sha256", "phash", "answers", "question", "split", "source"]
+    cols = Columns(*ds.values(fields), hamming=hamming)
+    found = {tag: check().find(cols) for tag, check in CHECKS.items()}
+    tags = {tag: {i for g in groups for i in g} for tag, groups in found.items()}
 
     balance: dict[str, Counter[str]] = defaultdict(Counter)
-    for src, ans in zip(sources, answers, strict=True):
-        first = (ans or ["(unlabelled)"])[0].strip().lower()
-        balance[src][first if first in ("yes", "no", "(unlabelled)") else "other"] += 1
+    for src, ans in zip(cols.sources, cols.answers, strict=True):
+        balance[src][yes_no(ans) if ans else "(unlabelled)"] += 1
 
-    brain = None
-    if use_brain:
-        brain = _brain_exact_duplicates(ds)
-
-    _write_tags(ds, ids, tags, exact, near_groups)
+    brain = _brain_exact_duplicates(ds) if use_brain else None
+    _write_tags(ds, cols.ids, tags, found["dup:exact"], found["dup:near"])
     return CheckReport(
         dataset=name,
-        samples=n,
+        samples=len(cols),
         counts={t: len(v) for t, v in tags.items()},
         balance={s: dict(sorted(c.items())) for s, c in sorted(balance.items())},
-        groups=groups,
-        flagged={t: sorted(ids[i] for i in v) for t, v in tags.items()},
+        groups={
+            tag: [[cols.ids[i] for i in g] for g in groups]
+            for tag, groups in found.items()
+            if tag not in ("corrupt", "tiny")
+        },
+        flagged={t: sorted(cols.ids[i] for i in v) for t, v in tags.items()},
         brain_exact_duplicates=brain,
     )
 
@@ -170,7 +274,7 @@ def _write_tags(
     exact: list[list[int]],
     near: list[list[int]],
 ) -> None:
-    ds.untag_samples(list(CHECK_TAGS))
+    ds.untag_samples(list(check_tags()))
     for tag, members in tags.items():
         if members:
             ds.select([ids[i] for i in members]).tag_samples(tag)

@@ -19,6 +19,7 @@ from typing import Any
 from curation.curator._fo import fiftyone
 from curation.errors import DataError, UsageError
 from curation.images import scan_images
+from curation.schemas.questions import TASK_QUESTION
 
 LABEL_FOLDERS = {"fall": "yes", "no_fall": "no", "unsure": None}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -100,15 +101,10 @@ def items_from_folder(folder: Path, questions: Sequence[str], seed: int) -> list
 
 
 def items_from_file(path: Path, image_root: Path | None) -> list[Item]:
-    from curation.validate import load_records, validate_files
+    from curation.validate import load_records, require_valid
 
     root = image_root or path.parent
-    report = validate_files([path], image_root=root)
-    if not report.ok:
-        shown = "\n  ".join(p.render() for p in report.errors[:10])
-        raise DataError(
-            f"{path} has {len(report.errors)} error(s); nothing was ingested:\n  {shown}"
-        )
+    require_valid(path, root, action="nothing was ingested")
     from curation.answers import answer_type_of
 
     split = path.stem if path.stem in ("train", "val", "test") else None
@@ -153,7 +149,7 @@ def ingest(
     dataset: str,
     *,
     image_root: str | Path | None = None,
-    questions: Sequence[str] = ("Is anyone falling in this image?",),
+    questions: Sequence[str] = (TASK_QUESTION,),
     seed: int = 0,
     overwrite: bool = False,
     max_records: int | None = None,

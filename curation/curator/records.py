@@ -7,8 +7,7 @@ from pathlib import Path
 
 from curation.curator._fo import EXCLUDE_TAG, RELABEL_TAGS, load_dataset
 from curation.errors import DataError
-from curation.export import ExportRecord
-from curation.sources import GeneralPool, PoolRow
+from curation.record_types import ExportRecord, GeneralPool, PoolRow
 
 
 @dataclass

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from curation.curator._fo import CHECK_TAGS, fiftyone, load_dataset
+from curation.curator._fo import fiftyone, load_dataset
+from curation.curator.checks import check_tags
 
 
 def save_review_views(ds: Any) -> list[str]:
@@ -18,7 +19,7 @@ def save_review_views(ds: Any) -> list[str]:
     from fiftyone import ViewField as F
 
     views = {
-        "flagged": ds.match_tags(list(CHECK_TAGS)),
+        "flagged": ds.match_tags(list(check_tags())),
         "answer-yes": ds.match(F("answer") == "yes"),
         "answer-no": ds.match(F("answer") == "no"),
         "to-review": ds.match_tags(["exclude", "relabel:yes", "relabel:no", "unsure"]),

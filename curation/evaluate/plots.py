@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from curation.evaluate.report import EvalReport
 
 
-def write_plots(out_dir: Path, report: dict[str, Any]) -> list[Path]:
+def write_plots(out_dir: Path, report: EvalReport) -> list[Path]:
     try:
         import matplotlib
 
@@ -15,7 +18,7 @@ def write_plots(out_dir: Path, report: dict[str, Any]) -> list[Path]:
     except ImportError:
         return []
     written = []
-    task, general = report["task"], report["general"]
+    task, general = report.task, report.general
     if task.get("confusion"):
         conf = task["confusion"]
         cols = ["yes", "no", "other"]
@@ -39,9 +42,12 @@ def write_plots(out_dir: Path, report: dict[str, Any]) -> list[Path]:
         fig.tight_layout()
         written.append(_save(fig, out_dir / "confusion.png"))
         fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
-        labels = ["true yes-rate", "predicted yes-rate", "yes-rate on negatives"]
-        values = [task["true_yes_rate"], task["yes_rate"], task["yes_rate_negatives"] or 0]
-        ax.bar(labels, values, color=["gray", "tab:blue", "tab:red"])
+        shown = [(f, v) for f, v in report.figures() if f.plot == "yes_rate"]
+        ax.bar(
+            [f.label.removeprefix("task ") for f, _ in shown],
+            [v or 0 for _, v in shown],
+            color=["tab:blue", "gray", "tab:red"],
+        )
         ax.set_ylim(0, 1)
         ax.tick_params(axis="x", labelsize=7)
         ax.set_title("yes-rate vs true rate")

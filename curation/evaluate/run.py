@@ -12,17 +12,18 @@ from curation._io import atomic_write_json, atomic_write_text
 from curation.answers import normalize_answer, to_yes_no
 from curation.errors import DataError, UsageError
 from curation.evaluate.metrics import collapse_reasons, general_metrics, task_metrics, vqa_accuracy
+from curation.evaluate.report import FIGURES, EvalReport
 
 
 @dataclass
 class EvalResult:
-    report: dict[str, Any]
+    report: EvalReport
     out: Path
     files: list[Path]
 
     @property
     def collapse_alarm(self) -> bool:
-        return bool(self.report["collapse_alarm"])
+        return self.report.collapse_alarm
 
 
 def default_image_root(data: Path) -> Path:
@@ -148,54 +149,24 @@ def evaluate(
         )
         if on_progress:
             on_progress(len(predictions), len(records))
-    report = {
-        "checkpoint": str(checkpoint),
-        "data": str(data),
-        "image_root": str(root),
+    report = EvalReport(
+        checkpoint=str(checkpoint),
+        data=str(data),
+        image_root=str(root),
         **score(records, provenance, predictions),
-    }
-    pushed = (
-        push_to_fiftyone(data, report["predictions"], fiftyone_field) if fiftyone_field else None
     )
+    from curation.curator.exports import push_to_fiftyone
+
+    pushed = push_to_fiftyone(data, report.predictions, fiftyone_field) if fiftyone_field else None
     if pushed:
-        report["fiftyone"] = pushed
+        report.fiftyone = pushed
     out_dir = Path(out) if out else checkpoint.parent
     return EvalResult(report, out_dir, write_report(out_dir, report))
 
 
-def push_to_fiftyone(
-    data: Path, rows: list[dict[str, Any]], field: str = "eval_prediction"
-) -> dict[str, Any] | None:
-    """Write predictions into the FiftyOne dataset the export came from (if it did).
-
-    Sets ``<field>`` (the answer) and ``<field>_correct`` on each sample, so
-    reviewers can look at the mistakes in the App. The dataset is named by
-    the export's manifest (``fiftyone_dataset``); rows without a sample id
-    (general VQA from files) are skipped.
-    """
-    manifest = data.parent / "manifest.json"
-    name = json.loads(manifest.read_text()).get("fiftyone_dataset") if manifest.is_file() else None
-    by_id = {r["fiftyone_id"]: r for r in rows if r.get("fiftyone_id")}
-    if not name or not by_id:
-        return None
-    from curation.curator._fo import fiftyone, load_dataset
-
-    fo = fiftyone()
-    ds = load_dataset(name)
-    schema = ds.get_field_schema()
-    for f, kind in ((field, fo.StringField), (f"{field}_correct", fo.BooleanField)):
-        if f not in schema:
-            ds.add_sample_field(f, kind)
-    known = set(ds.values("id"))
-    ids = [i for i in by_id if i in known]
-    ds.set_values(field, {i: by_id[i]["prediction"] for i in ids}, key_field="id")
-    ds.set_values(f"{field}_correct", {i: by_id[i]["score"] >= 1.0 for i in ids}, key_field="id")
-    return {"dataset": name, "field": field, "samples": len(ids)}
-
-
-def write_report(out_dir: Path, report: dict[str, Any]) -> list[Path]:
+def write_report(out_dir: Path, report: EvalReport) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "eval.json", report)
+    atomic_write_json(out_dir / "eval.json", report.to_dict())
     atomic_write_text(out_dir / "eval.md", summary_markdown(report))
     files = [out_dir / "eval.json", out_dir / "eval.md"]
     from curation.evaluate.plots import write_plots
@@ -208,43 +179,23 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
-def summary_markdown(report: dict[str, Any]) -> str:
-    t, g = report["task"], report["general"]
+def summary_markdown(report: EvalReport) -> str:
+    t, g = report.task, report.general
     lines = [
-        f"# Evaluation of `{Path(report['checkpoint']).name}` on `{Path(report['data']).name}`",
+        f"# Evaluation of `{Path(report.checkpoint).name}` on `{Path(report.data).name}`",
         "",
-        f"{report['n']} records: {t['n']} task (yes/no), {g['n']} general VQA.",
+        f"{report.n} records: {t.get('n', 0)} task (yes/no), {g.get('n', 0)} general VQA.",
         "",
         "| figure | value |",
         "| --- | --- |",
-        f"| task yes-rate | {_pct(t['yes_rate'])} |",
-        f"| task yes-rate on true negatives | {_pct(t['yes_rate_negatives'])} |",
-        f"| task accuracy | {_pct(t['accuracy'])} |",
-        f"| task balanced accuracy | {_pct(t['balanced_accuracy'])} |",
-        f"| task F1 (yes) | {_pct(t['f1_yes'])} |",
-        f"| task answers that are neither yes nor no | {_pct(t['other_rate'])} |",
-        f"| general VQA accuracy | {_pct(g.get('vqa_accuracy'))} |",
-        f"| general majority-answer baseline | {_pct(g.get('majority_baseline'))} |",
+        *(f"| {f.label} | {_pct(v)} |" for f, v in report.figures() if f.kind == "rate"),
         "",
     ]
-    if report["collapse_alarm"]:
-        lines += ["**COLLAPSE ALARM**: " + "; ".join(report["collapse_reasons"]), ""]
+    if report.collapse_alarm:
+        lines += ["**COLLAPSE ALARM**: " + "; ".join(report.collapse_reasons), ""]
     else:
         lines += ["No collapse alarm.", ""]
     return "\n".join(lines)
-
-
-COMPARE_ROWS = [
-    ("task yes-rate", "task.yes_rate"),
-    ("task yes-rate on negatives", "task.yes_rate_negatives"),
-    ("task accuracy", "task.accuracy"),
-    ("task balanced accuracy", "task.balanced_accuracy"),
-    ("task F1 (yes)", "task.f1_yes"),
-    ("task other rate", "task.other_rate"),
-    ("general VQA accuracy", "general.vqa_accuracy"),
-    ("general majority baseline", "general.majority_baseline"),
-    ("collapse alarm", "collapse_alarm"),
-]
 
 
 def compare(paths: list[str | Path]) -> list[tuple[str, list[Any]]]:
@@ -267,4 +218,4 @@ def compare(paths: list[str | Path]) -> list[tuple[str, list[Any]]]:
             node = node.get(key) if isinstance(node, dict) else None
         return node
 
-    return [(label, [get(r, key) for r in reports]) for label, key in COMPARE_ROWS]
+    return [(f.label, [get(r, f.key) for r in reports]) for f in FIGURES]

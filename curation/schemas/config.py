@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from curation.contract import MODEL_ARCH, PROMPT
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -36,8 +38,8 @@ class QFormerConfig(_Strict):
 class ModelConfig(_Strict):
     """``model:``: our ``falldown_blip2_t5`` (LAVIS's ``Blip2T5``, local files only)."""
 
-    arch: Literal["falldown_blip2_t5"] = "falldown_blip2_t5"
-    model_type: Literal["tiny", "pretrain_flant5xl"]
+    arch: Literal["falldown_blip2_t5"] = MODEL_ARCH
+    model_type: str = Field(description="a model preset's name (curation/data/presets/)")
     load_finetuned: bool = False
     pretrained: str | None = Field(None, description="BLIP-2 checkpoint .pth (local path)")
     finetuned: str | None = None
@@ -57,6 +59,17 @@ class ModelConfig(_Strict):
     prompt: str = ""
     init_seed: int = 0
     apply_lemmatizer: bool = False
+
+    @field_validator("model_type")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        from curation.errors import UsageError
+        from curation.presets import get_preset  # a leaf module: no cycle
+
+        try:
+            return get_preset(value).name
+        except UsageError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class ProcessorConfig(BaseModel):
@@ -93,7 +106,7 @@ class DatasetConfig(_Strict):
     )
     data_type: Literal["images"] = "images"
     prompt: str = Field(
-        "Question: {} Short answer:",
+        PROMPT,
         description="Question template applied in train, eval and predict alike.",
     )
     vis_processor: SplitPair

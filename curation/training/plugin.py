@@ -30,14 +30,14 @@ from lavis.models.blip2_models.blip2 import LayerNorm  # noqa: E402
 from lavis.models.blip2_models.blip2_t5 import Blip2T5  # noqa: E402
 from torch import nn  # noqa: E402
 
+from curation.contract import BUILDER_NAME, MODEL_ARCH  # noqa: E402, F401 - re-exported
 from curation.errors import DataError  # noqa: E402
 from curation.images import open_rgb  # noqa: E402
+from curation.presets import preset_files  # noqa: E402
 from curation.training._patch import patched  # noqa: E402
 from curation.training.checkpoints import load_weights, read_checkpoint  # noqa: E402
-from curation.training.plugin_data import DATA, MODEL_FILES  # noqa: E402
+from curation.training.plugin_data import DATA  # noqa: E402
 
-BUILDER_NAME = "falldown_vqa"
-MODEL_ARCH = "falldown_blip2_t5"
 log = logging.getLogger(__name__)
 
 
@@ -187,9 +187,7 @@ class FalldownBlip2T5(Blip2T5):
     local paths; the ``tiny`` preset builds each at toy size from config.
     """
 
-    PRETRAINED_MODEL_CONFIG_DICT: ClassVar[dict[str, str]] = {
-        k: str(v) for k, v in MODEL_FILES.items()
-    }
+    PRETRAINED_MODEL_CONFIG_DICT: ClassVar[dict[str, str]] = preset_files()
     _build: ClassVar[dict[str, Any]] = {}
 
     @classmethod

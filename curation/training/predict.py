@@ -10,8 +10,8 @@ from curation.errors import DataError, UsageError
 from curation.images import open_rgb
 from curation.training import import_plugin
 from curation.training.checkpoints import load_state, read_checkpoint, require_match
-from curation.training.checks import check_model_files
 from curation.training.config import LoadedConfig, absolute_dict, load_train_config
+from curation.training.preflight import check_model_files
 
 
 @dataclass

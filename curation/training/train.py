@@ -38,7 +38,6 @@ from curation.training.checkpoints import (
     require_match,
     sorted_checkpoints,
 )
-from curation.training.checks import check_builders, check_data, check_model_files
 from curation.training.config import (
     LoadedConfig,
     absolute_dict,
@@ -46,6 +45,7 @@ from curation.training.config import (
     relocated_dict,
     write_config,
 )
+from curation.training.preflight import check_builders, check_data, check_model_files
 
 
 @dataclass

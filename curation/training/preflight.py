@@ -1,13 +1,14 @@
-"""Checks that run before any weight is read: data files, model files, builder names."""
+"""Pre-flight checks that run before any weight is read: data files, model files, builder names."""
 
 from __future__ import annotations
 
 from curation.errors import DataError
+from curation.presets import get_preset
 from curation.training.config import LoadedConfig
-from curation.validate import validate_files
+from curation.validate import require_valid
 
-#: What each local model file is and where users usually get it.
-MODEL_FILES: dict[str, tuple[str, str, str]] = {
+#: What each local model file is and where users usually get it (keys of ``model:``).
+LOCAL_FILE_HELP: dict[str, tuple[str, str, str]] = {
     # key: (kind, what it is, where users get it)
     "pretrained": (
         "file",
@@ -39,15 +40,13 @@ _REQUIRED_INSIDE = {"t5_model": ("config.json",), "qformer_tokenizer": ("vocab.t
 def check_model_files(loaded: LoadedConfig) -> None:
     """Raise ``DataError`` naming each missing local model file, what it is and where to get it."""
     model = loaded.config.model
-    needed = ["t5_model", "qformer_tokenizer"]
-    if model.model_type != "tiny":
-        needed += ["vit_weights", "pretrained"]
+    needed = list(get_preset(model.model_type).required_files)
     if model.load_finetuned:
         needed.append("finetuned")
     problems = []
     for key in needed:
         value = getattr(model, key)
-        kind, what, where = MODEL_FILES[key]
+        kind, what, where = LOCAL_FILE_HELP[key]
         if not value:
             problems.append(
                 f"model.{key} is not set: it must point at {what}. Get it from {where}."
@@ -81,14 +80,9 @@ def check_data(loaded: LoadedConfig) -> int:
                     raise DataError(
                         f"datasets.{name}.build_info.annotations.{split}: {p} not found"
                     )
-            report = validate_files([paths[0]], image_root=root)
-            if not report.ok:
-                shown = "\n  ".join(p.render() for p in report.errors[:5])
-                raise DataError(
-                    f"{paths[0]} ({split} split) breaks the LAVIS VQA contract; nothing was "
-                    f"trained:\n  {shown}\n  ({len(report.errors)} error(s); run: curate "
-                    f"validate {paths[0]} --image-root {root})"
-                )
+            report = require_valid(
+                paths[0], root, action="nothing was trained", hint=f" ({split} split)", shown=5
+            )
             total += report.records
     return total
 

@@ -1,0 +1,17 @@
+"""The names our LAVIS integration fixes, each said once.
+
+The builder name is the YAML's ``datasets:`` key LAVIS looks up; the model
+arch is our registered ``Blip2T5`` subclass; the prompt wraps every question
+in train, eval and predict alike (the dataset applies it; ``run.prompt`` stays
+empty). The task question itself lives with its paraphrases in
+``curation.schemas.questions``.
+"""
+
+from __future__ import annotations
+
+#: Our dataset builder, registered in LAVIS's registry by ``curation.training.plugin``.
+BUILDER_NAME = "falldown_vqa"
+#: Our model class (LAVIS's ``Blip2T5`` built from local files).
+MODEL_ARCH = "falldown_blip2_t5"
+#: The question template: "{}" is where the question goes.
+PROMPT = "Question: {} Short answer:"

@@ -1,0 +1,64 @@
+"""The record types every stage passes around (a leaf: imports nothing of ours but answers).
+
+``ExportRecord`` is one task or general question about one image on its way
+into an export; ``PoolRow``/``GeneralPool`` are what a general VQA source
+offers ``curate mix``. Kept apart so that sources, the curator, export and mix
+can all use them without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import msgspec
+
+from curation.answers import answer_type_of
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """One question about one image, with where it came from."""
+
+    image: Path
+    question: str
+    answers: tuple[str, ...]
+    source: str = "task"
+    original_id: str = ""
+    part: Literal["task", "general"] = "task"
+    answer_type: str = ""
+    group: str = ""  # records sharing a group never land in different splits
+    review: str = ""  # e.g. "relabel:yes" when a reviewer changed the label
+    fiftyone_id: str = ""  # the FiftyOne sample it came from, if any
+
+    @property
+    def kind(self) -> str:
+        return self.answer_type or answer_type_of(self.answers)
+
+
+class _Answer(msgspec.Struct):
+    answer: str
+
+
+class PoolRow(NamedTuple):
+    question: str
+    answers: tuple[str, ...] | msgspec.Raw  # Raw: still JSON, decoded only if chosen
+    image: str  # a path to an image file
+    original_id: str
+    answer_type: str
+    source: str
+
+    def answer_list(self) -> tuple[str, ...]:
+        if isinstance(self.answers, msgspec.Raw):
+            return tuple(a.answer for a in msgspec.json.decode(self.answers, type=list[_Answer]))
+        return self.answers
+
+
+@dataclass
+class GeneralPool:
+    """Every record a general VQA source offers, plus the files it was read from."""
+
+    source: str
+    rows: list[PoolRow]
+    inputs: list[Path] = field(default_factory=list)
