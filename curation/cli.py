@@ -148,6 +148,14 @@ ModelOption = Annotated[
     str,
     typer.Option("--model", help="Model preset the lavis.yaml is written for: tiny or blip2_t5."),
 ]
+TrustCheckpointOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint",
+        help="Load a checkpoint that holds more than tensors as full pickle. A pickle can run "
+        "any code: only for files you made yourself.",
+    ),
+]
 
 
 @app.command()
@@ -206,6 +214,7 @@ def train(
     run_id: Annotated[
         str | None, typer.Option(help="Name of the run folder [default: the start time].")
     ] = None,
+    trust_checkpoint: TrustCheckpointOption = False,
 ) -> None:
     """Train BLIP-2 with LAVIS's own task and runner, offline, in one process.
 
@@ -213,9 +222,10 @@ def train(
     config and a manifest pointing at the data it trained on.
     """
     from curation import _render
+    from curation.training.checkpoints import trusted_checkpoints
     from curation.training.train import train as run_training
 
-    with _render.TrainProgress(console) as progress:
+    with _render.TrainProgress(console) as progress, trusted_checkpoints(trust_checkpoint):
         result = run_training(config, overrides or [], run_id=run_id, on_event=progress.update)
     _render.train_result(console, result)
 
@@ -230,14 +240,18 @@ def predict(
         Path | None, typer.Option(help="Run config [default: config.yaml beside the checkpoint].")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    trust_checkpoint: TrustCheckpointOption = False,
 ) -> None:
-    """Answer a question about each image with a trained checkpoint (LAVIS generate)."""
+    """Answer a question about each image with a trained checkpoint (LAVIS generate).
+
+    Every image is opened first: one unreadable image refuses the whole call.
+    """
     import json
 
     from curation import _render
     from curation.training.predict import predict as run_predict
 
-    answers, report = run_predict(checkpoint, images, question, config)
+    answers, report = run_predict(checkpoint, images, question, config, trust_checkpoint)
     if as_json:
         print(json.dumps(answers, indent=2))
         return
@@ -404,6 +418,7 @@ def eval_(
     compare: Annotated[
         bool, typer.Option("--compare", help="Print eval.json files side by side instead.")
     ] = False,
+    trust_checkpoint: TrustCheckpointOption = False,
 ) -> None:
     """Score a checkpoint on a split and raise the alarm if it collapsed to one answer.
 
@@ -432,6 +447,7 @@ def eval_(
             batch_size,
             on_progress=update,
             fiftyone_field=fiftyone_field or None,
+            trust_checkpoint=trust_checkpoint,
         )
     _render.eval_result(console, result)
     if result.collapse_alarm:

@@ -28,6 +28,7 @@ from curation.export import ExportRecord, task_records_from_file, write_export
 from curation.mix import mix
 from curation.sources import load_easy_vqa
 from curation.synthetic import QUESTION, render_scenes
+from curation.training.checkpoints import latest_checkpoint
 from curation.training.train import train
 
 BATCH = 16
@@ -111,7 +112,10 @@ def run_experiment(
             run_id="run",
         )
         seconds = time.perf_counter() - t0
-        ckpt = max(run.checkpoints, key=lambda p: p.stat().st_mtime)
+        # the last epoch by its number: file times change when a run folder is copied
+        ckpt = latest_checkpoint(run.checkpoints)
+        if ckpt is None:
+            raise SystemExit(f"run {name} wrote no checkpoint_<N>.pth: {run.checkpoints}")
         ev = evaluate(ckpt, work / "B" / "test.json", out=work / name / "eval")
         results[name] = {
             "train_records": n_train,

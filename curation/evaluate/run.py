@@ -114,8 +114,13 @@ def evaluate(
     batch_size: int = 32,
     on_progress: Callable[[int, int], None] | None = None,
     fiftyone_field: str | None = "eval_prediction",
+    trust_checkpoint: bool = False,
 ) -> EvalResult:
-    """Answer every record of ``data`` with the checkpoint and score the answers."""
+    """Answer every record of ``data`` with the checkpoint and score the answers.
+
+    ``trust_checkpoint`` loads a checkpoint that holds more than tensors as full
+    pickle (it can run code); without it such a file is refused.
+    """
     from curation.validate import load_records
 
     checkpoint, data = Path(checkpoint), Path(data)
@@ -133,7 +138,7 @@ def evaluate(
         )
     from curation.training.predict import answer, load_model
 
-    model = load_model(checkpoint, config)
+    model = load_model(checkpoint, config, trust_checkpoint)
     predictions: list[str] = []
     for start in range(0, len(records), batch_size):
         predictions += answer(

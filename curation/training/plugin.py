@@ -28,13 +28,14 @@ from lavis.datasets.datasets.base_dataset import BaseDataset  # noqa: E402
 from lavis.models.blip2_models import blip2_t5 as _blip2_t5_module  # noqa: E402
 from lavis.models.blip2_models.blip2 import LayerNorm  # noqa: E402
 from lavis.models.blip2_models.blip2_t5 import Blip2T5  # noqa: E402
-from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
 from curation.contract import BUILDER_NAME, MODEL_ARCH  # noqa: E402, F401 - re-exported
 from curation.errors import DataError  # noqa: E402
+from curation.images import open_rgb  # noqa: E402
 from curation.presets import preset_files  # noqa: E402
 from curation.training._patch import patched  # noqa: E402
+from curation.training.checkpoints import load_weights, read_checkpoint  # noqa: E402
 from curation.training.plugin_data import DATA  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,7 @@ class FalldownVQADataset(BaseDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         ann = self.annotation[index]
-        with Image.open(os.path.join(self.vis_root, ann["image"])) as im:
-            image = self.vis_processor(im.convert("RGB"))
+        image = processed_image(self.vis_processor, os.path.join(self.vis_root, ann["image"]))
         counts = Counter(ann["answer"])
         answers = list(counts)
         return {
@@ -329,7 +329,7 @@ class FalldownBlip2T5(Blip2T5):
                 norm_layer=partial(nn.LayerNorm, eps=1e-6),
                 use_checkpoint=use_grad_checkpoint,
             )
-            state = torch.load(cls._build["vit_weights"], map_location="cpu")
+            state = read_checkpoint(cls._build["vit_weights"])["model"]
             interpolate_pos_embed(encoder, state)
             result = encoder.load_state_dict(state, strict=False)
             if result.unexpected_keys or result.missing_keys:
@@ -380,29 +380,13 @@ def _plain(value: Any) -> Any:
     return OmegaConf.to_container(value) if not isinstance(value, dict) else value
 
 
-class LoadReport(dict):
-    """Missing and unexpected keys of a checkpoint load (never hidden)."""
+def processed_image(vis_processor: Any, path: str | os.PathLike[str]) -> Any:
+    """The model's input tensor for one image file, the same in training, eval and predict.
 
-
-def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> LoadReport:
-    """Load a LAVIS checkpoint from a local file and report the keys that did not match.
-
-    LAVIS's checkpoints leave out frozen parameters; those are expected to be
-    missing and are counted apart from real mismatches.
+    ``open_rgb`` applies EXIF orientation, scales 16-bit images and refuses
+    truncated files and decompression bombs (``DataError`` naming the file).
     """
-    if not os.path.isfile(path):
-        raise DataError(f"checkpoint not found: {path}")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else checkpoint
-    result = model.load_state_dict(state, strict=False)
-    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
-    return LoadReport(
-        path=str(path),
-        loaded=len(state) - len(result.unexpected_keys),
-        missing=[k for k in result.missing_keys if k not in frozen],
-        missing_frozen=[k for k in result.missing_keys if k in frozen],
-        unexpected=list(result.unexpected_keys),
-    )
+    return vis_processor(open_rgb(path))
 
 
 registry.register_builder(BUILDER_NAME)(FalldownVQABuilder)

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import DataError, UsageError
+from curation.images import open_rgb
 from curation.training import import_plugin
+from curation.training.checkpoints import load_state, read_checkpoint, require_match
 from curation.training.config import LoadedConfig, absolute_dict, load_train_config
 from curation.training.preflight import check_model_files
 
@@ -31,19 +33,26 @@ def find_config(checkpoint: Path, config: str | Path | None) -> Path:
     return beside
 
 
-def load_model(checkpoint: str | Path, config: str | Path | None = None) -> LoadedModel:
+def load_model(
+    checkpoint: str | Path, config: str | Path | None = None, trust_checkpoint: bool = False
+) -> LoadedModel:
     """Build the config's preset from local files and load ``checkpoint`` into it.
 
+    The checkpoint is read (safely, unless ``trust_checkpoint``) before the
+    model is built, so a bad file fails fast.
+
     Raises:
-        DataError: missing files, or checkpoint keys that do not match the model
-            (LAVIS's ``strict=False`` would silently ignore them).
+        DataError: missing files, a checkpoint that is damaged, holds code, or
+            whose keys or shapes do not match the model (LAVIS's ``strict=False``
+            would silently ignore them).
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise UsageError(f"checkpoint not found: {checkpoint}")
     loaded: LoadedConfig = load_train_config(find_config(checkpoint, config))
     check_model_files(loaded)
-    plugin = import_plugin()
+    state = read_checkpoint(checkpoint, trust=trust_checkpoint)
+    import_plugin()
     import torch
     from lavis.common.registry import registry
     from omegaconf import OmegaConf
@@ -51,14 +60,9 @@ def load_model(checkpoint: str | Path, config: str | Path | None = None) -> Load
     data = absolute_dict(loaded)
     model_cls = registry.get_model_class(data["model"]["arch"])
     model = model_cls.from_config(OmegaConf.create(data["model"]))
-    report = plugin.load_weights(model, checkpoint)
-    if report["missing"] or report["unexpected"]:
-        raise DataError(
-            f"{checkpoint} does not match the {loaded.config.model.model_type} model: "
-            f"{len(report['missing'])} missing key(s) {report['missing'][:5]}, "
-            f"{len(report['unexpected'])} unexpected key(s) {report['unexpected'][:5]}. "
-            "Fix: use the config.yaml of the run that wrote this checkpoint (--config)."
-        )
+    report = load_state(model, state, checkpoint)
+    del state
+    require_match(report, f"{loaded.config.model.model_type} model")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device).eval()
     ds = next(iter(data["datasets"].values()))
@@ -80,7 +84,8 @@ def answer(
 ) -> list[str]:
     """Answer ``questions[i]`` about ``images[i]`` with LAVIS's ``predict_answers`` (generate)."""
     import torch
-    from PIL import Image
+
+    from curation.training.plugin import processed_image
 
     answers: list[str] = []
     for start in range(0, len(images), batch_size):
@@ -88,13 +93,7 @@ def answer(
             images[start : start + batch_size],
             questions[start : start + batch_size],
         )
-        tensors = []
-        for path in batch_images:
-            try:
-                with Image.open(path) as im:
-                    tensors.append(loaded.vis_processor(im.convert("RGB")))
-            except (OSError, ValueError) as exc:
-                raise DataError(f"{path}: cannot read the image ({exc})") from None
+        tensors = [processed_image(loaded.vis_processor, path) for path in batch_images]
         samples = {
             "image": torch.stack(tensors).to(loaded.device),
             "text_input": [loaded.question(q) for q in batch_q],
@@ -118,14 +117,36 @@ def predict(
     images: list[str | Path],
     question: str,
     config: str | Path | None = None,
+    trust_checkpoint: bool = False,
 ) -> tuple[list[dict[str, str]], dict[str, Any]]:
-    """Answer one question about each image; return the answers and the load report."""
+    """Answer one question about each image; return the answers and the load report.
+
+    Every image is opened before the model is loaded: one unreadable image
+    refuses the whole call (all bad images named), so no answer is ever given
+    for an image that ``validate`` would reject.
+    """
     paths = [Path(p) for p in images]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise UsageError(f"image(s) not found: {', '.join(missing)}")
-    loaded = load_model(checkpoint, config)
+    check_images_open(paths)
+    loaded = load_model(checkpoint, config, trust_checkpoint)
     answers = answer(loaded, paths, [question] * len(paths))
     return [
         {"image": str(p), "answer": a} for p, a in zip(paths, answers, strict=True)
     ], loaded.load_report
+
+
+def check_images_open(paths: list[Path]) -> None:
+    """Open every image as the model would; refuse all of them at once if any is unreadable."""
+    problems = []
+    for path in paths:
+        try:
+            open_rgb(path).close()
+        except DataError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise DataError(
+            f"{len(problems)} of {len(paths)} image(s) cannot be used, nothing was answered:\n"
+            + "\n".join(problems)
+        )

@@ -30,6 +30,14 @@ from curation._io import atomic_write_json, sha256_file
 from curation.errors import DataError
 from curation.training import import_plugin
 from curation.training._patch import patched
+from curation.training.checkpoints import (
+    latest_checkpoint,
+    load_state,
+    load_weights,
+    read_checkpoint,
+    require_match,
+    sorted_checkpoints,
+)
 from curation.training.config import (
     LoadedConfig,
     absolute_dict,
@@ -142,7 +150,7 @@ def train(
 
     epochs = _read_log_stats(run_dir / "log.txt")
     test_metrics = next((e for e in reversed(task.evals) if e["split"] == "test"), {})
-    checkpoints = sorted(run_dir.glob("checkpoint_*.pth"))
+    checkpoints = sorted_checkpoints(run_dir.glob("checkpoint_*.pth"))
     data_manifest = loaded.base / "manifest.json"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     atomic_write_json(
@@ -341,7 +349,6 @@ def _observed_task(lavis_cfg: Any, emit: Callable[[TrainEvent], None]) -> Any:
 
 def _runner_class() -> type:
     """LAVIS's RunnerBase, saving a checkpoint each epoch and resuming frozen models."""
-    import torch
     from lavis.runners.runner_base import RunnerBase
 
     class FalldownRunner(RunnerBase):
@@ -383,26 +390,41 @@ def _runner_class() -> type:
         def _reload_best_model(self, model: Any) -> Any:
             best = Path(self.output_dir) / "checkpoint_best.pth"
             if not best.exists():  # accuracy never rose above 0: test the latest epoch
-                latest = sorted(Path(self.output_dir).glob("checkpoint_[0-9]*.pth"))
-                if latest:
-                    os.link(latest[-1], best)
-            return super()._reload_best_model(model)
+                latest = latest_checkpoint(Path(self.output_dir).glob("checkpoint_*.pth"))
+                if latest is None:  # resumed past the last epoch: test the model as it is
+                    return model
+                os.link(latest, best)
+            # LAVIS's own reload retries without strict on any mismatch; this one refuses
+            report = load_weights(self.unwrap_dist_model(model), best, trust=False)
+            require_match(report, "model being trained")
+            return model
 
         def _load_checkpoint(self, url_or_filename: str) -> None:
             # LAVIS's checkpoints leave out frozen weights; its strict load then fails
-            if not os.path.isfile(url_or_filename):
-                raise DataError(f"run.resume_ckpt_path: {url_or_filename} not found")
-            checkpoint = torch.load(url_or_filename, map_location=self.device, weights_only=False)
+            path = Path(url_or_filename)
+            if not path.is_file():
+                raise DataError(f"run.resume_ckpt_path: {path} not found")
+            checkpoint = read_checkpoint(path, map_location=self.device)
+            missing = [k for k in ("optimizer", "epoch") if k not in checkpoint]
+            if missing:
+                raise DataError(
+                    f"run.resume_ckpt_path: {path} has no {' or '.join(missing)}: it holds "
+                    "weights only, not a training state to resume. Fix: resume from a "
+                    "checkpoint_<N>.pth of a run, or start from these weights with "
+                    f"model.pretrained={path}"
+                )
             model = self.unwrap_dist_model(self.model)
-            result = model.load_state_dict(checkpoint["model"], strict=False)
-            frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
-            bad = [k for k in result.missing_keys if k not in frozen] + list(result.unexpected_keys)
-            if bad:
-                raise DataError(f"{url_or_filename} does not match the model: {bad[:5]}")
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            if self.scaler and checkpoint.get("scaler"):
-                self.scaler.load_state_dict(checkpoint["scaler"])
-            self.start_epoch = checkpoint["epoch"] + 1
+            require_match(load_state(model, checkpoint, path), "model being trained")
+            try:
+                self.optimizer.load_state_dict(checkpoint["optimizer"])
+                if self.scaler and checkpoint.get("scaler"):
+                    self.scaler.load_state_dict(checkpoint["scaler"])
+                self.start_epoch = int(checkpoint["epoch"]) + 1
+            except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+                raise DataError(
+                    f"run.resume_ckpt_path: {path}: its optimizer state does not fit this run "
+                    f"({exc}). Fix: resume with the config of the run that wrote it."
+                ) from None
 
     return FalldownRunner
 
