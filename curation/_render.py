@@ -177,7 +177,7 @@ def train_result(console: Console, result: TrainResult) -> None:
 
 
 def predictions(
-    console: Console, answers: list[dict[str, str]], report: dict[str, Any], question: str
+    console: Console, answers: list[dict[str, Any]], report: dict[str, Any], question: str
 ) -> None:
     console.print(
         f"loaded {report['path']}: {report['loaded']} tensors, {len(report['missing'])} missing, "
@@ -193,9 +193,19 @@ def predictions(
     table = Table(title=question, title_justify="left")
     table.add_column("image", overflow="fold")
     table.add_column("answer")
+    table.add_column("P(yes)", justify="right")
+    table.add_column("generated")
     for row in answers:
-        table.add_row(row["image"], row["answer"])
+        table.add_row(
+            escape(row["image"]),
+            escape(row["answer"]),
+            f"{row['p_yes']:.3f}",
+            escape(row["generated"]),
+        )
     console.print(table)
+    point = next((row["threshold"] for row in answers if row.get("threshold") is not None), None)
+    if point is not None:
+        console.print(f"answered yes when P(yes) >= {point:.3f} (the operating point)")
 
 
 def mix_summary(console: Console, plan: MixPlan, summary: ExportSummary) -> None:
@@ -259,7 +269,7 @@ def eval_result(console: Console, result: EvalResult) -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     for figure, value in r.figures():
-        if figure.kind == "rate":
+        if figure.kind != "flag":
             table.add_row(figure.label, _fmt(value))
     for kind, acc in (g.get("per_answer_type") or {}).items():
         table.add_row(f"  general {kind}", _fmt(acc))

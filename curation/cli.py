@@ -241,8 +241,15 @@ def predict(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
     trust_checkpoint: TrustCheckpointOption = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Answer the task question 'yes' when P(yes) >= this (default: the operating "
+            "point curate eval saved beside the checkpoint, else the generated text)."
+        ),
+    ] = None,
 ) -> None:
-    """Answer a question about each image with a trained checkpoint (LAVIS generate).
+    """Answer a question about each image with a trained checkpoint, with P(yes).
 
     Every image is opened first: one unreadable image refuses the whole call.
     """
@@ -251,7 +258,7 @@ def predict(
     from curation import _render
     from curation.training.predict import predict as run_predict
 
-    answers, report = run_predict(checkpoint, images, question, config, trust_checkpoint)
+    answers, report = run_predict(checkpoint, images, question, config, trust_checkpoint, threshold)
     if as_json:
         print(json.dumps(answers, indent=2))
         return
@@ -418,6 +425,15 @@ def eval_(
     compare: Annotated[
         bool, typer.Option("--compare", help="Print eval.json files side by side instead.")
     ] = False,
+    max_false_alarm: Annotated[
+        float,
+        typer.Option(
+            help="False-alarm budget of the operating point: the P(yes) threshold is the "
+            "lowest that keeps false alarms on the validation split within it.",
+            min=0,
+            max=1,
+        ),
+    ] = 0.05,
     trust_checkpoint: TrustCheckpointOption = False,
 ) -> None:
     """Score a checkpoint on a split and raise the alarm if it collapsed to one answer.
@@ -448,6 +464,7 @@ def eval_(
             on_progress=update,
             fiftyone_field=fiftyone_field or None,
             trust_checkpoint=trust_checkpoint,
+            max_false_alarm=max_false_alarm,
         )
     _render.eval_result(console, result)
     if result.collapse_alarm:

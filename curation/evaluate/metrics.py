@@ -264,3 +264,26 @@ def threshold_at_false_alarm(
         best = pairs[i][0]
         i = j
     return {**rates_at(truths, scores, best), "max_false_alarm": max_false_alarm}
+
+
+def probability_metrics(
+    truths: Sequence[bool], scores: Sequence[float], threshold: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """ROC-AUC, PR-AUC, ECE and the reliability bins of P(yes); the operating point's rates
+    on these records when a ``threshold`` (chosen elsewhere) is given."""
+    out: dict[str, Any] = {
+        "roc_auc": roc_auc(truths, scores),
+        "pr_auc": pr_auc(truths, scores),
+        "ece": expected_calibration_error(truths, scores),
+        "reliability": reliability(truths, scores),
+    }
+    if threshold is not None:
+        rates = rates_at(truths, scores, threshold["threshold"])
+        out["operating_point"] = {
+            **rates,
+            "max_false_alarm": threshold.get("max_false_alarm"),
+            "chosen_on": threshold.get("chosen_on", ""),
+            "chosen_false_alarm_rate": threshold.get("false_alarm_rate"),
+            "chosen_recall": threshold.get("recall"),
+        }
+    return out

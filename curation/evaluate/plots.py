@@ -53,6 +53,27 @@ def write_plots(out_dir: Path, report: EvalReport) -> list[Path]:
         ax.set_title("yes-rate vs true rate")
         fig.tight_layout()
         written.append(_save(fig, out_dir / "yes_rate.png"))
+    if task.get("reliability"):
+        bins = task["reliability"]
+        fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+        ax.plot([0, 1], [0, 1], color="gray", ls="--", label="calibrated")
+        ax.plot(
+            [b["mean_p_yes"] for b in bins],
+            [b["yes_rate"] for b in bins],
+            marker="o",
+            label=f"model (ECE {task['ece']:.3f})",
+        )
+        op = task.get("operating_point")
+        if op:
+            ax.axvline(op["threshold"], color="tab:red", ls=":", label="threshold")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("mean P(yes) in bin")
+        ax.set_ylabel("observed yes-rate")
+        ax.legend(fontsize=7)
+        ax.set_title("reliability of P(yes)")
+        fig.tight_layout()
+        written.append(_save(fig, out_dir / "reliability.png"))
     if general.get("per_answer_type"):
         per = general["per_answer_type"]
         fig, ax = plt.subplots(figsize=(4, 3), dpi=100)

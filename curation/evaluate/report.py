@@ -19,7 +19,7 @@ class Figure:
 
     key: str  # dotted path into eval.json
     label: str
-    kind: str = "rate"  # "rate" (shown as a percentage) or "flag"
+    kind: str = "rate"  # "rate" (a percentage), "number" (3 decimals) or "flag"
     plot: str = ""  # the plot that shows it, if any
 
 
@@ -31,6 +31,12 @@ FIGURES: tuple[Figure, ...] = (
     Figure("task.balanced_accuracy", "task balanced accuracy"),
     Figure("task.f1_yes", "task F1 (yes)"),
     Figure("task.other_rate", "task answers that are neither yes nor no"),
+    Figure("task.roc_auc", "task ROC-AUC of P(yes)", kind="number"),
+    Figure("task.pr_auc", "task PR-AUC of P(yes)", kind="number"),
+    Figure("task.ece", "task calibration error (ECE) of P(yes)", kind="number"),
+    Figure("task.operating_point.threshold", "operating point: P(yes) threshold", kind="number"),
+    Figure("task.operating_point.recall", "operating point: recall (falls caught)"),
+    Figure("task.operating_point.false_alarm_rate", "operating point: false-alarm rate"),
     Figure("general.vqa_accuracy", "general VQA accuracy"),
     Figure("general.majority_baseline", "general majority-answer baseline"),
     Figure("collapse_alarm", "collapse alarm", kind="flag"),

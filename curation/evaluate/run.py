@@ -9,9 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from curation._io import atomic_write_json, atomic_write_text
-from curation.answers import normalize_answer, to_yes_no
+from curation.answers import normalize_answer, to_yes_no, yes_no
 from curation.errors import DataError, UsageError
-from curation.evaluate.metrics import collapse_reasons, general_metrics, task_metrics, vqa_accuracy
+from curation.evaluate.metrics import (
+    collapse_reasons,
+    general_metrics,
+    probability_metrics,
+    task_metrics,
+    threshold_at_false_alarm,
+    vqa_accuracy,
+)
 from curation.evaluate.report import FIGURES, EvalReport
 
 
@@ -44,11 +51,21 @@ def load_provenance(data: Path, records: list[dict[str, Any]]) -> list[dict[str,
 
 
 def score(
-    records: list[dict[str, Any]], provenance: list[dict[str, Any]], predictions: list[str]
+    records: list[dict[str, Any]],
+    provenance: list[dict[str, Any]],
+    predictions: list[str],
+    p_yes: list[float | None] | None = None,
+    threshold: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every figure of ``eval.json`` from records, their provenance and the predictions."""
+    """Every figure of ``eval.json`` from records, their provenance and the predictions.
+
+    ``p_yes`` (one per record, None for general ones) adds ROC-AUC, PR-AUC,
+    calibration and, with the ``threshold`` chosen on the validation split,
+    the operating point's recall and false-alarm rate on these records.
+    """
     rows = []
-    for rec, prov, pred in zip(records, provenance, predictions, strict=True):
+    probs = p_yes if p_yes is not None else [None] * len(records)
+    for rec, prov, pred, prob in zip(records, provenance, predictions, probs, strict=True):
         part = prov.get("part", "task")
         rows.append(
             {
@@ -64,6 +81,7 @@ def score(
                 "fiftyone_id": prov.get("fiftyone_id", ""),
                 "answer_type": prov.get("answer_type", ""),
                 "score": vqa_accuracy(pred, rec["answer"]),
+                "p_yes": prob,
             }
         )
     task_rows = [r for r in rows if r["part"] == "task"]
@@ -95,9 +113,19 @@ def score(
     empty_task = dict.fromkeys(
         ("yes_rate", "yes_rate_negatives", "accuracy", "balanced_accuracy", "f1_yes", "other_rate")
     )
+    task_dict = task.to_dict() if task else {**empty_task, "n": 0}
+    scored = [r for r in task_rows if r["p_yes"] is not None and yes_no(r["answers"]) != "other"]
+    if scored:
+        task_dict.update(
+            probability_metrics(
+                [yes_no(r["answers"]) == "yes" for r in scored],
+                [r["p_yes"] for r in scored],
+                threshold,
+            )
+        )
     return {
         "n": len(rows),
-        "task": task.to_dict() if task else {**empty_task, "n": 0},
+        "task": task_dict,
         "general": general or {"n": 0, "vqa_accuracy": None, "per_answer_type": {}},
         "collapse_alarm": bool(reasons),
         "collapse_reasons": reasons,
@@ -115,6 +143,7 @@ def evaluate(
     on_progress: Callable[[int, int], None] | None = None,
     fiftyone_field: str | None = "eval_prediction",
     trust_checkpoint: bool = False,
+    max_false_alarm: float = 0.05,
 ) -> EvalResult:
     """Answer every record of ``data`` with the checkpoint and score the answers.
 
@@ -149,11 +178,20 @@ def evaluate(
         )
         if on_progress:
             on_progress(len(predictions), len(records))
+    task_idx = [i for i, p in enumerate(provenance) if p.get("part", "task") == "task"]
+    probs: list[float | None] = [None] * len(records)
+    for i, p in zip(
+        task_idx, _task_p_yes(model, images, records, task_idx, batch_size), strict=True
+    ):
+        probs[i] = p
+    threshold = choose_threshold(
+        model, data, image_root, records, provenance, probs, max_false_alarm, batch_size
+    )
     report = EvalReport(
         checkpoint=str(checkpoint),
         data=str(data),
         image_root=str(root),
-        **score(records, provenance, predictions),
+        **score(records, provenance, predictions, probs, threshold),
     )
     from curation.curator.exports import push_to_fiftyone
 
@@ -161,7 +199,74 @@ def evaluate(
     if pushed:
         report.fiftyone = pushed
     out_dir = Path(out) if out else checkpoint.parent
-    return EvalResult(report, out_dir, write_report(out_dir, report))
+    files = write_report(out_dir, report)
+    if threshold is not None:
+        atomic_write_json(
+            out_dir / OPERATING_POINT_FILE, {**threshold, "checkpoint": checkpoint.name}
+        )
+        files.append(out_dir / OPERATING_POINT_FILE)
+    return EvalResult(report, out_dir, files)
+
+
+#: Written by eval beside eval.json (by default the run folder); read by predict.
+OPERATING_POINT_FILE = "operating_point.json"
+
+
+def _task_p_yes(
+    model: Any, images: list[Path], records: list[dict[str, Any]], idx: list[int], batch_size: int
+) -> list[float]:
+    from curation.training.scoring import p_yes
+
+    return p_yes(
+        model, [images[i] for i in idx], [records[i]["text_input"] for i in idx], batch_size
+    )
+
+
+def choose_threshold(
+    model: Any,
+    data: Path,
+    image_root: str | Path | None,
+    records: list[dict[str, Any]],
+    provenance: list[dict[str, Any]],
+    probs: list[float | None],
+    max_false_alarm: float,
+    batch_size: int = 32,
+) -> dict[str, Any] | None:
+    """The P(yes) threshold that keeps false alarms within budget on the validation split.
+
+    The validation split is ``val.json`` beside ``data`` (an export's layout);
+    without one (or when ``data`` is it) the threshold is chosen on ``data``
+    itself, and ``chosen_on`` says so.
+    """
+    from curation.validate import load_records
+
+    val = data.with_name("val.json")
+    if val.is_file() and val.resolve() != data.resolve():
+        v_records = load_records(val)
+        v_prov = load_provenance(val, v_records)
+        v_root = Path(image_root) if image_root else default_image_root(val)
+        idx = [
+            i
+            for i, p in enumerate(v_prov)
+            if p.get("part", "task") == "task" and yes_no(v_records[i]["answer"]) != "other"
+        ]
+        truths = [yes_no(v_records[i]["answer"]) == "yes" for i in idx]
+        v_images = [v_root / r["image"] for r in v_records]
+        scores = _task_p_yes(model, v_images, v_records, idx, batch_size)
+        chosen_on = val.name
+    else:
+        idx = [
+            i
+            for i, p in enumerate(probs)
+            if p is not None and yes_no(records[i]["answer"]) != "other"
+        ]
+        truths = [yes_no(records[i]["answer"]) == "yes" for i in idx]
+        scores = [probs[i] for i in idx]  # type: ignore[misc]
+        chosen_on = f"{data.name} (no separate validation split)"
+    if not truths or all(truths) or not any(truths):
+        return None  # a threshold needs both answers to trade one against the other
+    found = threshold_at_false_alarm(truths, scores, max_false_alarm)
+    return {**found, "chosen_on": chosen_on, "n": len(truths)}
 
 
 def write_report(out_dir: Path, report: EvalReport) -> list[Path]:
@@ -179,6 +284,12 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
+def _show(kind: str, value: Any) -> str:
+    if kind == "number":
+        return "n/a" if value is None else f"{value:.3f}"
+    return _pct(value)
+
+
 def summary_markdown(report: EvalReport) -> str:
     t, g = report.task, report.general
     lines = [
@@ -188,9 +299,18 @@ def summary_markdown(report: EvalReport) -> str:
         "",
         "| figure | value |",
         "| --- | --- |",
-        *(f"| {f.label} | {_pct(v)} |" for f, v in report.figures() if f.kind == "rate"),
+        *(f"| {f.label} | {_show(f.kind, v)} |" for f, v in report.figures() if f.kind != "flag"),
         "",
     ]
+    op = t.get("operating_point")
+    if op:
+        lines += [
+            f"Operating point: answer yes when P(yes) >= {op['threshold']:.3f}, chosen on "
+            f"{op['chosen_on']} for at most {_pct(op['max_false_alarm'])} false alarms; on this "
+            f"split it catches {_pct(op['recall'])} of the falls with "
+            f"{_pct(op['false_alarm_rate'])} false alarms.",
+            "",
+        ]
     if report.collapse_alarm:
         lines += ["**COLLAPSE ALARM**: " + "; ".join(report.collapse_reasons), ""]
     else:

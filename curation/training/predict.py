@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,23 +119,63 @@ def predict(
     question: str,
     config: str | Path | None = None,
     trust_checkpoint: bool = False,
-) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    threshold: float | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Answer one question about each image; return the answers and the load report.
 
-    Every image is opened before the model is loaded: one unreadable image
-    refuses the whole call (all bad images named), so no answer is ever given
-    for an image that ``validate`` would reject.
+    Every answer carries ``p_yes`` (P("yes") against "no" under the model).
+    For the task question (or a paraphrase) the answer is "yes" when
+    ``p_yes >= threshold``: ``threshold`` if given, else the operating point
+    ``curate eval`` wrote beside the checkpoint (``operating_point.json``);
+    without either, and for other questions, the answer is LAVIS's generated
+    text. Every image is opened before the model is loaded: one unreadable
+    image refuses the whole call (all bad images named).
     """
+    from curation.schemas.questions import is_task_question
+    from curation.training.scoring import p_yes
+
     paths = [Path(p) for p in images]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise UsageError(f"image(s) not found: {', '.join(missing)}")
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise UsageError(f"--threshold must be between 0 and 1, got {threshold}")
     check_images_open(paths)
+    point = threshold if threshold is not None else saved_threshold(Path(checkpoint))
     loaded = load_model(checkpoint, config, trust_checkpoint)
-    answers = answer(loaded, paths, [question] * len(paths))
+    questions = [question] * len(paths)
+    generated = answer(loaded, paths, questions)
+    probs = p_yes(loaded, paths, questions)
+    by_threshold = point is not None and is_task_question(question)
     return [
-        {"image": str(p), "answer": a} for p, a in zip(paths, answers, strict=True)
+        {
+            "image": str(p),
+            "answer": ("yes" if prob >= point else "no") if by_threshold else text,  # type: ignore[operator]
+            "p_yes": prob,
+            "generated": text,
+            "threshold": point if by_threshold else None,
+        }
+        for p, text, prob in zip(paths, generated, probs, strict=True)
     ], loaded.load_report
+
+
+def saved_threshold(checkpoint: Path) -> float | None:
+    """The operating point ``curate eval`` wrote beside ``checkpoint``, if any."""
+    from curation.evaluate.run import OPERATING_POINT_FILE
+
+    path = checkpoint.parent / OPERATING_POINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))["threshold"]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise DataError(
+            f"{path}: not an operating point written by curate eval (needs a 'threshold'). "
+            "Fix: run curate eval again, delete the file, or pass --threshold."
+        ) from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DataError(f"{path}: 'threshold' must be a number. Fix: pass --threshold.")
+    return float(value)
 
 
 def check_images_open(paths: list[Path]) -> None:
