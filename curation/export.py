@@ -17,9 +17,8 @@ leaves nothing half-written. Same inputs and seed give byte-identical files.
 from __future__ import annotations
 
 import os
-import random
 import shutil
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +30,8 @@ from curation import __version__
 from curation._io import atomic_write_json, atomic_write_text, sha256_file
 from curation.answers import answer_type_of
 from curation.errors import DataError, UsageError
+from curation.split import SPLITS, split_records  # the one splitter (re-exported here)
 
-SPLITS = ("train", "val", "test")
 ModelPreset = Literal["tiny", "blip2_t5"]
 MODEL_TYPES: dict[str, str] = {"tiny": "tiny", "blip2_t5": "pretrain_flant5xl"}
 DEFAULT_BUILDER = "falldown_vqa"
@@ -65,44 +64,6 @@ class ExportSummary:
     counts: dict[str, dict[str, int]]
     images: int
     manifest: dict[str, Any] = field(default_factory=dict)
-
-
-def split_records(
-    records: Sequence[ExportRecord],
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    seed: int = 0,
-    hash_images: bool = True,
-) -> dict[str, list[ExportRecord]]:
-    """Split by group, so no image is in two splits.
-
-    A record's group is its ``group`` field, else its image file's content
-    (``hash_images``, which also joins exact copies) or its path. Groups are
-    shuffled with ``seed`` and dealt to the split furthest below its target
-    share; each split keeps the records' input order.
-    """
-    if abs(sum(fractions) - 1) > 1e-9 or min(fractions) < 0:
-        raise UsageError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
-    hashes: dict[Path, str] = {}
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, rec in enumerate(records):
-        if rec.group:
-            key = rec.group
-        elif hash_images:
-            key = hashes.get(rec.image) or hashes.setdefault(rec.image, sha256_file(rec.image))
-        else:
-            key = str(rec.image)
-        groups[key].append(i)
-    keys = sorted(groups)
-    random.Random(seed).shuffle(keys)
-    total = len(records)
-    taken = dict.fromkeys(SPLITS, 0)
-    assigned: dict[int, str] = {}
-    for key in keys:
-        split = max(SPLITS, key=lambda s: fractions[SPLITS.index(s)] * total - taken[s])
-        taken[split] += len(groups[key])
-        for i in groups[key]:
-            assigned[i] = split
-    return {s: [r for i, r in enumerate(records) if assigned[i] == s] for s in SPLITS}
 
 
 def write_export(
@@ -421,13 +382,12 @@ def export_records(
     copy: bool = False,
     overwrite: bool = False,
     builder_name: str = DEFAULT_BUILDER,
-    hash_images: bool = True,
     inputs: Iterable[str | Path] = (),
     extra_manifest: dict[str, Any] | None = None,
     command: str = "curate export",
 ) -> ExportSummary:
     """Split task records by image group and write them as an export folder."""
-    splits = split_records(records, fractions, seed, hash_images=hash_images)
+    splits = split_records(records, fractions, seed)
     return write_export(
         out,
         splits,
@@ -477,7 +437,6 @@ def export_dataset(dataset: str, out: str | Path, **options: Any) -> ExportSumma
     return export_records(
         found.task,
         out,
-        hash_images=False,
         extra_manifest={"fiftyone_dataset": dataset, "review": found.review},
         command=f"curate export --dataset {dataset} --seed {seed} --model {model}",
         **options,
