@@ -80,11 +80,17 @@ def write_export(
     prompt: str = DEFAULT_PROMPT,
     command: str = "curate export",
     extra_files: dict[str, bytes] | None = None,
+    protect: Iterable[str | Path] = (),
 ) -> ExportSummary:
-    """Write the export folder atomically; return what was written."""
+    """Write the export folder atomically; return what was written.
+
+    ``out`` must not be, hold or be inside a path of ``protect`` or ``inputs``.
+    """
     out = Path(out)
     if model not in MODEL_TYPES:
         raise UsageError(f"unknown model preset {model!r}; choose one of: {', '.join(MODEL_TYPES)}")
+    inputs = list(inputs)
+    _refuse_out_over_inputs(out, [*inputs, *protect])
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UsageError(
             f"{out} already exists and is not empty. Fix: pick a new --out, "
@@ -116,6 +122,18 @@ def write_export(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return summary
+
+
+def _refuse_out_over_inputs(out: Path, protect: Sequence[str | Path]) -> None:
+    real = Path(os.path.realpath(out))
+    for p in protect:
+        target = Path(os.path.realpath(p))
+        if real == target or target in real.parents or real in target.parents:
+            where = "is" if real == target else "is inside" if target in real.parents else "holds"
+            raise UsageError(
+                f"--out {out} {where} the input {p}: an export there could overwrite or "
+                "delete it. Fix: pick a new folder for --out, e.g. under exports/."
+            )
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:

@@ -12,15 +12,15 @@ from __future__ import annotations
 import io
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from curation.answers import yes_no
 from curation.errors import DataError, UsageError
-from curation.export import ExportRecord, ExportSummary, ModelPreset, write_export
-from curation.sources import GeneralPool, PoolRow
+from curation.export import MODEL_TYPES, ExportRecord, ExportSummary, ModelPreset, write_export
+from curation.sources import GeneralPool, GeneralSources, PoolRow
 from curation.split import SPLITS, assign_splits, split_records
 
 
@@ -255,8 +255,13 @@ def mix(
     task_inputs: Sequence[str | Path] = (),
     command: str = "curate mix",
     fiftyone_dataset: str | None = None,
+    protect: Iterable[str | Path] = (),
 ) -> tuple[MixPlan, ExportSummary]:
-    """Plan the mix and write it as an export folder (with ``composition.png``)."""
+    """Plan the mix and write it as an export folder (with ``composition.png``).
+
+    ``out`` must stay clear of ``protect`` (image roots), the inputs and every
+    pool's image folders: it is never, never holds and is never inside one.
+    """
     plan = plan_mix(
         task,
         pools,
@@ -278,11 +283,15 @@ def mix(
             "vqav2_ratio": ratio,
             "yes_share": yes_share,
             "max_records": max_records,
-            "fractions": list(fractions),
+            "fractions": [round(f, 9) for f in fractions],
             "sources": [p.source for p in pools],
             "dropped_for_balance": plan.dropped,
             "general_available": plan.general_available,
-            "achieved": {s: plan.achieved(s) for s in SPLITS if plan.splits[s]},
+            "achieved": {
+                s: {k: round(v, 6) for k, v in plan.achieved(s).items()}
+                for s in SPLITS
+                if plan.splits[s]
+            },
         },
     }
     chart = composition_png(plan)
@@ -297,8 +306,114 @@ def mix(
         overwrite=overwrite,
         command=command,
         extra_files={"composition.png": chart} if chart else None,
+        protect=[*protect, *(root for pool in pools for root in pool.image_roots)],
     )
     return plan, summary
+
+
+@dataclass(frozen=True)
+class MixRequest:
+    """Everything ``curate mix`` is asked for: task data, general sources, shares, output.
+
+    Give the task data as ``task`` (a LAVIS annotation file, with its
+    ``image_root``) or as ``dataset`` (a reviewed FiftyOne dataset), not both.
+    """
+
+    out: Path
+    ratio: float
+    task: Path | None = None
+    image_root: Path | None = None
+    dataset: str | None = None
+    general: GeneralSources = field(default_factory=GeneralSources)
+    yes_share: float = 0.5
+    max_records: int | None = None
+    seed: int = 0
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    model: ModelPreset = "tiny"
+    copy: bool = False
+    overwrite: bool = False
+
+    def command(self) -> str:
+        """The manifest's command line.
+
+        No paths: the manifest's inputs name them, and two output folders of
+        the same inputs and seed stay byte-identical.
+        """
+        parts = [f"curate mix --vqav2-ratio {self.ratio:g} --yes-share {self.yes_share:g}"]
+        if self.max_records is not None:
+            parts.append(f"--max-records {self.max_records}")
+        _, val, test = self.fractions
+        parts.append(f"--val-share {val:g} --test-share {test:g}")
+        parts.append(f"--seed {self.seed} --model {self.model}")
+        return " ".join(parts)
+
+
+@dataclass
+class MixResult:
+    """What a mix wrote, and, for a FiftyOne dataset, what the review left out."""
+
+    plan: MixPlan
+    summary: ExportSummary
+    task_records: int
+    dataset: str | None = None
+    review: dict[str, int] | None = None
+
+
+def mix_from_request(request: MixRequest) -> MixResult:
+    """Load the task data and the general sources, plan the mix and write it.
+
+    Raises:
+        UsageError: task data named twice or not at all, a half-named source,
+            shares out of range, ``out`` over an input.
+        DataError: bad task data, or not enough of it for the mix asked for.
+    """
+    if (request.task is None) == (request.dataset is None):
+        raise UsageError("give the task data with --task FILE or --dataset NAME (one of them)")
+    if request.model not in MODEL_TYPES:
+        raise UsageError(
+            f"unknown model preset {request.model!r}; choose one of: {', '.join(MODEL_TYPES)}"
+        )
+    request.general.check()
+    review = None
+    protect: list[Path] = []
+    task_inputs: list[Path] = []
+    if request.task is not None:
+        root = request.image_root if request.image_root is not None else request.task.parent
+        protect = [request.task, root]
+        task_inputs = [request.task]
+    pools = request.general.load()
+    if request.dataset is not None:
+        from curation.curator.records import records_from_dataset
+
+        found = records_from_dataset(request.dataset)
+        records = found.task
+        if found.general is not None:
+            pools.append(found.general)
+        review = found.review
+        protect = sorted({r.image.parent for r in records})
+    else:
+        from curation.export import task_records_from_file
+
+        assert request.task is not None
+        records = task_records_from_file(request.task, request.image_root)
+    plan, summary = mix(
+        records,
+        pools,
+        request.out,
+        ratio=request.ratio,
+        yes_share=request.yes_share,
+        seed=request.seed,
+        fractions=request.fractions,
+        max_records=request.max_records,
+        model=request.model,
+        copy=request.copy,
+        overwrite=request.overwrite,
+        task_inputs=task_inputs,
+        fiftyone_dataset=request.dataset,
+        command=request.command(),
+        protect=protect,
+    )
+    return MixResult(plan, summary, len(records), request.dataset, review)
 
 
 def composition_png(plan: MixPlan) -> bytes | None:

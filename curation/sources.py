@@ -41,6 +41,7 @@ class GeneralPool:
     source: str
     rows: list[PoolRow]
     inputs: list[Path] = field(default_factory=list)
+    image_roots: list[Path] = field(default_factory=list)  # folders an export must not touch
 
 
 WHERE = {
@@ -130,7 +131,7 @@ def load_vqav2(questions: str | Path, annotations: str | Path, images: str | Pat
                     "vqav2",
                 )
             )
-    return GeneralPool("vqav2", rows, [qpath, apath])
+    return GeneralPool("vqav2", rows, [qpath, apath], [root])
 
 
 def _guess_subtype(root: Path) -> str:
@@ -172,7 +173,10 @@ def load_lavis_vqa(annotation_file: str | Path, images: str | Path) -> GeneralPo
         for r in recs
         if r.answer
     ]
-    return GeneralPool("lavis_vqa", rows, [path])
+    return GeneralPool("lavis_vqa", rows, [path], [root])
+
+
+EASY_VQA_SPLITS = ("train", "test")
 
 
 def load_easy_vqa(split: str = "train") -> GeneralPool:
@@ -183,8 +187,10 @@ def load_easy_vqa(split: str = "train") -> GeneralPool:
         raise UsageError(
             "the easy-vqa package is not installed. Fix: pip install easy-vqa"
         ) from None
-    if split not in ("train", "test"):
-        raise UsageError(f"easy-VQA split must be train or test, got {split!r}")
+    if split not in EASY_VQA_SPLITS:
+        raise UsageError(
+            f"easy-VQA split must be one of {', '.join(EASY_VQA_SPLITS)}, got {split!r}"
+        )
     questions, answers, image_ids = getattr(easy_vqa, f"get_{split}_questions")()
     paths = getattr(easy_vqa, f"get_{split}_image_paths")()
     rows = [
@@ -192,7 +198,12 @@ def load_easy_vqa(split: str = "train") -> GeneralPool:
         for n, (q, a, i) in enumerate(zip(questions, answers, image_ids, strict=True))
     ]
     data_dir = Path(easy_vqa.__file__).parent / "data" / split
-    return GeneralPool("easy_vqa", rows, sorted(data_dir.glob("*.json")))
+    return GeneralPool(
+        "easy_vqa",
+        rows,
+        sorted(data_dir.glob("*.json")),
+        sorted({Path(p).parent for p in paths.values()}),
+    )
 
 
 def load_hf_dataset(path: str | Path, columns: dict[str, str] | None = None) -> GeneralPool:
@@ -241,7 +252,7 @@ def load_hf_dataset(path: str | Path, columns: dict[str, str] | None = None) -> 
         rows.append(
             PoolRow(item[cols["question"]], answers, str(image), rid, answer_type_of(answers), "hf")
         )
-    return GeneralPool("hf", rows, sorted(folder.glob("*.json")))
+    return GeneralPool("hf", rows, sorted(folder.glob("*.json")), [folder])
 
 
 def _hf_cache(folder: Path) -> Path:
@@ -299,3 +310,66 @@ def parse_columns(text: str | None) -> dict[str, str]:
             "question=q,answers=a,image=img"
         )
     return {k.strip(): v.strip() for k, v in pairs}
+
+
+@dataclass(frozen=True)
+class GeneralSources:
+    """The general VQA sources of a mix, as a user names them (any number, or none).
+
+    ``load()`` reads each one that is named; a half-named source is a usage
+    error that says what is missing.
+    """
+
+    vqav2_questions: Path | None = None
+    vqav2_annotations: Path | None = None
+    vqav2_images: Path | None = None
+    lavis_vqa: Path | None = None
+    lavis_vqa_images: Path | None = None
+    easy_vqa: bool = False
+    easy_vqa_split: str = "train"
+    hf_dataset: Path | None = None
+    hf_columns: dict[str, str] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Refuse a half-named source before anything is read.
+
+        Raises:
+            UsageError: a source named without the files it needs, or an unknown split.
+        """
+        vqav2 = [self.vqav2_questions, self.vqav2_annotations, self.vqav2_images]
+        if any(vqav2) and not all(vqav2):
+            raise UsageError(
+                "VQAv2 needs --vqav2-questions, --vqav2-annotations and --vqav2-images together"
+            )
+        if self.lavis_vqa is not None and self.lavis_vqa_images is None:
+            raise UsageError("--lavis-vqa needs --lavis-vqa-images DIR")
+        if self.easy_vqa_split not in EASY_VQA_SPLITS:
+            raise UsageError(
+                f"--easy-vqa-split must be one of {', '.join(EASY_VQA_SPLITS)}, "
+                f"got {self.easy_vqa_split!r}"
+            )
+
+    def load(self) -> list[GeneralPool]:
+        """One pool per named source, in a fixed order (VQAv2, LAVIS, HF, easy-VQA)."""
+        self.check()
+        pools = []
+        if self.vqav2_questions is not None:
+            pools.append(
+                load_source(
+                    "vqav2",
+                    questions=self.vqav2_questions,
+                    annotations=self.vqav2_annotations,
+                    images=self.vqav2_images,
+                )
+            )
+        if self.lavis_vqa is not None:
+            pools.append(
+                load_source(
+                    "lavis_vqa", annotation_file=self.lavis_vqa, images=self.lavis_vqa_images
+                )
+            )
+        if self.hf_dataset is not None:
+            pools.append(load_source("hf", path=self.hf_dataset, columns=self.hf_columns))
+        if self.easy_vqa:
+            pools.append(load_source("easy_vqa", split=self.easy_vqa_split))
+        return pools
