@@ -227,7 +227,14 @@ def load_hf_dataset(path: str | Path, columns: dict[str, str] | None = None) -> 
         "id": "",
         **(columns or {}),
     }
-    ds = load_from_disk(str(folder))
+    try:
+        ds = load_from_disk(str(folder))
+    except (OSError, ValueError, TypeError, KeyError) as exc:  # JSONDecodeError is a ValueError
+        raise DataError(
+            f"{folder}: not a Hugging Face dataset saved with save_to_disk() "
+            f"({type(exc).__name__}: {exc}). Fix: point --hf-dataset at the folder "
+            "Dataset.save_to_disk() (or DatasetDict.save_to_disk()) wrote."
+        ) from None
     if hasattr(ds, "keys"):  # a DatasetDict: use its train split
         ds = ds["train"] if "train" in ds else ds[next(iter(ds.keys()))]
     missing = [f"{k}->{v}" for k, v in cols.items() if v and v not in ds.column_names]
@@ -244,14 +251,33 @@ def load_hf_dataset(path: str | Path, columns: dict[str, str] | None = None) -> 
     rows = []
     for n, item in enumerate(ds):
         answers = item[cols["answers"]]
-        answers = (answers,) if isinstance(answers, str) else tuple(str(a) for a in answers)
+        if isinstance(answers, str):
+            answers = (answers,)
+        elif isinstance(answers, list) and answers and all(isinstance(a, str) for a in answers):
+            answers = tuple(answers)
+        else:
+            raise DataError(
+                f"{folder} record #{n}: column {cols['answers']!r} (answers) holds "
+                f"{answers!r:.80}; expected a string or a non-empty list of strings. "
+                "Fix: --hf-columns answers=COLUMN naming the answer column"
+            )
+        question = item[cols["question"]]
+        if not isinstance(question, str) or not question.strip():
+            raise DataError(
+                f"{folder} record #{n}: column {cols['question']!r} (question) holds "
+                f"{question!r:.80}; expected a non-empty string. "
+                "Fix: --hf-columns question=COLUMN naming the question column"
+            )
         image = item[cols["image"]]
         if is_image:
             image = _materialise(image, cache, n)
+        elif not isinstance(image, str):
+            raise DataError(
+                f"{folder} record #{n}: column {cols['image']!r} (image) holds {image!r:.80}; "
+                "expected a file path or an Image feature. Fix: --hf-columns image=COLUMN"
+            )
         rid = str(item[cols["id"]]) if cols["id"] else str(n)
-        rows.append(
-            PoolRow(item[cols["question"]], answers, str(image), rid, answer_type_of(answers), "hf")
-        )
+        rows.append(PoolRow(question, answers, str(image), rid, answer_type_of(answers), "hf"))
     return GeneralPool("hf", rows, sorted(folder.glob("*.json")), [folder])
 
 

@@ -344,3 +344,61 @@ def test_easy_vqa_split_must_be_train_or_test(task: Path, tmp_path: Path, extra:
             ]
         )
     expect(result, 2, "nope", "train", "test")
+
+
+@pytest.mark.parametrize("content", ["empty", "junk state"])
+def test_hf_folder_that_is_not_a_saved_dataset_is_named(
+    task: Path, tmp_path: Path, content: str
+) -> None:
+    pytest.importorskip("datasets")
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    if content == "junk state":
+        (hf / "state.json").write_text("{not json")
+        (hf / "dataset_info.json").write_text("[]")
+    with untouched(task, tmp_path):
+        result = invoke(
+            [
+                "mix",
+                "--task",
+                task / "task.json",
+                "--hf-dataset",
+                hf,
+                "--vqav2-ratio",
+                "0.5",
+                "--out",
+                tmp_path / "m",
+            ]
+        )
+    expect(result, 1, str(hf), "save_to_disk")
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "field"),
+    [("a", [3, 4], "answers"), ("q", [None, "why?"], "question"), ("a", [[], ["x"]], "answers")],
+)
+def test_hf_rows_of_the_wrong_type_are_named(
+    task: Path, tmp_path: Path, column: str, values: list, field: str
+) -> None:
+    datasets = pytest.importorskip("datasets")
+    image = str(task / "00.png")
+    data = {"q": ["what?", "why?"], "a": [["x"], ["y"]], "img": [image, image]}
+    data[column] = values
+    datasets.Dataset.from_dict(data).save_to_disk(str(tmp_path / "hf"))
+    with untouched(task, tmp_path):
+        result = invoke(
+            [
+                "mix",
+                "--task",
+                task / "task.json",
+                "--hf-dataset",
+                tmp_path / "hf",
+                "--hf-columns",
+                "question=q,answers=a,image=img",
+                "--vqav2-ratio",
+                "0.5",
+                "--out",
+                tmp_path / "m",
+            ]
+        )
+    expect(result, 1, "record #0", f"({field})", "--hf-columns")
