@@ -37,19 +37,35 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _error(text: str) -> None:
+    # the text quotes user input (file names, keys, questions): never read as markup
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 def handles_errors(func: F) -> F:
-    """Turn a ``CurationError`` into a red message and its exit code (never a traceback)."""
+    """Turn a ``CurationError`` into a red message and its exit code (never a traceback).
+
+    The file system refusing (a full disk, a read-only folder) is exit 1 with the
+    file named; Ctrl-C is exit 130 with one line.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except CurationError as exc:
-            # the message quotes user text (file names, keys, questions): never markup
-            err_console.print(
-                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-            )
+            _error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            names = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+            _error(
+                f"{names or 'a file'}: {exc.strerror or exc}. Fix: check the path, its "
+                "permissions and the free disk space."
+            )
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            _error("interrupted (Ctrl-C); outputs are written whole or not at all")
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -402,3 +402,32 @@ def test_hf_rows_of_the_wrong_type_are_named(
             ]
         )
     expect(result, 1, "record #0", f"({field})", "--hf-columns")
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "needle"),
+    [
+        (PermissionError(13, "Permission denied", "/ro/[v2]/train.json"), 1, "/ro/[v2]/train.json"),
+        (OSError(28, "No space left on device"), 1, "No space left on device"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+)
+def test_file_system_refusals_and_ctrl_c_are_one_line(
+    task: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    raised: BaseException,
+    code: int,
+    needle: str,
+) -> None:
+    import curation.export as export
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise raised
+
+    monkeypatch.setattr(export, "_write_vqa_eval", refuse)
+    with untouched(task, tmp_path):
+        result = invoke(
+            ["mix", "--task", task / "task.json", "--vqav2-ratio", "0", "--out", tmp_path / "m"]
+        )
+    expect(result, code, needle)
