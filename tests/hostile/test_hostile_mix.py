@@ -431,3 +431,32 @@ def test_file_system_refusals_and_ctrl_c_are_one_line(
             ["mix", "--task", task / "task.json", "--vqav2-ratio", "0", "--out", tmp_path / "m"]
         )
     expect(result, code, needle)
+
+
+def test_mix_refuses_to_write_into_a_general_image_folder(task: Path, tmp_path: Path) -> None:
+    general = tmp_path / "general"
+    (general / "images").mkdir(parents=True)
+    rows = []
+    for i in range(30):
+        name = f"g{i}.png"
+        render_scene(i % 2 == 0, 900 + i, 64).save(general / "images" / name)
+        rows.append({"question_id": i, "question": "what?", "answer": ["x"], "image": name})
+    _write_json(general / "vqa.json", rows)
+    out = general / "images" / "mix"
+    with untouched(task, tmp_path):
+        result = invoke(
+            [
+                "mix",
+                "--task",
+                task / "task.json",
+                "--lavis-vqa",
+                general / "vqa.json",
+                "--lavis-vqa-images",
+                general / "images",
+                "--vqav2-ratio",
+                "0.3",
+                "--out",
+                out,
+            ]
+        )
+    expect(result, 2, f"--out {out}", str(general / "images"))
