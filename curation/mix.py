@@ -74,10 +74,10 @@ def balance(
 ) -> tuple[list[ExportRecord], dict[str, int]]:
     """Downsample the larger of yes/no so yes is ``yes_share`` of them; keep input order.
 
-    Records whose answer is neither yes nor no are kept as they are. ``cap``
-    bounds all the records kept: yes/no and the others shrink in proportion,
-    yes/no keep at least one of each where there was one of each, and the
-    share holds.
+    Records whose answer is neither yes nor no are kept as they are. Where
+    there was at least one "yes" and one "no", one of each stays. ``cap``
+    bounds all the records kept: yes/no and the others shrink in proportion
+    and the share holds.
     """
     sides = [yes_no(r.answers) for r in records]
     yes = [i for i, side in enumerate(sides) if side == "yes"]
@@ -88,6 +88,10 @@ def balance(
         keep_yes, keep_no = round(n_no * yes_share / (1 - yes_share)), n_no
     else:
         keep_yes, keep_no = n_yes, round(n_yes * (1 - yes_share) / yes_share)
+    if n_yes and n_no:
+        # too few for the share (1 yes, 1 no at 0.1): keep one of each rather than teach
+        # one answer; the manifest and the summary show the share reached
+        keep_yes, keep_no = max(keep_yes, 1), max(keep_no, 1)
     keep_other = len(other)
     if cap is not None and keep_yes + keep_no + keep_other > cap:
         yn = keep_yes + keep_no
