@@ -316,7 +316,11 @@ def mix(
         float, typer.Option(help="Share of 'yes' among the task's yes/no records after balancing.")
     ] = 0.5,
     max_records: Annotated[
-        int | None, typer.Option(help="Cap on the training records (ratio and balance kept).")
+        int | None,
+        typer.Option(
+            help="Cap on the training records (ratio and balance kept; a cap too small for "
+            "one yes and one no is refused with the smallest that works)."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     val_share: ValShare = 0.1,

@@ -253,14 +253,14 @@ def test_mix_summary_shows_bracketed_out_folder(task: Path, tmp_path: Path) -> N
 def test_compare_table_shows_bracketed_names(tmp_path: Path) -> None:
     report = {
         "n": 2,
-        "task": {"n": 2, "yes_rate": 0.5},
+        "task": {"n": 2, "yes_rate": 0.5, "accuracy": "[/]odd"},
         "general": {"n": 0},
         "collapse_alarm": False,
     }
     a = _write_json(tmp_path / "[v2]a.json", report)
     b = _write_json(tmp_path / "b[bold].json", report)
     result = invoke(["eval", "--compare", a, b])
-    expect(result, 0, f"A: {a}", f"B: {b}", "0.500")
+    expect(result, 0, f"A: {a}", f"B: {b}", "0.500", "[/]odd")
 
 
 def _commands() -> list[str]:
