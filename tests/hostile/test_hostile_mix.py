@@ -460,3 +460,63 @@ def test_mix_refuses_to_write_into_a_general_image_folder(task: Path, tmp_path: 
             ]
         )
     expect(result, 2, f"--out {out}", str(general / "images"))
+
+
+def test_renderers_show_user_text_as_is(tmp_path: Path) -> None:
+    """Questions, image names, answers, reasons and run folders are printed, never parsed."""
+    from rich.console import Console
+
+    from curation import _render
+    from curation.evaluate.run import EvalResult
+    from curation.training.train import TrainEvent
+
+    console = Console(record=True, width=300, force_terminal=False)
+    question = "Is [bold]anyone[/bold] falling? [/]"
+    report = {"path": "ckpt[/].pth", "loaded": 1, "missing": [], "unexpected": []}
+    _render.predictions(console, [{"image": "[v2]a.png", "answer": "[/]yes"}], report, question)
+    task = dict.fromkeys(
+        [
+            "yes_rate",
+            "true_yes_rate",
+            "yes_rate_negatives",
+            "accuracy",
+            "balanced_accuracy",
+            "f1_yes",
+            "other_rate",
+        ],
+        0.5,
+    )
+    eval_report = {
+        "n": 1,
+        "task": {"n": 1, **task},
+        "general": {"n": 0, "per_answer_type": {"[v2]kind": 0.25}},
+        "collapse_alarm": True,
+        "collapse_reasons": ["answers [/]yes to everything"],
+    }
+    _render.eval_result(console, EvalResult(eval_report, tmp_path, [tmp_path / "[v2]eval.json"]))
+    progress = _render.TrainProgress(console)
+    progress.console = console
+    progress.update(
+        TrainEvent(
+            "start",
+            data={
+                "device": "cpu",
+                "trainable": 1,
+                "epochs": 1,
+                "run_dir": "runs/[v2]",
+                "load_report": report,
+            },
+        )
+    )
+    text = "".join(console.export_text().split())  # a table title wraps at the table's width
+    for needle in (
+        question,
+        "[v2]a.png",
+        "[/]yes",
+        "ckpt[/].pth",
+        "general [v2]kind",
+        "answers [/]yes to everything",
+        "[v2]eval.json",
+        "runs/[v2]",
+    ):
+        assert "".join(needle.split()) in text, f"{needle!r} not in\n{text}"
