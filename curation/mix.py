@@ -29,7 +29,7 @@ class MixPlan:
     """Which records go where, before any file is written."""
 
     splits: dict[str, list[ExportRecord]]
-    dropped: dict[str, dict[str, int]]  # split -> {"yes": n, "no": n} dropped for balance
+    dropped: dict[str, dict[str, int]]  # split -> {"yes": n, "no": n, "other": n} dropped
     ratio: float
     yes_share: float
     seed: int

@@ -493,7 +493,13 @@ def test_renderers_show_user_text_as_is(tmp_path: Path) -> None:
         "collapse_alarm": True,
         "collapse_reasons": ["answers [/]yes to everything"],
     }
-    _render.eval_result(console, EvalResult(eval_report, tmp_path, [tmp_path / "[v2]eval.json"]))
+    try:  # the report is a dataclass once issue #11's EvalReport lands, a dict before
+        from curation.evaluate.report import EvalReport  # type: ignore[import-not-found]
+
+        body = EvalReport.from_dict({"checkpoint": "c", "data": "d", **eval_report})
+    except ImportError:
+        body = eval_report
+    _render.eval_result(console, EvalResult(body, tmp_path, [tmp_path / "[v2]eval.json"]))
     progress = _render.TrainProgress(console)
     progress.console = console
     progress.update(
