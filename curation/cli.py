@@ -206,13 +206,14 @@ def export(
     """
     from curation import _render
     from curation.export import export_dataset, export_task
+    from curation.split import split_fractions
 
     if (task is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --task FILE or --dataset NAME")
     options = {
         "seed": seed,
         "model": model,
-        "fractions": (1 - val_share - test_share, val_share, test_share),
+        "fractions": split_fractions(val_share, test_share),
         "copy": copy,
         "overwrite": overwrite,
         "builder_name": builder_name,

@@ -526,3 +526,16 @@ def test_renderers_show_user_text_as_is(tmp_path: Path) -> None:
         "runs/[v2]",
     ):
         assert "".join(needle.split()) in text, f"{needle!r} not in\n{text}"
+
+
+def test_export_split_shares_are_shown_rounded(task: Path, tmp_path: Path) -> None:
+    out = tmp_path / "e"
+    base = ["export", "--task", task / "task.json", "--val-share"]
+    with untouched(task, tmp_path, allow=[out]):
+        result = invoke([*base, "0.2", "--test-share", "0.1", "--out", out])
+    expect(result, 0)
+    assert json.loads((out / "manifest.json").read_text())["fractions"] == [0.7, 0.2, 0.1]
+    with untouched(task, tmp_path):
+        result = invoke([*base, "0.6", "--test-share", "0.5", "--out", tmp_path / "e2"])
+    expect(result, 2, "--val-share 0.6", "--test-share 0.5", "1.1")
+    assert "0000000" not in result.output and "9999999" not in result.output
