@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from curation.curator.ingest import IngestResult
     from curation.evaluate.run import EvalResult
     from curation.export import ExportSummary
-    from curation.mix import MixPlan
+    from curation.mix import MixResult
     from curation.training.train import TrainEvent, TrainResult
 
 
@@ -135,6 +136,7 @@ class TrainProgress:
                 f"training on {d['device']}: {d['trainable']:,} trainable parameters, "
                 f"{d['epochs']} epoch(s); run folder {d['run_dir']}",
                 soft_wrap=True,
+                markup=False,
             )
             report = d.get("load_report")
             if report:
@@ -142,6 +144,7 @@ class TrainProgress:
                     f"loaded {report['path']}: {report['loaded']} tensors, "
                     f"{len(report['missing'])} missing, {len(report['unexpected'])} unexpected",
                     soft_wrap=True,
+                    markup=False,
                 )
         elif event.kind == "step":
             if event.epoch != self.epoch:
@@ -189,18 +192,20 @@ def predictions(
         ),
         soft_wrap=True,
         highlight=False,
+        markup=False,
     )
-    table = Table(title=question, title_justify="left")
+    table = Table(title=escape(question), title_justify="left")
     table.add_column("image", overflow="fold")
     table.add_column("answer")
     table.add_column("P(yes)", justify="right")
     table.add_column("generated")
     for row in answers:
+        p_yes = row.get("p_yes")
         table.add_row(
             escape(row["image"]),
             escape(row["answer"]),
-            f"{row['p_yes']:.3f}",
-            escape(row["generated"]),
+            "n/a" if p_yes is None else f"{p_yes:.3f}",
+            escape(row.get("generated", row["answer"])),
         )
     console.print(table)
     point = next((row["threshold"] for row in answers if row.get("threshold") is not None), None)
@@ -208,23 +213,35 @@ def predictions(
         console.print(f"answered yes when P(yes) >= {point:.3f} (the operating point)")
 
 
-def mix_summary(console: Console, plan: MixPlan, summary: ExportSummary) -> None:
+def mix_summary(console: Console, result: MixResult) -> None:
+    plan, summary = result.plan, result.summary
+    if result.dataset is not None and result.review is not None:
+        r = result.review
+        console.print(
+            f"dataset {result.dataset}: {result.task_records} task records; review: "
+            f"{r.get('excluded', 0)} excluded, {r.get('relabelled', 0)} relabelled, "
+            f"{r.get('unlabelled', 0)} unlabelled left out",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     comp = plan.composition()
     keys = sorted({k for c in comp.values() for k in c})
-    table = Table(title=f"Mix composition ({summary.out})", title_justify="left")
+    table = Table(title=f"Mix composition ({escape(str(summary.out))})", title_justify="left")
     table.add_column("part/source/answer type")
     for split in comp:
         table.add_column(split, justify="right")
     for key in keys:
-        table.add_row(key, *(str(comp[s].get(key, 0)) for s in comp))
+        table.add_row(escape(key), *(str(comp[s].get(key, 0)) for s in comp))
     table.add_row("[bold]total", *(f"[bold]{sum(comp[s].values())}" for s in comp))
     console.print(table)
     for split, achieved in ((s, plan.achieved(s)) for s in comp if plan.splits[s]):
         d = plan.dropped[split]
+        other = f", {d['other']} other" if d.get("other") else ""
         console.print(
-            f"{split}: general share {achieved['general_share']:.3f} (target {plan.ratio}), "
-            f"task yes-share {achieved['yes_share']:.3f} (target {plan.yes_share}); dropped for "
-            f"balance: {d['yes']} yes, {d['no']} no",
+            f"{split}: general share {achieved['general_share']:.3f} (target {plan.ratio:g}), "
+            f"task yes-share {achieved['yes_share']:.3f} (target {plan.yes_share:g}); dropped for "
+            f"balance: {d['yes']} yes, {d['no']} no{other}",
             highlight=False,
             soft_wrap=True,
         )
@@ -232,8 +249,15 @@ def mix_summary(console: Console, plan: MixPlan, summary: ExportSummary) -> None
         f"wrote {summary.out} ({summary.images} images, composition.png, manifest.json, "
         f"lavis.yaml)",
         soft_wrap=True,
+        markup=False,
+        highlight=False,
     )
-    console.print(f"next: curate train {summary.out}/lavis.yaml", highlight=False)
+    console.print(
+        f"next: curate train {shlex.quote(f'{summary.out}/lavis.yaml')}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @contextmanager
@@ -256,7 +280,7 @@ def _fmt(value: Any) -> str:
         return {True: "[red]YES[/]", False: "no", None: "n/a"}[value]
     if isinstance(value, float):
         return f"{value:.3f}"
-    return str(value)
+    return escape(str(value))  # from a file: never markup
 
 
 def eval_result(console: Console, result: EvalResult) -> None:
@@ -272,7 +296,7 @@ def eval_result(console: Console, result: EvalResult) -> None:
         if figure.kind != "flag":
             table.add_row(figure.label, _fmt(value))
     for kind, acc in (g.get("per_answer_type") or {}).items():
-        table.add_row(f"  general {kind}", _fmt(acc))
+        table.add_row(f"  general {escape(kind)}", _fmt(acc))
     console.print(table)
     if t.get("confusion"):
         c = t["confusion"]
@@ -284,18 +308,21 @@ def eval_result(console: Console, result: EvalResult) -> None:
         )
     if r.collapse_alarm:
         for reason in r.collapse_reasons:
-            console.print(f"[bold red]COLLAPSE ALARM:[/] {reason}", soft_wrap=True)
+            console.print(f"[bold red]COLLAPSE ALARM:[/] {escape(reason)}", soft_wrap=True)
     else:
         console.print("[green]no collapse alarm[/]")
     console.print(
-        f"wrote {', '.join(str(f) for f in result.files)}", soft_wrap=True, highlight=False
+        f"wrote {', '.join(str(f) for f in result.files)}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
     )
 
 
 def compare_table(console: Console, paths: list[Path], rows: list[tuple[str, list[Any]]]) -> None:
     names = [chr(ord("A") + i) if i < 26 else str(i) for i in range(len(paths))]
     for name, p in zip(names, paths, strict=True):
-        console.print(f"{name}: {p}", highlight=False, soft_wrap=True)
+        console.print(f"{name}: {p}", highlight=False, soft_wrap=True, markup=False)
     table = Table(title="eval comparison", title_justify="left")
     table.add_column("figure", no_wrap=True)
     for name in names:

@@ -10,11 +10,13 @@ import contextlib
 import functools
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from curation import __version__
 from curation.contract import BUILDER_NAME
@@ -27,6 +29,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # help text is plain text: rich markup would eat "[default: ...]" and print "<bool>" for
+    # every flag (typer's rich help); click's own layout shows both right
+    rich_markup_mode=None,
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -34,16 +39,35 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _error(text: str) -> None:
+    # the text quotes user input (file names, keys, questions): never read as markup
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 def handles_errors(func: F) -> F:
-    """Turn a ``CurationError`` into a red message and its exit code (never a traceback)."""
+    """Turn a ``CurationError`` into a red message and its exit code (never a traceback).
+
+    The file system refusing (a full disk, a read-only folder) is exit 1 with the
+    file named; Ctrl-C is exit 130 with one line.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except CurationError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            _error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            names = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+            _error(
+                f"{names or 'a file'}: {exc.strerror or exc}. Fix: check the path, its "
+                "permissions and the free disk space."
+            )
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            _error("interrupted (Ctrl-C); outputs are written whole or not at all")
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -137,6 +161,13 @@ def schema(
         console.print(f"wrote {path}")
 
 
+class EasyVqaSplit(StrEnum):
+    """The splits the easy-vqa package ships."""
+
+    train = "train"
+    test = "test"
+
+
 ValShare = Annotated[float, typer.Option(help="Share of records for val.", min=0, max=1)]
 TestShare = Annotated[float, typer.Option(help="Share of records for test.", min=0, max=1)]
 CopyOption = Annotated[bool, typer.Option("--copy", help="Copy images instead of hard-linking.")]
@@ -186,13 +217,14 @@ def export(
     from curation import _render
     from curation.curator.exports import export_dataset
     from curation.export import export_task
+    from curation.split import split_fractions
 
     if (task is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --task FILE or --dataset NAME")
     options = {
         "seed": seed,
         "model": model,
-        "fractions": (1 - val_share - test_share, val_share, test_share),
+        "fractions": split_fractions(val_share, test_share),
         "copy": copy,
         "overwrite": overwrite,
         "builder_name": builder_name,
@@ -294,7 +326,9 @@ def mix(
         bool,
         typer.Option("--easy-vqa", help="Use easy-VQA (from its PyPI package) as general VQA."),
     ] = False,
-    easy_vqa_split: Annotated[str, typer.Option(help="easy-VQA split: train or test.")] = "train",
+    easy_vqa_split: Annotated[
+        EasyVqaSplit, typer.Option(help="easy-VQA split: train or test.")
+    ] = EasyVqaSplit.train,
     hf_dataset: Annotated[
         Path | None, typer.Option(help="A Hugging Face dataset saved with save_to_disk().")
     ] = None,
@@ -305,7 +339,11 @@ def mix(
         float, typer.Option(help="Share of 'yes' among the task's yes/no records after balancing.")
     ] = 0.5,
     max_records: Annotated[
-        int | None, typer.Option(help="Cap on the training records (ratio and balance kept).")
+        int | None,
+        typer.Option(
+            help="Cap on the training records (ratio and balance kept; a cap too small for "
+            "one yes and one no is refused with the smallest that works)."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
     val_share: ValShare = 0.1,
@@ -323,74 +361,36 @@ def mix(
     `curate train OUT/lavis.yaml`.
     """
     from curation import _render
-    from curation.export import task_records_from_file
-    from curation.mix import mix as run_mix
-    from curation.sources import load_source, parse_columns
+    from curation.mix import MixRequest, mix_from_request
+    from curation.sources import GeneralSources, parse_columns
+    from curation.split import split_fractions
 
-    if (task is None) == (dataset is None):
-        raise typer.BadParameter(
-            "give the task data with --task FILE or --dataset NAME", param_hint="--task"
-        )
-    pools = []
-    vqav2 = [vqav2_questions, vqav2_annotations, vqav2_images]
-    if any(vqav2):
-        if not all(vqav2):
-            raise typer.BadParameter(
-                "VQAv2 needs --vqav2-questions, --vqav2-annotations and --vqav2-images together"
-            )
-        pools.append(
-            load_source(
-                "vqav2",
-                questions=vqav2_questions,
-                annotations=vqav2_annotations,
-                images=vqav2_images,
-            )
-        )
-    if lavis_vqa is not None:
-        if lavis_vqa_images is None:
-            raise typer.BadParameter("--lavis-vqa needs --lavis-vqa-images DIR")
-        pools.append(load_source("lavis_vqa", annotation_file=lavis_vqa, images=lavis_vqa_images))
-    if hf_dataset is not None:
-        pools.append(load_source("hf", path=hf_dataset, columns=parse_columns(hf_columns)))
-    if easy_vqa:
-        pools.append(load_source("easy_vqa", split=easy_vqa_split))
-    task_inputs: list[Path] = []
-    if dataset is not None:
-        from curation.curator.records import records_from_dataset
-
-        from_fo = records_from_dataset(dataset)
-        records = from_fo.task
-        if from_fo.general is not None:
-            pools.append(from_fo.general)
-        console.print(
-            f"dataset {dataset}: {len(records)} task records; review: "
-            f"{from_fo.excluded} excluded, {from_fo.relabelled} relabelled, "
-            f"{from_fo.unlabelled} unlabelled left out",
-            highlight=False,
-        )
-    else:
-        records = task_records_from_file(task, image_root)
-        task_inputs = [task]
-    plan, summary = run_mix(
-        records,
-        pools,
-        out,
+    request = MixRequest(
+        out=out,
         ratio=vqav2_ratio,
+        task=task,
+        image_root=image_root,
+        dataset=dataset,
+        general=GeneralSources(
+            vqav2_questions=vqav2_questions,
+            vqav2_annotations=vqav2_annotations,
+            vqav2_images=vqav2_images,
+            lavis_vqa=lavis_vqa,
+            lavis_vqa_images=lavis_vqa_images,
+            easy_vqa=easy_vqa,
+            easy_vqa_split=easy_vqa_split.value,
+            hf_dataset=hf_dataset,
+            hf_columns=parse_columns(hf_columns),
+        ),
         yes_share=yes_share,
-        seed=seed,
-        fractions=(1 - val_share - test_share, val_share, test_share),
         max_records=max_records,
-        model=model,
+        seed=seed,
+        fractions=split_fractions(val_share, test_share),
+        model=model,  # type: ignore[arg-type]
         copy=copy,
         overwrite=overwrite,
-        task_inputs=task_inputs,  # type: ignore[arg-type]
-        fiftyone_dataset=dataset,
-        # no paths here: the manifest's inputs name them, and two output folders of the
-        # same inputs and seed stay byte-identical
-        command=f"curate mix --vqav2-ratio {vqav2_ratio} --yes-share {yes_share} --seed {seed} "
-        f"--model {model}",
     )
-    _render.mix_summary(console, plan, summary)
+    _render.mix_summary(console, mix_from_request(request))
 
 
 @app.command("eval")

@@ -15,3 +15,5 @@ BUILDER_NAME = "falldown_vqa"
 MODEL_ARCH = "falldown_blip2_t5"
 #: The question template: "{}" is where the question goes.
 PROMPT = "Question: {} Short answer:"
+#: Written by ``curate eval`` beside eval.json (by default the run folder); read by predict.
+OPERATING_POINT_FILE = "operating_point.json"

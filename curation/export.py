@@ -17,9 +17,8 @@ leaves nothing half-written. Same inputs and seed give byte-identical files.
 from __future__ import annotations
 
 import os
-import random
 import shutil
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +32,8 @@ from curation.contract import BUILDER_NAME, PROMPT
 from curation.errors import ConfigError, DataError, UsageError
 from curation.presets import get_preset
 from curation.record_types import ExportRecord
+from curation.split import SPLITS, split_records  # the one splitter (re-exported here)
 
-SPLITS = ("train", "val", "test")
 ModelPreset = str  # a preset name: curation.presets.preset_names()
 DEFAULT_BUILDER = BUILDER_NAME
 DEFAULT_PROMPT = PROMPT
@@ -46,44 +45,6 @@ class ExportSummary:
     counts: dict[str, dict[str, int]]
     images: int
     manifest: dict[str, Any] = field(default_factory=dict)
-
-
-def split_records(
-    records: Sequence[ExportRecord],
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    seed: int = 0,
-    hash_images: bool = True,
-) -> dict[str, list[ExportRecord]]:
-    """Split by group, so no image is in two splits.
-
-    A record's group is its ``group`` field, else its image file's content
-    (``hash_images``, which also joins exact copies) or its path. Groups are
-    shuffled with ``seed`` and dealt to the split furthest below its target
-    share; each split keeps the records' input order.
-    """
-    if abs(sum(fractions) - 1) > 1e-9 or min(fractions) < 0:
-        raise UsageError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
-    hashes: dict[Path, str] = {}
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, rec in enumerate(records):
-        if rec.group:
-            key = rec.group
-        elif hash_images:
-            key = hashes.get(rec.image) or hashes.setdefault(rec.image, sha256_file(rec.image))
-        else:
-            key = str(rec.image)
-        groups[key].append(i)
-    keys = sorted(groups)
-    random.Random(seed).shuffle(keys)
-    total = len(records)
-    taken = dict.fromkeys(SPLITS, 0)
-    assigned: dict[int, str] = {}
-    for key in keys:
-        split = max(SPLITS, key=lambda s: fractions[SPLITS.index(s)] * total - taken[s])
-        taken[split] += len(groups[key])
-        for i in groups[key]:
-            assigned[i] = split
-    return {s: [r for i, r in enumerate(records) if assigned[i] == s] for s in SPLITS}
 
 
 def write_export(
@@ -100,10 +61,16 @@ def write_export(
     prompt: str = DEFAULT_PROMPT,
     command: str = "curate export",
     extra_files: dict[str, bytes] | None = None,
+    protect: Iterable[str | Path] = (),
 ) -> ExportSummary:
-    """Write the export folder atomically; return what was written."""
+    """Write the export folder atomically; return what was written.
+
+    ``out`` must not be, hold or be inside a path of ``protect`` or ``inputs``.
+    """
     out = Path(out)
     get_preset(model)  # an unknown name lists the valid ones
+    inputs = list(inputs)
+    _refuse_out_over_inputs(out, [*inputs, *protect])
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UsageError(
             f"{out} already exists and is not empty. Fix: pick a new --out, "
@@ -135,6 +102,18 @@ def write_export(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return summary
+
+
+def _refuse_out_over_inputs(out: Path, protect: Sequence[str | Path]) -> None:
+    real = Path(os.path.realpath(out))
+    for p in protect:
+        target = Path(os.path.realpath(p))
+        if real == target or target in real.parents or real in target.parents:
+            where = "is" if real == target else "is inside" if target in real.parents else "holds"
+            raise UsageError(
+                f"--out {out} {where} the input {p}: an export there could overwrite or "
+                "delete it. Fix: pick a new folder for --out, e.g. under exports/."
+            )
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -397,13 +376,12 @@ def export_records(
     copy: bool = False,
     overwrite: bool = False,
     builder_name: str = DEFAULT_BUILDER,
-    hash_images: bool = True,
     inputs: Iterable[str | Path] = (),
     extra_manifest: dict[str, Any] | None = None,
     command: str = "curate export",
 ) -> ExportSummary:
     """Split task records by image group and write them as an export folder."""
-    splits = split_records(records, fractions, seed, hash_images=hash_images)
+    splits = split_records(records, fractions, seed)
     return write_export(
         out,
         splits,

@@ -12,21 +12,17 @@ from __future__ import annotations
 import io
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curation.answers import yes_no
 from curation.errors import DataError, UsageError
-from curation.export import (
-    SPLITS,
-    ExportRecord,
-    ExportSummary,
-    ModelPreset,
-    split_records,
-    write_export,
-)
-from curation.sources import GeneralPool, PoolRow
+from curation.export import ExportRecord, ExportSummary, ModelPreset, write_export
+from curation.presets import get_preset
+from curation.sources import GeneralPool, GeneralSources, PoolRow
+from curation.split import SPLITS, assign_splits, split_records
 
 
 @dataclass
@@ -34,7 +30,7 @@ class MixPlan:
     """Which records go where, before any file is written."""
 
     splits: dict[str, list[ExportRecord]]
-    dropped: dict[str, dict[str, int]]  # split -> {"yes": n, "no": n} dropped for balance
+    dropped: dict[str, dict[str, int]]  # split -> {"yes": n, "no": n, "other": n} dropped
     ratio: float
     yes_share: float
     seed: int
@@ -48,17 +44,30 @@ class MixPlan:
 
     def achieved(self, split: str = "train") -> dict[str, float]:
         recs = self.splits[split]
-        task = [r for r in recs if r.part == "task"]
-        yes = sum(1 for r in task if _first(r) == "yes")
-        yn = sum(1 for r in task if _first(r) in ("yes", "no"))
+        task = [yes_no(r.answers) for r in recs if r.part == "task"]
+        yes, yn = task.count("yes"), task.count("yes") + task.count("no")
         return {
             "general_share": (len(recs) - len(task)) / len(recs) if recs else 0.0,
             "yes_share": yes / yn if yn else 0.0,
         }
 
 
-def _first(rec: ExportRecord) -> str:
-    return rec.answers[0].strip().lower()
+def yes_count(n: int, yes_share: float) -> int:
+    """How many of ``n`` balanced yes/no records are "yes" (the one rounding rule)."""
+    return round(n * yes_share)
+
+
+def smallest_balanced(yes_share: float) -> int:
+    """The fewest yes/no records that hold at least one "yes" and one "no" at ``yes_share``."""
+    n = 2
+    while not 1 <= yes_count(n, yes_share) <= n - 1:
+        n += 1
+    return n
+
+
+def general_needed(task_records: int, ratio: float) -> int:
+    """General records to put beside ``task_records`` task records at ``ratio``."""
+    return round(task_records * ratio / (1 - ratio)) if ratio else 0
 
 
 def balance(
@@ -66,42 +75,52 @@ def balance(
 ) -> tuple[list[ExportRecord], dict[str, int]]:
     """Downsample the larger of yes/no so yes is ``yes_share`` of them; keep input order.
 
-    Records whose answer is neither yes nor no are kept as they are. ``cap``
-    bounds the yes/no records kept (both sides shrink, the share holds).
+    Records whose answer is neither yes nor no are kept as they are. Where
+    there was at least one "yes" and one "no", one of each stays. ``cap``
+    bounds all the records kept: yes/no and the others shrink in proportion
+    and the share holds.
     """
-    yes = [i for i, r in enumerate(records) if _first(r) == "yes"]
-    no = [i for i, r in enumerate(records) if _first(r) == "no"]
+    sides = [yes_no(r.answers) for r in records]
+    yes = [i for i, side in enumerate(sides) if side == "yes"]
+    no = [i for i, side in enumerate(sides) if side == "no"]
+    other = [i for i, side in enumerate(sides) if side == "other"]
     n_yes, n_no = len(yes), len(no)
     if n_yes * (1 - yes_share) > n_no * yes_share:  # too many yes
         keep_yes, keep_no = round(n_no * yes_share / (1 - yes_share)), n_no
     else:
         keep_yes, keep_no = n_yes, round(n_yes * (1 - yes_share) / yes_share)
-    if cap is not None and keep_yes + keep_no > cap:
-        keep_yes = round(cap * yes_share)
-        keep_no = cap - keep_yes
+    if n_yes and n_no:
+        # too few for the share (1 yes, 1 no at 0.1): keep one of each rather than teach
+        # one answer; the manifest and the summary show the share reached
+        keep_yes, keep_no = max(keep_yes, 1), max(keep_no, 1)
+    keep_other = len(other)
+    if cap is not None and keep_yes + keep_no + keep_other > cap:
+        yn = keep_yes + keep_no
+        floor = min(yn, smallest_balanced(yes_share)) if keep_yes and keep_no else min(yn, 1)
+        yn_cap = max(floor, round(cap * yn / (yn + keep_other)))
+        keep_other = max(0, min(keep_other, cap - yn_cap))
+        yn_cap = min(yn, cap - keep_other)
+        want_yes = yes_count(yn_cap, yes_share)
+        if keep_yes and keep_no:
+            want_yes = min(max(want_yes, 1), yn_cap - 1)
+        keep_yes, keep_no = min(keep_yes, want_yes), min(keep_no, yn_cap - want_yes)
     keep = set(rng.sample(yes, keep_yes)) | set(rng.sample(no, keep_no))
-    keep |= set(range(len(records))) - set(yes) - set(no)
+    keep |= set(rng.sample(other, keep_other))
     kept = [r for i, r in enumerate(records) if i in keep]
-    return kept, {"yes": n_yes - keep_yes, "no": n_no - keep_no}
+    return kept, {"yes": n_yes - keep_yes, "no": n_no - keep_no, "other": len(other) - keep_other}
 
 
 def _split_pool(
-    rows: list[PoolRow], fractions: tuple[float, float, float], seed: int
+    rows: list[PoolRow], fractions: Sequence[float], seed: int
 ) -> dict[str, list[PoolRow]]:
-    """Split general rows by image (no image in two splits), deterministically."""
-    by_image: dict[str, list[int]] = defaultdict(list)
-    for i, row in enumerate(rows):
-        by_image[row.image].append(i)
-    images = sorted(by_image)
-    random.Random(f"{seed}-general-split").shuffle(images)
-    total = len(rows)
-    taken = dict.fromkeys(SPLITS, 0)
-    out: dict[str, list[int]] = {s: [] for s in SPLITS}
-    for image in images:
-        split = max(SPLITS, key=lambda s: fractions[SPLITS.index(s)] * total - taken[s])
-        taken[split] += len(by_image[image])
-        out[split].extend(by_image[image])
-    return {s: [rows[i] for i in sorted(idx)] for s, idx in out.items()}
+    """Split general rows by image path (no image in two splits), deterministically.
+
+    By path, not content: hashing a VQAv2-size image folder would read 13 GB.
+    """
+    where = assign_splits(
+        [row.image for row in rows], fractions, random.Random(f"{seed}-general-split")
+    )
+    return {s: [row for row, w in zip(rows, where, strict=True) if w == s] for s in SPLITS}
 
 
 def stratified_sample(rows: list[PoolRow], n: int, rng: random.Random) -> list[PoolRow]:
@@ -151,7 +170,7 @@ def plan_mix(
             "--vqav2-ratio > 0 needs a general VQA source (e.g. --vqav2-questions "
             "... or --easy-vqa)"
         )
-    sides = Counter(_first(r) for r in task)
+    sides = Counter(yes_no(r.answers) for r in task)
     if sides["yes"] + sides["no"] and not (sides["yes"] and sides["no"]):
         missing = "no" if sides["yes"] else "yes"
         raise DataError(
@@ -159,7 +178,10 @@ def plan_mix(
             f"--yes-share {yes_share} would drop all of them. Fix: add '{missing}' examples "
             "(negatives: images where nobody is falling)."
         )
-    task_splits = split_records(task, fractions, seed, hash_images=False)
+    train_cap = None
+    if max_records is not None:
+        train_cap = _task_cap(max_records, ratio, yes_share, both=bool(sides["yes"]))
+    task_splits = split_records(task, fractions, seed)
     general_rows = [row for pool in pools for row in pool.rows]
     pool_splits = _split_pool(general_rows, fractions, seed) if general_rows else {}
 
@@ -167,13 +189,13 @@ def plan_mix(
     dropped: dict[str, dict[str, int]] = {}
     available: dict[str, int] = {}
     for split in SPLITS:
-        cap = None
-        if split == "train" and max_records is not None:
-            cap = max(1, round(max_records * (1 - ratio)))
         kept, dropped[split] = balance(
-            task_splits[split], yes_share, random.Random(f"{seed}-balance-{split}"), cap
+            task_splits[split],
+            yes_share,
+            random.Random(f"{seed}-balance-{split}"),
+            train_cap if split == "train" else None,
         )
-        need = round(len(kept) * ratio / (1 - ratio)) if ratio else 0
+        need = general_needed(len(kept), ratio)
         pool = pool_splits.get(split, [])
         available[split] = len(pool)
         if need > len(pool):
@@ -200,6 +222,28 @@ def plan_mix(
     return MixPlan(splits, dropped, ratio, yes_share, seed, available)
 
 
+def _task_cap(max_records: int, ratio: float, yes_share: float, both: bool) -> int:
+    """The most task records a train split of ``max_records`` holds beside its general share.
+
+    Raises:
+        UsageError: ``max_records`` cannot hold one "yes" and one "no" task record
+            (when the task data has both) with their general records at ``ratio``.
+    """
+    smallest = smallest_balanced(yes_share) if both else 1
+    cap = min(max_records, int(max_records * (1 - ratio)) + 2)
+    while cap > 0 and cap + general_needed(cap, ratio) > max_records:
+        cap -= 1
+    if cap < smallest:
+        least = smallest + general_needed(smallest, ratio)
+        holds = "one yes and one no task record" if both else "one task record"
+        raise UsageError(
+            f"--max-records {max_records} is too small: at --vqav2-ratio {ratio:g} and "
+            f"--yes-share {yes_share:g}, the smallest train set that holds {holds} is "
+            f"{least}. Fix: use --max-records {least} or more."
+        )
+    return cap
+
+
 def mix(
     task: Sequence[ExportRecord],
     pools: Sequence[GeneralPool],
@@ -216,8 +260,13 @@ def mix(
     task_inputs: Sequence[str | Path] = (),
     command: str = "curate mix",
     fiftyone_dataset: str | None = None,
+    protect: Iterable[str | Path] = (),
 ) -> tuple[MixPlan, ExportSummary]:
-    """Plan the mix and write it as an export folder (with ``composition.png``)."""
+    """Plan the mix and write it as an export folder (with ``composition.png``).
+
+    ``out`` must stay clear of ``protect`` (image roots), the inputs and every
+    pool's image folders: it is never, never holds and is never inside one.
+    """
     plan = plan_mix(
         task,
         pools,
@@ -239,11 +288,15 @@ def mix(
             "vqav2_ratio": ratio,
             "yes_share": yes_share,
             "max_records": max_records,
-            "fractions": list(fractions),
+            "fractions": [round(f, 9) for f in fractions],
             "sources": [p.source for p in pools],
             "dropped_for_balance": plan.dropped,
             "general_available": plan.general_available,
-            "achieved": {s: plan.achieved(s) for s in SPLITS if plan.splits[s]},
+            "achieved": {
+                s: {k: round(v, 6) for k, v in plan.achieved(s).items()}
+                for s in SPLITS
+                if plan.splits[s]
+            },
         },
     }
     chart = composition_png(plan)
@@ -258,8 +311,111 @@ def mix(
         overwrite=overwrite,
         command=command,
         extra_files={"composition.png": chart} if chart else None,
+        protect=[*protect, *(root for pool in pools for root in pool.image_roots)],
     )
     return plan, summary
+
+
+@dataclass(frozen=True)
+class MixRequest:
+    """Everything ``curate mix`` is asked for: task data, general sources, shares, output.
+
+    Give the task data as ``task`` (a LAVIS annotation file, with its
+    ``image_root``) or as ``dataset`` (a reviewed FiftyOne dataset), not both.
+    """
+
+    out: Path
+    ratio: float
+    task: Path | None = None
+    image_root: Path | None = None
+    dataset: str | None = None
+    general: GeneralSources = field(default_factory=GeneralSources)
+    yes_share: float = 0.5
+    max_records: int | None = None
+    seed: int = 0
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    model: ModelPreset = "tiny"
+    copy: bool = False
+    overwrite: bool = False
+
+    def command(self) -> str:
+        """The manifest's command line.
+
+        No paths: the manifest's inputs name them, and two output folders of
+        the same inputs and seed stay byte-identical.
+        """
+        parts = [f"curate mix --vqav2-ratio {self.ratio:g} --yes-share {self.yes_share:g}"]
+        if self.max_records is not None:
+            parts.append(f"--max-records {self.max_records}")
+        _, val, test = self.fractions
+        parts.append(f"--val-share {val:g} --test-share {test:g}")
+        parts.append(f"--seed {self.seed} --model {self.model}")
+        return " ".join(parts)
+
+
+@dataclass
+class MixResult:
+    """What a mix wrote, and, for a FiftyOne dataset, what the review left out."""
+
+    plan: MixPlan
+    summary: ExportSummary
+    task_records: int
+    dataset: str | None = None
+    review: dict[str, int] | None = None
+
+
+def mix_from_request(request: MixRequest) -> MixResult:
+    """Load the task data and the general sources, plan the mix and write it.
+
+    Raises:
+        UsageError: task data named twice or not at all, a half-named source,
+            shares out of range, ``out`` over an input.
+        DataError: bad task data, or not enough of it for the mix asked for.
+    """
+    if (request.task is None) == (request.dataset is None):
+        raise UsageError("give the task data with --task FILE or --dataset NAME (one of them)")
+    get_preset(request.model)  # an unknown name lists the valid ones
+    request.general.check()
+    review = None
+    protect: list[Path] = []
+    task_inputs: list[Path] = []
+    if request.task is not None:
+        root = request.image_root if request.image_root is not None else request.task.parent
+        protect = [request.task, root]
+        task_inputs = [request.task]
+    pools = request.general.load()
+    if request.dataset is not None:
+        from curation.curator.records import records_from_dataset
+
+        found = records_from_dataset(request.dataset)
+        records = found.task
+        if found.general is not None:
+            pools.append(found.general)
+        review = found.review
+        protect = sorted({r.image.parent for r in records})
+    else:
+        from curation.export import task_records_from_file
+
+        assert request.task is not None
+        records = task_records_from_file(request.task, request.image_root)
+    plan, summary = mix(
+        records,
+        pools,
+        request.out,
+        ratio=request.ratio,
+        yes_share=request.yes_share,
+        seed=request.seed,
+        fractions=request.fractions,
+        max_records=request.max_records,
+        model=request.model,
+        copy=request.copy,
+        overwrite=request.overwrite,
+        task_inputs=task_inputs,
+        fiftyone_dataset=request.dataset,
+        command=request.command(),
+        protect=protect,
+    )
+    return MixResult(plan, summary, len(records), request.dataset, review)
 
 
 def composition_png(plan: MixPlan) -> bytes | None:

@@ -62,3 +62,4 @@ class GeneralPool:
     source: str
     rows: list[PoolRow]
     inputs: list[Path] = field(default_factory=list)
+    image_roots: list[Path] = field(default_factory=list)  # folders an export must not touch

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +107,7 @@ def load_vqav2(questions: str | Path, annotations: str | Path, images: str | Pat
                     "vqav2",
                 )
             )
-    return GeneralPool("vqav2", rows, [qpath, apath])
+    return GeneralPool("vqav2", rows, [qpath, apath], [root])
 
 
 def _guess_subtype(root: Path) -> str:
@@ -148,7 +149,10 @@ def load_lavis_vqa(annotation_file: str | Path, images: str | Path) -> GeneralPo
         for r in recs
         if r.answer
     ]
-    return GeneralPool("lavis_vqa", rows, [path])
+    return GeneralPool("lavis_vqa", rows, [path], [root])
+
+
+EASY_VQA_SPLITS = ("train", "test")
 
 
 def load_easy_vqa(split: str = "train") -> GeneralPool:
@@ -159,8 +163,10 @@ def load_easy_vqa(split: str = "train") -> GeneralPool:
         raise UsageError(
             "the easy-vqa package is not installed. Fix: pip install easy-vqa"
         ) from None
-    if split not in ("train", "test"):
-        raise UsageError(f"easy-VQA split must be train or test, got {split!r}")
+    if split not in EASY_VQA_SPLITS:
+        raise UsageError(
+            f"easy-VQA split must be one of {', '.join(EASY_VQA_SPLITS)}, got {split!r}"
+        )
     questions, answers, image_ids = getattr(easy_vqa, f"get_{split}_questions")()
     paths = getattr(easy_vqa, f"get_{split}_image_paths")()
     rows = [
@@ -168,7 +174,12 @@ def load_easy_vqa(split: str = "train") -> GeneralPool:
         for n, (q, a, i) in enumerate(zip(questions, answers, image_ids, strict=True))
     ]
     data_dir = Path(easy_vqa.__file__).parent / "data" / split
-    return GeneralPool("easy_vqa", rows, sorted(data_dir.glob("*.json")))
+    return GeneralPool(
+        "easy_vqa",
+        rows,
+        sorted(data_dir.glob("*.json")),
+        sorted({Path(p).parent for p in paths.values()}),
+    )
 
 
 def load_hf_dataset(path: str | Path, columns: dict[str, str] | None = None) -> GeneralPool:
@@ -192,7 +203,14 @@ def load_hf_dataset(path: str | Path, columns: dict[str, str] | None = None) -> 
         "id": "",
         **(columns or {}),
     }
-    ds = load_from_disk(str(folder))
+    try:
+        ds = load_from_disk(str(folder))
+    except (OSError, ValueError, TypeError, KeyError) as exc:  # JSONDecodeError is a ValueError
+        raise DataError(
+            f"{folder}: not a Hugging Face dataset saved with save_to_disk() "
+            f"({type(exc).__name__}: {exc}). Fix: point --hf-dataset at the folder "
+            "Dataset.save_to_disk() (or DatasetDict.save_to_disk()) wrote."
+        ) from None
     if hasattr(ds, "keys"):  # a DatasetDict: use its train split
         ds = ds["train"] if "train" in ds else ds[next(iter(ds.keys()))]
     missing = [f"{k}->{v}" for k, v in cols.items() if v and v not in ds.column_names]
@@ -209,15 +227,34 @@ def load_hf_dataset(path: str | Path, columns: dict[str, str] | None = None) -> 
     rows = []
     for n, item in enumerate(ds):
         answers = item[cols["answers"]]
-        answers = (answers,) if isinstance(answers, str) else tuple(str(a) for a in answers)
+        if isinstance(answers, str):
+            answers = (answers,)
+        elif isinstance(answers, list) and answers and all(isinstance(a, str) for a in answers):
+            answers = tuple(answers)
+        else:
+            raise DataError(
+                f"{folder} record #{n}: column {cols['answers']!r} (answers) holds "
+                f"{answers!r:.80}; expected a string or a non-empty list of strings. "
+                "Fix: --hf-columns answers=COLUMN naming the answer column"
+            )
+        question = item[cols["question"]]
+        if not isinstance(question, str) or not question.strip():
+            raise DataError(
+                f"{folder} record #{n}: column {cols['question']!r} (question) holds "
+                f"{question!r:.80}; expected a non-empty string. "
+                "Fix: --hf-columns question=COLUMN naming the question column"
+            )
         image = item[cols["image"]]
         if is_image:
             image = _materialise(image, cache, n)
+        elif not isinstance(image, str):
+            raise DataError(
+                f"{folder} record #{n}: column {cols['image']!r} (image) holds {image!r:.80}; "
+                "expected a file path or an Image feature. Fix: --hf-columns image=COLUMN"
+            )
         rid = str(item[cols["id"]]) if cols["id"] else str(n)
-        rows.append(
-            PoolRow(item[cols["question"]], answers, str(image), rid, answer_type_of(answers), "hf")
-        )
-    return GeneralPool("hf", rows, sorted(folder.glob("*.json")))
+        rows.append(PoolRow(question, answers, str(image), rid, answer_type_of(answers), "hf"))
+    return GeneralPool("hf", rows, sorted(folder.glob("*.json")), [folder])
 
 
 def _hf_cache(folder: Path) -> Path:
@@ -275,3 +312,66 @@ def parse_columns(text: str | None) -> dict[str, str]:
             "question=q,answers=a,image=img"
         )
     return {k.strip(): v.strip() for k, v in pairs}
+
+
+@dataclass(frozen=True)
+class GeneralSources:
+    """The general VQA sources of a mix, as a user names them (any number, or none).
+
+    ``load()`` reads each one that is named; a half-named source is a usage
+    error that says what is missing.
+    """
+
+    vqav2_questions: Path | None = None
+    vqav2_annotations: Path | None = None
+    vqav2_images: Path | None = None
+    lavis_vqa: Path | None = None
+    lavis_vqa_images: Path | None = None
+    easy_vqa: bool = False
+    easy_vqa_split: str = "train"
+    hf_dataset: Path | None = None
+    hf_columns: dict[str, str] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Refuse a half-named source before anything is read.
+
+        Raises:
+            UsageError: a source named without the files it needs, or an unknown split.
+        """
+        vqav2 = [self.vqav2_questions, self.vqav2_annotations, self.vqav2_images]
+        if any(vqav2) and not all(vqav2):
+            raise UsageError(
+                "VQAv2 needs --vqav2-questions, --vqav2-annotations and --vqav2-images together"
+            )
+        if self.lavis_vqa is not None and self.lavis_vqa_images is None:
+            raise UsageError("--lavis-vqa needs --lavis-vqa-images DIR")
+        if self.easy_vqa_split not in EASY_VQA_SPLITS:
+            raise UsageError(
+                f"--easy-vqa-split must be one of {', '.join(EASY_VQA_SPLITS)}, "
+                f"got {self.easy_vqa_split!r}"
+            )
+
+    def load(self) -> list[GeneralPool]:
+        """One pool per named source, in a fixed order (VQAv2, LAVIS, HF, easy-VQA)."""
+        self.check()
+        pools = []
+        if self.vqav2_questions is not None:
+            pools.append(
+                load_source(
+                    "vqav2",
+                    questions=self.vqav2_questions,
+                    annotations=self.vqav2_annotations,
+                    images=self.vqav2_images,
+                )
+            )
+        if self.lavis_vqa is not None:
+            pools.append(
+                load_source(
+                    "lavis_vqa", annotation_file=self.lavis_vqa, images=self.lavis_vqa_images
+                )
+            )
+        if self.hf_dataset is not None:
+            pools.append(load_source("hf", path=self.hf_dataset, columns=self.hf_columns))
+        if self.easy_vqa:
+            pools.append(load_source("easy_vqa", split=self.easy_vqa_split))
+        return pools

@@ -334,3 +334,47 @@ def test_general_rows_become_general_records(vqa_dir: Path) -> None:
     assert len(general) == 2 and general[0].source == "vqav2" and len(general[0].answers) == 10
     with pytest.raises(DataError, match="add 'no' examples"):
         plan_mix(task[:1], [pool], ratio=0.5)
+
+
+def test_mix_from_request_is_the_whole_command(task_file: Path, tmp_path: Path) -> None:
+    """A notebook or pipeline makes the same mix as the CLI with one call."""
+    from curation.mix import MixRequest, mix_from_request
+    from curation.sources import GeneralSources
+
+    request = MixRequest(
+        out=tmp_path / "lib",
+        ratio=0.5,
+        task=task_file,
+        general=GeneralSources(easy_vqa=True, easy_vqa_split="test"),
+        max_records=30,
+        fractions=(0.7, 0.2, 0.1),
+    )
+    result = mix_from_request(request)
+    assert len(result.plan.splits["train"]) <= 30 and result.dataset is None
+    manifest = json.loads((tmp_path / "lib" / "manifest.json").read_text())
+    assert manifest["command"] == request.command()
+    assert "--max-records 30 --val-share 0.2 --test-share 0.1" in manifest["command"]
+    cli = runner.invoke(
+        app,
+        [
+            "mix",
+            "--task",
+            str(task_file),
+            "--easy-vqa",
+            "--easy-vqa-split",
+            "test",
+            "--vqav2-ratio",
+            "0.5",
+            "--max-records",
+            "30",
+            "--val-share",
+            "0.2",
+            "--test-share",
+            "0.1",
+            "--out",
+            str(tmp_path / "cli"),
+        ],
+    )
+    assert cli.exit_code == 0, cli.output
+    for name in ("train.json", "val.json", "test.json", "manifest.json"):
+        assert (tmp_path / "lib" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()

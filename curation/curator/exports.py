@@ -28,7 +28,6 @@ def export_dataset(dataset: str, out: str | Path, **options: Any) -> ExportSumma
     return export_records(
         found.task,
         out,
-        hash_images=False,
         extra_manifest={"fiftyone_dataset": dataset, "review": found.review},
         command=f"curate export --dataset {dataset} --seed {seed} --model {model}",
         **options,

@@ -10,6 +10,7 @@ from typing import Any
 
 from curation._io import atomic_write_json, atomic_write_text
 from curation.answers import normalize_answer, to_yes_no, yes_no
+from curation.contract import OPERATING_POINT_FILE
 from curation.errors import DataError, UsageError
 from curation.evaluate.metrics import (
     collapse_reasons,
@@ -208,10 +209,6 @@ def evaluate(
     return EvalResult(report, out_dir, files)
 
 
-#: Written by eval beside eval.json (by default the run folder); read by predict.
-OPERATING_POINT_FILE = "operating_point.json"
-
-
 def _task_p_yes(
     model: Any, images: list[Path], records: list[dict[str, Any]], idx: list[int], batch_size: int
 ) -> list[float]:
@@ -318,19 +315,49 @@ def summary_markdown(report: EvalReport) -> str:
     return "\n".join(lines)
 
 
+def _read_eval_report(path: Path) -> dict[str, Any]:
+    """An ``eval.json`` as written by ``curate eval``, or an error naming the file.
+
+    Raises:
+        UsageError: the file does not exist.
+        DataError: it is not JSON, or not an eval report.
+    """
+    if not path.is_file():
+        raise UsageError(f"eval report not found: {path}")
+    fix = "Fix: give the eval.json files that `curate eval CHECKPOINT --data SPLIT` writes."
+    try:
+        report = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc}). {fix}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not an eval.json (not UTF-8 text: binary?). {fix}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise DataError(f"{path}: not an eval.json (invalid JSON: {exc}). {fix}") from None
+    if not isinstance(report, dict) or not all(
+        isinstance(report.get(k), dict) for k in ("task", "general")
+    ):
+        found = (
+            f"keys {', '.join(sorted(map(str, report))[:5]) or 'none'}"
+            if isinstance(report, dict)
+            else f"a JSON {type(report).__name__}"
+        )
+        raise DataError(
+            f"{path}: not an eval.json (it holds {found}; an eval report has 'task' and "
+            f"'general' sections). {fix}"
+        )
+    return report
+
+
 def compare(paths: list[str | Path]) -> list[tuple[str, list[Any]]]:
-    """Rows of a side-by-side table: (figure, value per eval.json)."""
+    """Rows of a side-by-side table: (figure, value per eval.json).
+
+    Raises:
+        UsageError: fewer than two files, or a file that does not exist.
+        DataError: a file that is not an eval report (each is named).
+    """
     if len(paths) < 2:
         raise UsageError("--compare needs at least two eval.json files")
-    reports = []
-    for p in paths:
-        path = Path(p)
-        if not path.is_file():
-            raise UsageError(f"eval report not found: {path}")
-        try:
-            reports.append(json.loads(path.read_text()))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not an eval.json ({exc})") from None
+    reports = [_read_eval_report(Path(p)) for p in paths]
 
     def get(report: dict[str, Any], dotted: str) -> Any:
         node: Any = report

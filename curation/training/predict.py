@@ -161,7 +161,7 @@ def predict(
 
 def saved_threshold(checkpoint: Path) -> float | None:
     """The operating point ``curate eval`` wrote beside ``checkpoint``, if any."""
-    from curation.evaluate.run import OPERATING_POINT_FILE
+    from curation.contract import OPERATING_POINT_FILE
 
     path = checkpoint.parent / OPERATING_POINT_FILE
     if not path.is_file():
