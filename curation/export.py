@@ -28,7 +28,14 @@ from typing import Any, Literal
 import yaml
 
 from curation import __version__
-from curation._io import atomic_write_json, atomic_write_text, sha256_file
+from curation._io import (
+    EXPORT_TOOL,
+    atomic_write_json,
+    atomic_write_text,
+    check_export_out,
+    remove_stale_temp_folders,
+    sha256_file,
+)
 from curation.answers import answer_type_of
 from curation.errors import DataError, UsageError
 
@@ -119,20 +126,30 @@ def write_export(
     prompt: str = DEFAULT_PROMPT,
     command: str = "curate export",
     extra_files: dict[str, bytes] | None = None,
+    protect: Iterable[str | Path] = (),
 ) -> ExportSummary:
-    """Write the export folder atomically; return what was written."""
+    """Write the export folder atomically; return what was written.
+
+    ``protect`` names input files and folders (image roots) that ``out`` must
+    not be, hold or be inside; ``inputs`` and every record's image folder are
+    protected too. With ``overwrite`` only an earlier export of this tool is
+    replaced.
+
+    Raises:
+        UsageError: ``out`` is unsafe (see ``check_export_out``) or the preset is unknown.
+        DataError: a split is empty, or a record has no question or answer.
+    """
     out = Path(out)
     if model not in MODEL_TYPES:
         raise UsageError(f"unknown model preset {model!r}; choose one of: {', '.join(MODEL_TYPES)}")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UsageError(
-            f"{out} already exists and is not empty. Fix: pick a new --out, "
-            "or pass --overwrite (its runs/ folder is deleted too)."
-        )
-    if not splits.get("train"):
-        raise DataError("the train split is empty: nothing to train on.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    inputs = list(inputs)
+    image_folders = {p for recs in splits.values() for r in recs for p in _image_folders(r.image)}
+    check_export_out(out, [*inputs, *protect, *sorted(image_folders)], overwrite)
+    _check_trainable(splits)
+    target = Path(os.path.abspath(out))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_folders(target)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         summary = _write_into(
@@ -150,11 +167,43 @@ def write_export(
         )
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
-        _swap_into_place(tmp, out)
+        _swap_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return summary
+
+
+def _image_folders(image: Path) -> tuple[Path, ...]:
+    """The folder of an image, and of the file it links to."""
+    real = Path(os.path.realpath(image))
+    return (image.parent,) if real.parent == image.parent else (image.parent, real.parent)
+
+
+def _check_trainable(splits: dict[str, list[ExportRecord]]) -> None:
+    """Refuse what ``curate train`` would refuse: an empty split, an empty question or answer."""
+    total = sum(len(v) for v in splits.values())
+    if not splits.get("train"):
+        raise DataError("the train split is empty: nothing to train on.")
+    for split in SPLITS[1:]:
+        if not splits.get(split):
+            raise DataError(
+                f"the {split} split is empty ({total} records in all), and curate train needs "
+                f"records in train, val and test. Fix: raise --{split}-share, or export more "
+                "records."
+            )
+    for split in SPLITS:
+        for i, rec in enumerate(splits[split]):
+            field_ = "text_input" if not rec.question.strip() else None
+            if field_ is None and (not rec.answers or any(not a.strip() for a in rec.answers)):
+                field_ = "answer"
+            if field_ is not None:
+                raise DataError(
+                    f"{split} record #{i} (source {rec.source}, id {rec.original_id or '-'}, "
+                    f"image {rec.image}): {field_} is empty; curate train would refuse it. "
+                    "Fix: give every record a question and a non-empty answer (e.g. check the "
+                    "questions file), then export again."
+                )
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -168,6 +217,8 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
 
 
 def _link_or_copy(src: Path, dst: Path, copy: bool) -> None:
+    """Hard-link (or copy) the file ``src`` names, never a symlink itself."""
+    src = Path(os.path.realpath(src))
     if not copy:
         try:
             os.link(src, dst)
@@ -242,7 +293,7 @@ def _write_into(
         for s in SPLITS
     }
     manifest = {
-        "tool": "falldown-curate",
+        "tool": EXPORT_TOOL,
         "version": __version__,
         "command": command,
         "seed": seed,
@@ -425,8 +476,12 @@ def export_records(
     inputs: Iterable[str | Path] = (),
     extra_manifest: dict[str, Any] | None = None,
     command: str = "curate export",
+    protect: Iterable[str | Path] = (),
 ) -> ExportSummary:
-    """Split task records by image group and write them as an export folder."""
+    """Split task records by image group and write them as an export folder.
+
+    ``protect``: input files and folders ``out`` must stay clear of (see ``write_export``).
+    """
     splits = split_records(records, fractions, seed, hash_images=hash_images)
     return write_export(
         out,
@@ -439,6 +494,7 @@ def export_records(
         builder_name=builder_name,
         command=command,
         extra_manifest={"fractions": list(fractions), **(extra_manifest or {})},
+        protect=protect,
     )
 
 
@@ -452,12 +508,17 @@ def export_task(
     Raises:
         DataError: the file breaks the contract (its first problems are listed).
     """
+    root = Path(image_root) if image_root is not None else Path(task_file).parent
+    protect = [root, *options.pop("protect", ())]
+    # before validating: a refused --out costs nothing, and validate may take a while
+    check_export_out(out, [task_file, *protect], options.get("overwrite", False))
     records = task_records_from_file(task_file, image_root)
     seed, model = options.get("seed", 0), options.get("model", "tiny")
     return export_records(
         records,
         out,
         inputs=[task_file],
+        protect=protect,
         command=f"curate export --task {Path(task_file).as_posix()} --seed {seed} --model {model}",
         **options,
     )
