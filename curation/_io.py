@@ -30,6 +30,47 @@ def _umask() -> int:
     return mask
 
 
+#: the longest output name; its temp name (``.NAME.tmp-PID``) must fit the 255 bytes of NAME_MAX
+MAX_NAME_BYTES = 230
+MAX_PATH_BYTES = 4000
+
+
+def check_output_path(path: str | Path, option: str = "the output") -> None:
+    """Refuse an output path the file system cannot take, before anything is written.
+
+    Raises:
+        UsageError: a NUL byte, a name or path too long, or a parent that is a file.
+    """
+    text = os.fspath(path)
+    fix = f"Fix: give {option} a shorter, plain path."
+    if "\0" in text:
+        raise UsageError(f"{option} {text!r}: the path holds a NUL byte. {fix}")
+    if len(os.fsencode(text)) > MAX_PATH_BYTES:
+        raise UsageError(
+            f"{option} {text[:60]}...: the path is {len(os.fsencode(text))} bytes long "
+            f"(at most {MAX_PATH_BYTES}). {fix}"
+        )
+    parts = Path(text).parts
+    for i, part in enumerate(parts):
+        # the last name gets a temp name beside it; the folders above only need to exist
+        if len(os.fsencode(part)) > (MAX_NAME_BYTES if i == len(parts) - 1 else 255):
+            raise UsageError(
+                f"{option} {text[:60]}...: the name {part[:40]}... is "
+                f"{len(os.fsencode(part))} bytes long (at most {MAX_NAME_BYTES}). {fix}"
+            )
+    for parent in Path(os.path.abspath(text)).parents:
+        try:
+            st = os.stat(parent)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            raise UsageError(
+                f"{option} {text}: {parent} is a file, not a folder. "
+                f"Fix: give {option} a path in a folder."
+            )
+        break
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and a rename.
 
@@ -39,6 +80,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     Raises:
         UsageError: ``path`` is a folder, its parent is a file, or it cannot be written.
     """
+    check_output_path(path, "the output")
     path = Path(path)
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode) if path.exists() else 0o666 & ~_umask()
@@ -46,7 +88,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             raise IsADirectoryError(21, "is a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise UsageError(_cannot_write(path, exc)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -63,16 +105,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-def _cannot_write(path: Path, exc: OSError | ValueError) -> str:
-    if isinstance(exc, ValueError):  # a NUL byte in the path
-        why = str(exc)
-    elif path.is_dir():
-        why = "it is a folder"
-    elif any(p.exists() and not p.is_dir() for p in path.parents):
-        parent = next(p for p in path.parents if p.exists() and not p.is_dir())
-        why = f"{parent} is a file, not a folder"
-    else:
-        why = getattr(exc, "strerror", None) or str(exc)
+def _cannot_write(path: Path, exc: OSError) -> str:
+    try:
+        why = "it is a folder" if path.is_dir() else exc.strerror or str(exc)
+    except OSError:
+        why = exc.strerror or str(exc)
     return f"cannot write {path}: {why}. Fix: give a file path in a folder you can write to."
 
 
@@ -119,6 +156,7 @@ def refuse_overwriting_inputs(
     Compares real paths (``./a/../s.json`` and symlinks are caught) and
     inode/device (hard links are caught).
     """
+    check_output_path(out, option)
     for item in inputs:
         if same_file(out, item):
             raise UsageError(
@@ -162,6 +200,7 @@ def check_export_out(
     Raises:
         UsageError: the reason and the fix.
     """
+    check_output_path(out, "--out")
     out = Path(out)
     real = _real(out)
     if out.exists() and not out.is_dir():

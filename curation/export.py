@@ -147,10 +147,17 @@ def write_export(
     check_export_out(out, [*inputs, *protect, *sorted(image_folders)], overwrite)
     _check_trainable(splits)
     target = Path(os.path.abspath(out))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_folders(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_folders(target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "images").mkdir(parents=True)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot create the export {out}: {exc.strerror} ({exc.filename}). "
+            "Fix: pick a --out in a folder you can write to."
+        ) from None
     try:
         summary = _write_into(
             tmp,
@@ -168,6 +175,12 @@ def write_export(
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
         _swap_into_place(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(
+            f"the export to {out} failed: {exc.strerror} ({exc.filename}); nothing was "
+            "written. Fix: check that file (or the free space), then export again."
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -241,7 +254,6 @@ def _write_into(
     prompt: str,
     command: str,
 ) -> ExportSummary:
-    (tmp / "images").mkdir(parents=True)
     names: dict[Path, str] = {}
     next_id = 0
     for split in SPLITS:

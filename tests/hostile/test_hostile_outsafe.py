@@ -249,6 +249,37 @@ def test_schema_out_below_a_file(tmp_path: Path) -> None:
     expect(outcome, 2, f"{afile} is a file, not a folder")
 
 
+def test_export_out_below_a_file(tmp_path: Path, data: Path) -> None:
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with untouched(tmp_path):
+        outcome = invoke(["export", "--task", data, "--out", afile / "x"])
+    expect(outcome, 2, f"{afile} is a file, not a folder")
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--json", "a" * 5000], "the path is 5000 bytes long"),
+        (["--json", "d/" * 3000 + "x.json"], "the path is 6006 bytes long"),
+        (["--json", "r" * 300 + ".json"], "is 305 bytes long"),
+        (["--fix", "f" * 300 + ".json"], "is 305 bytes long"),
+    ],
+)
+def test_validate_outputs_the_file_system_cannot_take(
+    tmp_path: Path, data: Path, args: list[str], needle: str
+) -> None:
+    with untouched(tmp_path):
+        outcome = invoke(["validate", data, *args], cwd=tmp_path)
+    expect(outcome, 2, needle, "Fix:")
+
+
+def test_export_out_with_a_name_too_long(tmp_path: Path, data: Path) -> None:
+    with untouched(tmp_path):
+        outcome = invoke(["export", "--task", data, "--out", "e" * 300], cwd=tmp_path)
+    expect(outcome, 2, "is 300 bytes long", "Fix: give --out a shorter, plain path")
+
+
 # --- case 6: an export holds the link's target, never the link --------------------------
 
 
@@ -373,11 +404,16 @@ def test_a_failed_start_leaves_no_run_folder(
     def broken(*args: object, **kwargs: object) -> None:
         raise DataError("the data loader failed (planted)")
 
-    monkeypatch.setattr(train_module, "_observed_task", broken)
-    for _ in range(2):  # the second start with the same id is not blocked by the first
-        outcome = invoke(["train", exported / "lavis.yaml", "run.device=cpu", "--run-id", "again"])
-        expect(outcome, 1, "planted")
-        assert not (exported / "runs" / "again").exists()
+    args = ["train", exported / "lavis.yaml", "run.device=cpu", "--run-id", "again"]
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "_observed_task", broken)
+        for _ in range(2):  # the second start with the same id is not blocked by the first
+            expect(invoke(args), 1, "planted")
+            assert not (exported / "runs" / "again").exists()
+    # and a real run with that id then trains (one epoch of the tiny model)
+    outcome = invoke([*args, "run.max_epoch=1", "run.batch_size_train=2"])
+    expect(outcome, 0, "checkpoint")
+    assert (exported / "runs" / "again" / "checkpoint_0.pth").is_file()
 
 
 def test_unknown_override_key_suggests_the_right_one(exported: Path) -> None:
