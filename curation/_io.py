@@ -24,8 +24,15 @@ EXPORT_TOOL = "falldown-curate"
 
 
 def _umask() -> int:
-    # there is no getter: set and restore (the toolkit starts no threads that create files)
-    mask = os.umask(0o022)
+    """The process umask, read without changing it where Linux allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no getter elsewhere: set and restore at once
     os.umask(mask)
     return mask
 

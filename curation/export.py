@@ -188,9 +188,10 @@ def write_export(
 
 
 def _image_folders(image: Path) -> tuple[Path, ...]:
-    """The folder of an image, and of the file it links to."""
-    real = Path(os.path.realpath(image))
-    return (image.parent,) if real.parent == image.parent else (image.parent, real.parent)
+    """The folder of an image, and of the file it links to (one lstat unless it is a link)."""
+    if not image.is_symlink():
+        return (image.parent,)
+    return (image.parent, Path(os.path.realpath(image)).parent)
 
 
 def _check_trainable(splits: dict[str, list[ExportRecord]]) -> None:
@@ -224,7 +225,10 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
         os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_symlink():  # --out was a link to an earlier export: drop the link only
+            old.unlink()
+        else:
+            shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
 

@@ -161,6 +161,19 @@ def test_overwrite_replaces_only_our_own_export(tmp_path: Path, data: Path) -> N
     assert (ours / "manifest.json").is_file() and not (ours / "runs").exists()
 
 
+def test_overwrite_through_a_link_to_an_export_drops_only_the_link(
+    tmp_path: Path, data: Path
+) -> None:
+    real = tmp_path / "exports" / "v1"
+    expect(invoke(["export", "--task", data, "--out", real]), 0)
+    link = tmp_path / "latest"
+    link.symlink_to(real)
+    with untouched(real):
+        expect(invoke(["export", "--task", data, "--out", link, "--overwrite"]), 0)
+    assert not link.is_symlink() and (link / "manifest.json").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 def test_export_out_is_an_existing_file(tmp_path: Path, data: Path) -> None:
     target = tmp_path / "report.txt"
     target.write_text("keep")
