@@ -153,7 +153,12 @@ def schema(
 ValShare = Annotated[float, typer.Option(help="Share of records for val.", min=0, max=1)]
 TestShare = Annotated[float, typer.Option(help="Share of records for test.", min=0, max=1)]
 CopyOption = Annotated[bool, typer.Option("--copy", help="Copy images instead of hard-linking.")]
-OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite", help="Replace an earlier export at --out (only one this tool wrote)."
+    ),
+]
 DatasetOption = Annotated[
     str | None, typer.Option(help="FiftyOne dataset instead of --task (review tags applied).")
 ]
