@@ -256,21 +256,32 @@ def pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temp_folders(out: str | Path) -> list[Path]:
-    """Remove ``.{name}.tmp-{pid}`` / ``.{name}.old-{pid}`` beside ``out`` left by a killed run.
+    """Clean up beside ``out`` after a killed export; return the paths removed or restored.
 
-    Only folders whose process is gone are removed; a live run's are left alone.
+    ``.{name}.tmp-{pid}`` (a half-written export) is removed. ``.{name}.old-{pid}``
+    (the previous export, moved aside just before the new one was renamed in)
+    is put back when ``out`` is missing, else removed. Only folders whose
+    process is gone are touched; a live run's are left alone.
     """
     out = Path(os.path.abspath(out))
-    removed = []
+    done: list[Path] = []
     if not out.parent.is_dir():
-        return removed
-    prefixes = (f".{out.name}.tmp-", f".{out.name}.old-")
+        return done
+    tmp_prefix, old_prefix = f".{out.name}.tmp-", f".{out.name}.old-"
     for path in sorted(out.parent.iterdir()):
-        prefix = next((p for p in prefixes if path.name.startswith(p)), None)
-        if prefix is None or path.is_symlink() or not path.is_dir():
+        prefix = next((p for p in (tmp_prefix, old_prefix) if path.name.startswith(p)), None)
+        pid = path.name[len(prefix) :] if prefix else ""
+        if not pid.isdigit() or pid_alive(int(pid)):
             continue
-        pid = path.name[len(prefix) :]
-        if pid.isdigit() and not pid_alive(int(pid)):
+        if prefix == old_prefix and not os.path.lexists(out):
+            os.replace(path, out)  # killed between the two renames: the old export comes back
+        elif path.is_symlink():
+            if prefix == old_prefix:  # an --out that was a link to an export
+                path.unlink()
+            continue
+        elif path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+        else:
+            continue
+        done.append(path)
+    return done

@@ -16,6 +16,7 @@ leaves nothing half-written. Same inputs and seed give byte-identical files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -33,6 +34,7 @@ from curation._io import (
     atomic_write_json,
     atomic_write_text,
     check_export_out,
+    check_output_path,
     remove_stale_temp_folders,
     sha256_file,
 )
@@ -144,13 +146,15 @@ def write_export(
         raise UsageError(f"unknown model preset {model!r}; choose one of: {', '.join(MODEL_TYPES)}")
     inputs = list(inputs)
     image_folders = {p for recs in splits.values() for r in recs for p in _image_folders(r.image)}
+    check_output_path(out, "--out")
+    with contextlib.suppress(OSError):  # first: a killed run's old export may come back to OUT
+        remove_stale_temp_folders(out)
     check_export_out(out, [*inputs, *protect, *sorted(image_folders)], overwrite)
     _check_trainable(splits)
     target = Path(os.path.abspath(out))
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temp_folders(target)
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "images").mkdir(parents=True)
     except OSError as exc:

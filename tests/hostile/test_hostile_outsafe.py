@@ -477,12 +477,27 @@ def test_stale_temp_folders_of_a_dead_run_are_removed(tmp_path: Path, data: Path
     dead, live = _dead_pid(), os.getppid()
     stale = [tmp_path / f".out.tmp-{dead}", tmp_path / f".out.old-{dead}"]
     alive = tmp_path / f".out.tmp-{live}"
+    expect(invoke(["export", "--task", data, "--out", out]), 0)
     for folder in (*stale, alive):
         (folder / "images").mkdir(parents=True)
         (folder / "train.json").write_text("[]")
-    expect(invoke(["export", "--task", data, "--out", out]), 0)
+    expect(invoke(["export", "--task", data, "--out", out, "--overwrite"]), 0)
     assert not any(p.exists() for p in stale)
     assert (alive / "train.json").read_text() == "[]"
+
+
+def test_an_export_killed_between_its_renames_gets_its_old_folder_back(
+    tmp_path: Path, data: Path
+) -> None:
+    """Killed after OUT moved aside and before the new one moved in: OUT comes back."""
+    out = tmp_path / "out"
+    expect(invoke(["export", "--task", data, "--out", out]), 0)
+    before = (out / "manifest.json").read_bytes()
+    aside = tmp_path / f".out.old-{_dead_pid()}"
+    os.replace(out, aside)
+    outcome = invoke(["export", "--task", data, "--out", out])
+    expect(outcome, 2, "already exists", "--overwrite")
+    assert (out / "manifest.json").read_bytes() == before and not aside.exists()
 
 
 def test_an_export_killed_mid_write_leaves_nothing_half_written(tmp_path: Path, data: Path) -> None:
