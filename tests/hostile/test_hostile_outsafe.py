@@ -354,7 +354,8 @@ def test_train_run_id_must_be_a_plain_name(exported: Path, tmp_path: Path, run_i
     with untouched(exported.parent, tmp_path):
         outcome = invoke(["train", exported / "lavis.yaml", "--run-id", run_id])
     expect(outcome, 2, "is not a plain folder name", "Fix:")
-    assert not (exported / "runs").exists()
+    if run_id.startswith("/"):
+        assert not os.path.lexists(run_id)
 
 
 @pytest.mark.parametrize("output_dir", ["{tmp}/elsewhere", "../escaped", "/etc"])
