@@ -229,7 +229,13 @@ def check_export_out(
             f"--out {out} is the current folder (or holds it); an export replaces the whole "
             "folder. Fix: pick a new folder for --out, e.g. exports/NAME."
         )
-    if out.is_dir() and any(out.iterdir()):
+    try:
+        occupied = out.is_dir() and any(out.iterdir())
+    except OSError as exc:
+        raise UsageError(
+            f"--out {out}: cannot read the folder ({exc.strerror}). Fix: pick a new folder."
+        ) from None
+    if occupied:
         if not overwrite:
             raise UsageError(
                 f"{out} already exists and is not empty. Fix: pick a new --out, "
