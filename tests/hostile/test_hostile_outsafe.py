@@ -368,6 +368,12 @@ def test_train_output_dir_must_stay_inside_the_export(
     expect(outcome, 1, "outside the export folder", "Fix: run.output_dir=runs")
 
 
+def test_train_output_dir_that_is_a_file(exported: Path) -> None:
+    with untouched(exported.parent):
+        outcome = invoke(["train", exported / "lavis.yaml", "run.output_dir=manifest.json"])
+    expect(outcome, 1, "is a file, not a folder", "Fix: run.output_dir=runs")
+
+
 def test_train_output_dir_symlinked_out_is_refused(exported: Path, tmp_path: Path) -> None:
     link = exported / "runs_link"
     link.symlink_to(tmp_path)
