@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from curation import __version__
-from curation.errors import CurationError
+from curation.errors import CurationError, UsageError
 
 app = typer.Typer(
     name="curate",
@@ -100,9 +100,9 @@ def validate(
     if json_report is not None:
         refuse_overwriting_inputs(json_report, files, "--json")
         if fix is not None and same_file(json_report, fix):
-            raise typer.BadParameter(
-                f"--json {json_report} and --fix {fix} are the same file; give them two paths",
-                param_hint="--json",
+            raise UsageError(
+                f"--json {json_report} and --fix {fix} are the same file. "
+                "Fix: give the report and the corrected copy two paths."
             )
     if fix is not None:
         refuse_overwriting_inputs(fix, files, "--fix")
