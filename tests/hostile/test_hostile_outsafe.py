@@ -293,6 +293,14 @@ def test_export_out_with_a_name_too_long(tmp_path: Path, data: Path) -> None:
     expect(outcome, 2, "is 300 bytes long", "Fix: give --out a shorter, plain path")
 
 
+def test_schema_check_on_binary_or_folder_schema_files(tmp_path: Path) -> None:
+    (tmp_path / "vqa_record.schema.json").write_bytes(b"\xff\xfe\x00binary")
+    (tmp_path / "vqa_annotation_file.schema.json").mkdir()
+    with untouched(tmp_path):
+        outcome = invoke(["schema", "--check", "--out", tmp_path])
+    expect(outcome, 1, "out of date", "vqa_record.schema.json", "vqa_annotation_file.schema.json")
+
+
 # --- case 6: an export holds the link's target, never the link --------------------------
 
 
