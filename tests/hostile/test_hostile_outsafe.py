@@ -444,6 +444,14 @@ def test_a_failed_start_leaves_no_run_folder(
     assert (exported / "runs" / "again" / "checkpoint_0.pth").is_file()
 
 
+def test_train_on_a_binary_file_says_it_is_no_config(tmp_path: Path) -> None:
+    image = tmp_path / "photo.png"
+    render_scene(True, 1, 32).save(image)
+    with untouched(tmp_path):
+        outcome = invoke(["train", image])
+    expect(outcome, 1, "not a UTF-8 text file", "lavis.yaml")
+
+
 def test_unknown_override_key_suggests_the_right_one(exported: Path) -> None:
     with untouched(exported.parent):
         outcome = invoke(["train", exported / "lavis.yaml", "run.max_epochs=1"])
