@@ -48,6 +48,8 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[list[str], Any]]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        except RecursionError:
+            raise UsageError(f"override {key!r}: the value is nested too deeply") from None
         parsed.append((key.strip().split("."), value))
     return parsed
 
@@ -79,6 +81,8 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> Loaded
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a run config") from None
     except UnicodeDecodeError:
         raise ConfigError(
             f"{path}: not a UTF-8 text file, so not a run config. "

@@ -452,6 +452,15 @@ def test_train_on_a_binary_file_says_it_is_no_config(tmp_path: Path) -> None:
     expect(outcome, 1, "not a UTF-8 text file", "lavis.yaml")
 
 
+def test_train_on_deeply_nested_yaml(tmp_path: Path, exported: Path) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("run: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with untouched(tmp_path, exported.parent):
+        expect(invoke(["train", deep]), 1, "nested too deeply")
+        value = "[" * 50_000 + "]" * 50_000
+        expect(invoke(["train", exported / "lavis.yaml", f"run.seed={value}"]), 2, "too deeply")
+
+
 def test_unknown_override_key_suggests_the_right_one(exported: Path) -> None:
     with untouched(exported.parent):
         outcome = invoke(["train", exported / "lavis.yaml", "run.max_epochs=1"])
