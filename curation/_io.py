@@ -1,29 +1,123 @@
-"""Small file helpers: atomic writes and checksums."""
+"""Small file helpers: atomic writes, checksums, and the guards every writer uses.
+
+Every file the toolkit writes goes through ``atomic_write_bytes`` (temp file in
+the same folder, then a rename), and every output path a user names goes
+through ``refuse_overwriting_inputs`` (and, for export folders,
+``check_export_out``) first, so no input is ever replaced by an output.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
+import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from curation.errors import UsageError
+
+EXPORT_TOOL = "falldown-curate"
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no getter elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+#: the longest output name; its temp name (``.NAME.tmp-PID``) must fit the 255 bytes of NAME_MAX
+MAX_NAME_BYTES = 230
+MAX_PATH_BYTES = 4000
+
+
+def check_output_path(path: str | Path, option: str = "the output") -> None:
+    """Refuse an output path the file system cannot take, before anything is written.
+
+    Raises:
+        UsageError: a NUL byte, a name or path too long, or a parent that is a file.
+    """
+    text = os.fspath(path)
+    fix = f"Fix: give {option} a shorter, plain path."
+    if "\0" in text:
+        raise UsageError(f"{option} {text!r}: the path holds a NUL byte. {fix}")
+    if len(os.fsencode(text)) > MAX_PATH_BYTES:
+        raise UsageError(
+            f"{option} {text[:60]}...: the path is {len(os.fsencode(text))} bytes long "
+            f"(at most {MAX_PATH_BYTES}). {fix}"
+        )
+    parts = Path(text).parts
+    for i, part in enumerate(parts):
+        # the last name gets a temp name beside it; the folders above only need to exist
+        if len(os.fsencode(part)) > (MAX_NAME_BYTES if i == len(parts) - 1 else 255):
+            raise UsageError(
+                f"{option} {text[:60]}...: the name {part[:40]}... is "
+                f"{len(os.fsencode(part))} bytes long (at most {MAX_NAME_BYTES}). {fix}"
+            )
+    for parent in Path(os.path.abspath(text)).parents:
+        try:
+            st = os.stat(parent)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            raise UsageError(
+                f"{option} {text}: {parent} is a file, not a folder. "
+                f"Fix: give {option} a path in a folder."
+            )
+        break
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename.
+
+    A new file gets the mode the umask allows (as ``open`` would give it); a
+    replaced file keeps its mode.
+
+    Raises:
+        UsageError: ``path`` is a folder, its parent is a file, or it cannot be written.
+    """
+    check_output_path(path, "the output")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode) if path.exists() else 0o666 & ~_umask()
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UsageError(_cannot_write(path, exc)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(_cannot_write(path, exc)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _cannot_write(path: Path, exc: OSError) -> str:
+    try:
+        why = "it is a folder" if path.is_dir() else exc.strerror or str(exc)
+    except OSError:
+        why = exc.strerror or str(exc)
+    return f"cannot write {path}: {why}. Fix: give a file path in a folder you can write to."
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -45,3 +139,155 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def _real(path: str | Path) -> Path:
+    return Path(os.path.realpath(os.path.abspath(path)))
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """True when ``a`` and ``b`` are one file: same real path, or same inode (a hard link)."""
+    if _real(a) == _real(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def refuse_overwriting_inputs(
+    out: str | Path, inputs: Iterable[str | Path], option: str = "the output"
+) -> None:
+    """Raise ``UsageError`` when writing ``out`` would replace one of ``inputs``.
+
+    Compares real paths (``./a/../s.json`` and symlinks are caught) and
+    inode/device (hard links are caught).
+    """
+    check_output_path(out, option)
+    for item in inputs:
+        if same_file(out, item):
+            raise UsageError(
+                f"{option} {out} would overwrite the input {item} (the same file). "
+                f"Fix: give {option} another path; inputs are never changed."
+            )
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def project_raw() -> Path | None:
+    """The ``raw/`` folder of the project the cwd is in (nearest ancestor with pyproject.toml)."""
+    here = _real(Path.cwd())
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "raw").is_dir():
+            return folder / "raw"
+    return None
+
+
+def is_our_export(folder: str | Path) -> bool:
+    """True when ``folder`` holds a manifest.json written by this tool."""
+    try:
+        manifest = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("tool") == EXPORT_TOOL
+
+
+def check_export_out(
+    out: str | Path, protect: Iterable[str | Path] = (), overwrite: bool = False
+) -> None:
+    """Refuse an export folder that could lose data; return quietly when ``out`` is safe.
+
+    Refused: ``out`` is a file; ``out`` is, contains or is inside a path in
+    ``protect`` (input files, image roots), the project's ``raw/`` folder, or
+    the current folder; ``out`` exists with files in it and ``overwrite`` is
+    off; ``overwrite`` is on but ``out`` is not an export of this tool.
+
+    Raises:
+        UsageError: the reason and the fix.
+    """
+    check_output_path(out, "--out")
+    out = Path(out)
+    real = _real(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder. Fix: pick a new folder for --out.")
+    guarded: list[tuple[Path, str]] = [(_real(p), f"the input {p}") for p in protect]
+    raw = project_raw()
+    if raw is not None:
+        guarded.append((raw, f"the project's raw/ folder {raw} (inputs are read-only)"))
+    for target, what in guarded:
+        if _is_within(real, target) or _is_within(target, real):
+            where = "is" if real == target else "is inside" if target in real.parents else "holds"
+            raise UsageError(
+                f"--out {out} {where} {what}: an export there could overwrite or delete it. "
+                "Fix: pick a new folder for --out, e.g. under exports/."
+            )
+    cwd = _real(Path.cwd())
+    if _is_within(cwd, real):
+        raise UsageError(
+            f"--out {out} is the current folder (or holds it); an export replaces the whole "
+            "folder. Fix: pick a new folder for --out, e.g. exports/NAME."
+        )
+    try:
+        occupied = out.is_dir() and any(out.iterdir())
+    except OSError as exc:
+        raise UsageError(
+            f"--out {out}: cannot read the folder ({exc.strerror}). Fix: pick a new folder."
+        ) from None
+    if occupied:
+        if not overwrite:
+            raise UsageError(
+                f"{out} already exists and is not empty. Fix: pick a new --out, "
+                "or pass --overwrite (its runs/ folder is deleted too)."
+            )
+        if not is_our_export(out):
+            raise UsageError(
+                f"--overwrite replaces only an export of this tool, and {out} has no "
+                f'manifest.json with "tool": "{EXPORT_TOOL}": it may hold other files. '
+                "Fix: pick a new folder for --out, or move the folder away yourself."
+            )
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OSError, OverflowError, ValueError):
+        return False
+    return True
+
+
+def remove_stale_temp_folders(out: str | Path) -> list[Path]:
+    """Clean up beside ``out`` after a killed export; return the paths removed or restored.
+
+    ``.{name}.tmp-{pid}`` (a half-written export) is removed. ``.{name}.old-{pid}``
+    (the previous export, moved aside just before the new one was renamed in)
+    is put back when ``out`` is missing, else removed. Only folders whose
+    process is gone are touched; a live run's are left alone.
+    """
+    out = Path(os.path.abspath(out))
+    done: list[Path] = []
+    if not out.parent.is_dir():
+        return done
+    tmp_prefix, old_prefix = f".{out.name}.tmp-", f".{out.name}.old-"
+    for path in sorted(out.parent.iterdir()):
+        prefix = next((p for p in (tmp_prefix, old_prefix) if path.name.startswith(p)), None)
+        pid = path.name[len(prefix) :] if prefix else ""
+        if not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        if prefix == old_prefix and not os.path.lexists(out):
+            os.replace(path, out)  # killed between the two renames: the old export comes back
+        elif path.is_symlink():
+            if prefix == old_prefix:  # an --out that was a link to an export
+                path.unlink()
+            continue
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            continue
+        done.append(path)
+    return done

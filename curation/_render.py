@@ -74,21 +74,27 @@ def fix_result(console: Console, result: FixResult, max_shown: int) -> None:
 
 
 def export_summary(console: Console, summary: ExportSummary) -> None:
-    table = Table(title=f"Export {summary.out}", title_justify="left")
+    table = Table(title=f"Export {escape(str(summary.out))}", title_justify="left")
     table.add_column("split")
     table.add_column("part/source/answer type")
     table.add_column("records", justify="right")
     for split, counts in summary.counts.items():
         for key, n in counts.items():
-            table.add_row(split, key, str(n))
+            table.add_row(split, escape(key), str(n))
     console.print(table)
     records = summary.manifest.get("records", {})
     console.print(
         f"wrote {sum(records.values())} records ({', '.join(f'{k} {v}' for k, v in records.items())}), "
         f"{summary.images} images, lavis.yaml and manifest.json to {summary.out}",
         soft_wrap=True,
+        markup=False,
     )
-    console.print(f"next: curate train {summary.out}/lavis.yaml", highlight=False)
+    console.print(
+        f"next: curate train {shlex.quote(f'{summary.out}/lavis.yaml')}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 class TrainProgress:
@@ -169,13 +175,14 @@ def train_result(console: Console, result: TrainResult) -> None:
         soft_wrap=True,
     )
     for ckpt in result.checkpoints:
-        console.print(f"  checkpoint: {ckpt}", highlight=False, soft_wrap=True)
+        console.print(f"  checkpoint: {ckpt}", highlight=False, soft_wrap=True, markup=False)
     if result.checkpoints:
         console.print(
-            f"next: curate predict {result.checkpoints[-1]} IMAGE --question "
+            f"next: curate predict {shlex.quote(str(result.checkpoints[-1]))} IMAGE --question "
             "'Is anyone falling in this image?'",
             highlight=False,
             soft_wrap=True,
+            markup=False,
         )
 
 

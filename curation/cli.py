@@ -20,7 +20,7 @@ from rich.markup import escape
 
 from curation import __version__
 from curation.contract import BUILDER_NAME
-from curation.errors import CurationError
+from curation.errors import CurationError, UsageError
 from curation.schemas.questions import TASK_QUESTION
 
 app = typer.Typer(
@@ -117,16 +117,26 @@ def validate(
     Exit code 0: valid (warnings allowed); 1: problems found; 2: usage error.
     """
     from curation import _render
+    from curation._io import refuse_overwriting_inputs, same_file
     from curation.fix import fix_file
     from curation.validate import validate_files
 
     if fix is not None and len(files) != 1:
         raise typer.BadParameter("--fix takes exactly one input file", param_hint="--fix")
+    if json_report is not None:
+        refuse_overwriting_inputs(json_report, files, "--json")
+        if fix is not None and same_file(json_report, fix):
+            raise UsageError(
+                f"--json {json_report} and --fix {fix} are the same file. "
+                "Fix: give the report and the corrected copy two paths."
+            )
+    if fix is not None:
+        refuse_overwriting_inputs(fix, files, "--fix")
     report = validate_files(files, image_root=image_root, check_image_files=not no_images)
     _render.validation_report(console, report, max_shown)
     if json_report is not None:
         report.write_json(json_report)
-        console.print(f"full report: {json_report}")
+        console.print(f"full report: {json_report}", markup=False, highlight=False)
     if fix is not None:
         result = fix_file(files[0], fix, image_root=image_root, check_image_files=not no_images)
         _render.fix_result(console, result, max_shown)
@@ -146,19 +156,24 @@ def schema(
     ] = False,
 ) -> None:
     """Write (or --check) the JSON Schema files generated from the pydantic models."""
+    import shlex
+
+    from rich.markup import escape
+
     from curation.schema_files import stale_json_schemas, write_json_schemas
 
     if check:
         stale = stale_json_schemas(out)
         if stale:
             console.print(
-                f"[red]out of date:[/] {', '.join(stale)}. Fix: curate schema --out {out}"
+                f"[red]out of date:[/] {', '.join(stale)}. Fix: curate schema --out "
+                f"{escape(shlex.quote(str(out)))}"
             )
             raise typer.Exit(1)
         console.print("schemas are up to date")
         return
     for path in write_json_schemas(out):
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False, highlight=False)
 
 
 class EasyVqaSplit(StrEnum):
@@ -171,7 +186,12 @@ class EasyVqaSplit(StrEnum):
 ValShare = Annotated[float, typer.Option(help="Share of records for val.", min=0, max=1)]
 TestShare = Annotated[float, typer.Option(help="Share of records for test.", min=0, max=1)]
 CopyOption = Annotated[bool, typer.Option("--copy", help="Copy images instead of hard-linking.")]
-OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite", help="Replace an earlier export at --out (only one this tool wrote)."
+    ),
+]
 DatasetOption = Annotated[
     str | None, typer.Option(help="FiftyOne dataset instead of --task (review tags applied).")
 ]

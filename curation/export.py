@@ -16,6 +16,7 @@ leaves nothing half-written. Same inputs and seed give byte-identical files.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections import Counter
@@ -27,7 +28,15 @@ from typing import Any
 import yaml
 
 from curation import __version__
-from curation._io import atomic_write_json, atomic_write_text, sha256_file
+from curation._io import (
+    EXPORT_TOOL,
+    atomic_write_json,
+    atomic_write_text,
+    check_export_out,
+    check_output_path,
+    remove_stale_temp_folders,
+    sha256_file,
+)
 from curation.contract import BUILDER_NAME, PROMPT
 from curation.errors import ConfigError, DataError, UsageError
 from curation.presets import get_preset
@@ -65,22 +74,35 @@ def write_export(
 ) -> ExportSummary:
     """Write the export folder atomically; return what was written.
 
-    ``out`` must not be, hold or be inside a path of ``protect`` or ``inputs``.
+    ``protect`` names input files and folders (image roots) that ``out`` must
+    not be, hold or be inside; ``inputs`` and every record's image folder are
+    protected too. With ``overwrite`` only an earlier export of this tool is
+    replaced.
+
+    Raises:
+        UsageError: ``out`` is unsafe (see ``check_export_out``) or the preset is unknown.
+        DataError: a split is empty, or a record has no question or answer.
     """
     out = Path(out)
     get_preset(model)  # an unknown name lists the valid ones
     inputs = list(inputs)
-    _refuse_out_over_inputs(out, [*inputs, *protect])
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    image_folders = {p for recs in splits.values() for r in recs for p in _image_folders(r.image)}
+    check_output_path(out, "--out")
+    with contextlib.suppress(OSError):  # first: a killed run's old export may come back to OUT
+        remove_stale_temp_folders(out)
+    check_export_out(out, [*inputs, *protect, *sorted(image_folders)], overwrite)
+    _check_trainable(splits)
+    target = Path(os.path.abspath(out))
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "images").mkdir(parents=True)
+    except OSError as exc:
         raise UsageError(
-            f"{out} already exists and is not empty. Fix: pick a new --out, "
-            "or pass --overwrite (its runs/ folder is deleted too)."
-        )
-    if not splits.get("train"):
-        raise DataError("the train split is empty: nothing to train on.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+            f"cannot create the export {out}: {exc.strerror} ({exc.filename}). "
+            "Fix: pick a --out in a folder you can write to."
+        ) from None
     try:
         summary = _write_into(
             tmp,
@@ -97,23 +119,50 @@ def write_export(
         )
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
-        _swap_into_place(tmp, out)
+        _swap_into_place(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DataError(
+            f"the export to {out} failed: {exc.strerror} ({exc.filename}); nothing was "
+            "written. Fix: check that file (or the free space), then export again."
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return summary
 
 
-def _refuse_out_over_inputs(out: Path, protect: Sequence[str | Path]) -> None:
-    real = Path(os.path.realpath(out))
-    for p in protect:
-        target = Path(os.path.realpath(p))
-        if real == target or target in real.parents or real in target.parents:
-            where = "is" if real == target else "is inside" if target in real.parents else "holds"
-            raise UsageError(
-                f"--out {out} {where} the input {p}: an export there could overwrite or "
-                "delete it. Fix: pick a new folder for --out, e.g. under exports/."
+def _image_folders(image: Path) -> tuple[Path, ...]:
+    """The folder of an image, and of the file it links to (one lstat unless it is a link)."""
+    if not image.is_symlink():
+        return (image.parent,)
+    return (image.parent, Path(os.path.realpath(image)).parent)
+
+
+def _check_trainable(splits: dict[str, list[ExportRecord]]) -> None:
+    """Refuse what ``curate train`` would refuse: an empty split, an empty question or answer."""
+    total = sum(len(v) for v in splits.values())
+    if not splits.get("train"):
+        raise DataError("the train split is empty: nothing to train on.")
+    for split in SPLITS[1:]:
+        if not splits.get(split):
+            raise DataError(
+                f"the {split} split is empty ({total} records in all), and curate train needs "
+                f"records in train, val and test. Fix: raise --{split}-share, or export more "
+                "records."
             )
+    for split in SPLITS:
+        for i, rec in enumerate(splits[split]):
+            field_ = "text_input" if not rec.question.strip() else None
+            if field_ is None and (not rec.answers or any(not a.strip() for a in rec.answers)):
+                field_ = "answer"
+            if field_ is not None:
+                raise DataError(
+                    f"{split} record #{i} (source {rec.source}, id {rec.original_id or '-'}, "
+                    f"image {rec.image}): {field_} is empty; curate train would refuse it. "
+                    "Fix: give every record a question and a non-empty answer (e.g. check the "
+                    "questions file), then export again."
+                )
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -121,12 +170,17 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
         os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_symlink():  # --out was a link to an earlier export: drop the link only
+            old.unlink()
+        else:
+            shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
 
 
 def _link_or_copy(src: Path, dst: Path, copy: bool) -> None:
+    """Hard-link (or copy) the file ``src`` names, never a symlink itself."""
+    src = Path(os.path.realpath(src))
     if not copy:
         try:
             os.link(src, dst)
@@ -149,7 +203,6 @@ def _write_into(
     prompt: str,
     command: str,
 ) -> ExportSummary:
-    (tmp / "images").mkdir(parents=True)
     names: dict[Path, str] = {}
     next_id = 0
     for split in SPLITS:
@@ -200,7 +253,7 @@ def _write_into(
         for s in SPLITS
     }
     manifest = {
-        "tool": "falldown-curate",
+        "tool": EXPORT_TOOL,
         "version": __version__,
         "command": command,
         "seed": seed,
@@ -379,8 +432,12 @@ def export_records(
     inputs: Iterable[str | Path] = (),
     extra_manifest: dict[str, Any] | None = None,
     command: str = "curate export",
+    protect: Iterable[str | Path] = (),
 ) -> ExportSummary:
-    """Split task records by image group and write them as an export folder."""
+    """Split task records by image group and write them as an export folder.
+
+    ``protect``: input files and folders ``out`` must stay clear of (see ``write_export``).
+    """
     splits = split_records(records, fractions, seed)
     return write_export(
         out,
@@ -393,6 +450,7 @@ def export_records(
         builder_name=builder_name,
         command=command,
         extra_manifest={"fractions": list(fractions), **(extra_manifest or {})},
+        protect=protect,
     )
 
 
@@ -406,12 +464,17 @@ def export_task(
     Raises:
         DataError: the file breaks the contract (its first problems are listed).
     """
+    root = Path(image_root) if image_root is not None else Path(task_file).parent
+    protect = [root, *options.pop("protect", ())]
+    # before validating: a refused --out costs nothing, and validate may take a while
+    check_export_out(out, [task_file, *protect], options.get("overwrite", False))
     records = task_records_from_file(task_file, image_root)
     seed, model = options.get("seed", 0), options.get("model", "tiny")
     return export_records(
         records,
         out,
         inputs=[task_file],
+        protect=protect,
         command=f"curate export --task {Path(task_file).as_posix()} --seed {seed} --model {model}",
         **options,
     )

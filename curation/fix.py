@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curation._io import atomic_write_json
+from curation._io import atomic_write_json, refuse_overwriting_inputs
 from curation.errors import DataError
 from curation.report import ValidationReport
 from curation.schemas.annotation import KEY_ALIASES
@@ -43,8 +43,7 @@ def fix_file(
         DataError: the file cannot be parsed at all (invalid JSON, not a list).
     """
     path, out = Path(path), Path(out)
-    if out.resolve() == path.resolve():
-        raise DataError(f"--fix would overwrite the input {path}. Fix: write to another file.")
+    refuse_overwriting_inputs(out, [path], "--fix")
     data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
     try:
         raw = json.loads(data.decode("utf-8"))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curation._io import check_export_out
 from curation.answers import yes_no
 from curation.errors import DataError, UsageError
 from curation.export import ExportRecord, ExportSummary, ModelPreset, write_export
@@ -375,6 +376,9 @@ def mix_from_request(request: MixRequest) -> MixResult:
     if (request.task is None) == (request.dataset is None):
         raise UsageError("give the task data with --task FILE or --dataset NAME (one of them)")
     get_preset(request.model)  # an unknown name lists the valid ones
+    # refuse a bad --out before any source is loaded (write_export checks again, with all inputs)
+    early = [p for p in (request.task, request.image_root) if p is not None]
+    check_export_out(request.out, early, request.overwrite)
     request.general.check()
     review = None
     protect: list[Path] = []

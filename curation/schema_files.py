@@ -41,6 +41,10 @@ def stale_json_schemas(folder: str | Path) -> list[str]:
     stale = []
     for name, schema in json_schemas().items():
         path = folder / name
-        if not path.exists() or path.read_text(encoding="utf-8") != dumps_json(schema):
+        try:  # bytes, so a file that is not UTF-8 (or a folder) is stale, not a crash
+            same = path.read_bytes() == dumps_json(schema).encode("utf-8")
+        except OSError:
+            same = False
+        if not same:
             stale.append(name)
     return stale

@@ -265,7 +265,7 @@ def test_fix_round_trip(image_dir: Path, tmp_path: Path) -> None:
 
 def test_fix_refuses_to_overwrite_input(good_file: Path) -> None:
     result = run(good_file, "--fix", good_file)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error: nothing is wrong with the data
     assert "would overwrite the input" in result.output
 
 

@@ -116,8 +116,16 @@ class DatasetConfig(_Strict):
     @field_validator("prompt")
     @classmethod
     def _one_slot(cls, value: str) -> str:
-        if value and value.count("{}") != 1:
-            raise ValueError('the prompt needs exactly one "{}" where the question goes')
+        # the dataset fills it with str.format: any other brace breaks the data loader
+        if value and (
+            value.count("{}") != 1
+            or "{" in value.replace("{}", "")
+            or "}" in value.replace("{}", "")
+        ):
+            raise ValueError(
+                'the prompt needs exactly one "{}" where the question goes and no other '
+                "braces (str.format fills it), e.g. 'Question: {} Short answer:'"
+            )
         return value
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import os
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from curation._io import atomic_write_text
 from curation.errors import ConfigError, UsageError
@@ -46,6 +48,8 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[list[str], Any]]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        except RecursionError:
+            raise UsageError(f"override {key!r}: the value is nested too deeply") from None
         parsed.append((key.strip().split("."), value))
     return parsed
 
@@ -77,6 +81,13 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> Loaded
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a run config") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file, so not a run config. "
+            "Fix: pass the export's lavis.yaml (curate train OUT/lavis.yaml)."
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with model, datasets and run sections")
     data = apply_overrides(data, overrides)
@@ -99,10 +110,39 @@ def config_error_text(path: Path, exc: ValidationError) -> str:
     }
     for err in exc.errors(include_url=False):
         key = ".".join(str(p) for p in err["loc"])
-        msg = "unknown key (check the spelling)" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling)"
+            close = difflib.get_close_matches(str(err["loc"][-1]), _keys_at(err["loc"][:-1]), 1)
+            if close:
+                msg = (
+                    f"unknown key; did you mean {'.'.join([*map(str, err['loc'][:-1]), close[0]])}?"
+                )
         hint = next((h for k, h in hints.items() if key.startswith(k)), "")
         lines.append(f"  {key}: {msg}" + (f". Fix: {hint}" if hint else ""))
     return "\n".join(lines)
+
+
+def _keys_at(loc: Sequence[Any]) -> list[str]:
+    """The keys the config model allows at ``loc`` (``("run",)`` -> RunConfig's fields)."""
+    node: Any = TrainConfig
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        if typing.get_origin(node) is dict:  # datasets: <any name> -> DatasetConfig
+            node = typing.get_args(node)[1]
+            continue
+        fields = getattr(node, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        node = fields[part].annotation
+        models = [
+            a for a in typing.get_args(node) if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        if models and typing.get_origin(node) is not dict:  # VitConfig | None
+            node = models[0]
+    fields = getattr(node, "model_fields", None)
+    return list(fields) if fields else []
 
 
 def map_paths(data: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import tempfile
 import time
 import warnings
@@ -26,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from curation import __version__
-from curation._io import atomic_write_json, sha256_file
-from curation.errors import DataError
+from curation._io import atomic_write_json, is_our_export, sha256_file
+from curation.errors import ConfigError, DataError, UsageError
 from curation.training import import_plugin
 from curation.training._patch import patched
 from curation.training.checkpoints import (
@@ -76,9 +77,71 @@ class TrainResult:
 def prepare(config_path: str | Path, overrides: Sequence[str] = ()) -> tuple[LoadedConfig, int]:
     """Load and check everything that can be checked before a weight is read."""
     loaded = load_train_config(config_path, overrides)
+    check_run_paths(loaded)
     check_model_files(loaded)
     records = check_data(loaded)
     return loaded, records
+
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id is a plain folder name: letters, digits, ``._-``, at most 100 characters.
+
+    Raises:
+        UsageError: it is empty, has a ``/``, is ``..``, or is otherwise not a plain name.
+    """
+    if not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise UsageError(
+            f"--run-id {run_id!r} is not a plain folder name: the run goes to "
+            "OUT/runs/<run-id>/, so it may not be empty, hold '/' or '..', or start with '.' "
+            "or '-'. Fix: use letters, digits, '.', '_' and '-' (at most 100), e.g. --run-id first"
+        )
+    return run_id
+
+
+def check_run_paths(loaded: LoadedConfig) -> None:
+    """``run.output_dir`` stays inside the export folder; ``run.resume_ckpt_path`` exists.
+
+    Raises:
+        ConfigError: the output folder escapes the export, or the checkpoint is missing.
+    """
+    run = loaded.config.run
+    home = export_folder(loaded.path)
+    output_root = Path(os.path.realpath(loaded.resolve(run.output_dir)))
+    if output_root != home and home not in output_root.parents:
+        raise ConfigError(
+            f"{loaded.path}: run.output_dir {run.output_dir!r} resolves to {output_root}, "
+            f"outside the export folder {home}; runs are written only inside it. "
+            "Fix: run.output_dir=runs (or another folder inside the export)."
+        )
+    if output_root.exists() and not output_root.is_dir():
+        raise ConfigError(
+            f"{loaded.path}: run.output_dir {output_root} is a file, not a folder. "
+            "Fix: run.output_dir=runs"
+        )
+    if run.resume_ckpt_path:
+        ckpt = loaded.resolve(run.resume_ckpt_path)
+        if not ckpt.is_file():
+            raise ConfigError(
+                f"{loaded.path}: run.resume_ckpt_path: {ckpt} not found (paths are relative to "
+                f"the config's folder). Fix: point it at a checkpoint of an earlier run, e.g. "
+                "run.resume_ckpt_path=runs/<run-id>/checkpoint_<n>.pth"
+            )
+
+
+def export_folder(config_path: Path) -> Path:
+    """The export a config belongs to: the nearest folder up holding our manifest and lavis.yaml.
+
+    A run's own ``config.yaml`` (in ``OUT/runs/<id>/``) belongs to ``OUT``; a
+    config outside any export is confined to its own folder.
+    """
+    here = Path(os.path.realpath(config_path)).parent
+    for folder in (here, *here.parents):
+        if (folder / "lavis.yaml").is_file() and is_our_export(folder):
+            return folder
+    return here
 
 
 def train(
@@ -92,6 +155,8 @@ def train(
     Raises:
         ConfigError / DataError: bad config, data or model files (before any training).
     """
+    if run_id is not None:
+        check_run_id(run_id)
     loaded, _ = prepare(config_path, overrides)
     import_plugin()
     check_builders(loaded)
@@ -106,10 +171,28 @@ def train(
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
     output_root = loaded.resolve(cfg.run.output_dir)
     run_dir = output_root / run_id
-    if run_dir.exists():
+    if os.path.lexists(run_dir):
         raise DataError(f"run folder {run_dir} already exists. Fix: pass another --run-id")
     run_dir.mkdir(parents=True)
+    try:
+        return _train_in(loaded, overrides, run_id, run_dir, output_root, device, on_event)
+    except BaseException:
+        # a start that failed before the first checkpoint leaves no folder to block the id
+        if not any(run_dir.glob("checkpoint_*.pth")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
+
+def _train_in(
+    loaded: LoadedConfig,
+    overrides: Sequence[str],
+    run_id: str,
+    run_dir: Path,
+    output_root: Path,
+    device: str,
+    on_event: Callable[[TrainEvent], None] | None,
+) -> TrainResult:
+    cfg = loaded.config
     write_config(
         run_dir / "config.yaml",
         relocated_dict(loaded, run_dir),
