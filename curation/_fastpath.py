@@ -25,6 +25,8 @@ from typing import Annotated
 
 import msgspec
 
+from curation.schemas.annotation import MAX_IMAGE_PATH, image_path_problem
+
 _Str = Annotated[str, msgspec.Meta(min_length=1)]
 
 
@@ -36,8 +38,14 @@ class _Record(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 
 _DECODER = msgspec.json.Decoder(list[_Record])
+_RECORD = msgspec.json.Decoder(_Record)
+#: the array split into one raw JSON slice per record (no Python objects built)
+_RAW_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
 #: a line that starts with white space: the only place a blank (non-empty) string can be
 _STARTS_BLANK = re.compile(r"\n\s")
+#: what image_path_problem() rejects that the joined-column tests below do not see:
+#: control characters (the joiner "\n" is counted apart), a name over 255 characters
+_PATH_SUSPECT = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]|[^/\n]{256}")
 
 
 @dataclass(slots=True)
@@ -96,9 +104,47 @@ def decode_clean(data: bytes) -> Columns | None:
         return None
     joined = "\n" + "\n".join(cols.image) + "\n"
     # a cheap superset of image_path_problem(): the slow path decides precisely
-    if "\\" in joined or "\n/" in joined or ":" in joined or "/../" in joined.replace("\n", "/"):
+    if (
+        "\\" in joined
+        or "\n/" in joined
+        or "/\n" in joined
+        or ":" in joined
+        or "/../" in joined.replace("\n", "/")
+        or joined.count("\n") != len(cols.image) + 1  # a newline inside a path
+        or _PATH_SUSPECT.search(joined)
+        or max(map(len, cols.image)) > MAX_IMAGE_PATH
+    ):
         return None
     return cols
+
+
+def split_records(data: bytes) -> list[msgspec.Raw] | None:
+    """The top-level array as one raw slice per record, or None when msgspec cannot split it.
+
+    None means invalid JSON, NaN/Infinity, a lone surrogate, very deep nesting or not
+    an array: the caller's reference path (``json.loads``) says which.
+    """
+    try:
+        return _RAW_RECORDS.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+
+
+def decode_record(raw: msgspec.Raw) -> _Record | None:
+    """One record decoded and checked against the whole contract, else None."""
+    try:
+        rec = _RECORD.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if (
+        _blank(rec.instance_id)
+        or rec.text_input.isspace()
+        or rec.image.isspace()
+        or any(map(str.isspace, rec.answer))
+        or image_path_problem(rec.image) is not None
+    ):
+        return None
+    return rec
 
 
 def _blank(value: int | str) -> bool:
