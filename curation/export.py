@@ -388,10 +388,11 @@ def task_records_from_file(
     Raises:
         DataError: the file breaks the contract (its first problems are listed).
     """
+    from curation.images import default_image_root
     from curation.validate import load_records, validate_files
 
     task_file = Path(task_file)
-    root = Path(image_root) if image_root is not None else task_file.parent
+    root = Path(image_root) if image_root is not None else default_image_root(task_file)
     report = validate_files([task_file], image_root=root)
     if not report.ok:
         shown = "\n  ".join(p.render() for p in report.errors[:10])

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curation._io import atomic_write_json
+from curation._io import atomic_write_bytes, dumps_json
 from curation.errors import DataError
 from curation.images import default_image_root
 from curation.report import ValidationReport
@@ -52,6 +52,11 @@ def fix_file(
     data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
     try:
         raw = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise DataError(
+            f"{path}: cannot fix a file nested this deep. Fix the nesting first "
+            "(curate validate shows where)."
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(
             f"{path}: cannot fix a file that is not valid UTF-8 JSON ({exc}). "
@@ -77,7 +82,19 @@ def fix_file(
                 seen[signature] = i
         fixed.append(rec)
     result.records_out = len(fixed)
-    atomic_write_json(out, fixed)
+    try:
+        encoded = dumps_json(fixed).encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(
+            f"{path}: cannot fix a file that holds lone surrogates (JSON escapes like "
+            "\\ud800 with no partner); nothing was written. Fix: remove them (curate validate "
+            "names each record)."
+        ) from None
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise DataError(
+            f"{path}: cannot write a fixed copy ({exc}); nothing was written."
+        ) from None
+    atomic_write_bytes(out, encoded)
     root = image_root if image_root is not None else default_image_root(path)
     result.remaining = validate_files([out], image_root=root, check_image_files=check_image_files)
     return result

@@ -18,9 +18,11 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import compress
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from pydantic import TypeAdapter, ValidationError
 
 from curation._fastpath import Columns, decode_clean, decode_record, gc_paused, split_records
@@ -165,18 +167,27 @@ def _validate_records(
             cols.answer.append(rec.answer)
             continue
         try:
-            value = json.loads(bytes(raw))
+            value = _decode_one(raw)
         except UnicodeDecodeError:
             report.add(_utf8_problem(file, data))
             return None, 0
         except (ValueError, RecursionError):  # split_records already parsed it; be safe
             report.add(_nesting_problem(file, data))
             return None, 0
-        _add_record(file, i, value, cols, other_firsts, report)
+        # msgspec split the file, so it holds no lone surrogate
+        _add_record(file, i, value, cols, other_firsts, report, surrogates_possible=False)
         raws[i] = None  # free the slice's reference as we go
     _set_problems(file, cols, report)
     _label_problems(file, cols, other_firsts, report)
     return cols, n
+
+
+def _decode_one(raw: Any) -> Any:
+    """One record as plain Python values (msgspec in C; json for what it cannot hold)."""
+    try:
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return json.loads(bytes(raw))
 
 
 def _add_record(
@@ -186,8 +197,9 @@ def _add_record(
     cols: Columns,
     other_firsts: list[str],
     report: ValidationReport,
+    surrogates_possible: bool = True,
 ) -> None:
-    rec_problems = _record_problems(file, index, value)
+    rec_problems = _record_problems(file, index, value, surrogates_possible)
     report.extend(rec_problems)
     if not any(p.severity == "error" for p in rec_problems):
         cols.index.append(index)
@@ -365,7 +377,9 @@ def _find_nonfinite(value: Any) -> str | None:
     return None
 
 
-def _record_problems(file: str, index: int, rec: Any) -> list[Problem]:
+def _record_problems(
+    file: str, index: int, rec: Any, surrogates_possible: bool = True
+) -> list[Problem]:
     if not isinstance(rec, dict):
         return [
             Problem(
@@ -379,7 +393,7 @@ def _record_problems(file: str, index: int, rec: Any) -> list[Problem]:
         ]
     rid = rec.get("instance_id")
     rid = rid if isinstance(rid, int | str) and not isinstance(rid, bool) else None
-    if surrogates := _surrogate_problems(file, index, rid, rec):
+    if surrogates_possible and (surrogates := _surrogate_problems(file, index, rid, rec)):
         return surrogates  # the model cannot even read such strings: report them alone
     problems: list[Problem] = []
     for key, value in rec.items():
@@ -608,9 +622,12 @@ def _set_problems(file: str, cols: Columns, report: ValidationReport) -> None:
                         field="instance_id",
                     )
                 )
-    pairs = list(
-        zip(map(normalized_image, cols.image), _question_keys(cols.text_input), strict=True)
-    )
+    images = cols.image
+    joined = "\n".join(images)
+    if "./" in joined or "//" in joined:  # only then can two spellings name one file
+        images = list(map(normalized_image, images))
+    del joined
+    pairs = list(zip(images, _question_keys(cols.text_input), strict=True))
     _pair_problems(file, cols, pairs, report, same_path=True)
 
 
@@ -741,7 +758,7 @@ def _label_problems(
     file: str, cols: Columns, other_firsts: list[str], report: ValidationReport
 ) -> None:
     """The yes/no balance (by the one answer rule) and labels written other than "yes"/"no"."""
-    firsts = Counter(answer[0] for answer in cols.answer)
+    firsts = Counter(map(itemgetter(0), cols.answer))
     firsts.update(other_firsts)
     label_of = {a: yes_no(a) for a in firsts}
     odd = {a: c for a in firsts if (c := canonical_label(a))}

@@ -54,16 +54,18 @@ def has_lone_surrogate(text: str) -> bool:
 
 def image_path_problem(path: str) -> str | None:  # noqa: PLR0911 - one rule per return
     """Return why ``path`` is not a safe relative image path, or None when it is."""
-    if "\x00" in path:
-        return "contains a NUL byte (no file name can hold one)"
-    if _CONTROL.search(path):
-        return "contains a control character (a newline or tab; no real file name has one)"
-    if has_lone_surrogate(path):
-        return "contains a lone surrogate (an escape like \\ud800), which is not valid Unicode"
-    if len(path) > MAX_IMAGE_PATH:
-        return f"is {len(path):,} characters long (too long; at most {MAX_IMAGE_PATH:,})"
-    if any(len(part.encode()) > MAX_NAME for part in path.split("/")):
-        return f"has a folder or file name longer than {MAX_NAME} bytes (too long)"
+    if not (path.isascii() and path.isprintable()):  # the common case skips these checks
+        if "\x00" in path:
+            return "contains a NUL byte (no file name can hold one)"
+        if _CONTROL.search(path):
+            return "contains a control character (a newline or tab; no real file name has one)"
+        if has_lone_surrogate(path):
+            return "contains a lone surrogate (an escape like \\ud800), which is not valid Unicode"
+    if len(path) > MAX_NAME:
+        if len(path) > MAX_IMAGE_PATH:
+            return f"is {len(path):,} characters long (too long; at most {MAX_IMAGE_PATH:,})"
+        if any(len(part.encode()) > MAX_NAME for part in path.split("/")):
+            return f"has a folder or file name longer than {MAX_NAME} bytes (too long)"
     if "\\" in path:
         return "contains a backslash (a Windows path)"
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):

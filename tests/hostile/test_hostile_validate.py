@@ -314,3 +314,18 @@ def test_one_default_image_root_rule(root: Path) -> None:
     assert default_image_root(f) == eval_default(f) == root / "images"
     g = write(root / "u.json", [rec(1, "ok.png")])
     assert default_image_root(g) == eval_default(g) == root
+
+
+def test_export_uses_the_same_image_root_default(root: Path) -> None:
+    data = root / "export"
+    (data / "images").mkdir(parents=True)
+    records = []
+    for i in range(6):
+        render_scene(i % 2 == 0, i, 64).save(data / "images" / f"{i}.png")
+        records.append(rec(i, f"{i}.png", ["yes" if i % 2 == 0 else "no"]))
+    f = write(data / "train.json", records)
+    out_dir = root.parent / "out"
+    with untouched(root, allow=[out_dir]):
+        out = invoke(["export", "--task", f, "--out", out_dir / "exp"])
+    expect(out, 0)
+    assert (out_dir / "exp" / "manifest.json").is_file()
