@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
-from operator import attrgetter
-from typing import Annotated
+from operator import attrgetter, itemgetter
+from typing import Annotated, Any
 
 import msgspec
 
@@ -30,15 +30,23 @@ from curation.schemas.annotation import MAX_NAME, image_path_problem
 _Str = Annotated[str, msgspec.Meta(min_length=1)]
 
 
-class _Record(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class _LazyRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A record whose answers stay raw JSON: ten small strings a record would cost
+    more memory than the file itself; they are checked chunk by chunk instead."""
+
     instance_id: int | _Str
     image: _Str
     text_input: _Str
-    answer: Annotated[list[_Str], msgspec.Meta(min_length=1)]
+    answer: msgspec.Raw
 
 
-_DECODER = msgspec.json.Decoder(list[_Record])
-_RECORD = msgspec.json.Decoder(_Record)
+_Answers = Annotated[list[_Str], msgspec.Meta(min_length=1)]
+_DECODER = msgspec.json.Decoder(list[_LazyRecord])
+_ANSWER = msgspec.json.Decoder(_Answers)
+_ANSWER_LISTS = msgspec.json.Decoder(list[_Answers])
+#: answers checked this many records at a time (bounds the strings alive at once)
+_ANSWER_CHUNK = 1 << 15
+_RECORD = msgspec.json.Decoder(_LazyRecord)
 #: the array split into one raw JSON slice per record (no Python objects built)
 _RAW_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
 #: a line that starts with white space: the only place a blank (non-empty) string can be
@@ -55,7 +63,30 @@ class Columns:
     instance_id: list[int | str]
     image: list[str]
     text_input: list[str]
-    answer: list[list[str]]
+    answer: Sequence[list[str]]
+    #: the first answer of each record (the label)
+    first_answer: list[str]
+
+    @classmethod
+    def empty(cls) -> Columns:
+        return cls([], [], [], [], RawAnswers(), [])
+
+    def append(
+        self,
+        index: int,
+        instance_id: int | str,
+        image: str,
+        text: str,
+        answer: list[str] | msgspec.Raw,
+        first: str | None = None,
+    ) -> None:
+        """Add one valid record (``answer`` raw JSON with its ``first`` answer, or a list)."""
+        self.index.append(index)  # type: ignore[union-attr]
+        self.instance_id.append(instance_id)
+        self.image.append(image)
+        self.text_input.append(text)
+        self.answer.append(answer)  # type: ignore[attr-defined]
+        self.first_answer.append(first if first is not None else answer[0])  # type: ignore[index]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -73,6 +104,25 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+class RawAnswers(Sequence[list[str]]):
+    """Answer lists kept as raw JSON (or as lists), each decoded when it is read."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[Any] | None = None) -> None:
+        self._items = items if items is not None else []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, i: int) -> list[str]:  # type: ignore[override]
+        item = self._items[i]
+        return _ANSWER.decode(item) if isinstance(item, msgspec.Raw) else item
+
+    def append(self, item: Any) -> None:
+        self._items.append(item)
+
+
 def decode_clean(data: bytes) -> Columns | None:
     """Columns of a file whose every record passes the contract, else None.
 
@@ -80,27 +130,39 @@ def decode_clean(data: bytes) -> Columns | None:
     """
     try:
         records = _DECODER.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     if not records:
         return None
+    raw_answers = list(map(attrgetter("answer"), records))
     cols = Columns(
         range(len(records)),
         list(map(attrgetter("instance_id"), records)),
         list(map(attrgetter("image"), records)),
         list(map(attrgetter("text_input"), records)),
-        list(map(attrgetter("answer"), records)),
+        RawAnswers(raw_answers),  # type: ignore[arg-type]
+        [],
     )
     del records
     if set(map(type, cols.instance_id)) != {int} and any(map(_blank, cols.instance_id)):
         return None
     if any(map(str.isspace, cols.text_input)) or any(map(str.isspace, cols.image)):
         return None
-    # strings are non-empty, so a blank one starts with white space: search the joined
-    # text for that first and test each answer only when it could be there
-    answers = "\n" + "\n".join(chain.from_iterable(cols.answer))
-    if _STARTS_BLANK.search(answers) and any(map(str.isspace, chain.from_iterable(cols.answer))):
-        return None
+    labels: dict[str, str] = {}  # one string object per distinct label
+    for start in range(0, len(raw_answers), _ANSWER_CHUNK):
+        chunk = raw_answers[start : start + _ANSWER_CHUNK]
+        try:
+            answers = _ANSWER_LISTS.decode(b"[" + b",".join(chunk) + b"]")
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+            return None
+        # strings are non-empty, so a blank one starts with white space: search the joined
+        # text for that first and test each answer only when it could be there
+        joined = "\n" + "\n".join(chain.from_iterable(answers))
+        if _STARTS_BLANK.search(joined) and any(map(str.isspace, chain.from_iterable(answers))):
+            return None
+        firsts = list(map(itemgetter(0), answers))
+        cols.first_answer.extend(map(labels.setdefault, firsts, firsts))
+        del answers, joined, firsts
     joined = "\n" + "\n".join(cols.image) + "\n"
     # a cheap superset of image_path_problem(): the slow path decides precisely
     if (
@@ -130,21 +192,25 @@ def split_records(data: bytes) -> list[msgspec.Raw] | None:
         return None
 
 
-def decode_record(raw: msgspec.Raw) -> _Record | None:
-    """One record decoded and checked against the whole contract, else None."""
+def decode_record(raw: msgspec.Raw) -> tuple[_LazyRecord, str] | None:
+    """One record checked against the whole contract, with its first answer; else None.
+
+    The record's answers stay raw JSON (``rec.answer``), as on the fast path.
+    """
     try:
         rec = _RECORD.decode(raw)
+        answers = _ANSWER.decode(rec.answer)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     if (
         _blank(rec.instance_id)
         or rec.text_input.isspace()
         or rec.image.isspace()
-        or any(map(str.isspace, rec.answer))
+        or any(map(str.isspace, answers))
         or image_path_problem(rec.image) is not None
     ):
         return None
-    return rec
+    return rec, answers[0]
 
 
 def _has_control(joined: str) -> bool:

@@ -17,8 +17,6 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from itertools import compress
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -153,18 +151,17 @@ def _validate_records(
     n = len(raws)
     if not n:
         report.add(_empty_problem(file))
-        return Columns([], [], [], [], []), 0
-    cols = Columns([], [], [], [], [])
+        return Columns.empty(), 0
+    cols = Columns.empty()
     other_firsts: list[str] = []
+    labels: dict[str, str] = {}
     for i in range(n):
         raw = raws[i]
-        rec = decode_record(raw)
-        if rec is not None:
-            cols.index.append(i)
-            cols.instance_id.append(rec.instance_id)
-            cols.image.append(rec.image)
-            cols.text_input.append(rec.text_input)
-            cols.answer.append(rec.answer)
+        checked = decode_record(raw)
+        if checked is not None:
+            rec, first = checked
+            first = labels.setdefault(first, first)  # one string object per distinct label
+            cols.append(i, rec.instance_id, rec.image, rec.text_input, rec.answer, first)
             continue
         try:
             value = _decode_one(raw)
@@ -202,11 +199,9 @@ def _add_record(
     rec_problems = _record_problems(file, index, value, surrogates_possible)
     report.extend(rec_problems)
     if not any(p.severity == "error" for p in rec_problems):
-        cols.index.append(index)
-        cols.instance_id.append(value["instance_id"])
-        cols.image.append(value["image"])
-        cols.text_input.append(value["text_input"])
-        cols.answer.append(value["answer"])
+        cols.append(
+            index, value["instance_id"], value["image"], value["text_input"], value["answer"]
+        )
     elif first := _first_answer(value):
         other_firsts.append(first)
 
@@ -242,8 +237,8 @@ def _validate_reference(
         return None, 0
     if not raw:
         report.add(_empty_problem(file))
-        return Columns([], [], [], [], []), 0
-    cols = Columns([], [], [], [], [])
+        return Columns.empty(), 0
+    cols = Columns.empty()
     other_firsts: list[str] = []
     n = len(raw)
     for i in range(n):
@@ -642,16 +637,12 @@ def _pair_problems(
     if len(set(pairs)) == len(pairs):
         return
     counts = Counter(pairs)
-    repeated = [counts[p] > 1 for p in pairs]
+    # answers may be raw JSON (the fast path): decode only those of repeated records
+    positions = [k for k, p in enumerate(pairs) if counts[p] > 1]
     first_by_pair: dict[Any, tuple[int, list[str], str]] = {}
-    for i, rid, pair, answer, image in zip(
-        compress(cols.index, repeated),
-        compress(cols.instance_id, repeated),
-        compress(pairs, repeated),
-        compress(cols.answer, repeated),
-        compress(cols.image, repeated),
-        strict=True,
-    ):
+    for k in positions:
+        i, rid, pair = cols.index[k], cols.instance_id[k], pairs[k]
+        answer, image = cols.answer[k], cols.image[k]
         twin, twin_answer, twin_image = first_by_pair.setdefault(pair, (i, answer, image))
         if twin == i:
             continue
@@ -726,14 +717,12 @@ def _content_conflicts(
     """Conflicting answers between byte-identical image files under different names."""
     if len(set(sha_by_image.values())) == len(sha_by_image):
         return
-    keep = [bool(sha_by_image.get(image)) for image in cols.image]
-    sub = Columns(
-        list(compress(cols.index, keep)),
-        list(compress(cols.instance_id, keep)),
-        list(compress(cols.image, keep)),
-        list(compress(cols.text_input, keep)),
-        list(compress(cols.answer, keep)),
-    )
+    keep = [k for k, image in enumerate(cols.image) if sha_by_image.get(image)]
+    sub = Columns.empty()
+    for k in keep:
+        sub.append(
+            cols.index[k], cols.instance_id[k], cols.image[k], cols.text_input[k], cols.answer[k]
+        )
     pairs = list(
         zip(map(sha_by_image.__getitem__, sub.image), _question_keys(sub.text_input), strict=True)
     )
@@ -758,21 +747,21 @@ def _label_problems(
     file: str, cols: Columns, other_firsts: list[str], report: ValidationReport
 ) -> None:
     """The yes/no balance (by the one answer rule) and labels written other than "yes"/"no"."""
-    firsts = Counter(map(itemgetter(0), cols.answer))
+    firsts = Counter(cols.first_answer)
     firsts.update(other_firsts)
     label_of = {a: yes_no(a) for a in firsts}
     odd = {a: c for a in firsts if (c := canonical_label(a))}
     if odd:
-        for i, rid, answer in zip(cols.index, cols.instance_id, cols.answer, strict=True):
-            if answer[0] in odd:
+        for i, rid, first in zip(cols.index, cols.instance_id, cols.first_answer, strict=True):
+            if first in odd:
                 report.add(
                     Problem(
                         file,
                         "noncanonical_label",
-                        f'{json.dumps(answer[0])} counts as "{odd[answer[0]]}" in eval but is '
+                        f'{json.dumps(first)} counts as "{odd[first]}" in eval but is '
                         f"not a canonical yes/no label; the model learns to generate it as "
                         "written.",
-                        f'write "{odd[answer[0]]}" (--fix rewrites it).',
+                        f'write "{odd[first]}" (--fix rewrites it).',
                         "warning",
                         i,
                         rid,
