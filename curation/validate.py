@@ -154,14 +154,17 @@ def _validate_records(
         return Columns.empty(), 0
     cols = Columns.empty()
     other_firsts: list[str] = []
-    labels: dict[str, str] = {}
+    shared: dict[str, str] = {}
     for i in range(n):
         raw = raws[i]
         checked = decode_record(raw)
         if checked is not None:
             rec, first = checked
-            first = labels.setdefault(first, first)  # one string object per distinct label
-            cols.append(i, rec.instance_id, rec.image, rec.text_input, rec.answer, first)
+            # one string object per distinct label, question and image (as on the fast path)
+            first = shared.setdefault(first, first)
+            image = shared.setdefault(rec.image, rec.image)
+            text = shared.setdefault(rec.text_input, rec.text_input)
+            cols.append(i, rec.instance_id, image, text, rec.answer, first)
             continue
         try:
             value = _decode_one(raw)
@@ -622,26 +625,28 @@ def _set_problems(file: str, cols: Columns, report: ValidationReport) -> None:
     if "./" in joined or "//" in joined:  # only then can two spellings name one file
         images = list(map(normalized_image, images))
     del joined
-    pairs = list(zip(images, _question_keys(cols.text_input), strict=True))
-    _pair_problems(file, cols, pairs, report, same_path=True)
+    _pair_problems(file, cols, images, _question_keys(cols.text_input), report, same_path=True)
 
 
 def _pair_problems(
     file: str,
     cols: Columns,
-    pairs: list[Any],
+    firsts: list[Any],
+    seconds: list[str],
     report: ValidationReport,
     same_path: bool,
 ) -> None:
     """Records that share a key (image + question): duplicates, case-only and real conflicts."""
-    if len(set(pairs)) == len(pairs):
+    # hashes first (no tuple kept per record): exact pairs only where a hash repeats
+    hashes = list(map(hash, zip(firsts, seconds, strict=True)))
+    if len(set(hashes)) == len(hashes):
         return
-    counts = Counter(pairs)
-    # answers may be raw JSON (the fast path): decode only those of repeated records
-    positions = [k for k, p in enumerate(pairs) if counts[p] > 1]
+    counts = Counter(hashes)
+    positions = [k for k, h in enumerate(hashes) if counts[h] > 1]
+    del hashes, counts
     first_by_pair: dict[Any, tuple[int, list[str], str]] = {}
     for k in positions:
-        i, rid, pair = cols.index[k], cols.instance_id[k], pairs[k]
+        i, rid, pair = cols.index[k], cols.instance_id[k], (firsts[k], seconds[k])
         answer, image = cols.answer[k], cols.image[k]
         twin, twin_answer, twin_image = first_by_pair.setdefault(pair, (i, answer, image))
         if twin == i:
@@ -723,10 +728,8 @@ def _content_conflicts(
         sub.append(
             cols.index[k], cols.instance_id[k], cols.image[k], cols.text_input[k], cols.answer[k]
         )
-    pairs = list(
-        zip(map(sha_by_image.__getitem__, sub.image), _question_keys(sub.text_input), strict=True)
-    )
-    _pair_problems(file, sub, pairs, report, same_path=False)
+    shas = list(map(sha_by_image.__getitem__, sub.image))
+    _pair_problems(file, sub, shas, _question_keys(sub.text_input), report, same_path=False)
 
 
 def canonical_label(answer: str) -> str | None:
