@@ -3,9 +3,14 @@
 ``msgspec`` decodes and type-checks the whole array in C; the rules msgspec
 cannot express (blank strings, safe image paths) are checked over whole
 columns with C-level string operations. Anything unexpected returns None and
-the caller falls back to the pydantic slow path, which is the reference
-implementation of the contract and reports each problem precisely. A
-property test checks that both paths accept exactly the same records.
+the caller checks record by record (``split_records`` + ``decode_record``),
+handing only the records msgspec refuses to the pydantic model, the reference
+implementation of the contract, which reports each problem precisely. A
+property test checks that the paths and the model accept the same records.
+
+Answers stay raw JSON slices (checked chunk by chunk, decoded again only where
+needed) and equal strings share one object: ten answer strings a record would
+otherwise cost more memory than the file itself.
 
 The cyclic garbage collector is paused while decoding: the decoded records
 hold no cycles, and on a VQAv2-size file its repeated full scans of the
