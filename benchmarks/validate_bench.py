@@ -1,6 +1,7 @@
 """Benchmark `curate validate` on a VQAv2-size file (prints figures; asserts nothing).
 
     .venv/bin/python benchmarks/validate_bench.py [--records 443757] [--images 2000]
+    .venv/bin/python benchmarks/validate_bench.py --memory [--records 900000]
 
 Targets (issue #3): schema-only validation under 2 s on the 2-core machine and
 at least 5x a naive ``json.load`` + one ``VQARecord(**r)`` per record; image
@@ -12,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,11 +49,58 @@ def naive(path: Path) -> float:
     return time.perf_counter() - t
 
 
+_CHILD = """
+import sys, time
+from curation.validate import validate_files
+t = time.perf_counter()
+report = validate_files([sys.argv[1]], check_image_files=False)
+seconds = time.perf_counter() - t
+peak = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
+print(seconds, int(peak) * 1024, report.records, len(report.errors), report.ok)
+"""
+
+
+def _bad(rec: dict) -> dict:
+    return {**rec, "answer": rec["answer"][0]}  # a bare string: the commonest real mistake
+
+
+def memory(n: int) -> None:
+    """Peak RSS (VmHWM of a fresh child process) for a clean file, one bad record, all bad."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ann = Path(tmp) / "clean.json"
+        make_file(ann, n, n // 5)
+        records = json.loads(ann.read_text())
+        one = Path(tmp) / "one_bad.json"
+        one.write_text(json.dumps([_bad(records[0]), *records[1:]]))
+        every = Path(tmp) / "all_bad.json"
+        every.write_text(json.dumps([_bad(r) for r in records[: max(1, n // 10)]]))
+        del records
+        print(f"{'file':<14}{'records':>10}{'MB':>8}{'seconds':>9}{'peak MB':>9}{'x size':>8}")
+        for path in (ann, one, every):
+            out = subprocess.run(
+                [sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True
+            )
+            if out.returncode:
+                raise SystemExit(out.stderr)
+            seconds, peak, recs, _errors, _ok = out.stdout.split()
+            size = path.stat().st_size
+            print(
+                f"{path.stem:<14}{int(recs):>10,}{size / 1e6:>8.0f}{float(seconds):>9.2f}"
+                f"{int(peak) / 1e6:>9.0f}{int(peak) / size:>8.1f}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=443_757)
     parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument(
+        "--memory", action="store_true", help="print peak memory (clean, one bad, all bad)"
+    )
     args = parser.parse_args()
+    if args.memory:
+        memory(args.records)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         ann = Path(tmp) / "vqav2_size.json"
         make_file(ann, args.records, 82_783)

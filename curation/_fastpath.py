@@ -3,9 +3,14 @@
 ``msgspec`` decodes and type-checks the whole array in C; the rules msgspec
 cannot express (blank strings, safe image paths) are checked over whole
 columns with C-level string operations. Anything unexpected returns None and
-the caller falls back to the pydantic slow path, which is the reference
-implementation of the contract and reports each problem precisely. A
-property test checks that both paths accept exactly the same records.
+the caller checks record by record (``split_records`` + ``decode_record``),
+handing only the records msgspec refuses to the pydantic model, the reference
+implementation of the contract, which reports each problem precisely. A
+property test checks that the paths and the model accept the same records.
+
+Answers stay raw JSON slices (checked chunk by chunk, decoded again only where
+needed) and equal strings share one object: ten answer strings a record would
+otherwise cost more memory than the file itself.
 
 The cyclic garbage collector is paused while decoding: the decoded records
 hold no cycles, and on a VQAv2-size file its repeated full scans of the
@@ -16,28 +21,43 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
-from operator import attrgetter
-from typing import Annotated
+from operator import attrgetter, itemgetter
+from typing import Annotated, Any
 
 import msgspec
+
+from curation.schemas.annotation import MAX_NAME, image_path_problem
 
 _Str = Annotated[str, msgspec.Meta(min_length=1)]
 
 
-class _Record(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+class _LazyRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A record whose answers stay raw JSON: ten small strings a record would cost
+    more memory than the file itself; they are checked chunk by chunk instead."""
+
     instance_id: int | _Str
     image: _Str
     text_input: _Str
-    answer: Annotated[list[_Str], msgspec.Meta(min_length=1)]
+    answer: msgspec.Raw
 
 
-_DECODER = msgspec.json.Decoder(list[_Record])
+_Answers = Annotated[list[_Str], msgspec.Meta(min_length=1)]
+_DECODER = msgspec.json.Decoder(list[_LazyRecord])
+_ANSWER = msgspec.json.Decoder(_Answers)
+_ANSWER_LISTS = msgspec.json.Decoder(list[_Answers])
+#: answers checked this many records at a time (bounds the strings alive at once)
+_ANSWER_CHUNK = 1 << 15
+_RECORD = msgspec.json.Decoder(_LazyRecord)
+#: the array split into one raw JSON slice per record (no Python objects built)
+_RAW_RECORDS = msgspec.json.Decoder(list[msgspec.Raw])
 #: a line that starts with white space: the only place a blank (non-empty) string can be
 _STARTS_BLANK = re.compile(r"\n\s")
+#: control characters image_path_problem() rejects (the joiner "\n" is counted apart)
+_PATH_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 
 
 @dataclass(slots=True)
@@ -48,7 +68,30 @@ class Columns:
     instance_id: list[int | str]
     image: list[str]
     text_input: list[str]
-    answer: list[list[str]]
+    answer: Sequence[list[str]]
+    #: the first answer of each record (the label)
+    first_answer: list[str]
+
+    @classmethod
+    def empty(cls) -> Columns:
+        return cls([], [], [], [], RawAnswers(), [])
+
+    def append(
+        self,
+        index: int,
+        instance_id: int | str,
+        image: str,
+        text: str,
+        answer: list[str] | msgspec.Raw,
+        first: str | None = None,
+    ) -> None:
+        """Add one valid record (``answer`` raw JSON with its ``first`` answer, or a list)."""
+        self.index.append(index)  # type: ignore[union-attr]
+        self.instance_id.append(instance_id)
+        self.image.append(image)
+        self.text_input.append(text)
+        self.answer.append(answer)  # type: ignore[attr-defined]
+        self.first_answer.append(first if first is not None else answer[0])  # type: ignore[index]
 
     def __len__(self) -> int:
         return len(self.index)
@@ -66,6 +109,25 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+class RawAnswers(Sequence[list[str]]):
+    """Answer lists kept as raw JSON (or as lists), each decoded when it is read."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[Any] | None = None) -> None:
+        self._items = items if items is not None else []
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, i: int) -> list[str]:  # type: ignore[override]
+        item = self._items[i]
+        return _ANSWER.decode(item) if isinstance(item, msgspec.Raw) else item
+
+    def append(self, item: Any) -> None:
+        self._items.append(item)
+
+
 def decode_clean(data: bytes) -> Columns | None:
     """Columns of a file whose every record passes the contract, else None.
 
@@ -73,32 +135,102 @@ def decode_clean(data: bytes) -> Columns | None:
     """
     try:
         records = _DECODER.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
     if not records:
         return None
+    raw_answers = list(map(attrgetter("answer"), records))
     cols = Columns(
         range(len(records)),
         list(map(attrgetter("instance_id"), records)),
-        list(map(attrgetter("image"), records)),
-        list(map(attrgetter("text_input"), records)),
-        list(map(attrgetter("answer"), records)),
+        _shared(map(attrgetter("image"), records)),
+        _shared(map(attrgetter("text_input"), records)),
+        RawAnswers(raw_answers),  # type: ignore[arg-type]
+        [],
     )
     del records
     if set(map(type, cols.instance_id)) != {int} and any(map(_blank, cols.instance_id)):
         return None
     if any(map(str.isspace, cols.text_input)) or any(map(str.isspace, cols.image)):
         return None
-    # strings are non-empty, so a blank one starts with white space: search the joined
-    # text for that first and test each answer only when it could be there
-    answers = "\n" + "\n".join(chain.from_iterable(cols.answer))
-    if _STARTS_BLANK.search(answers) and any(map(str.isspace, chain.from_iterable(cols.answer))):
-        return None
+    labels: dict[str, str] = {}  # one string object per distinct label
+    for start in range(0, len(raw_answers), _ANSWER_CHUNK):
+        chunk = raw_answers[start : start + _ANSWER_CHUNK]
+        try:
+            answers = _ANSWER_LISTS.decode(b"[" + b",".join(chunk) + b"]")
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+            return None
+        # strings are non-empty, so a blank one starts with white space: search the joined
+        # text for that first and test each answer only when it could be there
+        joined = "\n" + "\n".join(chain.from_iterable(answers))
+        if _STARTS_BLANK.search(joined) and any(map(str.isspace, chain.from_iterable(answers))):
+            return None
+        firsts = list(map(itemgetter(0), answers))
+        cols.first_answer.extend(map(labels.setdefault, firsts, firsts))
+        del answers, joined, firsts
     joined = "\n" + "\n".join(cols.image) + "\n"
     # a cheap superset of image_path_problem(): the slow path decides precisely
-    if "\\" in joined or "\n/" in joined or ":" in joined or "/../" in joined.replace("\n", "/"):
+    if (
+        "\\" in joined
+        or "\n/" in joined
+        or "/\n" in joined
+        or ":" in joined
+        or "/../" in joined.replace("\n", "/")
+        or joined.count("\n") != len(cols.image) + 1  # a newline inside a path
+        or _has_control(joined)
+        # a superset of "path or one of its names too long": the slow path decides
+        or max(map(len, cols.image)) > MAX_NAME
+    ):
         return None
     return cols
+
+
+def _shared(strings: Iterable[str]) -> list[str]:
+    """The strings, equal ones as one object: a task file asks one question thousands of
+    times, and VQAv2 asks about each image about five times (C-speed, no Python loop)."""
+    cache: dict[str, str] = {}
+    items = list(strings)
+    return list(map(cache.setdefault, items, items))
+
+
+def split_records(data: bytes) -> list[msgspec.Raw] | None:
+    """The top-level array as one raw slice per record, or None when msgspec cannot split it.
+
+    None means invalid JSON, NaN/Infinity, a lone surrogate, very deep nesting or not
+    an array: the caller's reference path (``json.loads``) says which.
+    """
+    try:
+        return _RAW_RECORDS.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+
+
+def decode_record(raw: msgspec.Raw) -> tuple[_LazyRecord, str] | None:
+    """One record checked against the whole contract, with its first answer; else None.
+
+    The record's answers stay raw JSON (``rec.answer``), as on the fast path.
+    """
+    try:
+        rec = _RECORD.decode(raw)
+        answers = _ANSWER.decode(rec.answer)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if (
+        _blank(rec.instance_id)
+        or rec.text_input.isspace()
+        or rec.image.isspace()
+        or any(map(str.isspace, answers))
+        or image_path_problem(rec.image) is not None
+    ):
+        return None
+    return rec, answers[0]
+
+
+def _has_control(joined: str) -> bool:
+    """A control character other than the joiner "\\n" (str.isprintable is C-fast for ASCII)."""
+    if joined.isascii():
+        return not joined.replace("\n", "").isprintable()
+    return _PATH_CONTROL.search(joined) is not None
 
 
 def _blank(value: int | str) -> bool:

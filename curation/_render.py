@@ -42,12 +42,15 @@ def validation_report(console: Console, report: ValidationReport, max_shown: int
         for p in shown:
             level = "[red]error[/]" if p.severity == "error" else "[yellow]warn[/]"
             fix = f"\n[cyan]Fix:[/] {escape(p.fix)}" if p.fix else ""
-            table.add_row(level, escape(p.where()), p.field or "", escape(p.message) + fix)
+            table.add_row(level, escape(p.where()), escape(p.field or ""), escape(p.message) + fix)
         console.print(table)
-    if len(report.problems) > len(shown):
+    total = len(report.problems) + report.omitted_errors + report.omitted_warnings
+    if total > len(shown):
+        kept = " (the report keeps the first 10,000 of each kind)" if report.omitted else ""
         console.print(
-            f"... {len(report.problems) - len(shown)} more not shown "
-            "(--max-shown N, or --json REPORT for all)"
+            f"... {total - len(shown)} more not shown "
+            f"(--max-shown N, or --json REPORT for all){kept}",
+            highlight=False,
         )
     style = "green" if report.ok else "bold red"
     console.print(f"[{style}]{report.summary()}[/]", highlight=False, soft_wrap=True)
@@ -55,8 +58,10 @@ def validation_report(console: Console, report: ValidationReport, max_shown: int
 
 def fix_result(console: Console, result: FixResult, max_shown: int) -> None:
     console.print(
-        f"[bold]--fix[/] wrote {result.out}: {result.records_out} of {result.records_in} "
-        f"record(s), {len(result.changes)} change(s)"
+        f"[bold]--fix[/] wrote {escape(result.out)}: {result.records_out} of "
+        f"{result.records_in} record(s), {len(result.changes)} change(s)",
+        highlight=False,
+        soft_wrap=True,
     )
     for line in result.changes[:max_shown]:
         console.print(f"  fixed: {line}", highlight=False, markup=False, soft_wrap=True)
@@ -66,7 +71,9 @@ def fix_result(console: Console, result: FixResult, max_shown: int) -> None:
     if remaining is None:
         return
     if remaining.ok:
-        console.print(f"[green]the fixed copy is valid[/] ({remaining.summary()})", soft_wrap=True)
+        console.print(
+            f"[green]the fixed copy is valid[/] ({escape(remaining.summary())})", soft_wrap=True
+        )
     else:
         console.print("[bold red]could not fix:[/]")
         for p in remaining.errors[:max_shown]:

@@ -94,20 +94,27 @@ def validate(
     image_root: Annotated[
         Path | None,
         typer.Option(
-            help="Folder the 'image' paths are relative to [default: each file's folder]."
+            help="Folder the 'image' paths are relative to [default: each file's folder, or "
+            "its images/ sub-folder when more of the file's first 20 image paths exist there]."
         ),
     ] = None,
     no_images: Annotated[
         bool, typer.Option("--no-images", help="Check the schema only; do not open images.")
     ] = False,
     json_report: Annotated[
-        Path | None, typer.Option("--json", help="Write every problem to this JSON report.")
+        Path | None,
+        typer.Option(
+            "--json",
+            help="Write every problem to this JSON report (at most 10,000 of each kind; "
+            "the rest counted).",
+        ),
     ] = None,
     fix: Annotated[
         Path | None,
         typer.Option(
             help="Write a corrected copy here (string answers -> lists, renamed keys, "
-            "stripped whitespace, exact duplicates dropped). The input is never changed."
+            "stripped whitespace, yes/no labels -> yes/no, duplicate records dropped). "
+            "The input is never changed."
         ),
     ] = None,
     max_shown: Annotated[int, typer.Option(help="Show at most this many problems.", min=0)] = 20,
@@ -218,7 +225,11 @@ def export(
     ] = None,
     dataset: DatasetOption = None,
     image_root: Annotated[
-        Path | None, typer.Option(help="Folder the 'image' paths start from [default: the file's].")
+        Path | None,
+        typer.Option(
+            help="Folder the 'image' paths start from [default: the file's folder, or its "
+            "images/ sub-folder when more of the file's first 20 image paths exist there]."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split (same seed, same files).")] = 0,
     model: ModelOption = "tiny",
@@ -425,7 +436,10 @@ def eval_(
     ] = None,
     image_root: Annotated[
         Path | None,
-        typer.Option(help="Image root [default: images/ beside --data, else its folder]."),
+        typer.Option(
+            help="Image root [default: --data's folder, or its images/ sub-folder when more "
+            "of the file's first 20 image paths exist there]."
+        ),
     ] = None,
     out: Annotated[
         Path | None,

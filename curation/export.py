@@ -402,10 +402,11 @@ def task_records_from_file(
     Raises:
         DataError: the file breaks the contract (its first problems are listed).
     """
+    from curation.images import default_image_root
     from curation.validate import load_records, require_valid
 
     task_file = Path(task_file)
-    root = Path(image_root) if image_root is not None else task_file.parent
+    root = Path(image_root) if image_root is not None else default_image_root(task_file)
     require_valid(task_file, root, action="nothing was exported")
     return [
         ExportRecord(

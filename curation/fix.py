@@ -7,11 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curation._io import atomic_write_json, refuse_overwriting_inputs
+from curation._io import (
+    atomic_write_bytes,
+    dumps_json,
+    refuse_overwriting_inputs,
+)
 from curation.errors import DataError
+from curation.images import default_image_root
 from curation.report import ValidationReport
 from curation.schemas.annotation import KEY_ALIASES
-from curation.validate import CONTRACT_KEYS, validate_files
+from curation.schemas.questions import same_question_key
+from curation.validate import CONTRACT_KEYS, canonical_label, normalized_image, validate_files
 
 
 @dataclass
@@ -36,8 +42,10 @@ def fix_file(
 
     Safe fixes: a string answer becomes a one-item list; a known wrong key is
     renamed to the contract's key when the record lacks it; strings are
-    stripped; backslashes in image paths become slashes; a BOM is dropped;
-    exact duplicate records (same id, image, question and answers) are dropped.
+    stripped; backslashes in image paths become slashes; a BOM is dropped; a
+    yes/no label written another way ("Yes.", "Yeah") becomes "yes"/"no"; a
+    record with the same image, question and answers as an earlier one is
+    dropped whatever its id (the rule validate's duplicate warning uses).
 
     Raises:
         DataError: the file cannot be parsed at all (invalid JSON, not a list).
@@ -47,6 +55,11 @@ def fix_file(
     data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
     try:
         raw = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise DataError(
+            f"{path}: cannot fix a file nested this deep. Fix the nesting first "
+            "(curate validate shows where)."
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(
             f"{path}: cannot fix a file that is not valid UTF-8 JSON ({exc}). "
@@ -57,21 +70,49 @@ def fix_file(
 
     result = FixResult(str(path), str(out), records_in=len(raw), records_out=0)
     fixed: list[Any] = []
-    seen: set[str] = set()
+    seen: dict[Any, int] = {}
     for i, rec in enumerate(raw):
         if isinstance(rec, dict):
             rec = _fix_record(rec, i, result.changes)
-            signature = json.dumps(rec, sort_keys=True, default=str)
-            if signature in seen:
-                result.changes.append(f"record #{i}: dropped, an exact duplicate")
+            signature = _duplicate_key(rec)
+            if signature is not None and signature in seen:
+                result.changes.append(
+                    f"record #{i}: dropped, the same image, question and answer as record "
+                    f"#{seen[signature]}"
+                )
                 continue
-            seen.add(signature)
+            if signature is not None:
+                seen[signature] = i
         fixed.append(rec)
     result.records_out = len(fixed)
-    atomic_write_json(out, fixed)
-    root = image_root if image_root is not None else path.parent
+    try:
+        encoded = dumps_json(fixed).encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError(
+            f"{path}: cannot fix a file that holds lone surrogates (JSON escapes like "
+            "\\ud800 with no partner); nothing was written. Fix: remove them (curate validate "
+            "names each record)."
+        ) from None
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise DataError(
+            f"{path}: cannot write a fixed copy ({exc}); nothing was written."
+        ) from None
+    atomic_write_bytes(out, encoded)
+    root = image_root if image_root is not None else default_image_root(path)
     result.remaining = validate_files([out], image_root=root, check_image_files=check_image_files)
     return result
+
+
+def _duplicate_key(rec: dict[str, Any]) -> tuple[str, str, str] | None:
+    """What makes two records copies: image (normalised), question (paraphrases one), answers."""
+    image, question, answer = rec.get("image"), rec.get("text_input"), rec.get("answer")
+    if not (isinstance(image, str) and isinstance(question, str) and isinstance(answer, list)):
+        return None
+    try:
+        answers = json.dumps(answer)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return normalized_image(image), same_question_key(question), answers
 
 
 def _fix_record(rec: dict[str, Any], index: int, changes: list[str]) -> dict[str, Any]:
@@ -98,6 +139,7 @@ def _fix_record(rec: dict[str, Any], index: int, changes: list[str]) -> dict[str
         # VQAv2-style [{"answer": "yes", ...}] and padded strings
         new = [a.get("answer") if isinstance(a, dict) and "answer" in a else a for a in answer]
         new = [a.strip() if isinstance(a, str) else a for a in new]
+        new = [(canonical_label(a) or a) if isinstance(a, str) else a for a in new]
         if new != answer:
             rec["answer"] = new
             changes.append(f"record #{index}: answer list normalised to {new!r}")

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curation._fastpath import decode_clean, gc_paused
+from curation._fastpath import decode_clean, decode_record, gc_paused
 from curation.schemas.annotation import VQARecord
 from curation.validate import validate_files
 
@@ -38,6 +39,13 @@ field_values = st.one_of(
             "x..y.png",
             "a:b.png",
             "a/..",
+            "a\nb.png",
+            "a\n/b.png",
+            "ok.png/",
+            "a\x00.png",
+            "a\tb.png",
+            "x" * 300 + ".png",
+            "a/" * 600 + "b.png",
             "yes",
             "no",
             " yes",
@@ -71,11 +79,22 @@ def test_any_json_value_gives_a_report(tmp_path: Path, value: object) -> None:
         assert not report.ok  # not a non-empty list of records: always an error
 
 
+def _problems_are_printable(report) -> None:
+    for p in report.problems:
+        assert p.code and p.message and p.fix, p
+        p.render().encode("utf-8")  # printable and savable, even from hostile bytes
+
+
 @SETTINGS
 @given(payload=st.binary(max_size=200))
 def test_any_bytes_give_a_report(tmp_path: Path, payload: bytes) -> None:
     report = _validate(tmp_path, payload)
-    assert all(p.message for p in report.problems)
+    _problems_are_printable(report)
+    if report.ok:  # valid: a non-empty UTF-8 JSON array of contract records
+        records = json.loads(payload.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
+        assert isinstance(records, list) and records
+        for r in records:
+            VQARecord.model_validate(r)
 
 
 @SETTINGS
@@ -88,10 +107,16 @@ def test_fast_path_agrees_with_the_pydantic_model(recs: list[dict]) -> None:
             return False
         return not (set(r) - {"instance_id", "image", "text_input", "answer"})
 
+    payload = json.dumps(recs).encode()
     with gc_paused():
-        fast = decode_clean(json.dumps(recs).encode())
+        fast = decode_clean(payload)
+    expected = [reference_ok(r) for r in recs]
     if fast is not None:  # soundness: the fast path never accepts what the model rejects
-        assert all(reference_ok(r) for r in recs)
-    elif all(reference_ok(r) for r in recs):
+        assert all(expected)
+    elif all(expected):
         # the fast path's only deliberate over-reach: ':' anywhere in an image path
+        # (a newline in a path is an error in both: image_path_problem rejects it)
         assert any(":" in r["image"] for r in recs)
+    # the record-by-record path (files with a bad record) agrees with the model exactly
+    one_by_one = [decode_record(msgspec.Raw(json.dumps(r).encode())) is not None for r in recs]
+    assert one_by_one == expected

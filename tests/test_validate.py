@@ -108,7 +108,7 @@ def test_file_level_problems(image_dir: Path, content: bytes, code: str, words: 
 @pytest.mark.parametrize(
     ("rec", "code", "words"),
     [
-        (record(True), "bad_int_type", "instance_id"),
+        (record(True), "bad_instance_id", "instance_id"),
         (record(1, text_input="   "), "empty_value", "is empty or blank"),
         (record(1, answer=[]), "empty_value", "at least one answer"),
         (record(1, answer=["yes", ""]), "empty_value", "answer.1"),
@@ -185,9 +185,14 @@ def test_image_problems(image_dir: Path, image: str, code: str, words: str) -> N
 
 
 def test_image_root_option(image_dir: Path, tmp_path: Path) -> None:
-    f = write_json(tmp_path / "elsewhere.json", [record(1, "fall.png", ["yes"])])
+    other = tmp_path / "other"
+    other.mkdir()
+    f = write_json(other / "elsewhere.json", [record(1, "fall.png", ["yes"])])
     assert run(f).exit_code == 1
     assert run(f, "--image-root", image_dir).exit_code == 0
+    # the export layout: images/ beside the file is the default when the paths are there
+    g = write_json(tmp_path / "beside.json", [record(1, "fall.png", ["yes"])])
+    assert run(g).exit_code == 0
 
 
 def test_all_problems_collected_in_one_pass(image_dir: Path) -> None:
@@ -248,7 +253,7 @@ def test_fix_round_trip(image_dir: Path, tmp_path: Path) -> None:
     assert src.read_bytes() == before  # input never changed
     assert result.exit_code == 1  # the missing image remains
     assert "renamed 'question' to 'text_input'" in result.output
-    assert "dropped, an exact duplicate" in result.output
+    assert "dropped, the same image, question and answer as record #0" in result.output
     assert "could not fix" in result.output and "missing.png" in result.output
     fixed = json.loads(out.read_text())
     assert [r["instance_id"] for r in fixed] == [1, 2, 4]

@@ -35,8 +35,9 @@ class EvalResult:
 
 
 def default_image_root(data: Path) -> Path:
-    images = data.parent / "images"
-    return images if images.is_dir() else data.parent
+    from curation.images import default_image_root as rule
+
+    return rule(data)
 
 
 def load_provenance(data: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ the validator, the fixer, the exporters and the generated JSON Schema in
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
@@ -38,14 +39,41 @@ KEY_ALIASES: dict[str, str] = {
 }
 
 
-def image_path_problem(path: str) -> str | None:
+#: Longest image path accepted (Linux allows 4,096 bytes; no real annotation comes close).
+MAX_IMAGE_PATH = 1024
+#: Longest folder or file name inside an image path (the usual file system limit, in bytes).
+MAX_NAME = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """True when ``text`` holds a lone surrogate (JSON's "\\ud800"): not valid Unicode."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def image_path_problem(path: str) -> str | None:  # noqa: PLR0911 - one rule per return
     """Return why ``path`` is not a safe relative image path, or None when it is."""
+    if not (path.isascii() and path.isprintable()):  # the common case skips these checks
+        if "\x00" in path:
+            return "contains a NUL byte (no file name can hold one)"
+        if _CONTROL.search(path):
+            return "contains a control character (a newline or tab; no real file name has one)"
+        if has_lone_surrogate(path):
+            return "contains a lone surrogate (an escape like \\ud800), which is not valid Unicode"
+    if len(path) > MAX_NAME:
+        if len(path) > MAX_IMAGE_PATH:
+            return f"is {len(path):,} characters long (too long; at most {MAX_IMAGE_PATH:,})"
+        if any(len(part.encode()) > MAX_NAME for part in path.split("/")):
+            return f"has a folder or file name longer than {MAX_NAME} bytes (too long)"
     if "\\" in path:
         return "contains a backslash (a Windows path)"
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
         return "is an absolute path"
     if ".." in path.split("/"):
         return "contains '..' and could escape the image root"
+    if path.endswith("/"):
+        return "ends with '/': that names a folder, and LAVIS cannot open it as an image"
     return None
 
 
