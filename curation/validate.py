@@ -877,12 +877,13 @@ def require_valid(
     if report.ok:
         return report
     errors = report.errors
+    total = len(errors) + report.omitted_errors  # past the stored cap, still counted
     lines = "\n  ".join(p.render() for p in errors[:shown])
-    more = f"\n  ... and {len(errors) - shown} more" if len(errors) > shown else ""
+    more = f"\n  ... and {total - shown} more" if total > shown else ""
     command = f"curate validate {shlex.quote(str(path))}"
     if image_root is not None:
         command += f" --image-root {shlex.quote(str(image_root))}"
     raise DataError(
-        f"{path}{hint} has {len(errors)} error(s); {action}:\n  {lines}{more}\n"
+        f"{path}{hint} has {total} error(s); {action}:\n  {lines}{more}\n"
         f"  (run {command} --fix FIXED.json to write a corrected copy)"
     )
