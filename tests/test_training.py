@@ -283,3 +283,62 @@ def test_export_refuses_bad_data_and_existing_out(tmp_path: Path, export_dir: Pa
     assert result.exit_code == 2 and "already exists" in result.output
     with pytest.raises(DataError):
         export_task(SAMPLE / "seed_train.json", SAMPLE, tmp_path / "y")
+
+
+def test_eval_exits_3_when_the_model_collapsed(
+    trained, export_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the CLI: the real checkpoint loads, its answers are all "yes" (crafted)."""
+    import curation.training.predict as predict
+
+    truths = [r["answer"][0] for r in json.loads((export_dir / "test.json").read_text())]
+    assert "no" in truths  # negatives to say "yes" to
+    ckpt = export_dir / "runs" / "base" / "checkpoint_5.pth"
+    args = ["eval", str(ckpt), "--data", str(export_dir / "test.json"), "--out"]
+    monkeypatch.setattr(
+        predict, "answer", lambda model, images, questions, *a: ["yes"] * len(images)
+    )
+    result = runner.invoke(app, [*args, str(tmp_path / "collapsed")])
+    assert result.exit_code == 3, result.output
+    assert "collapse" in result.output.lower() and "Traceback" not in result.output
+    report = json.loads((tmp_path / "collapsed" / "eval.json").read_text())
+    assert report["collapse_alarm"] is True
+    assert any('says "yes" to 100% of the true negatives' in r for r in report["collapse_reasons"])
+
+
+def _train_predict_eval(export: Path, device: str, amp: bool, out: Path) -> None:
+    """Tiny train, then predict and eval through the CLI, on ``device``."""
+    run_id = f"{device}-amp-{amp}"
+    result = train(
+        export / "lavis.yaml",
+        ["run.max_epoch=2", f"run.device={device}", f"run.amp={str(amp).lower()}"],
+        run_id=run_id,
+    )
+    assert result.device == device and len(result.losses) == 4
+    assert all(loss == loss and loss < 1e6 for loss in result.losses)  # no NaN under amp
+    ckpt = export / "runs" / run_id / "checkpoint_1.pth"
+    predicted = runner.invoke(
+        app, ["predict", str(ckpt), str(SAMPLE / "fall" / "0000.png"), "--json"]
+    )
+    assert predicted.exit_code == 0, predicted.output
+    answers = json.loads(predicted.output[predicted.output.index("[") :])
+    assert len(answers) == 1 and isinstance(answers[0]["answer"], str)
+    evaluated = runner.invoke(
+        app, ["eval", str(ckpt), "--data", str(export / "test.json"), "--out", str(out / run_id)]
+    )
+    assert evaluated.exit_code in (0, 3), evaluated.output  # 3: a 2-epoch model may collapse
+    report = json.loads((out / run_id / "eval.json").read_text())
+    assert len(report["predictions"]) == 5
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _has_cuda(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("amp", [False, True], ids=["fp32", "amp"])
+def test_tiny_train_predict_eval_on_cuda(own_export: Path, tmp_path: Path, amp: bool) -> None:
+    _train_predict_eval(own_export, "cuda", amp, tmp_path)
