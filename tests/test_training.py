@@ -211,8 +211,11 @@ def test_predict_reports_mismatched_keys(trained, export_dir: Path, tmp_path: Pa
     del ckpt["model"]["t5_proj.weight"]
     bad = tmp_path / "mismatched.pth"
     torch.save(ckpt, bad)
-    result = runner.invoke(app, ["predict", str(bad), str(SAMPLE / "fall" / "0000.png")])
-    assert result.exit_code == 1
+    config = export_dir / "runs" / "base" / "config.yaml"
+    result = runner.invoke(
+        app, ["predict", str(bad), str(SAMPLE / "fall" / "0000.png"), "--config", str(config)]
+    )
+    assert result.exit_code == 1, result.output
     assert "1 missing key(s) ['t5_proj.weight']" in result.output
     assert "1 unexpected key(s) ['not_a_layer.weight']" in result.output
 
