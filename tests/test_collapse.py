@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
 pytest.importorskip("lavis")
 pytest.importorskip("easy_vqa")
+
+from conftest import REPO  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from curation.cli import app  # noqa: E402
 
 
 def load_pipeline():
@@ -35,3 +41,29 @@ def test_mix_cures_always_yes(tmp_path: Path) -> None:
     assert b["task"]["yes_rate_negatives"] <= a["task"]["yes_rate_negatives"] - 0.3
     assert b["general"]["vqa_accuracy"] > a["general"]["vqa_accuracy"]
     assert (tmp_path / "results.md").read_text().count("|") > 20
+    # the same alarm through the CLI: exit 3 for A's checkpoint, 0 for B's
+    for name, code in (("A", 3), ("B", 0)):
+        result = CliRunner().invoke(
+            app,
+            [
+                "eval",
+                str(_latest_checkpoint(tmp_path / name / "runs" / "run")),
+                "--data",
+                str(tmp_path / "B" / "test.json"),
+                "--out",
+                str(tmp_path / f"cli_{name}"),
+            ],
+        )
+        assert result.exit_code == code, result.output
+        report = json.loads((tmp_path / f"cli_{name}" / "eval.json").read_text())
+        assert report["collapse_alarm"] is (code == 3)
+
+
+def _latest_checkpoint(run_dir: Path) -> Path:
+    """The highest epoch's checkpoint (by number: checkpoint_10 comes after checkpoint_9)."""
+    numbered = {
+        int(m.group(1)): p
+        for p in run_dir.glob("checkpoint_*.pth")
+        if (m := re.fullmatch(r"checkpoint_(\d+)\.pth", p.name))
+    }
+    return numbered[max(numbered)]

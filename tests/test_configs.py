@@ -78,3 +78,12 @@ def test_dataset_defaults_are_lavis_shaped() -> None:
         "val",
         "test",
     }
+
+
+def test_blip2_t5_trains_with_the_fixed_autocontrast() -> None:
+    from curation.export import lavis_config
+
+    cfg = lavis_config("blip2_t5", 0, BUILDER_NAME, PROMPT)
+    assert cfg["datasets"][BUILDER_NAME]["vis_processor"]["train"]["name"] == (
+        "falldown_image_train"
+    )

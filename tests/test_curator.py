@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -179,7 +181,10 @@ def test_review_tags_flow_into_exports(raw_set: Path, tmp_path: Path) -> None:
         for s in ("train", "val", "test")
         for p in json.loads((out / f"{s}.provenance.json").read_text())
     }
-    runner.invoke(app, ["check", "--dataset", name])
+    checked = runner.invoke(
+        app, ["check", "--dataset", name, "--json", str(tmp_path / "checks.json")]
+    )
+    assert checked.exit_code == 0, checked.output
     out2 = tmp_path / "export2"
     assert runner.invoke(app, ["export", "--dataset", name, "--out", str(out2)]).exit_code == 0
     splits = {
@@ -188,6 +193,18 @@ def test_review_tags_flow_into_exports(raw_set: Path, tmp_path: Path) -> None:
         for p in json.loads((out2 / f"{s}.provenance.json").read_text())
     }
     assert splits["fall/0001.png"] == splits["fall/copy_of_0001.png"]
+    # the planted near copy (a JPEG re-save) too, and it is found as one
+    near_ids = {
+        ds[i].original_id
+        for group in json.loads((tmp_path / "checks.json").read_text())["groups"]["dup:near"]
+        for i in group
+    }
+    assert {"no_fall/0002.png", "no_fall/near_0002.jpg"} <= near_ids
+    pair = ds.match(F("original_id").is_in(["no_fall/0002.png", "no_fall/near_0002.jpg"]))
+    near_groups = pair.values("near_dup_group")
+    assert len(near_groups) == 2 and near_groups[0] is not None  # one split group for both
+    assert near_groups[0] == near_groups[1]
+    assert splits["no_fall/0002.png"] == splits["no_fall/near_0002.jpg"]
     # the mix reads the same tags
     mixed = runner.invoke(
         app,
@@ -225,15 +242,38 @@ def test_review_tags_flow_into_exports(raw_set: Path, tmp_path: Path) -> None:
         records_from_dataset("does-not-exist")
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_served(url: str, timeout: float) -> None:
+    """Poll until the App's server answers ``url`` (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the App did not answer {url} within {timeout} s")
+        time.sleep(0.2)
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
 def test_review_app_renders_in_a_real_browser(tmp_path: Path) -> None:
     from curation.curator.review import launch
 
     name = unique("app")
     assert ingest(SAMPLE / "annotations.json", name).exit_code == 0
-    session = launch(name, port=5161)
+    port = _free_port()
+    session = launch(name, port=port)
     try:
-        url = f"http://127.0.0.1:5161/datasets/{name}"
+        url = f"http://127.0.0.1:{port}/datasets/{name}"
+        _wait_until_served(url, timeout=120)
         artifacts = REPO / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
         shot = artifacts / "review.png"
@@ -248,13 +288,12 @@ def test_review_app_renders_in_a_real_browser(tmp_path: Path) -> None:
             f"--user-data-dir={tmp_path / 'profile'}",
         ]
         dom = ""
-        for _ in range(3):  # the App server may still be starting
+        for _ in range(3):  # the server answers; the App's first render may need a retry
             dom = subprocess.run(
                 [*base, "--dump-dom", url], capture_output=True, text=True, timeout=120
             ).stdout
             if name in dom:
                 break
-            time.sleep(3)
         subprocess.run([*base, f"--screenshot={shot}", url], capture_output=True, timeout=120)
     finally:
         session.close()

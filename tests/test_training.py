@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import SAMPLE
-from typer.testing import CliRunner
-
-from curation.cli import app
-from curation.errors import ConfigError, DataError
-from curation.export import export_task
-from curation.training.config import load_train_config
-from curation.training.train import train
 
 pytest.importorskip("lavis")
+
+import yaml  # noqa: E402
+from conftest import SAMPLE  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from curation.cli import app  # noqa: E402
+from curation.errors import ConfigError, DataError  # noqa: E402
+from curation.export import export_task  # noqa: E402
+from curation.training.config import load_train_config  # noqa: E402
+from curation.training.train import TrainEvent, train  # noqa: E402
+
 runner = CliRunner()
 
 
@@ -49,6 +52,27 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(export_dir: Path):
     return train(export_dir / "lavis.yaml", ["run.max_epoch=6"], run_id="base")
+
+
+@pytest.fixture
+def own_export(export_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the shared export, for a test that edits files in it."""
+    copy = tmp_path / "export"
+    shutil.copytree(export_dir, copy, ignore=shutil.ignore_patterns("runs"))
+    return copy
+
+
+def _lavis_names() -> dict[str, object]:
+    """The LAVIS module attributes that a run swaps for its duration."""
+    import lavis.runners.runner_base as runner_module
+    from lavis.models.blip2_models import blip2_t5
+
+    return {
+        "dist": runner_module.dist,
+        "PrefetchLoader": runner_module.PrefetchLoader,
+        "IterLoader": runner_module.IterLoader,
+        "T5ForConditionalGeneration": blip2_t5.T5ForConditionalGeneration,
+    }
 
 
 def test_export_folder_shape(export_dir: Path) -> None:
@@ -135,17 +159,48 @@ def test_train_tiny_then_predict(trained, export_dir: Path) -> None:
     assert all(isinstance(a["answer"], str) and a["answer"] for a in answers)
 
 
+def test_lavis_names_are_restored_after_train(trained) -> None:
+    import lavis.runners.runner_base as runner_module
+    import torch.distributed
+    from lavis.datasets.datasets import dataloader_utils
+    from lavis.models.blip2_models.modeling_t5 import T5ForConditionalGeneration
+
+    assert trained.steps  # the run happened in this process, with every swap applied
+    assert _lavis_names() == {
+        "dist": torch.distributed,
+        "PrefetchLoader": dataloader_utils.PrefetchLoader,
+        "IterLoader": dataloader_utils.IterLoader,
+        "T5ForConditionalGeneration": T5ForConditionalGeneration,
+    }
+    assert runner_module.RunnerBase.__module__ == "lavis.runners.runner_base"
+
+
+class _Killed(Exception):
+    """Stands in for a run killed part-way."""
+
+
 def test_resume_continues_from_the_checkpoint(trained, export_dir: Path) -> None:
-    ckpt = export_dir / "runs" / "base" / "checkpoint_5.pth"
+    """torchtune's check: an interrupted run, resumed, logs the uninterrupted run's losses."""
+    before = _lavis_names()
+
+    def kill_in_epoch_4(event: TrainEvent) -> None:
+        if event.kind == "step" and event.epoch == 4:
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        train(export_dir / "lavis.yaml", ["run.max_epoch=6"], "killed", kill_in_epoch_4)
+    assert _lavis_names() == before  # restored after a failed run too
+    ckpt = export_dir / "runs" / "killed" / "checkpoint_3.pth"
+    assert ckpt.is_file()
     resumed = train(
         export_dir / "lavis.yaml",
-        ["run.max_epoch=7", f"run.resume_ckpt_path={ckpt}"],
+        ["run.max_epoch=6", f"run.resume_ckpt_path={ckpt}"],
         run_id="resumed",
     )
-    assert len(resumed.losses) == 2  # only epoch 6 was left
-    assert (export_dir / "runs" / "resumed" / "checkpoint_6.pth").is_file()
-    # resumed from trained weights: its loss starts where the base run ended, not at random init
-    assert resumed.losses[0] < trained.losses[0]
+    assert (export_dir / "runs" / "resumed" / "checkpoint_5.pth").is_file()
+    assert len(resumed.losses) == 4  # epochs 4 and 5, two steps each
+    # same weights, optimizer state, learning rate, batches and dropout: the same losses
+    assert resumed.losses == trained.losses[8:]
 
 
 def test_predict_reports_mismatched_keys(trained, export_dir: Path, tmp_path: Path) -> None:
@@ -154,33 +209,32 @@ def test_predict_reports_mismatched_keys(trained, export_dir: Path, tmp_path: Pa
     ckpt = torch.load(export_dir / "runs" / "base" / "checkpoint_5.pth", weights_only=False)
     ckpt["model"]["not_a_layer.weight"] = torch.zeros(1)
     del ckpt["model"]["t5_proj.weight"]
-    bad = export_dir / "runs" / "base" / "mismatched.pth"
+    bad = tmp_path / "mismatched.pth"
     torch.save(ckpt, bad)
-    result = runner.invoke(app, ["predict", str(bad), str(SAMPLE / "fall" / "0000.png")])
-    assert result.exit_code == 1
+    config = export_dir / "runs" / "base" / "config.yaml"
+    result = runner.invoke(
+        app, ["predict", str(bad), str(SAMPLE / "fall" / "0000.png"), "--config", str(config)]
+    )
+    assert result.exit_code == 1, result.output
     assert "1 missing key(s) ['t5_proj.weight']" in result.output
     assert "1 unexpected key(s) ['not_a_layer.weight']" in result.output
 
 
-def test_string_answer_is_caught_before_training(export_dir: Path, tmp_path: Path) -> None:
-    records = json.loads((export_dir / "train.json").read_text())
+def test_string_answer_is_caught_before_training(own_export: Path) -> None:
+    records = json.loads((own_export / "train.json").read_text())
     records[3]["answer"] = "yes"
-    (export_dir / "train.json").write_text(json.dumps(records))
-    try:
-        result = runner.invoke(app, ["train", str(export_dir / "lavis.yaml"), "--run-id", "never"])
-    finally:
-        records[3]["answer"] = ["yes"]
-        (export_dir / "train.json").write_text(json.dumps(records, indent=2) + "\n")
+    (own_export / "train.json").write_text(json.dumps(records))
+    result = runner.invoke(app, ["train", str(own_export / "lavis.yaml"), "--run-id", "never"])
     assert result.exit_code == 1
     assert 'got the string "yes"; LAVIS iterates it as "y","e","s"' in result.output
     assert "nothing was trained" in result.output
-    assert not (export_dir / "runs" / "never").exists()
+    assert not (own_export / "runs" / "never").exists()
 
 
-def test_unknown_builder_name_lists_registered(export_dir: Path, tmp_path: Path) -> None:
-    cfg = yaml.safe_load((export_dir / "lavis.yaml").read_text())
+def test_unknown_builder_name_lists_registered(own_export: Path) -> None:
+    cfg = yaml.safe_load((own_export / "lavis.yaml").read_text())
     cfg["datasets"]["my_falls"] = cfg["datasets"].pop("falldown_vqa")
-    path = export_dir / "renamed.yaml"
+    path = own_export / "renamed.yaml"
     path.write_text(yaml.safe_dump(cfg))
     result = runner.invoke(app, ["train", str(path), "--run-id", "never"])
     assert result.exit_code == 1
@@ -232,3 +286,62 @@ def test_export_refuses_bad_data_and_existing_out(tmp_path: Path, export_dir: Pa
     assert result.exit_code == 2 and "already exists" in result.output
     with pytest.raises(DataError):
         export_task(SAMPLE / "seed_train.json", SAMPLE, tmp_path / "y")
+
+
+def test_eval_exits_3_when_the_model_collapsed(
+    trained, export_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the CLI: the real checkpoint loads, its answers are all "yes" (crafted)."""
+    import curation.training.predict as predict
+
+    truths = [r["answer"][0] for r in json.loads((export_dir / "test.json").read_text())]
+    assert "no" in truths  # negatives to say "yes" to
+    ckpt = export_dir / "runs" / "base" / "checkpoint_5.pth"
+    args = ["eval", str(ckpt), "--data", str(export_dir / "test.json"), "--out"]
+    monkeypatch.setattr(
+        predict, "answer", lambda model, images, questions, *a: ["yes"] * len(images)
+    )
+    result = runner.invoke(app, [*args, str(tmp_path / "collapsed")])
+    assert result.exit_code == 3, result.output
+    assert "collapse" in result.output.lower() and "Traceback" not in result.output
+    report = json.loads((tmp_path / "collapsed" / "eval.json").read_text())
+    assert report["collapse_alarm"] is True
+    assert any('says "yes" to 100% of the true negatives' in r for r in report["collapse_reasons"])
+
+
+def _train_predict_eval(export: Path, device: str, amp: bool, out: Path) -> None:
+    """Tiny train, then predict and eval through the CLI, on ``device``."""
+    run_id = f"{device}-amp-{amp}"
+    result = train(
+        export / "lavis.yaml",
+        ["run.max_epoch=2", f"run.device={device}", f"run.amp={str(amp).lower()}"],
+        run_id=run_id,
+    )
+    assert result.device == device and len(result.losses) == 4
+    assert all(loss == loss and loss < 1e6 for loss in result.losses)  # no NaN under amp
+    ckpt = export / "runs" / run_id / "checkpoint_1.pth"
+    predicted = runner.invoke(
+        app, ["predict", str(ckpt), str(SAMPLE / "fall" / "0000.png"), "--json"]
+    )
+    assert predicted.exit_code == 0, predicted.output
+    answers = json.loads(predicted.output[predicted.output.index("[") :])
+    assert len(answers) == 1 and isinstance(answers[0]["answer"], str)
+    evaluated = runner.invoke(
+        app, ["eval", str(ckpt), "--data", str(export / "test.json"), "--out", str(out / run_id)]
+    )
+    assert evaluated.exit_code in (0, 3), evaluated.output  # 3: a 2-epoch model may collapse
+    report = json.loads((out / run_id / "eval.json").read_text())
+    assert len(report["predictions"]) == 5
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _has_cuda(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("amp", [False, True], ids=["fp32", "amp"])
+def test_tiny_train_predict_eval_on_cuda(own_export: Path, tmp_path: Path, amp: bool) -> None:
+    _train_predict_eval(own_export, "cuda", amp, tmp_path)

@@ -20,6 +20,11 @@ from curation.errors import require
 
 require("lavis", "lavis")
 
+from curation.training._lavis_compat import check_lavis  # noqa: E402
+
+# before anything subclasses or swaps a LAVIS internal: refuse a LAVIS that lacks one
+check_lavis()
+
 import lavis.common.optims  # noqa: E402,F401 - registers the lr schedulers (as LAVIS's train.py does)
 import torch  # noqa: E402
 from lavis.common.registry import registry  # noqa: E402
@@ -35,6 +40,10 @@ from curation.errors import DataError  # noqa: E402
 from curation.images import open_rgb  # noqa: E402
 from curation.presets import preset_files  # noqa: E402
 from curation.training._patch import patched  # noqa: E402
+from curation.training._processors import (  # noqa: E402
+    PROCESSOR_NAME,
+    FalldownImageTrainProcessor,
+)
 from curation.training.checkpoints import load_weights, read_checkpoint  # noqa: E402
 from curation.training.plugin_data import DATA  # noqa: E402
 
@@ -391,3 +400,5 @@ def processed_image(vis_processor: Any, path: str | os.PathLike[str]) -> Any:
 
 registry.register_builder(BUILDER_NAME)(FalldownVQABuilder)
 registry.register_model(MODEL_ARCH)(FalldownBlip2T5)
+# blip_image_train with an autocontrast that does not wrap around (see _processors.py)
+registry.register_processor(PROCESSOR_NAME)(FalldownImageTrainProcessor)

@@ -12,20 +12,29 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from curation._io import atomic_write_json, atomic_write_text
+from curation.errors import require
 
 SPECIALS = ("<pad>", "</s>", "<unk>")
 PROMPT_WORDS = "question short answer : yes no"
 
 
 def _words(text: str) -> list[str]:
-    from tokenizers import pre_tokenizers
-
+    pre_tokenizers = require("tokenizers", "lavis").pre_tokenizers
     return [w for w, _ in pre_tokenizers.Whitespace().pre_tokenize_str(text.lower())]
 
 
 def write_tiny_model_files(folder: Path, texts: Iterable[str], d_model: int = 64) -> None:
-    """Write ``folder/t5`` (config + tokenizer) and ``folder/qformer_tokenizer``."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    """Write ``folder/t5`` (config + tokenizer) and ``folder/qformer_tokenizer``.
+
+    Raises:
+        MissingDependencyError: ``tokenizers`` (the ``lavis`` extra) is not installed.
+    """
+    # the tiny preset only makes sense with the lavis extra (it is what trains it);
+    # without it, say what to install instead of a ModuleNotFoundError
+    tokenizers = require("tokenizers", "lavis")
+    Tokenizer, models = tokenizers.Tokenizer, tokenizers.models
+    normalizers, pre_tokenizers = tokenizers.normalizers, tokenizers.pre_tokenizers
+    processors = tokenizers.processors
 
     words = sorted({w for t in [PROMPT_WORDS, *texts] for w in _words(t)})
     vocab = {tok: i for i, tok in enumerate([*SPECIALS, *words])}

@@ -460,6 +460,10 @@ def _runner_class() -> type:
                 return super().create_loaders(*args, **kwargs)
 
         def train_epoch(self, epoch: int) -> Any:
+            # LAVIS's checkpoints carry no RNG state: reseed from (seed, epoch) so an
+            # epoch's shuffling and dropout do not depend on the epochs before it, and a
+            # resumed run repeats the uninterrupted run exactly
+            _seed_everything(int(self.config.run_cfg.seed) + epoch)
             stats = super().train_epoch(epoch)
             # LAVIS saves every epoch only without validation splits; with them it saves
             # only checkpoint_best.pth, and only once accuracy rises above 0. Keep the
