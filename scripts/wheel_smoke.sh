@@ -28,11 +28,14 @@ VPY="$WORK/venv/bin/python"
 "$VPY" -m pip install --quiet --upgrade "setuptools>=77" wheel   # SPDX license string
 "$VPY" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WORK/dist" "$WORK/src"
 WHEEL="$(ls "$WORK"/dist/falldown_curate-*.whl)"
-"$VPY" - "$WHEEL" <<'PY'
-import sys, zipfile
+"$VPY" - "$WHEEL" "$REPO" <<'PY'
+import pathlib, sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
-need = ["curation/py.typed", "curation/data/questions.yaml", "curation/data/lavis/falldown_vqa.yaml",
-        "curation/data/lavis/tiny.yaml", "curation/data/lavis/pretrain_flant5xl.yaml"]
+repo = pathlib.Path(sys.argv[2])
+# every data file the package ships (presets, builder config, questions), found, not listed
+need = ["curation/py.typed"] + sorted(
+    p.relative_to(repo).as_posix() for p in (repo / "curation" / "data").rglob("*") if p.is_file()
+)
 missing = [n for n in need if n not in names]
 sys.exit(f"wheel smoke: FAILED: not in the wheel: {missing}" if missing else 0)
 PY
