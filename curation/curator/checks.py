@@ -7,14 +7,18 @@ Results are written back into the FiftyOne dataset as tags (``dup:exact``,
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from curation._io import atomic_write_json
+from curation.answers import normalize_answer, yes_no
 from curation.curator._fo import CHECK_TAGS, load_dataset
+from curation.errors import UsageError
 from curation.images import check_images
+from curation.schemas.questions import same_question_key
 
 
 @dataclass
@@ -31,7 +35,35 @@ class CheckReport:
         return dict(self.__dict__)
 
     def write_json(self, path: str | Path) -> None:
-        atomic_write_json(path, self.to_dict())
+        """Write the report; refuse a folder or any existing file that is not a check report."""
+        target = Path(path)
+        check_report_path(target)
+        atomic_write_json(target.resolve(), self.to_dict())
+
+
+_REPORT_KEYS = {"dataset", "samples", "counts", "balance"}
+
+
+def check_report_path(path: Path) -> None:
+    fix = "Fix: --json a new file such as check-report.json"
+    real = path.resolve()  # through symlinks and "..": the file that would be replaced
+    if real.is_dir():
+        raise UsageError(f"--json {path} is a folder; the report is one JSON file. {fix}")
+    for parent in real.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"--json {path}: {parent} is a file, not a folder. {fix}")
+            break
+    if real.exists():
+        try:
+            old = json.loads(real.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            old = None
+        if not (isinstance(old, dict) and set(old) >= _REPORT_KEYS):
+            raise UsageError(
+                f"--json {path} exists and is not a curate check report; refusing to "
+                f"overwrite it. {fix}"
+            )
 
 
 def hamming_pairs(hashes: list[int], threshold: int) -> list[tuple[int, int]]:
@@ -78,6 +110,14 @@ def _groups(n: int, pairs: list[tuple[int, int]]) -> list[list[int]]:
     return [g for g in members.values() if len(g) > 1]
 
 
+def _label(answers: list[str]) -> str:
+    """What an answer says, for comparing two labels of one image and question."""
+    verdict = yes_no(answers)
+    if verdict != "other":
+        return verdict
+    return "other:" + "|".join(sorted({normalize_answer(a) for a in answers}))
+
+
 def run_checks(name: str, hamming: int = 4, use_brain: bool = True) -> CheckReport:
     """Run every check on dataset ``name``; tag the samples; return the summary."""
     ds = load_dataset(name)
@@ -114,12 +154,11 @@ def run_checks(name: str, hamming: int = 4, use_brain: bool = True) -> CheckRepo
 
     # the same image (bytes) and question with different answers
     by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
+    # (paraphrases of the task question count as one question; "Yes." is "yes")
     for i, (sha, q) in enumerate(zip(shas, questions, strict=True)):
         if answers[i]:  # an unlabelled (unsure) sample conflicts with nothing
-            by_pair[(sha, q.strip().casefold())].append(i)
-    conflicts = [
-        g for g in by_pair.values() if len({tuple(sorted(answers[i] or [])) for i in g}) > 1
-    ]
+            by_pair[(sha, same_question_key(q or ""))].append(i)
+    conflicts = [g for g in by_pair.values() if len({_label(answers[i]) for i in g}) > 1]
     for g in conflicts:
         tags["conflict"].update(g)
     groups["conflict"] = [[ids[i] for i in g] for g in conflicts]
@@ -134,8 +173,7 @@ def run_checks(name: str, hamming: int = 4, use_brain: bool = True) -> CheckRepo
 
     balance: dict[str, Counter[str]] = defaultdict(Counter)
     for src, ans in zip(sources, answers, strict=True):
-        first = (ans or ["(unlabelled)"])[0].strip().lower()
-        balance[src][first if first in ("yes", "no", "(unlabelled)") else "other"] += 1
+        balance[src][yes_no(ans) if ans else "(unlabelled)"] += 1
 
     brain = None
     if use_brain:

@@ -1,0 +1,318 @@
+"""Hostile inputs for the FiftyOne curator: `curate ingest`, `check`, `review`.
+
+Each test runs the real command on a real (per-test-run) MongoDB and checks the
+README's promises: the exit code, the problem named, no traceback, inputs untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from _harness import expect, invoke, untouched
+
+from curation.synthetic import render_scene
+
+fo = pytest.importorskip("fiftyone")
+
+TASK = "Is anyone falling in this image?"
+PARAPHRASE = "Has anyone fallen in this image?"
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def scene_folder(root: Path, n_fall: int, n_no_fall: int, seed: int, no_name="no_fall") -> Path:
+    """``root/fall`` and ``root/<no_name>`` with distinct real images."""
+    (root / "fall").mkdir(parents=True)
+    for i in range(n_fall):
+        render_scene(True, seed * 100 + i, 48).save(root / "fall" / f"{i:04d}.png")
+    if n_no_fall:
+        (root / no_name).mkdir(parents=True)
+        for i in range(n_no_fall):
+            render_scene(False, seed * 100 + i, 48).save(root / no_name / f"{i:04d}.png")
+    return root
+
+
+def annotation_file(path: Path, images: list[str], answers: list[str]) -> Path:
+    recs = [
+        {"instance_id": i, "image": img, "text_input": TASK, "answer": [a]}
+        for i, (img, a) in enumerate(zip(images, answers, strict=True))
+    ]
+    path.write_text(json.dumps(recs), encoding="utf-8")
+    return path
+
+
+def questions_file(path: Path, *questions: str) -> Path:
+    path.write_text("questions:\n" + "".join(f"  - {json.dumps(q)}\n" for q in questions))
+    return path
+
+
+def count(name: str) -> int:
+    return len(fo.load_dataset(name))
+
+
+# case 4 (and 5): identity is the resolved source and the image bytes, not a base name
+
+
+def test_same_base_name_elsewhere_is_another_source(tmp_path: Path) -> None:
+    a = scene_folder(tmp_path / "A" / "photos", 2, 2, seed=1)
+    b = scene_folder(tmp_path / "B" / "photos", 3, 1, seed=2)
+    annotation_file(a / "train.json", ["fall/0000.png", "no_fall/0000.png"], ["yes", "no"])
+    annotation_file(b / "train.json", ["fall/0001.png", "no_fall/0000.png"], ["yes", "no"])
+    name = unique("basename")
+    with untouched(tmp_path):
+        expect(invoke(["ingest", a, "--dataset", name]), 0, "4 added")
+        expect(invoke(["ingest", b, "--dataset", name]), 0, "4 added, 0 already there, 8 in")
+        expect(invoke(["ingest", a / "train.json", "--dataset", name]), 0, "2 added")
+        expect(invoke(["ingest", b / "train.json", "--dataset", name]), 0, "2 added, 0 already")
+        # the same sources again, by relative paths from other folders: nothing new
+        again = invoke(["ingest", "photos", "--dataset", name], cwd=tmp_path / "B")
+        expect(again, 0, "0 added, 4 already there, 12 in the dataset")
+        again = invoke(["ingest", "../A/photos/train.json", "--dataset", name], cwd=tmp_path / "B")
+        expect(again, 0, "0 added, 2 already there, 12 in the dataset")
+    assert count(name) == 12
+
+
+def test_same_folder_from_two_cwds_same_questions_nothing_duplicated(tmp_path: Path) -> None:
+    folder = scene_folder(tmp_path / "set", 3, 3, seed=3)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    name = unique("cwd")
+    with untouched(tmp_path):
+        expect(invoke(["ingest", folder, "--dataset", name], cwd=elsewhere), 0, "6 added")
+        first = sorted(fo.load_dataset(name).values("question"))
+        expect(invoke(["ingest", ".", "--dataset", name], cwd=folder), 0, "0 added, 6 already")
+    assert sorted(fo.load_dataset(name).values("question")) == first
+    assert count(name) == 6
+
+
+# an ingest that fails or is killed leaves no dataset behind
+
+
+def test_failed_ingest_leaves_no_new_dataset(tmp_path: Path, monkeypatch) -> None:
+    import fiftyone.core.dataset as fod
+
+    from curation.curator.ingest import ingest
+
+    folder = scene_folder(tmp_path / "set", 2, 2, seed=4)
+
+    def broken(self, *args, **kwargs):  # the database goes away half-way
+        raise ConnectionError("lost the database")
+
+    monkeypatch.setattr(fod.Dataset, "add_samples", broken)
+    name = unique("failed")
+    with pytest.raises(ConnectionError):
+        ingest(folder, name)
+    assert name not in fo.list_datasets()
+    monkeypatch.undo()
+    expect(invoke(["check", "--dataset", name]), 2, "no FiftyOne dataset named")
+
+
+def test_killed_ingest_leaves_no_new_dataset(tmp_path: Path) -> None:
+    folder = scene_folder(tmp_path / "set", 2, 2, seed=5)
+    name = unique("killed")
+    script = (
+        "import os, signal, fiftyone.core.dataset as d\n"
+        "d.Dataset.add_samples = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "from curation.cli import app\n"
+        "app()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "ingest", str(folder), "--dataset", name],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -9, proc.stdout + proc.stderr
+    assert name not in fo.list_datasets()
+    # and the name is free: the next ingest creates it whole
+    expect(invoke(["ingest", folder, "--dataset", name]), 0, "4 added, 0 already there, 4 in")
+
+
+# dataset names
+
+
+def test_dataset_names_empty_clashing_and_markup(tmp_path: Path) -> None:
+    folder = scene_folder(tmp_path / "set", 1, 1, seed=6)
+    with untouched(tmp_path):
+        expect(invoke(["ingest", folder, "--dataset", ""]), 2, "--dataset is empty")
+        expect(invoke(["check", "--dataset", ""]), 2, "--dataset is empty")
+        tag = uuid.uuid4().hex[:8]
+        expect(invoke(["ingest", folder, "--dataset", f"my-falls-{tag}"]), 0, "2 added")
+        clash = invoke(["ingest", folder, "--dataset", f"my falls {tag}"])
+        expect(clash, 2, f"clashes with the existing dataset 'my-falls-{tag}'")
+        assert f"my falls {tag}" not in fo.list_datasets()
+        marked = f"[v2] {tag}"
+        expect(invoke(["ingest", folder, "--dataset", marked]), 0, f"'{marked}'", "2 added")
+        expect(invoke(["check", "--dataset", marked]), 0, "checks on")
+        expect(invoke(["ingest", folder, "--dataset", "[/]"]), 2, "'[/]' cannot be a FiftyOne")
+        # with a markup-like name in the list, "no dataset named" still prints in full
+        expect(invoke(["check", "--dataset", "[/]nope"]), 2, "no FiftyOne dataset named '[/]nope'")
+
+
+# two commands starting the database at once
+
+
+def test_two_checks_starting_a_fresh_database_together(tmp_path: Path) -> None:
+    env = {**os.environ, "FIFTYONE_DATABASE_DIR": tempfile.mkdtemp(prefix="curate-race-")}
+    env.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
+    argv = [sys.executable, "-c", "from curation.cli import app; app()", "check"]
+    procs = [
+        subprocess.Popen(
+            [*argv, "--dataset", "nope"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=280)[0] for p in procs]
+    for p, out in zip(procs, outs, strict=True):
+        assert "Traceback" not in out, out
+        assert p.returncode == 2, out
+        assert "no FiftyOne dataset named 'nope'" in out, out
+
+
+# review: the port is checked before FiftyOne starts
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "65536"])
+def test_review_port_out_of_range(port: str) -> None:
+    expect(invoke(["review", "--dataset", "whatever", "--port", port, "--no-browser"]), 2, "port")
+
+
+def test_review_port_in_use() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        outcome = invoke(["review", "--dataset", "whatever", "--port", str(port), "--no-browser"])
+    expect(outcome, 2, f"127.0.0.1:{port}", "Fix: --port")
+
+
+# --questions files
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "needle"),
+    [
+        ("questions: []\n", 1, "questions: List should have at least 1 item"),
+        ("questions: [unclosed\n", 1, "not valid YAML (line"),
+        ("questions: just one string\n", 1, "questions: Input should be a valid list"),
+        ('questions:\n  - "Is anyone falling?"\n  - "  "\n', 1, "question #1 is empty"),
+        ("- a list at the top\n", 1, "Input should be a valid dictionary"),
+        (b"\xff\xfe\x00q", 1, "cannot be read as UTF-8"),
+        (None, 2, "question template file not found"),
+    ],
+)
+def test_bad_questions_file(tmp_path: Path, content: str | bytes | None, code: int, needle) -> None:
+    folder = scene_folder(tmp_path / "set", 1, 1, seed=7)
+    q = tmp_path / "q.yaml"
+    if isinstance(content, bytes):
+        q.write_bytes(content)
+    elif content is not None:
+        q.write_text(content)
+    name = unique("questions")
+    with untouched(tmp_path):
+        outcome = invoke(["ingest", folder, "--dataset", name, "--questions", q])
+    expect(outcome, code, needle, "q.yaml")
+    assert name not in fo.list_datasets()
+
+
+# easy-VQA: only exact names select the package data; --max-records is at least 1
+
+
+@pytest.mark.parametrize("n", ["-1", "0"])
+def test_max_records_must_be_positive(n: str) -> None:
+    expect(invoke(["ingest", "easy-vqa", "--dataset", "x", "--max-records", n]), 2, "max-records")
+
+
+def test_easy_vqa_lookalike_names_are_paths(tmp_path: Path) -> None:
+    name = unique("lookalike")
+    with untouched(tmp_path):
+        for source in ("easy-vqa-nope", "easy-vqa:nope"):
+            expect(invoke(["ingest", source, "--dataset", name], cwd=tmp_path), 2, "not found")
+    assert name not in fo.list_datasets()
+    scene_folder(tmp_path / "easy-vqa-nope", 1, 1, seed=8)
+    outcome = invoke(["ingest", "easy-vqa-nope", "--dataset", name], cwd=tmp_path)
+    expect(outcome, 0, "2 added")
+    assert set(fo.load_dataset(name).distinct("source")) == {"folder:easy-vqa-nope"}
+
+
+# raw folders: spellings, hidden files, unknown and empty sub-folders, one-label data
+
+
+def test_folder_spellings_hidden_files_and_warnings(tmp_path: Path) -> None:
+    folder = scene_folder(tmp_path / "set", 2, 3, seed=9, no_name="No-Fall")
+    (folder / "unsure").mkdir()  # empty: must not block
+    (folder / "extras").mkdir()
+    render_scene(True, 99, 48).save(folder / "extras" / "x.png")
+    (folder / "fall" / ".thumbnails").mkdir()
+    render_scene(True, 98, 48).save(folder / "fall" / ".thumbnails" / "t.png")
+    # macOS AppleDouble files: `._` + the name, here real image bytes so they would ingest
+    render_scene(True, 97, 48).save(folder / "fall" / "._0000.png")
+    name = unique("spellings")
+    with untouched(tmp_path):
+        outcome = invoke(["ingest", folder, "--dataset", name])
+    expect(outcome, 0, "5 added", "extras/", "not label folders")
+    ds = fo.load_dataset(name)
+    answers = sorted(a for (a,) in ds.values("answers"))
+    assert answers == ["no"] * 3 + ["yes"] * 2
+    assert not [p for p in ds.values("filepath") if "/." in p]
+
+
+def test_all_yes_folder_is_loud(tmp_path: Path) -> None:
+    folder = scene_folder(tmp_path / "set", 2, 0, seed=10)
+    (folder / "no_fall").mkdir()  # there but empty
+    name = unique("allyes")
+    outcome = invoke(["ingest", folder, "--dataset", name])
+    expect(outcome, 0, "WARNING", "every labelled image", "'yes'", "no_fall/")
+
+
+# check: conflicts by content and paraphrase; --json writes only a report
+
+
+def test_conflict_across_paraphrases_and_folders(tmp_path: Path) -> None:
+    a = scene_folder(tmp_path / "A", 1, 0, seed=11)
+    b = scene_folder(tmp_path / "B", 1, 1, seed=12)
+    # the same bytes: "yes" in A/fall/, "no" in B/no_fall/
+    (b / "no_fall" / "same.png").write_bytes((a / "fall" / "0000.png").read_bytes())
+    qa = questions_file(tmp_path / "qa.yaml", TASK)
+    qb = questions_file(tmp_path / "qb.yaml", PARAPHRASE)
+    name = unique("conflict")
+    with untouched(tmp_path):
+        expect(invoke(["ingest", a, "--dataset", name, "--questions", qa]), 0, "1 added")
+        expect(invoke(["ingest", b, "--dataset", name, "--questions", qb]), 0, "3 added")
+        expect(invoke(["check", "--dataset", name]), 0, "conflict")
+    ds = fo.load_dataset(name)
+    flagged = sorted(Path(p).name for p in ds.match_tags("conflict").values("filepath"))
+    assert flagged == ["0000.png", "same.png"]
+
+
+def test_check_json_writes_only_a_report(tmp_path: Path) -> None:
+    folder = scene_folder(tmp_path / "set", 1, 1, seed=13)
+    annotations = annotation_file(folder / "train.json", ["fall/0000.png"], ["yes"])
+    name = unique("json")
+    expect(invoke(["ingest", folder, "--dataset", name]), 0, "2 added")
+    link = tmp_path / "link.json"
+    link.symlink_to(annotations)
+    with untouched(tmp_path):
+        expect(invoke(["check", "--dataset", name, "--json", folder]), 2, "is a folder")
+        nested = annotations / "report.json"
+        expect(invoke(["check", "--dataset", name, "--json", nested]), 2, "is a file, not a")
+        expect(invoke(["check", "--dataset", name, "--json", annotations]), 2, "not a curate check")
+        expect(invoke(["check", "--dataset", name, "--json", link]), 2, "not a curate check")
+    out = tmp_path / "out" / "report.json"
+    expect(invoke(["check", "--dataset", name, "--json", out]), 0, "full report")
+    expect(invoke(["check", "--dataset", name, "--json", out]), 0, "full report")
+    assert json.loads(out.read_text())["dataset"] == name
