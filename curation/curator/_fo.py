@@ -78,6 +78,8 @@ def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> 
     import fiftyone.core.odm.database as fod
     from fiftyone.core.service import ServiceException
 
+    if not fod._is_client_closed(fod._client):
+        return  # connected already
     for attempt in range(1, attempts + 1):
         try:
             with _start_lock(fo):

@@ -316,3 +316,25 @@ def test_check_json_writes_only_a_report(tmp_path: Path) -> None:
     expect(invoke(["check", "--dataset", name, "--json", out]), 0, "full report")
     expect(invoke(["check", "--dataset", name, "--json", out]), 0, "full report")
     assert json.loads(out.read_text())["dataset"] == name
+
+
+def test_database_that_never_comes_up_is_one_clear_message(monkeypatch) -> None:
+    import fiftyone.core.odm.database as fodb
+    from fiftyone.core.service import ServiceListenTimeout
+
+    import curation.curator._fo as cfo
+
+    tries = []
+
+    def never(*args, **kwargs):
+        tries.append(1)
+        raise ServiceListenTimeout("fiftyone.core.service.DatabaseService", None)
+
+    # as in a process that has not connected yet (all three are restored afterwards)
+    monkeypatch.setattr(fodb, "_client", None)
+    monkeypatch.setattr(fodb, "_db_service", None)
+    monkeypatch.delenv("FIFTYONE_PRIVATE_DATABASE_PORT", raising=False)
+    monkeypatch.setattr(fodb, "get_db_conn", never)
+    monkeypatch.setattr(cfo.time, "sleep", lambda s: None)
+    expect(invoke(["check", "--dataset", "x"]), 1, "did not start after 3 tries", "Fix: run")
+    assert len(tries) == cfo.CONNECT_ATTEMPTS
