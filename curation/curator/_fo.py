@@ -145,7 +145,11 @@ def slug_clash(fo: Any, name: str) -> str | None:
     return None
 
 
-def load_dataset(name: str):  # noqa: ANN201 - a fiftyone Dataset
+#: Fields every curator command reads; ``curate ingest`` writes them.
+CURATOR_FIELDS = ("question", "answers", "source", "sha256", "phash", "split")
+
+
+def load_dataset(name: str, require_curator_fields: bool = True):  # noqa: ANN201 - a Dataset
     fo = fiftyone()
     if not name.strip():
         raise UsageError("--dataset is empty. Fix: --dataset NAME (see: curate ingest --help)")
@@ -161,4 +165,13 @@ def load_dataset(name: str):  # noqa: ANN201 - a fiftyone Dataset
             f"no FiftyOne dataset named {name!r} (existing: {known}).{hint} "
             f"Fix: curate ingest SOURCE --dataset {shlex.quote(name)}"
         )
-    return fo.load_dataset(name)
+    ds = fo.load_dataset(name)
+    if require_curator_fields:
+        missing = [f for f in CURATOR_FIELDS if f not in ds.get_field_schema()]
+        if missing:
+            raise DataError(
+                f"FiftyOne dataset {name!r} was not made by curate ingest: it has no "
+                f"{', '.join(missing)} field(s). Fix: curate ingest SOURCE --dataset NEW_NAME "
+                "(images, questions and answers go in through curate ingest)"
+            )
+    return ds

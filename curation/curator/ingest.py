@@ -156,7 +156,7 @@ def items_from_folder(
                     path.resolve(),
                     q,
                     [answer] if answer else [],
-                    f"folder:{folder.name}",
+                    f"folder:{Path(source_path).name}",
                     rel,
                     "folder",
                     answer_type="yes/no",

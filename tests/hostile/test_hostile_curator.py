@@ -338,3 +338,12 @@ def test_database_that_never_comes_up_is_one_clear_message(monkeypatch) -> None:
     monkeypatch.setattr(cfo.time, "sleep", lambda s: None)
     expect(invoke(["check", "--dataset", "x"]), 1, "did not start after 3 tries", "Fix: run")
     assert len(tries) == cfo.CONNECT_ATTEMPTS
+
+
+def test_check_on_a_dataset_not_made_by_ingest(tmp_path: Path) -> None:
+    render_scene(True, 1, 48).save(tmp_path / "a.png")
+    name = unique("foreign")
+    ds = fo.Dataset(name)
+    ds.add_sample(fo.Sample(filepath=str(tmp_path / "a.png")))
+    expect(invoke(["check", "--dataset", name]), 1, "was not made by curate ingest", "sha256")
+    ds.delete()
