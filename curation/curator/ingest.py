@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curation._io import path_kind
 from curation.curator._fo import fiftyone
 from curation.errors import DataError, UsageError
 from curation.images import scan_images
@@ -270,10 +271,17 @@ def ingest(
         raise UsageError(
             f"--max-records applies to easy-vqa only, not to {text}. Fix: leave it out"
         )
-    elif Path(text).is_dir():
-        items = items_from_folder(Path(text), questions, seed, warnings)
-    elif Path(text).is_file():
-        items = items_from_file(Path(text), Path(image_root) if image_root else None)
+    elif (kind := path_kind(Path(text), "SOURCE")) in ("dir", "file"):
+        try:
+            if kind == "dir":
+                items = items_from_folder(Path(text), questions, seed, warnings)
+            else:
+                items = items_from_file(Path(text), Path(image_root) if image_root else None)
+        except OSError as exc:  # unreadable folders or files met while listing
+            raise DataError(
+                f"{exc.filename or text}: {exc.strerror or exc}; nothing was ingested. "
+                "Fix: make it readable (or move it out of the source)"
+            ) from None
     else:
         raise UsageError(
             f"source not found: {text} (a folder, an annotation file, or exactly "

@@ -38,8 +38,11 @@ _EXAMPLE = 'questions:\n  - "Is anyone falling in this image?"'
 def load_questions(path: str | Path | None = None) -> QuestionTemplates:
     """Read a question file (default: the package's paraphrases, independent of the cwd)."""
     path = Path(path) if path is not None else DEFAULT_QUESTIONS_FILE
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "not found"
+    from curation._io import path_kind
+
+    kind = path_kind(path, "--questions")
+    if kind != "file":
+        what = "is a folder, not a file" if kind == "dir" else "not found"
         raise UsageError(
             f"question template file {what}: {path}. Fix: --questions FILE.yaml holding\n{_EXAMPLE}"
         )

@@ -347,3 +347,15 @@ def test_check_on_a_dataset_not_made_by_ingest(tmp_path: Path) -> None:
     ds.add_sample(fo.Sample(filepath=str(tmp_path / "a.png")))
     expect(invoke(["check", "--dataset", name]), 1, "was not made by curate ingest", "sha256")
     ds.delete()
+
+
+def test_paths_the_system_refuses(tmp_path: Path) -> None:
+    long = tmp_path / ("x" * 5000)
+    name = unique("long")
+    folder = scene_folder(tmp_path / "set", 1, 1, seed=14)
+    q = long
+    with untouched(tmp_path):
+        expect(invoke(["ingest", long, "--dataset", name]), 2, "SOURCE", "too long")
+        outcome = invoke(["ingest", folder, "--dataset", name, "--questions", q])
+        expect(outcome, 2, "--questions", "too long")
+        expect(invoke(["check", "--dataset", name, "--json", q]), 2, "--json", "too long")
