@@ -1,9 +1,10 @@
 """`curate ingest`: put images with their question and answer into a FiftyOne dataset.
 
 Sources: a raw folder with one sub-folder per label (``fall/`` = "yes",
-``no_fall/`` = "no", optional ``unsure/``), a LAVIS annotation file (the
-contract) with its image root, or easy-VQA (general VQA). Every image is
-opened and hashed before anything is added, so bad input adds nothing.
+``no_fall/`` = "no", optional ``unsure/``; common spellings such as ``no-fall/``
+count, hidden files never), a LAVIS annotation file (the contract) with its
+image root, or easy-VQA (general VQA). Every image is opened and hashed before
+anything is added, so bad input adds nothing; a new dataset appears only whole.
 """
 
 from __future__ import annotations
@@ -265,6 +266,10 @@ def ingest(
         raise UsageError(f"--max-records must be at least 1 (got {max_records})")
     text = str(source)
     warnings: list[str] = []
+    if image_root is not None and path_kind(Path(text), "SOURCE") != "file":
+        raise UsageError(
+            f"--image-root applies to an annotation file, not to {text}. Fix: leave it out"
+        )
     if text in EASY_VQA_SOURCES:
         items = items_from_easy_vqa(EASY_VQA_SOURCES[text], max_records, seed)
     elif max_records is not None:
@@ -319,9 +324,9 @@ def ingest(
             f"gives both the URL name {check_dataset_name(dataset)!r}. Fix: --dataset "
             f"{shlex.quote(clash)} to add to it, or another name"
         )
-    if dataset in user_datasets(fo) and overwrite:
-        fo.delete_dataset(dataset)
-    is_new = dataset not in user_datasets(fo)
+    # --overwrite builds the replacement first and deletes the old dataset only at the end
+    replaces = overwrite and dataset in user_datasets(fo)
+    is_new = replaces or dataset not in user_datasets(fo)
     # a new dataset is filled under a temporary, non-persistent name and renamed when
     # complete: a failed or killed ingest leaves no half-filled (or empty) dataset
     # behind, and FiftyOne deletes the temporary one when its last client exits
@@ -345,6 +350,8 @@ def ingest(
             # every field is declared above, so FiftyOne's per-sample validation is redundant
             ds.add_samples(samples, expand_schema=False, validate=False, progress=False)
         if is_new:
+            if replaces:
+                fo.delete_dataset(dataset)
             try:
                 ds.name = dataset
             except ValueError as exc:  # created meanwhile by another process

@@ -108,11 +108,17 @@ def test_failed_ingest_leaves_no_new_dataset(tmp_path: Path, monkeypatch) -> Non
     def broken(self, *args, **kwargs):  # the database goes away half-way
         raise ConnectionError("lost the database")
 
+    kept = unique("kept")
+    ingest(folder, kept)
     monkeypatch.setattr(fod.Dataset, "add_samples", broken)
     name = unique("failed")
     with pytest.raises(ConnectionError):
         ingest(folder, name)
     assert name not in fo.list_datasets()
+    # --overwrite that fails keeps the old dataset as it was
+    with pytest.raises(ConnectionError):
+        ingest(folder, kept, overwrite=True)
+    assert count(kept) == 4
     monkeypatch.undo()
     expect(invoke(["check", "--dataset", name]), 2, "no FiftyOne dataset named")
 
@@ -359,3 +365,9 @@ def test_paths_the_system_refuses(tmp_path: Path) -> None:
         outcome = invoke(["ingest", folder, "--dataset", name, "--questions", q])
         expect(outcome, 2, "--questions", "too long")
         expect(invoke(["check", "--dataset", name, "--json", q]), 2, "--json", "too long")
+
+
+def test_image_root_only_for_annotation_files(tmp_path: Path) -> None:
+    folder = scene_folder(tmp_path / "set", 1, 1, seed=15)
+    outcome = invoke(["ingest", folder, "--dataset", "x", "--image-root", tmp_path])
+    expect(outcome, 2, "--image-root applies to an annotation file")
