@@ -20,13 +20,15 @@ def save_review_views(ds: Any) -> list[str]:
 
     from curation.answers import yes_no
 
-    ids, answers = ds.values(["id", "answers"])
-    verdicts = [yes_no(a) if a else "" for a in answers]
+    # "Yes." and "yeah" are yes too: the one answer rule, not the stored string
+    fo = fiftyone()
+    if "answer_yes_no" not in ds.get_field_schema():
+        ds.add_sample_field("answer_yes_no", fo.StringField)
+    ds.set_values("answer_yes_no", [yes_no(a) if a else None for a in ds.values("answers")])
     views = {
         "flagged": ds.match_tags(list(CHECK_TAGS)),
-        # "Yes." and "yeah" are yes too: the one answer rule, not the stored string
-        "answer-yes": ds.select([i for i, v in zip(ids, verdicts, strict=True) if v == "yes"]),
-        "answer-no": ds.select([i for i, v in zip(ids, verdicts, strict=True) if v == "no"]),
+        "answer-yes": ds.match(F("answer_yes_no") == "yes"),
+        "answer-no": ds.match(F("answer_yes_no") == "no"),
         "to-review": ds.match_tags(["exclude", "relabel:yes", "relabel:no", "unsure"]),
     }
     for source in ds.distinct("source"):

@@ -371,3 +371,18 @@ def test_image_root_only_for_annotation_files(tmp_path: Path) -> None:
     folder = scene_folder(tmp_path / "set", 1, 1, seed=15)
     outcome = invoke(["ingest", folder, "--dataset", "x", "--image-root", tmp_path])
     expect(outcome, 2, "--image-root applies to an annotation file")
+
+
+def test_review_views_use_the_one_answer_rule(tmp_path: Path) -> None:
+    from curation.curator.review import save_review_views
+
+    folder = scene_folder(tmp_path / "set", 2, 1, seed=16)
+    name = unique("views")
+    expect(invoke(["ingest", folder, "--dataset", name]), 0, "3 added")
+    ds = fo.load_dataset(name)
+    one = ds.match(fo.ViewField("answer") == "yes").first()
+    one.answers, one.answer = ["Yes."], "Yes."  # as an annotation file may say it
+    one.save()
+    save_review_views(ds)
+    assert len(ds.load_saved_view("answer-yes")) == 2
+    assert len(ds.load_saved_view("answer-no")) == 1
