@@ -168,6 +168,7 @@ def test_dataset_names_empty_clashing_and_markup(tmp_path: Path) -> None:
 # two commands starting the database at once
 
 
+@pytest.mark.slow
 def test_two_checks_starting_a_fresh_database_together(tmp_path: Path) -> None:
     env = {**os.environ, "FIFTYONE_DATABASE_DIR": tempfile.mkdtemp(prefix="curate-race-")}
     env.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
