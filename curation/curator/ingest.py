@@ -74,6 +74,11 @@ class Item:
         text = "\0".join([self.source_path, self.original_id, question, sha256])
         return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
+    def legacy_key(self) -> str:
+        """The key of samples ingested before source paths were recorded (base name, no bytes)."""
+        text = f"{self.source}\0{self.original_id}\0{self.question}"
+        return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
 
 @dataclass
 class IngestResult:
@@ -336,10 +341,19 @@ def ingest(
     try:
         _declare_fields(fo, ds)
         existing = set(ds.distinct("ingest_key"))
+        # samples from before source_path was recorded: the same old key and the same bytes
+        legacy = {
+            (k, sha)
+            for k, sha, where in zip(
+                *ds.values(["ingest_key", "sha256", "source_path"]), strict=True
+            )
+            if not where
+        }
         new = []
         for it in items:
-            k = it.key(scans[it.filepath].sha256)
-            if k not in existing:
+            sha = scans[it.filepath].sha256
+            k = it.key(sha)
+            if k not in existing and (it.legacy_key(), sha) not in legacy:
                 existing.add(k)  # the same record twice in one source is one sample
                 new.append((it, k))
         samples = [

@@ -387,3 +387,21 @@ def test_review_views_use_the_one_answer_rule(tmp_path: Path) -> None:
     save_review_views(ds)
     assert len(ds.load_saved_view("answer-yes")) == 2
     assert len(ds.load_saved_view("answer-no")) == 1
+
+
+def test_datasets_ingested_with_the_old_key_are_not_duplicated(tmp_path: Path) -> None:
+    import hashlib
+
+    a = scene_folder(tmp_path / "A" / "photos", 2, 1, seed=17)
+    b = scene_folder(tmp_path / "B" / "photos", 2, 1, seed=18)
+    name = unique("legacy")
+    expect(invoke(["ingest", a, "--dataset", name]), 0, "3 added")
+    ds = fo.load_dataset(name)
+    # as the previous version stored them: no source_path, key from the base name
+    for sample in ds:
+        old = f"{sample.source}\0{sample.original_id}\0{sample.question}"
+        sample.ingest_key = hashlib.sha1(old.encode()).hexdigest()
+        sample.source_path = None
+        sample.save()
+    expect(invoke(["ingest", a, "--dataset", name]), 0, "0 added, 3 already there")
+    expect(invoke(["ingest", b, "--dataset", name]), 0, "3 added, 0 already there, 6 in")
