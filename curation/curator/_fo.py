@@ -76,7 +76,8 @@ def _start_lock(fo: Any) -> Iterator[None]:
 def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> None:
     """Connect to FiftyOne's database, retrying with backoff if it does not come up."""
     import fiftyone.core.odm.database as fod
-    from fiftyone.core.service import ServiceException
+    from fiftyone.core.service import ServiceListenTimeout
+    from pymongo.errors import ConnectionFailure
 
     if not fod._is_client_closed(fod._client):
         return  # connected already
@@ -85,9 +86,12 @@ def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> 
             with _start_lock(fo):
                 fod.get_db_conn()
             return
-        except ServiceException as exc:
+        except (ServiceListenTimeout, ConnectionFailure) as exc:
             last = exc
-            # forget the half-started service so the next try starts or joins one afresh
+            # forget the half-made connection and the half-started service, so the next
+            # try starts or joins one afresh
+            with contextlib.suppress(Exception):
+                fod._disconnect()
             service = fod._db_service
             fod._db_service = None
             os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
@@ -97,8 +101,9 @@ def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> 
             if attempt < attempts:
                 time.sleep(backoff * 2 ** (attempt - 1))
     folder = fo.config.database_dir
+    where = "at database_uri" if fo.config.database_uri else f"in {folder}"
     raise DataError(
-        f"FiftyOne's database (MongoDB in {folder}) did not start after {attempts} tries "
+        f"FiftyOne's database (MongoDB {where}) did not start after {attempts} tries "
         f"({type(last).__name__}); another FiftyOne process was probably starting it at "
         "the same time. Fix: run the command again in a moment; if it keeps failing, look "
         f"at {Path(folder) / 'log' / 'mongo.log'} and stop any stale mongod that uses it."

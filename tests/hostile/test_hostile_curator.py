@@ -342,6 +342,7 @@ def test_database_that_never_comes_up_is_one_clear_message(monkeypatch) -> None:
     monkeypatch.setattr(fodb, "_db_service", None)
     monkeypatch.delenv("FIFTYONE_PRIVATE_DATABASE_PORT", raising=False)
     monkeypatch.setattr(fodb, "get_db_conn", never)
+    monkeypatch.setattr(fodb, "_disconnect", lambda: None)  # keep this test run's connection
     monkeypatch.setattr(cfo.time, "sleep", lambda s: None)
     expect(invoke(["check", "--dataset", "x"]), 1, "did not start after 3 tries", "Fix: run")
     assert len(tries) == cfo.CONNECT_ATTEMPTS
