@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -170,7 +169,9 @@ def test_dataset_names_empty_clashing_and_markup(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_checks_starting_a_fresh_database_together(tmp_path: Path) -> None:
-    env = {**os.environ, "FIFTYONE_DATABASE_DIR": tempfile.mkdtemp(prefix="curate-race-")}
+    # a fresh database folder under tmp_path (pytest removes it a few runs later, once
+    # the mongod that used it is long gone)
+    env = {**os.environ, "FIFTYONE_DATABASE_DIR": str(tmp_path / "fodb")}
     env.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
     argv = [sys.executable, "-c", "from curation.cli import app; app()", "check"]
     procs = [
