@@ -84,6 +84,7 @@ def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> 
     for attempt in range(1, attempts + 1):
         try:
             with _start_lock(fo):
+                _start_database(fo, fod)
                 fod.get_db_conn()
             return
         except (ServiceListenTimeout, ConnectionFailure) as exc:
@@ -108,6 +109,52 @@ def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> 
         "the same time. Fix: run the command again in a moment; if it keeps failing, look "
         f"at {Path(folder) / 'log' / 'mongo.log'} and stop any stale mongod that uses it."
     )
+
+
+def _start_database(fo: Any, fod: Any) -> None:
+    """Start or join the database service of *this* database folder.
+
+    FiftyOne itself joins any running database service of the same user, whatever
+    folder it serves, so two tools (or test runs) with different
+    ``FIFTYONE_DATABASE_DIR`` share one database, and a service that is shutting
+    down makes a new client wait a minute and fail. Here only a service whose
+    ``mongod --dbpath`` is this folder is joined; otherwise a new one is started.
+    """
+    if (
+        fo.config.database_uri
+        or os.environ.get("FIFTYONE_PRIVATE_DATABASE_PORT")
+        or os.environ.get("FIFTYONE_DISABLE_SERVICES")
+        or fod._db_service is not None
+    ):
+        return  # FiftyOne knows where its database is
+    service = _folder_database_service()()
+    fod._db_service = service  # set first: a failed start is stopped by the caller
+    os.environ["FIFTYONE_PRIVATE_DATABASE_PORT"] = str(service.port)
+
+
+def _folder_database_service() -> type:
+    import fiftyone.core.service as fos
+    import fiftyone.service.util as fosu
+    import psutil
+
+    class FolderDatabaseService(fos.DatabaseService):
+        def start(self) -> None:
+            command = self.command
+            folder = command[command.index("--dbpath") + 1]
+            for process in fosu.find_processes_by_args(self._service_args):
+                try:
+                    args = process.cmdline()
+                    if args[args.index("--dbpath") + 1] != folder:
+                        continue
+                    if fosu.send_ipc_message(process, ("register", os.getpid())) is True:
+                        self.attached = True
+                        self.child = process
+                        return
+                except (ValueError, IndexError, OSError, psutil.Error):
+                    continue
+            fos.Service.start(self)  # a service of our own, for this folder
+
+    return FolderDatabaseService
 
 
 def user_datasets(fo: Any) -> list[str]:

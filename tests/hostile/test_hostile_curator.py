@@ -174,21 +174,42 @@ def test_two_checks_starting_a_fresh_database_together(tmp_path: Path) -> None:
     env = {**os.environ, "FIFTYONE_DATABASE_DIR": str(tmp_path / "fodb")}
     env.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
     argv = [sys.executable, "-c", "from curation.cli import app; app()", "check"]
-    procs = [
-        subprocess.Popen(
-            [*argv, "--dataset", "nope"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outs = [p.communicate(timeout=280)[0] for p in procs]
-    for p, out in zip(procs, outs, strict=True):
+    # output to files, not pipes: the database service outlives the process that started
+    # it and holds its stdout, and waits for the other client to be reaped
+    logs = [tmp_path / f"out{i}.txt" for i in range(2)]
+    procs = []
+    for log in logs:
+        with log.open("w") as fh:
+            procs.append(
+                subprocess.Popen(
+                    [*argv, "--dataset", "nope"], env=env, stdout=fh, stderr=subprocess.STDOUT
+                )
+            )
+    codes = [p.wait(timeout=280) for p in procs]
+    for code, log in zip(codes, logs, strict=True):
+        out = log.read_text()
         assert "Traceback" not in out, out
-        assert p.returncode == 2, out
+        assert code == 2, out
         assert "no FiftyOne dataset named 'nope'" in out, out
+
+
+def test_another_database_folder_is_another_database(tmp_path: Path) -> None:
+    """FiftyOne joins any running database service; curate joins only its folder's."""
+    fo.list_datasets()  # this test run's database is up
+    folder = scene_folder(tmp_path / "set", 1, 1, seed=19)
+    name = unique("elsewhere")
+    env = {**os.environ, "FIFTYONE_DATABASE_DIR": str(tmp_path / "other-db")}
+    env.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)  # a new process, not a child of this one
+    argv = [sys.executable, "-c", "from curation.cli import app; app()", "ingest"]
+    proc = subprocess.run(
+        [*argv, str(folder), "--dataset", name],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and "2 added" in proc.stdout, proc.stdout + proc.stderr
+    assert name not in fo.list_datasets()
 
 
 # review: the port is checked before FiftyOne starts
