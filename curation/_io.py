@@ -291,3 +291,21 @@ def remove_stale_temp_folders(out: str | Path) -> list[Path]:
             continue
         done.append(path)
     return done
+
+
+def path_kind(path: Path, what: str) -> str:
+    """ "dir", "file" or "missing"; a path the system refuses (too long...) is a usage error."""
+    try:
+        if path.is_dir():
+            return "dir"
+        return "file" if path.is_file() else "missing"
+    except (OSError, ValueError) as exc:
+        shown = (
+            str(path)
+            if len(str(path)) <= 200
+            else f"{str(path)[:200]}... ({len(str(path))} characters)"
+        )
+        reason = getattr(exc, "strerror", None) or str(exc)
+        from curation.errors import UsageError
+
+        raise UsageError(f"{what} {shown}: {reason}. Fix: give a shorter, existing path") from None

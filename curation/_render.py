@@ -347,6 +347,16 @@ def compare_table(console: Console, paths: list[Path], rows: list[tuple[str, lis
 
 
 def ingest_result(console: Console, result: IngestResult) -> None:
+    import shlex
+
+    from rich.text import Text
+
+    # names and paths are user text: printed as they are, never as rich markup
+    for warning in result.warnings:
+        console.print(
+            Text(warning, style="bold yellow" if warning.startswith("WARNING") else "yellow"),
+            soft_wrap=True,
+        )
     console.print(
         f"ingested {result.source} into FiftyOne dataset {result.dataset!r}: {result.added} added, "
         f"{result.already_present} already there, {result.total} in the dataset"
@@ -354,13 +364,24 @@ def ingest_result(console: Console, result: IngestResult) -> None:
         + f"; checking and hashing images {result.hash_seconds:.1f} s, adding {result.add_seconds:.1f} s",
         soft_wrap=True,
         highlight=False,
+        markup=False,
     )
-    console.print(f"next: curate check --dataset {result.dataset}", highlight=False)
+    console.print(
+        f"next: curate check --dataset {shlex.quote(result.dataset)}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def check_report(console: Console, report: CheckReport) -> None:
+    import shlex
+
+    from rich.text import Text
+
     table = Table(
-        title=f"checks on {report.dataset} ({report.samples} samples)", title_justify="left"
+        title=Text(f"checks on {report.dataset} ({report.samples} samples)"),
+        title_justify="left",
     )
     table.add_column("check (tag)")
     table.add_column("samples", justify="right")
@@ -385,8 +406,11 @@ def check_report(console: Console, report: CheckReport) -> None:
     for source, counts in report.balance.items():
         yn = counts.get("yes", 0) + counts.get("no", 0)
         share = f"{counts.get('yes', 0) / yn:.0%}" if yn else "-"
-        bal.add_row(source, *(str(counts.get(a, 0)) for a in answers), share)
+        bal.add_row(Text(source), *(str(counts.get(a, 0)) for a in answers), share)
     console.print(bal)
     console.print(
-        f"next: curate review --dataset {report.dataset} (saved view 'flagged')", highlight=False
+        f"next: curate review --dataset {shlex.quote(report.dataset)} (saved view 'flagged')",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
     )

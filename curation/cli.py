@@ -533,7 +533,8 @@ def ingest(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for choosing each image's question.")] = 0,
     max_records: Annotated[
-        int | None, typer.Option(help="easy-vqa only: ingest this many questions (seeded sample).")
+        int | None,
+        typer.Option(help="easy-vqa only: ingest this many questions (seeded sample).", min=1),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Delete the dataset first and start again.")
@@ -581,18 +582,22 @@ def check(
     from curation import _render
     from curation.curator.checks import run_checks
 
+    if json_report is not None:  # refuse a bad --json before the checks run
+        from curation.curator.checks import check_report_path
+
+        check_report_path(json_report)
     report = run_checks(dataset, hamming=hamming)
     _render.check_report(console, report)
     if json_report is not None:
         report.write_json(json_report)
-        console.print(f"full report: {json_report}")
+        console.print(f"full report: {json_report}", markup=False, highlight=False)
 
 
 @app.command()
 @handles_errors
 def review(
     dataset: Annotated[str, typer.Option(help="FiftyOne dataset to review.")],
-    port: Annotated[int, typer.Option(help="Port of the App.")] = 5151,
+    port: Annotated[int, typer.Option(help="Port of the App.", min=1, max=65535)] = 5151,
     address: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Do not open a browser; print the URL.")

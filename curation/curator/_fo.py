@@ -1,19 +1,35 @@
-"""Import FiftyOne lazily, quietly and offline."""
+"""Import FiftyOne lazily, quietly and offline; connect to its database safely."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from curation.errors import MissingDependencyError
+from curation.errors import DataError, MissingDependencyError, UsageError
 
 #: Review tags people put on samples in the App; every export reads them.
 EXCLUDE_TAG = "exclude"
 RELABEL_TAGS = {"relabel:yes": "yes", "relabel:no": "no"}
+#: Prefix of the temporary (non-persistent) dataset a new ingest fills before it is named.
+PARTIAL_PREFIX = "curate-partial-"
+#: Connection attempts when FiftyOne's database does not come up (two starts racing).
+CONNECT_ATTEMPTS = 3
 
 
 def fiftyone() -> ModuleType:
-    """``import fiftyone`` with tracking off and no MongoDB-version nag."""
+    """``import fiftyone`` with tracking off and no MongoDB-version nag, connected."""
+    fo = _import()
+    connect(fo)
+    return fo
+
+
+def _import() -> ModuleType:
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
@@ -24,14 +40,188 @@ def fiftyone() -> ModuleType:
     return fo
 
 
-def load_dataset(name: str):  # noqa: ANN201 - a fiftyone Dataset
-    from curation.errors import UsageError
+@contextlib.contextmanager
+def _start_lock(fo: Any) -> Iterator[None]:
+    """Serialise database start-up between curate processes sharing a database folder.
 
-    fo = fiftyone()
-    if name not in fo.list_datasets():
-        known = ", ".join(fo.list_datasets()) or "none yet"
+    Two FiftyOne clients that start together each launch a ``mongod`` on the same folder;
+    the loser waits a minute and fails with ``ServiceListenTimeout``. Holding a lock file
+    while connecting lets the second process find and join the first one's database.
+    """
+    if fo.config.database_uri:  # an external MongoDB: nothing is started here
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    folder = Path(fo.config.database_dir).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / ".curate-start.lock", "a")  # noqa: SIM115 - held across the yield
+    except OSError:
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> None:
+    """Connect to FiftyOne's database, retrying with backoff if it does not come up."""
+    import fiftyone.core.odm.database as fod
+    from fiftyone.core.service import ServiceListenTimeout
+    from pymongo.errors import ConnectionFailure
+
+    if not fod._is_client_closed(fod._client):
+        return  # connected already
+    for attempt in range(1, attempts + 1):
+        try:
+            with _start_lock(fo):
+                _start_database(fo, fod)
+                fod.get_db_conn()
+            return
+        except (ServiceListenTimeout, ConnectionFailure) as exc:
+            last = exc
+            # forget the half-made connection and the half-started service, so the next
+            # try starts or joins one afresh
+            with contextlib.suppress(Exception):
+                fod._disconnect()
+            service = fod._db_service
+            fod._db_service = None
+            os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
+            with contextlib.suppress(Exception):
+                if service is not None:
+                    service.stop()
+            if attempt < attempts:
+                time.sleep(backoff * 2 ** (attempt - 1))
+    folder = fo.config.database_dir
+    where = "at database_uri" if fo.config.database_uri else f"in {folder}"
+    raise DataError(
+        f"FiftyOne's database (MongoDB {where}) did not start after {attempts} tries "
+        f"({type(last).__name__}); another FiftyOne process was probably starting it at "
+        "the same time. Fix: run the command again in a moment; if it keeps failing, look "
+        f"at {Path(folder) / 'log' / 'mongo.log'} and stop any stale mongod that uses it."
+    )
+
+
+def _start_database(fo: Any, fod: Any) -> None:
+    """Start or join the database service of *this* database folder.
+
+    FiftyOne itself joins any running database service of the same user, whatever
+    folder it serves, so two tools (or test runs) with different
+    ``FIFTYONE_DATABASE_DIR`` share one database, and a service that is shutting
+    down makes a new client wait a minute and fail. Here only a service whose
+    ``mongod --dbpath`` is this folder is joined; otherwise a new one is started.
+    """
+    if (
+        fo.config.database_uri
+        or os.environ.get("FIFTYONE_PRIVATE_DATABASE_PORT")
+        or os.environ.get("FIFTYONE_DISABLE_SERVICES")
+        or fod._db_service is not None
+    ):
+        return  # FiftyOne knows where its database is
+    service = _folder_database_service()()
+    fod._db_service = service  # set first: a failed start is stopped by the caller
+    os.environ["FIFTYONE_PRIVATE_DATABASE_PORT"] = str(service.port)
+
+
+def _folder_database_service() -> type:
+    import fiftyone.core.service as fos
+    import fiftyone.service.util as fosu
+    import psutil
+
+    class FolderDatabaseService(fos.DatabaseService):
+        def start(self) -> None:
+            command = self.command
+            folder = command[command.index("--dbpath") + 1]
+            for process in fosu.find_processes_by_args(self._service_args):
+                try:
+                    args = process.cmdline()
+                    if args[args.index("--dbpath") + 1] != folder:
+                        continue
+                    if fosu.send_ipc_message(process, ("register", os.getpid())) is True:
+                        self.attached = True
+                        self.child = process
+                        return
+                except (ValueError, IndexError, OSError, psutil.Error):
+                    continue
+            fos.Service.start(self)  # a service of our own, for this folder
+
+    return FolderDatabaseService
+
+
+def user_datasets(fo: Any) -> list[str]:
+    """Dataset names, without the temporary ones an unfinished ingest leaves."""
+    return [n for n in fo.list_datasets() if not n.startswith(PARTIAL_PREFIX)]
+
+
+def check_dataset_name(name: str) -> str:
+    """Refuse a dataset name FiftyOne cannot store; return its slug."""
+    _import()
+    if not name.strip():
         raise UsageError(
-            f"no FiftyOne dataset named {name!r} (existing: {known}). "
-            f"Fix: curate ingest SOURCE --dataset {name}"
+            "--dataset is empty. Fix: --dataset falls (any name with a letter or digit)"
         )
-    return fo.load_dataset(name)
+    if name != name.strip():
+        raise UsageError(
+            f"--dataset {name!r} starts or ends with spaces. Fix: --dataset {name.strip()!r}"
+        )
+    if name.startswith(PARTIAL_PREFIX):
+        raise UsageError(f"--dataset names starting with {PARTIAL_PREFIX!r} are reserved")
+    from fiftyone.core.utils import to_slug
+
+    try:
+        return to_slug(name)
+    except ValueError:
+        raise UsageError(
+            f"--dataset {name!r} cannot be a FiftyOne dataset name: FiftyOne needs "
+            "1 to 1551 letters, digits or '-_.+ ' in it. Fix: --dataset falls"
+        ) from None
+
+
+def slug_clash(fo: Any, name: str) -> str | None:
+    """The existing dataset whose FiftyOne slug equals ``name``'s (another name), if any."""
+    from fiftyone.core.utils import to_slug
+
+    slug = check_dataset_name(name)
+    for other in user_datasets(fo):
+        if other != name and to_slug(other) == slug:
+            return other
+    return None
+
+
+#: Fields every curator command reads; ``curate ingest`` writes them.
+CURATOR_FIELDS = ("question", "answers", "source", "sha256", "phash", "split")
+
+
+def load_dataset(name: str, require_curator_fields: bool = True):  # noqa: ANN201 - a Dataset
+    fo = fiftyone()
+    if not name.strip():
+        raise UsageError("--dataset is empty. Fix: --dataset NAME (see: curate ingest --help)")
+    existing = user_datasets(fo)
+    if name not in existing:
+        known = ", ".join(repr(n) for n in existing) or "none yet"
+        hint = ""
+        with contextlib.suppress(UsageError):
+            clash = slug_clash(fo, name)
+            if clash is not None:
+                hint = f" Did you mean --dataset {clash!r}?"
+        raise UsageError(
+            f"no FiftyOne dataset named {name!r} (existing: {known}).{hint} "
+            f"Fix: curate ingest SOURCE --dataset {shlex.quote(name)}"
+        )
+    ds = fo.load_dataset(name)
+    if require_curator_fields:
+        missing = [f for f in CURATOR_FIELDS if f not in ds.get_field_schema()]
+        if missing:
+            raise DataError(
+                f"FiftyOne dataset {name!r} was not made by curate ingest: it has no "
+                f"{', '.join(missing)} field(s). Fix: curate ingest SOURCE --dataset NEW_NAME "
+                "(images, questions and answers go in through curate ingest)"
+            )
+    return ds

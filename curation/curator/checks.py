@@ -7,6 +7,7 @@ Results are written back into the FiftyOne dataset as tags (``dup:exact``,
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,9 +15,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from curation._io import atomic_write_json
-from curation.answers import yes_no
+from curation.answers import normalize_answer, yes_no
 from curation.curator._fo import load_dataset
+from curation.errors import UsageError
 from curation.images import check_images
+from curation.schemas.questions import same_question_key
 
 
 @dataclass
@@ -33,7 +36,39 @@ class CheckReport:
         return dict(self.__dict__)
 
     def write_json(self, path: str | Path) -> None:
-        atomic_write_json(path, self.to_dict())
+        """Write the report; refuse a folder or any existing file that is not a check report."""
+        target = Path(path)
+        check_report_path(target)
+        atomic_write_json(target.resolve(), self.to_dict())
+
+
+_REPORT_KEYS = {"dataset", "samples", "counts", "balance"}
+
+
+def check_report_path(path: Path) -> None:
+    fix = "Fix: --json a new file such as check-report.json"
+    from curation._io import path_kind
+
+    real = path.resolve()  # through symlinks and "..": the file that would be replaced
+    kind = path_kind(real, "--json")
+    if kind == "dir":
+        raise UsageError(f"--json {path} is a folder; the report is one JSON file. {fix}")
+    for parent in real.parents:
+        parent_kind = path_kind(parent, "--json")
+        if parent_kind == "file":
+            raise UsageError(f"--json {path}: {parent} is a file, not a folder. {fix}")
+        if parent_kind == "dir":
+            break
+    if kind == "file":
+        try:
+            old = json.loads(real.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            old = None
+        if not (isinstance(old, dict) and set(old) >= _REPORT_KEYS):
+            raise UsageError(
+                f"--json {path} exists and is not a curate check report; refusing to "
+                f"overwrite it. {fix}"
+            )
 
 
 def hamming_pairs(hashes: list[int], threshold: int) -> list[tuple[int, int]]:
@@ -78,6 +113,14 @@ def _groups(n: int, pairs: list[tuple[int, int]]) -> list[list[int]]:
     for i in range(n):
         members[find(i)].append(i)
     return [g for g in members.values() if len(g) > 1]
+
+
+def _label(answers: list[str]) -> str:
+    """What an answer says, for comparing two labels of one image and question."""
+    verdict = yes_no(answers)
+    if verdict != "other":
+        return verdict
+    return "other:" + "|".join(sorted({normalize_answer(a) for a in answers}))
 
 
 @dataclass
@@ -207,13 +250,10 @@ class Conflicts(Check):
     def find(self, cols: Columns) -> list[list[int]]:
         by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
         for i, (sha, q) in enumerate(zip(cols.shas, cols.questions, strict=True)):
+            # paraphrases of the task question count as one question; "Yes." is "yes"
             if cols.answers[i]:  # an unlabelled (unsure) sample conflicts with nothing
-                by_pair[(sha, q.strip().casefold())].append(i)
-        return [
-            g
-            for g in by_pair.values()
-            if len({tuple(sorted(cols.answers[i] or [])) for i in g}) > 1
-        ]
+                by_pair[(sha, same_question_key(q or ""))].append(i)
+        return [g for g in by_pair.values() if len({_label(cols.answers[i]) for i in g}) > 1]
 
 
 @register

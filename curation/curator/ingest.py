@@ -1,28 +1,52 @@
 """`curate ingest`: put images with their question and answer into a FiftyOne dataset.
 
 Sources: a raw folder with one sub-folder per label (``fall/`` = "yes",
-``no_fall/`` = "no", optional ``unsure/``), a LAVIS annotation file (the
-contract) with its image root, or easy-VQA (general VQA). Every image is
-opened and hashed before anything is added, so bad input adds nothing.
+``no_fall/`` = "no", optional ``unsure/``; common spellings such as ``no-fall/``
+count, hidden files never), a LAVIS annotation file (the contract) with its
+image root, or easy-VQA (general VQA). Every image is opened and hashed before
+anything is added, so bad input adds nothing; a new dataset appears only whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
+import shlex
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curation._io import path_kind
 from curation.curator._fo import fiftyone
 from curation.errors import DataError, UsageError
 from curation.images import scan_images
 from curation.schemas.questions import TASK_QUESTION
 
-LABEL_FOLDERS = {"fall": "yes", "no_fall": "no", "unsure": None}
+#: Label sub-folders of a raw folder, compared case-insensitively with "-" and " " as "_".
+LABEL_FOLDERS: dict[str, str | None] = {
+    "fall": "yes",
+    "falls": "yes",
+    "falling": "yes",
+    "no_fall": "no",
+    "nofall": "no",
+    "no_falls": "no",
+    "not_fall": "no",
+    "notfall": "no",
+    "not_falling": "no",
+    "unsure": None,
+}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+#: The sources that mean the easy-VQA package data (anything else is a path).
+EASY_VQA_SOURCES = {"easy-vqa": "train", "easy-vqa:train": "train", "easy-vqa:test": "test"}
+
+
+def label_of_folder(name: str) -> tuple[bool, str | None]:
+    """(is a label folder, its answer) for a sub-folder name like ``No-Fall``."""
+    key = name.casefold().replace("-", "_").replace(" ", "_")
+    return key in LABEL_FOLDERS, LABEL_FOLDERS.get(key)
 
 
 @dataclass
@@ -39,13 +63,22 @@ class Item:
     split: str | None = None
     answer_type: str = ""
     tags: list[str] = field(default_factory=list)
+    #: The resolved source (folder, file or package split): where the item came from.
+    source_path: str = ""
+    #: Whether the question is part of the identity (not for folder images: their
+    #: question is a seeded choice among paraphrases).
+    question_in_key: bool = True
 
-    @property
-    def key(self) -> str:
-        """Identity for idempotent re-ingest: the same source record is the same sample."""
-        return hashlib.sha1(
-            f"{self.source}\0{self.original_id}\0{self.question}".encode()
-        ).hexdigest()
+    def key(self, sha256: str) -> str:
+        """Identity for idempotent re-ingest: the same source record with the same bytes."""
+        question = self.question if self.question_in_key else ""
+        text = "\0".join([self.source_path, self.original_id, question, sha256])
+        return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def legacy_key(self) -> str:
+        """The key of samples ingested before source paths were recorded (base name, no bytes)."""
+        text = f"{self.source}\0{self.original_id}\0{self.question}"
+        return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass
@@ -58,30 +91,71 @@ class IngestResult:
     unsure: int = 0
     hash_seconds: float = 0.0
     add_seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
 
-def items_from_folder(folder: Path, questions: Sequence[str], seed: int) -> list[Item]:
-    """``folder/fall``, ``folder/no_fall`` (and ``folder/unsure``) -> items."""
+def _hidden(path: Path, root: Path) -> bool:
+    """Dot-files and anything in a dot-folder (``._x.png``, ``.thumbnails/``) below ``root``."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def items_from_folder(
+    folder: Path, questions: Sequence[str], seed: int, warnings: list[str] | None = None
+) -> list[Item]:
+    """``folder/fall``, ``folder/no_fall`` (and ``folder/unsure``) -> items.
+
+    Spellings such as ``no-fall``, ``NoFall`` or ``not_fall`` count too. Hidden files
+    and folders are skipped; other sub-folders and loose images are named in ``warnings``.
+    """
+    warnings = warnings if warnings is not None else []
     if not folder.is_dir():
         raise UsageError(f"folder not found: {folder}")
-    present = [name for name in LABEL_FOLDERS if (folder / name).is_dir()]
-    if not {"fall", "no_fall"} & set(present):
+    labelled: list[tuple[Path, str | None]] = []
+    unknown: list[str] = []
+    for sub in sorted(folder.iterdir()):
+        if sub.name.startswith("."):
+            continue
+        if sub.is_dir():
+            is_label, answer = label_of_folder(sub.name)
+            if is_label:
+                labelled.append((sub, answer))
+            else:
+                unknown.append(sub.name + "/")
+    loose = [
+        p.name
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    spellings = "fall/ (or falls/, falling/) and no_fall/ (or no-fall/, nofall/, not_fall/)"
+    if not any(answer is not None for _, answer in labelled):
         raise DataError(
-            f"{folder} has neither a fall/ nor a no_fall/ sub-folder. Fix: put "
-            "images of people falling in fall/ and others in no_fall/"
+            f"{folder} has neither a fall/ nor a no_fall/ sub-folder"
+            + (f" (found: {', '.join(unknown)})" if unknown else "")
+            + f". Fix: put images of people falling in {spellings.split(' and ')[0]} and "
+            f"the others in {spellings.split(' and ')[1]}"
+        )
+    if unknown:
+        warnings.append(
+            f"{folder}: sub-folder(s) {', '.join(unknown)} are not label folders and were "
+            f"not ingested (label folders: {spellings}, unsure/)"
+        )
+    if loose:
+        warnings.append(
+            f"{folder}: {len(loose)} image(s) directly in the folder were not ingested "
+            f"(e.g. {sorted(loose)[0]}): put them in fall/ or no_fall/"
         )
     items = []
-    for name in present:
+    source_path = str(folder.resolve())
+    for sub, answer in labelled:
         files = sorted(
             p
-            for p in (folder / name).rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            for p in sub.rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not _hidden(p, sub)
         )
         if not files:
-            raise DataError(
-                f"{folder / name} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
-            )
-        answer = LABEL_FOLDERS[name]
+            if answer is not None:
+                warnings.append(f"{sub} holds no images; nothing is labelled {answer!r} from it")
+            continue
         for path in files:
             rel = path.relative_to(folder).as_posix()
             q = random.Random(f"{seed}:{rel}").choice(list(questions))
@@ -90,13 +164,31 @@ def items_from_folder(folder: Path, questions: Sequence[str], seed: int) -> list
                     path.resolve(),
                     q,
                     [answer] if answer else [],
-                    f"folder:{folder.name}",
+                    f"folder:{Path(source_path).name}",
                     rel,
                     "folder",
                     answer_type="yes/no",
                     tags=[] if answer else ["unsure"],
+                    source_path=source_path,
+                    question_in_key=False,
                 )
             )
+    if not any(it.answers for it in items):
+        raise DataError(
+            f"{folder} holds no images in its label folders "
+            f"({', '.join(s.name + '/' for s, _ in labelled)}; images are "
+            f"{', '.join(sorted(IMAGE_SUFFIXES))}). Fix: put images of people "
+            "falling in fall/ and the others in no_fall/"
+        )
+    labels = {it.answers[0] for it in items if it.answers}
+    if len(labels) == 1:
+        (only,) = labels
+        other = "no_fall/" if only == "yes" else "fall/"
+        warnings.append(
+            f"WARNING: every labelled image in {folder} is {only!r} (no images in {other}): "
+            "a model trained on this learns to always answer "
+            f"{only!r}. Fix: add images to {other} (spellings: {spellings})"
+        )
     return items
 
 
@@ -108,6 +200,7 @@ def items_from_file(path: Path, image_root: Path | None) -> list[Item]:
     from curation.answers import answer_type_of
 
     split = path.stem if path.stem in ("train", "val", "test") else None
+    source_path = str(path.resolve())
     return [
         Item(
             (root / r["image"]).resolve(),
@@ -118,6 +211,7 @@ def items_from_file(path: Path, image_root: Path | None) -> list[Item]:
             "file",
             split=split,
             answer_type=answer_type_of(r["answer"]),
+            source_path=source_path,
         )
         for r in load_records(path)
     ]
@@ -139,6 +233,7 @@ def items_from_easy_vqa(split: str, max_records: int | None, seed: int) -> list[
             "file",
             part="general",
             answer_type=r.answer_type,
+            source_path=f"easy-vqa:{split}",
         )
         for r in rows
     ]
@@ -156,19 +251,48 @@ def ingest(
 ) -> IngestResult:
     """Add a source to the persistent FiftyOne dataset ``dataset`` (idempotently).
 
-    ``source`` is a folder, a LAVIS annotation file, or ``easy-vqa[:train|test]``.
+    ``source`` is a folder, a LAVIS annotation file, or exactly ``easy-vqa``,
+    ``easy-vqa:train`` or ``easy-vqa:test``. A sample's identity is its resolved
+    source, its place in it and its image bytes, so the same source ingested again
+    (from any folder, by a relative or absolute path) adds nothing, and another
+    source with the same base name adds its own samples. A new dataset appears only
+    once every sample is in it.
     """
     import time
 
+    from curation.curator._fo import check_dataset_name
+
+    check_dataset_name(dataset)
+    if max_records is not None and max_records < 1:
+        raise UsageError(f"--max-records must be at least 1 (got {max_records})")
     text = str(source)
-    if text.startswith("easy-vqa"):
-        items = items_from_easy_vqa(text.partition(":")[2] or "train", max_records, seed)
-    elif Path(text).is_dir():
-        items = items_from_folder(Path(text), questions, seed)
-    elif Path(text).is_file():
-        items = items_from_file(Path(text), Path(image_root) if image_root else None)
+    warnings: list[str] = []
+    if image_root is not None and path_kind(Path(text), "SOURCE") != "file":
+        raise UsageError(
+            f"--image-root applies to an annotation file, not to {text}. Fix: leave it out"
+        )
+    if text in EASY_VQA_SOURCES:
+        items = items_from_easy_vqa(EASY_VQA_SOURCES[text], max_records, seed)
+    elif max_records is not None:
+        raise UsageError(
+            f"--max-records applies to easy-vqa only, not to {text}. Fix: leave it out"
+        )
+    elif (kind := path_kind(Path(text), "SOURCE")) in ("dir", "file"):
+        try:
+            if kind == "dir":
+                items = items_from_folder(Path(text), questions, seed, warnings)
+            else:
+                items = items_from_file(Path(text), Path(image_root) if image_root else None)
+        except OSError as exc:  # unreadable folders or files met while listing
+            raise DataError(
+                f"{exc.filename or text}: {exc.strerror or exc}; nothing was ingested. "
+                "Fix: make it readable (or move it out of the source)"
+            ) from None
     else:
-        raise UsageError(f"source not found: {text} (a folder, an annotation file, or easy-vqa)")
+        raise UsageError(
+            f"source not found: {text} (a folder, an annotation file, or exactly "
+            "easy-vqa, easy-vqa:train or easy-vqa:test)"
+        )
 
     t0 = time.perf_counter()
     try:
@@ -191,28 +315,70 @@ def ingest(
             "\n  Fix: remove or replace them, then ingest again."
         )
 
+    from curation.curator._fo import PARTIAL_PREFIX, slug_clash, user_datasets
+
     fo = fiftyone()
-    if dataset in fo.list_datasets() and overwrite:
-        fo.delete_dataset(dataset)
-    ds = fo.load_dataset(dataset) if dataset in fo.list_datasets() else fo.Dataset(dataset)
-    ds.persistent = True
-    _declare_fields(fo, ds)
-    existing = set(ds.distinct("ingest_key"))
-    new = [it for it in items if it.key not in existing]
+    clash = slug_clash(fo, dataset)
+    if clash is not None:
+        raise UsageError(
+            f"--dataset {dataset!r} clashes with the existing dataset {clash!r}: FiftyOne "
+            f"gives both the URL name {check_dataset_name(dataset)!r}. Fix: --dataset "
+            f"{shlex.quote(clash)} to add to it, or another name"
+        )
+    # --overwrite builds the replacement first and deletes the old dataset only at the end
+    replaces = overwrite and dataset in user_datasets(fo)
+    is_new = replaces or dataset not in user_datasets(fo)
+    # a new dataset is filled under a temporary, non-persistent name and renamed when
+    # complete: a failed or killed ingest leaves no half-filled (or empty) dataset
+    # behind, and FiftyOne deletes the temporary one when its last client exits
+    ds = fo.Dataset(f"{PARTIAL_PREFIX}{uuid.uuid4().hex}") if is_new else fo.load_dataset(dataset)
     t1 = time.perf_counter()  # FiftyOne's import and database start are not counted
     run = uuid.uuid4().hex
-    samples = [
-        _sample(fo, it, scans[it.filepath].sha256, scans[it.filepath].phash, run) for it in new
-    ]
     try:
+        _declare_fields(fo, ds)
+        existing = set(ds.distinct("ingest_key"))
+        # samples from before source_path was recorded: the same old key and the same bytes
+        legacy = {
+            (k, sha)
+            for k, sha, where in zip(
+                *ds.values(["ingest_key", "sha256", "source_path"]), strict=True
+            )
+            if not where
+        }
+        new = []
+        for it in items:
+            sha = scans[it.filepath].sha256
+            k = it.key(sha)
+            if k not in existing and (it.legacy_key(), sha) not in legacy:
+                existing.add(k)  # the same record twice in one source is one sample
+                new.append((it, k))
+        samples = [
+            _sample(fo, it, k, scans[it.filepath].sha256, scans[it.filepath].phash, run)
+            for it, k in new
+        ]
         if samples:
             # every field is declared above, so FiftyOne's per-sample validation is redundant
             ds.add_samples(samples, expand_schema=False, validate=False, progress=False)
+        if is_new:
+            if replaces:
+                fo.delete_dataset(dataset)
+            try:
+                ds.name = dataset
+            except ValueError as exc:  # created meanwhile by another process
+                raise UsageError(
+                    f"--dataset {dataset!r} could not be created: {exc}. Fix: run again "
+                    "(it now adds to that dataset) or pick another name"
+                ) from None
+            ds.persistent = True
     except BaseException:
-        # add_samples writes in batches: take back whatever this run wrote
-        from fiftyone import ViewField as F
+        if is_new:
+            with contextlib.suppress(Exception):
+                ds.delete()
+        else:
+            # add_samples writes in batches: take back whatever this run wrote
+            from fiftyone import ViewField as F
 
-        ds.delete_samples(ds.match(F("ingest_run") == run))
+            ds.delete_samples(ds.match(F("ingest_run") == run))
         raise
     t2 = time.perf_counter()
     return IngestResult(
@@ -221,9 +387,10 @@ def ingest(
         len(new),
         len(items) - len(new),
         len(ds),
-        unsure=sum("unsure" in it.tags for it in new),
+        unsure=sum("unsure" in it.tags for it, _ in new),
         hash_seconds=hash_seconds,
         add_seconds=t2 - t1,
+        warnings=warnings,
     )
 
 
@@ -239,6 +406,7 @@ SAMPLE_FIELDS = {
     "label_provenance": "StringField",
     "sha256": "StringField",
     "phash": "StringField",
+    "source_path": "StringField",
     "ingest_key": "StringField",
     "ingest_run": "StringField",
 }
@@ -255,7 +423,7 @@ def _declare_fields(fo: Any, ds: Any) -> None:
                 ds.add_sample_field(name, getattr(fo, kind))
 
 
-def _sample(fo: Any, it: Item, sha256: str, phash: str, run: str) -> Any:
+def _sample(fo: Any, it: Item, key: str, sha256: str, phash: str, run: str) -> Any:
     return fo.Sample(
         filepath=str(it.filepath),
         tags=list(it.tags),
@@ -270,6 +438,7 @@ def _sample(fo: Any, it: Item, sha256: str, phash: str, run: str) -> Any:
         label_provenance=it.provenance,
         sha256=sha256,
         phash=phash,
-        ingest_key=it.key,
+        source_path=it.source_path,
+        ingest_key=key,
         ingest_run=run,
     )

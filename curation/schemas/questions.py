@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from curation.errors import ConfigError, UsageError
 
@@ -23,16 +23,49 @@ class QuestionTemplates(BaseModel):
     model_config = ConfigDict(extra="forbid")
     questions: list[str] = Field(min_length=1)
 
+    @field_validator("questions")
+    @classmethod
+    def _no_blank_question(cls, questions: list[str]) -> list[str]:
+        for i, q in enumerate(questions):
+            if not q.strip():
+                raise ValueError(f"question #{i} is empty (train refuses an empty question)")
+        return questions
+
+
+_EXAMPLE = 'questions:\n  - "Is anyone falling in this image?"'
+
 
 def load_questions(path: str | Path | None = None) -> QuestionTemplates:
     """Read a question file (default: the package's paraphrases, independent of the cwd)."""
     path = Path(path) if path is not None else DEFAULT_QUESTIONS_FILE
-    if not path.is_file():
-        raise UsageError(f"question template file not found: {path}")
+    from curation._io import path_kind
+
+    kind = path_kind(path, "--questions")
+    if kind != "file":
+        what = "is a folder, not a file" if kind == "dir" else "not found"
+        raise UsageError(
+            f"question template file {what}: {path}. Fix: --questions FILE.yaml holding\n{_EXAMPLE}"
+        )
     try:
-        return QuestionTemplates.model_validate(yaml.safe_load(path.read_text()))
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{path}: not valid YAML{at}: {problem}. Fix: write it as\n{_EXAMPLE}"
+        ) from None
+    try:
+        return QuestionTemplates.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'the file'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(
+            f"{path}: {problems}. Fix: a non-empty list of questions, e.g.\n{_EXAMPLE}"
+        ) from None
 
 
 def question_key(text: str) -> str:
