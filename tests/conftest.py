@@ -12,11 +12,12 @@ import pytest
 
 # FiftyOne (imported lazily by the curator tests) gets its own database directory, so the
 # tests never touch a user's datasets; its mongod ends with the test process.
-os.environ["FIFTYONE_DATABASE_DIR"] = tempfile.mkdtemp(prefix="curate-tests-fodb-")
+_DATABASE_DIR = tempfile.mkdtemp(prefix="curate-tests-fodb-")
+os.environ["FIFTYONE_DATABASE_DIR"] = _DATABASE_DIR
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 
-from curation.synthetic import QUESTION, render_scene
+from curation.synthetic import QUESTION, render_scene  # noqa: E402 - after the env above
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "raw" / "sample"
@@ -67,9 +68,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     database = sys.modules.get("fiftyone.core.odm.database")
     service = getattr(database, "_db_service", None)
     child = getattr(service, "child", None)
-    if service is None or child is None:
-        return
-    service.stop()  # closes the service's stdin: it stops mongod when no client is left
-    # best effort: .ci/run checks that no mongod survives
-    with contextlib.suppress(Exception):
-        child.wait(timeout=60)
+    if service is not None and child is not None:
+        service.stop()  # closes the service's stdin: it stops mongod when no client is left
+        # best effort: .ci/run checks that no mongod survives
+        with contextlib.suppress(Exception):
+            child.wait(timeout=60)
+    # a database folder holds about 300 MB of preallocated files: never leave one behind
+    import shutil
+
+    shutil.rmtree(_DATABASE_DIR, ignore_errors=True)
