@@ -220,12 +220,7 @@ class Corrupt(Check):
     description = "the file no longer decodes (it may have changed since ingest)"
 
     def find(self, cols: Columns) -> list[list[int]]:
-        issues = cols.image_issues()
-        return [
-            [i]
-            for i, p in enumerate(cols.paths)
-            if issues[Path(p)] is not None and issues[Path(p)].code != "image_tiny"
-        ]
+        return _with_image_issue(cols, tiny=False)
 
 
 @register
@@ -234,12 +229,18 @@ class Tiny(Check):
     description = "smaller than 32 px on a side"
 
     def find(self, cols: Columns) -> list[list[int]]:
-        issues = cols.image_issues()
-        return [
-            [i]
-            for i, p in enumerate(cols.paths)
-            if issues[Path(p)] is not None and issues[Path(p)].code == "image_tiny"
-        ]
+        return _with_image_issue(cols, tiny=True)
+
+
+def _with_image_issue(cols: Columns, tiny: bool) -> list[list[int]]:
+    """Samples whose image check failed: only "tiny" ones, or every other problem."""
+    issues = cols.image_issues()
+    found = []
+    for i, p in enumerate(cols.paths):
+        issue = issues[Path(p)]
+        if issue is not None and (issue.code == "image_tiny") == tiny:
+            found.append([i])
+    return found
 
 
 @register
