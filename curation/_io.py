@@ -247,6 +247,28 @@ def check_export_out(
                 f'manifest.json with "tool": "{EXPORT_TOOL}": it may hold other files. '
                 "Fix: pick a new folder for --out, or move the folder away yourself."
             )
+        for run in live_runs(out):
+            raise UsageError(
+                f"--overwrite would delete {run}, where curate train is running now. Fix: "
+                "wait for it to finish (or stop it), or pick a new folder for --out."
+            )
+
+
+#: Written into a run folder while ``curate train`` runs in it (its process id).
+RUN_LOCK = ".curate-train.pid"
+
+
+def live_runs(folder: str | Path) -> list[Path]:
+    """Run folders under ``folder`` whose ``curate train`` process is still alive."""
+    live = []
+    for lock in sorted(Path(folder).rglob(RUN_LOCK)):
+        try:
+            pid = int(lock.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            continue
+        if pid != os.getpid() and pid_alive(pid):
+            live.append(lock.parent)
+    return live
 
 
 def pid_alive(pid: int) -> bool:
@@ -309,3 +331,13 @@ def path_kind(path: Path, what: str) -> str:
         from curation.errors import UsageError
 
         raise UsageError(f"{what} {shown}: {reason}. Fix: give a shorter, existing path") from None
+
+
+def shell_quote(path: str | Path) -> str:
+    """A path as a copy-pasteable shell argument (quoted; ``./`` before a leading ``-``)."""
+    import shlex
+
+    text = os.fspath(path)
+    if text.startswith("-"):
+        text = "./" + text
+    return shlex.quote(text)

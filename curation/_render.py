@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from curation._io import shell_quote
 from curation.fix import FixResult
 from curation.report import ValidationReport
 
@@ -97,7 +98,7 @@ def export_summary(console: Console, summary: ExportSummary) -> None:
         markup=False,
     )
     console.print(
-        f"next: curate train {shlex.quote(f'{summary.out}/lavis.yaml')}",
+        f"next: curate train {shell_quote(f'{summary.out}/lavis.yaml')}",
         highlight=False,
         markup=False,
         soft_wrap=True,
@@ -185,7 +186,7 @@ def train_result(console: Console, result: TrainResult) -> None:
         console.print(f"  checkpoint: {ckpt}", highlight=False, soft_wrap=True, markup=False)
     if result.checkpoints:
         console.print(
-            f"next: curate predict {shlex.quote(str(result.checkpoints[-1]))} IMAGE --question "
+            f"next: curate predict {shell_quote(str(result.checkpoints[-1]))} IMAGE --question "
             "'Is anyone falling in this image?'",
             highlight=False,
             soft_wrap=True,
@@ -223,8 +224,11 @@ def predictions(
         )
     console.print(table)
     point = next((row["threshold"] for row in answers if row.get("threshold") is not None), None)
+    note = report.get("operating_point") or ""
     if point is not None:
-        console.print(f"answered yes when P(yes) >= {point:.3f} (the operating point)")
+        console.print(f"answered yes when P(yes) >= {point:.3f} ({escape(note)})")
+    elif note:
+        console.print(escape(note), soft_wrap=True, highlight=False)
 
 
 def mix_summary(console: Console, result: MixResult) -> None:
@@ -267,7 +271,7 @@ def mix_summary(console: Console, result: MixResult) -> None:
         highlight=False,
     )
     console.print(
-        f"next: curate train {shlex.quote(f'{summary.out}/lavis.yaml')}",
+        f"next: curate train {shell_quote(f'{summary.out}/lavis.yaml')}",
         highlight=False,
         markup=False,
         soft_wrap=True,
@@ -347,7 +351,6 @@ def compare_table(console: Console, paths: list[Path], rows: list[tuple[str, lis
 
 
 def ingest_result(console: Console, result: IngestResult) -> None:
-    import shlex
 
     from rich.text import Text
 
@@ -375,7 +378,6 @@ def ingest_result(console: Console, result: IngestResult) -> None:
 
 
 def check_report(console: Console, report: CheckReport) -> None:
-    import shlex
 
     from rich.text import Text
 

@@ -163,18 +163,23 @@ def schema(
     ] = False,
 ) -> None:
     """Write (or --check) the JSON Schema files generated from the pydantic models."""
-    import shlex
 
     from rich.markup import escape
 
+    from curation._io import shell_quote
     from curation.schema_files import stale_json_schemas, write_json_schemas
 
     if check:
+        if not out.is_dir():
+            raise UsageError(
+                f"--check: {out} is not a folder of schema files. Fix: --out the schemas/ folder "
+                "(or curate schema --out DIR to write them)."
+            )
         stale = stale_json_schemas(out)
         if stale:
             console.print(
                 f"[red]out of date:[/] {', '.join(stale)}. Fix: curate schema --out "
-                f"{escape(shlex.quote(str(out)))}"
+                f"{escape(shell_quote(str(out)))}"
             )
             raise typer.Exit(1)
         console.print("schemas are up to date")

@@ -38,7 +38,7 @@ from curation._io import (
     sha256_file,
 )
 from curation.contract import BUILDER_NAME, PROMPT
-from curation.errors import ConfigError, DataError, UsageError
+from curation.errors import ConfigError, CurationError, DataError, UsageError
 from curation.presets import get_preset
 from curation.record_types import ExportRecord
 from curation.split import SPLITS, split_records  # the one splitter (re-exported here)
@@ -85,6 +85,7 @@ def write_export(
     """
     out = Path(out)
     get_preset(model)  # an unknown name lists the valid ones
+    check_builder_name(builder_name)
     inputs = list(inputs)
     image_folders = {p for recs in splits.values() for r in recs for p in _image_folders(r.image)}
     check_output_path(out, "--out")
@@ -303,6 +304,35 @@ def _write_vqa_eval(
         {**common, "task_type": "Open-Ended", "questions": questions},
     )
     atomic_write_json(folder / f"{split}_annotations.json", {**common, "annotations": anns})
+
+
+def check_builder_name(name: str) -> None:
+    """Refuse a ``datasets:`` key that ``curate train`` could not use, before anything is written.
+
+    Raises:
+        UsageError: not a plain lower-case name, or the name of one of LAVIS's own builders
+            (they download their data).
+    """
+    import re
+
+    if name == DEFAULT_BUILDER:
+        return
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+        raise UsageError(
+            f"--builder-name {name!r}: the YAML's datasets: key must be a plain lower-case name "
+            "(letters, digits, _; starting with a letter). Fix: e.g. --builder-name my_falls."
+        )
+    from curation.training import import_plugin
+
+    try:
+        plugin = import_plugin()
+    except (ImportError, CurationError):  # without LAVIS, curate train checks the name again
+        return
+    if name in plugin.registered_builders() and not plugin.is_ours(name):
+        raise UsageError(
+            f"--builder-name {name!r} is one of LAVIS's own builders, which download their data; "
+            "curate train would refuse it. Fix: pick another name, e.g. my_falls."
+        )
 
 
 #: Run settings every export writes, whatever the preset (a preset's ``run_defaults`` fill the rest).

@@ -15,6 +15,7 @@ from typing import Literal, NamedTuple
 import msgspec
 
 from curation.answers import answer_type_of
+from curation.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,14 @@ class PoolRow(NamedTuple):
 
     def answer_list(self) -> tuple[str, ...]:
         if isinstance(self.answers, msgspec.Raw):
-            return tuple(a.answer for a in msgspec.json.decode(self.answers, type=list[_Answer]))
+            try:
+                decoded = msgspec.json.decode(self.answers, type=list[_Answer])
+            except msgspec.ValidationError as exc:
+                raise DataError(
+                    f"{self.source} question {self.original_id}: answers: {exc} (VQAv2 gives a "
+                    'list of {"answer": ...} objects). Fix: correct that annotation, or drop it.'
+                ) from None
+            return tuple(a.answer for a in decoded)
         return self.answers
 
 

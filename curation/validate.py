@@ -24,6 +24,7 @@ import msgspec
 from pydantic import TypeAdapter, ValidationError
 
 from curation._fastpath import Columns, decode_clean, decode_record, gc_paused, split_records
+from curation._io import shell_quote
 from curation.answers import normalize_answer, to_yes_no, yes_no
 from curation.errors import DataError, UsageError
 from curation.images import (
@@ -871,7 +872,6 @@ def require_valid(
 
     The one "validate, show the first problems, stop" rule of export, ingest and train.
     """
-    import shlex
 
     report = validate_files([path], image_root=image_root, check_image_files=check_image_files)
     if report.ok:
@@ -880,9 +880,9 @@ def require_valid(
     total = len(errors) + report.omitted_errors  # past the stored cap, still counted
     lines = "\n  ".join(p.render() for p in errors[:shown])
     more = f"\n  ... and {total - shown} more" if total > shown else ""
-    command = f"curate validate {shlex.quote(str(path))}"
+    command = f"curate validate {shell_quote(str(path))}"
     if image_root is not None:
-        command += f" --image-root {shlex.quote(str(image_root))}"
+        command += f" --image-root {shell_quote(str(image_root))}"
     raise DataError(
         f"{path}{hint} has {total} error(s); {action}:\n  {lines}{more}\n"
         f"  (run {command} --fix FIXED.json to write a corrected copy)"

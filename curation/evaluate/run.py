@@ -160,6 +160,10 @@ def evaluate(
     records = load_records(data)
     provenance = load_provenance(data, records)
     root = Path(image_root) if image_root else default_image_root(data)
+    out_dir = Path(out) if out else checkpoint.parent
+    check_eval_out(
+        out_dir, root, [checkpoint, data, *_sidecars(data), *([config] if config else [])]
+    )
     images = [root / r["image"] for r in records]
     missing = [str(p) for p in images if not p.is_file()]
     if missing:
@@ -200,14 +204,66 @@ def evaluate(
     pushed = push_to_fiftyone(data, report.predictions, fiftyone_field) if fiftyone_field else None
     if pushed:
         report.fiftyone = pushed
-    out_dir = Path(out) if out else checkpoint.parent
     files = write_report(out_dir, report)
+    point = out_dir / OPERATING_POINT_FILE
     if threshold is not None:
-        atomic_write_json(
-            out_dir / OPERATING_POINT_FILE, {**threshold, "checkpoint": checkpoint.name}
-        )
-        files.append(out_dir / OPERATING_POINT_FILE)
+        atomic_write_json(point, {**threshold, "checkpoint": checkpoint.name})
+        files.append(point)
+    elif point.is_file() and not point.is_symlink():
+        point.unlink()  # a stale point from an earlier eval must not steer predict
     return EvalResult(report, out_dir, files)
+
+
+#: Every file eval writes into --out.
+EVAL_OUTPUTS = (
+    "eval.json",
+    "eval.md",
+    OPERATING_POINT_FILE,
+    "confusion.png",
+    "yes_rate.png",
+    "reliability.png",
+    "accuracy_by_type.png",
+)
+
+
+def _sidecars(data: Path) -> list[Path]:
+    val = data.with_name("val.json")
+    return [
+        data.with_name(f"{data.stem}.provenance.json"),
+        val,
+        val.with_name("val.provenance.json"),
+    ]
+
+
+def check_eval_out(out_dir: Path, image_root: Path, inputs: list[Path]) -> None:
+    """Refuse an eval --out whose files would replace an input or land among the data.
+
+    Raises:
+        UsageError: ``out_dir`` is a file, is (or is inside) the image root or the
+            project's raw/ folder, or one of eval's output files is an input.
+    """
+    from curation._io import _is_within, _real, check_output_path, project_raw, same_file
+
+    check_output_path(out_dir, "--out")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(
+            f"--out {out_dir} is a file, not a folder. Fix: give --out a folder for eval.json."
+        )
+    real = _real(out_dir)
+    raw = project_raw()
+    for folder, what in ((image_root, "the image root"), (raw, "the project's raw/ folder")):
+        if folder is not None and _is_within(real, _real(folder)):
+            raise UsageError(
+                f"--out {out_dir} is inside {what} {folder}: eval's files would land among the "
+                "data. Fix: give --out another folder (default: the checkpoint's run folder)."
+            )
+    for name in EVAL_OUTPUTS:
+        for item in inputs:
+            if item.exists() and same_file(out_dir / name, item):
+                raise UsageError(
+                    f"--out {out_dir} would replace the input {item} with {name}. "
+                    "Fix: give --out another folder; inputs are never changed."
+                )
 
 
 def _task_p_yes(
@@ -323,6 +379,10 @@ def _read_eval_report(path: Path) -> dict[str, Any]:
         UsageError: the file does not exist.
         DataError: it is not JSON, or not an eval report.
     """
+    if path.is_dir():
+        raise UsageError(
+            f"{path} is a folder; --compare takes eval.json files (e.g. {path}/eval.json)"
+        )
     if not path.is_file():
         raise UsageError(f"eval report not found: {path}")
     fix = "Fix: give the eval.json files that `curate eval CHECKPOINT --data SPLIT` writes."

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from curation.contract import MODEL_ARCH, PROMPT
 
@@ -27,12 +27,26 @@ class VitConfig(_Strict):
     depth: int = Field(2, gt=0)
     heads: int = Field(2, gt=0)
 
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> VitConfig:
+        if self.width % self.heads:
+            raise ValueError(f"vit.heads ({self.heads}) must divide vit.width ({self.width})")
+        return self
+
 
 class QFormerConfig(_Strict):
     hidden_size: int = Field(64, gt=0)
     layers: int = Field(2, gt=0)
     heads: int = Field(2, gt=0)
     cross_attention_freq: int = Field(1, gt=0)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> QFormerConfig:
+        if self.hidden_size % self.heads:
+            raise ValueError(
+                f"qformer.heads ({self.heads}) must divide qformer.hidden_size ({self.hidden_size})"
+            )
+        return self
 
 
 class ModelConfig(_Strict):
@@ -59,6 +73,15 @@ class ModelConfig(_Strict):
     prompt: str = ""
     init_seed: int = 0
     apply_lemmatizer: bool = False
+
+    @model_validator(mode="after")
+    def _patch_fits_the_image(self) -> ModelConfig:
+        if self.vit is not None and self.vit.patch_size > self.image_size:
+            raise ValueError(
+                f"vit.patch_size ({self.vit.patch_size}) is larger than image_size "
+                f"({self.image_size}): the ViT would see no patch"
+            )
+        return self
 
     @field_validator("model_type")
     @classmethod

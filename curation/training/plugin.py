@@ -151,8 +151,14 @@ def register_builder(name: str) -> None:
     """Register our builder under ``name`` too (the YAML's ``datasets:`` key)."""
     mapping = registry.mapping["builder_name_mapping"]
     if mapping.get(name) is None:
+        # an alias's default config is empty: the default one would add a second dataset
+        defaults = {"default": str(DATA / "alias_defaults.yaml")}
         registry.register_builder(name)(
-            type(f"FalldownVQABuilder_{name}", (FalldownVQABuilder,), {})
+            type(
+                f"FalldownVQABuilder_{name}",
+                (FalldownVQABuilder,),
+                {"DATASET_CONFIG_DICT": defaults},
+            )
         )
     elif not issubclass(mapping[name], FalldownVQABuilder):
         raise DataError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,9 +141,17 @@ def predict(
         raise UsageError(f"image(s) not found: {', '.join(missing)}")
     if threshold is not None and not 0 <= threshold <= 1:
         raise UsageError(f"--threshold must be between 0 and 1, got {threshold}")
+    if not question.strip():
+        raise UsageError(
+            "--question is empty. Fix: ask a question, e.g. --question 'Is anyone "
+            "falling in this image?'"
+        )
     check_images_open(paths)
-    point = threshold if threshold is not None else saved_threshold(Path(checkpoint))
+    point, note = (
+        (threshold, "--threshold") if threshold is not None else saved_threshold(Path(checkpoint))
+    )
     loaded = load_model(checkpoint, config, trust_checkpoint)
+    loaded.load_report["operating_point"] = note
     questions = [question] * len(paths)
     generated = answer(loaded, paths, questions)
     probs = p_yes(loaded, paths, questions)
@@ -159,23 +168,42 @@ def predict(
     ], loaded.load_report
 
 
-def saved_threshold(checkpoint: Path) -> float | None:
-    """The operating point ``curate eval`` wrote beside ``checkpoint``, if any."""
+def saved_threshold(checkpoint: Path) -> tuple[float | None, str]:
+    """The operating point ``curate eval`` wrote beside ``checkpoint``, and a note on it.
+
+    A point chosen for another checkpoint of the run is not used (the note says so).
+
+    Raises:
+        DataError: the file is not an operating point, or its threshold is not in [0, 1].
+    """
+    import math
+
     from curation.contract import OPERATING_POINT_FILE
 
     path = checkpoint.parent / OPERATING_POINT_FILE
-    if not path.is_file():
-        return None
+    if not os.path.lexists(path):
+        return None, ""
+    fix = "Fix: run curate eval again, delete the file, or pass --threshold."
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))["threshold"]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        value = data["threshold"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         raise DataError(
-            f"{path}: not an operating point written by curate eval (needs a 'threshold'). "
-            "Fix: run curate eval again, delete the file, or pass --threshold."
+            f"{path}: not an operating point written by curate eval (needs a 'threshold'). {fix}"
         ) from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise DataError(f"{path}: 'threshold' must be a number. Fix: pass --threshold.")
-    return float(value)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and 0 <= value <= 1)
+    ):
+        raise DataError(f"{path}: 'threshold' must be a number from 0 to 1, got {value!r}. {fix}")
+    chosen_for = data.get("checkpoint") if isinstance(data, dict) else None
+    if isinstance(chosen_for, str) and chosen_for != checkpoint.name:
+        return None, (
+            f"{path.name} was chosen for {chosen_for}, not {checkpoint.name}: not used "
+            f"(run curate eval {checkpoint.name}, or pass --threshold)"
+        )
+    return float(value), f"operating point from {path.name}"
 
 
 def check_images_open(paths: list[Path]) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from curation import __version__
-from curation._io import atomic_write_json, is_our_export, sha256_file
+from curation._io import RUN_LOCK, atomic_write_json, is_our_export, sha256_file
 from curation.errors import ConfigError, DataError, UsageError
 from curation.training import import_plugin
 from curation.training._patch import patched
@@ -116,6 +116,13 @@ def check_run_paths(loaded: LoadedConfig) -> None:
             f"outside the export folder {home}; runs are written only inside it. "
             "Fix: run.output_dir=runs (or another folder inside the export)."
         )
+    for data_folder in ("images", "model", "vqa_eval"):
+        inside = Path(os.path.realpath(home / data_folder))
+        if output_root == inside or inside in output_root.parents:
+            raise ConfigError(
+                f"{loaded.path}: run.output_dir {run.output_dir!r} is inside the export's "
+                f"{data_folder}/ folder, which training reads. Fix: run.output_dir=runs"
+            )
     if output_root.exists() and not output_root.is_dir():
         raise ConfigError(
             f"{loaded.path}: run.output_dir {output_root} is a file, not a folder. "
@@ -128,6 +135,14 @@ def check_run_paths(loaded: LoadedConfig) -> None:
                 f"{loaded.path}: run.resume_ckpt_path: {ckpt} not found (paths are relative to "
                 f"the config's folder). Fix: point it at a checkpoint of an earlier run, e.g. "
                 "run.resume_ckpt_path=runs/<run-id>/checkpoint_<n>.pth"
+            )
+        # LAVIS resumes at the saved epoch + 1 and would train nothing, yet report success
+        epoch = read_checkpoint(ckpt).get("epoch")
+        if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch + 1 >= run.max_epoch:
+            raise ConfigError(
+                f"{loaded.path}: {ckpt.name} finished epoch {epoch} (epochs count from 0), and "
+                f"run.max_epoch={run.max_epoch} leaves no epoch to train. "
+                f"Fix: run.max_epoch={epoch + 2} or more."
             )
 
 
@@ -174,6 +189,8 @@ def train(
     if os.path.lexists(run_dir):
         raise DataError(f"run folder {run_dir} already exists. Fix: pass another --run-id")
     run_dir.mkdir(parents=True)
+    lock = run_dir / RUN_LOCK  # export/mix --overwrite refuse to delete a live run
+    lock.write_text(f"{os.getpid()}\n", encoding="ascii")
     try:
         return _train_in(loaded, overrides, run_id, run_dir, output_root, device, on_event)
     except BaseException:
@@ -181,6 +198,8 @@ def train(
         if not any(run_dir.glob("checkpoint_*.pth")):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _train_in(
