@@ -111,7 +111,9 @@ def measure_linking(n_images: int) -> None:
                 )
             )
         t0 = time.perf_counter()
-        write_export(Path(tmp) / "out", {"train": recs, "val": [], "test": []}, seed=0)
+        cut = len(recs) * 8 // 10, len(recs) * 9 // 10
+        splits = {"train": recs[: cut[0]], "val": recs[cut[0] : cut[1]], "test": recs[cut[1] :]}
+        write_export(Path(tmp) / "out", splits, seed=0)
         dt = time.perf_counter() - t0
     print(
         f"export writing (sha256 + hard link, {n_images:,} images): {dt:.2f} s "

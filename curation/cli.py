@@ -252,23 +252,24 @@ def export(
     """
     from curation import _render
     from curation.curator.exports import export_dataset
-    from curation.export import export_task
+    from curation.export import ExportOptions, export_task
     from curation.split import split_fractions
 
     if (task is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --task FILE or --dataset NAME")
-    options = {
-        "seed": seed,
-        "model": model,
-        "fractions": split_fractions(val_share, test_share),
-        "copy": copy,
-        "overwrite": overwrite,
-        "builder_name": builder_name,
-    }
+    options = ExportOptions(
+        seed=seed,
+        model=model,
+        fractions=split_fractions(val_share, test_share),
+        copy=copy,
+        overwrite=overwrite,
+        builder_name=builder_name,
+    )
     if dataset is not None:
-        summary = export_dataset(dataset, out, **options)  # type: ignore[arg-type]
+        summary = export_dataset(dataset, out, options)
     else:
-        summary = export_task(task, image_root, out, **options)  # type: ignore[arg-type]
+        assert task is not None
+        summary = export_task(task, image_root, out, options)
     _render.export_summary(console, summary)
 
 

@@ -48,6 +48,39 @@ DEFAULT_BUILDER = BUILDER_NAME
 DEFAULT_PROMPT = PROMPT
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """How an export is split and written (the options `curate export` and `mix` share)."""
+
+    seed: int = 0
+    model: ModelPreset = "tiny"
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    copy: bool = False
+    overwrite: bool = False
+    builder_name: str = DEFAULT_BUILDER
+
+    def command(self, source: str) -> str:
+        """The manifest's command line (no output path: two folders stay byte-identical)."""
+        return f"curate export {source} --seed {self.seed} --model {self.model}"
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One export being written: where, what, and with which settings."""
+
+    tmp: Path
+    out: Path
+    splits: dict[str, list[ExportRecord]]
+    seed: int
+    model: ModelPreset
+    inputs: list[str | Path]
+    extra_manifest: dict[str, Any]
+    copy: bool
+    builder_name: str
+    prompt: str
+    command: str
+
+
 @dataclass
 class ExportSummary:
     out: Path
@@ -106,17 +139,19 @@ def write_export(
         ) from None
     try:
         summary = _write_into(
-            tmp,
-            out,
-            splits,
-            seed,
-            model,
-            inputs,
-            extra_manifest or {},
-            copy,
-            builder_name,
-            prompt,
-            command,
+            _Job(
+                tmp,
+                out,
+                splits,
+                seed,
+                model,
+                inputs,
+                extra_manifest or {},
+                copy,
+                builder_name,
+                prompt,
+                command,
+            )
         )
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)
@@ -191,19 +226,10 @@ def _link_or_copy(src: Path, dst: Path, copy: bool) -> None:
     shutil.copyfile(src, dst)
 
 
-def _write_into(
-    tmp: Path,
-    out: Path,
-    splits: dict[str, list[ExportRecord]],
-    seed: int,
-    model: ModelPreset,
-    inputs: Iterable[str | Path],
-    extra_manifest: dict[str, Any],
-    copy: bool,
-    builder_name: str,
-    prompt: str,
-    command: str,
-) -> ExportSummary:
+def _write_into(job: _Job) -> ExportSummary:
+    tmp, out, splits, seed, model = job.tmp, job.out, job.splits, job.seed, job.model
+    inputs, extra_manifest, copy = job.inputs, job.extra_manifest, job.copy
+    builder_name, prompt, command = job.builder_name, job.prompt, job.command
     names: dict[Path, str] = {}
     next_id = 0
     for split in SPLITS:
@@ -453,13 +479,8 @@ def task_records_from_file(
 def export_records(
     records: Sequence[ExportRecord],
     out: str | Path,
+    options: ExportOptions | None = None,
     *,
-    seed: int = 0,
-    model: ModelPreset = "tiny",
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    copy: bool = False,
-    overwrite: bool = False,
-    builder_name: str = DEFAULT_BUILDER,
     inputs: Iterable[str | Path] = (),
     extra_manifest: dict[str, Any] | None = None,
     command: str = "curate export",
@@ -469,43 +490,46 @@ def export_records(
 
     ``protect``: input files and folders ``out`` must stay clear of (see ``write_export``).
     """
-    splits = split_records(records, fractions, seed)
+    opts = options or ExportOptions()
+    splits = split_records(records, opts.fractions, opts.seed)
     return write_export(
         out,
         splits,
-        seed=seed,
-        model=model,
+        seed=opts.seed,
+        model=opts.model,
         inputs=inputs,
-        copy=copy,
-        overwrite=overwrite,
-        builder_name=builder_name,
+        copy=opts.copy,
+        overwrite=opts.overwrite,
+        builder_name=opts.builder_name,
         command=command,
-        extra_manifest={"fractions": list(fractions), **(extra_manifest or {})},
+        extra_manifest={"fractions": list(opts.fractions), **(extra_manifest or {})},
         protect=protect,
     )
 
 
 def export_task(
-    task_file: str | Path, image_root: str | Path | None, out: str | Path, **options: Any
+    task_file: str | Path,
+    image_root: str | Path | None,
+    out: str | Path,
+    options: ExportOptions | None = None,
+    protect: Iterable[str | Path] = (),
 ) -> ExportSummary:
     """Validate a task annotation file (images too), split it by image and export it.
-
-    ``options`` are those of ``export_records``.
 
     Raises:
         DataError: the file breaks the contract (its first problems are listed).
     """
+    opts = options or ExportOptions()
     root = Path(image_root) if image_root is not None else Path(task_file).parent
-    protect = [root, *options.pop("protect", ())]
+    guarded = [root, *protect]
     # before validating: a refused --out costs nothing, and validate may take a while
-    check_export_out(out, [task_file, *protect], options.get("overwrite", False))
+    check_export_out(out, [task_file, *guarded], opts.overwrite)
     records = task_records_from_file(task_file, image_root)
-    seed, model = options.get("seed", 0), options.get("model", "tiny")
     return export_records(
         records,
         out,
+        opts,
         inputs=[task_file],
-        protect=protect,
-        command=f"curate export --task {Path(task_file).as_posix()} --seed {seed} --model {model}",
-        **options,
+        protect=guarded,
+        command=opts.command(f"--task {Path(task_file).as_posix()}"),
     )

@@ -66,10 +66,10 @@ def test_version_check_refuses_another_version(monkeypatch: pytest.MonkeyPatch) 
 
 def test_train_stops_at_plugin_import_when_a_name_is_gone(tmp_path: Path) -> None:
     """Through the CLI, in a fresh process whose LAVIS lost a name: exit 2, nothing trained."""
-    from curation.export import export_task
+    from curation.export import ExportOptions, export_task
 
     out = tmp_path / "export"
-    export_task(SAMPLE / "annotations.json", SAMPLE, out, seed=0, model="tiny")
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="tiny"))
     code = (
         "import lavis.runners.runner_base as r; del r.RunnerBase._load_checkpoint; "
         "from curation.cli import app; app()"

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 pytest.importorskip("lavis")
 
 from curation.cli import app  # noqa: E402
-from curation.export import export_task  # noqa: E402
+from curation.export import ExportOptions, export_task  # noqa: E402
 from curation.training.train import train  # noqa: E402
 
 runner = CliRunner()
@@ -22,7 +22,7 @@ IMAGES = [SAMPLE / "fall" / "0000.png", SAMPLE / "no_fall" / "0001.png"]
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("op") / "export"
-    export_task(SAMPLE / "annotations.json", SAMPLE, out, seed=0, model="tiny")
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="tiny"))
     train(out / "lavis.yaml", ["run.max_epoch=2"], run_id="op")
     return out / "runs" / "op"
 

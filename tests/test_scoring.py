@@ -15,13 +15,13 @@ def model_and_batch(tmp_path_factory: pytest.TempPathFactory):
     from lavis.common.registry import registry
     from omegaconf import OmegaConf
 
-    from curation.export import export_task
+    from curation.export import ExportOptions, export_task
     from curation.images import open_rgb
     from curation.training import import_plugin
     from curation.training.config import absolute_dict, load_train_config
 
     out = tmp_path_factory.mktemp("scoring") / "export"
-    export_task(SAMPLE / "annotations.json", SAMPLE, out, seed=0, model="tiny")
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="tiny"))
     import_plugin()
     data = absolute_dict(load_train_config(out / "lavis.yaml"))
     model = registry.get_model_class(data["model"]["arch"]).from_config(

@@ -17,7 +17,7 @@ from typer.testing import CliRunner  # noqa: E402
 
 from curation.cli import app  # noqa: E402
 from curation.errors import ConfigError, DataError  # noqa: E402
-from curation.export import export_task  # noqa: E402
+from curation.export import ExportOptions, export_task  # noqa: E402
 from curation.training.config import load_train_config  # noqa: E402
 from curation.training.train import TrainEvent, train  # noqa: E402
 
@@ -45,7 +45,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("exports") / "sample"
-    export_task(SAMPLE / "annotations.json", SAMPLE, out, seed=0, model="tiny")
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="tiny"))
     return out
 
 
@@ -120,7 +120,7 @@ def test_export_yaml_has_no_absolute_paths_and_settles_lavis_traps(export_dir: P
 def test_export_is_deterministic(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):
-        export_task(SAMPLE / "annotations.json", SAMPLE, out, seed=3, model="tiny")
+        export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=3, model="tiny"))
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.suffix != ".yaml")
     assert files
     for rel in files:
@@ -250,7 +250,7 @@ def test_unknown_builder_name_lists_registered(own_export: Path) -> None:
 
 def test_missing_local_weight_files_are_named(tmp_path: Path) -> None:
     out = tmp_path / "real"
-    export_task(SAMPLE / "annotations.json", SAMPLE, out, seed=0, model="blip2_t5")
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="blip2_t5"))
     result = runner.invoke(app, ["train", str(out / "lavis.yaml")])
     assert result.exit_code == 1
     assert "model.pretrained" in result.output and "blip2_pretrained_flant5xl.pth" in result.output

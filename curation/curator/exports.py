@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import DataError
-from curation.export import ExportSummary, export_records
+from curation.export import ExportOptions, ExportSummary, export_records
 
 
-def export_dataset(dataset: str, out: str | Path, **options: Any) -> ExportSummary:
+def export_dataset(
+    dataset: str, out: str | Path, options: ExportOptions | None = None
+) -> ExportSummary:
     """Export a FiftyOne dataset's task samples, with the reviewers' tags applied.
 
     Copies and near-copies found by ``curate check`` share a split group.
@@ -24,13 +26,13 @@ def export_dataset(dataset: str, out: str | Path, **options: Any) -> ExportSumma
     found = records_from_dataset(dataset)
     if not found.task:
         raise DataError(f"dataset {dataset!r} has no labelled task samples to export")
-    seed, model = options.get("seed", 0), options.get("model", "tiny")
+    opts = options or ExportOptions()
     return export_records(
         found.task,
         out,
+        opts,
         extra_manifest={"fiftyone_dataset": dataset, "review": found.review},
-        command=f"curate export --dataset {dataset} --seed {seed} --model {model}",
-        **options,
+        command=opts.command(f"--dataset {dataset}"),
     )
 
 

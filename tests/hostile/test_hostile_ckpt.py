@@ -26,11 +26,11 @@ TIED = ("t5_model.encoder.embed_tokens.weight", "t5_model.decoder.embed_tokens.w
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished tiny run: ``<export>/runs/r/`` with checkpoint_0.pth and config.yaml."""
-    from curation.export import export_task
+    from curation.export import ExportOptions, export_task
     from curation.training.train import train
 
     export = tmp_path_factory.mktemp("ckpt") / "export"
-    export_task(SAMPLE / "annotations.json", SAMPLE, export, seed=0, model="tiny")
+    export_task(SAMPLE / "annotations.json", SAMPLE, export, ExportOptions(seed=0, model="tiny"))
     train(export / "lavis.yaml", ["run.max_epoch=1"], run_id="r")
     return export / "runs" / "r"
 
