@@ -92,7 +92,7 @@ def test_barrier_answered_without_a_process_group() -> None:
     import lavis.runners.runner_base as runner_module
     import torch.distributed as dist
 
-    from curation.training.train import _single_process_group, _SingleProcessDist
+    from curation.training._lavis_compat import _single_process_group, _SingleProcessDist
 
     assert not dist.is_initialized()
     with pytest.raises((RuntimeError, ValueError)):
@@ -107,7 +107,7 @@ def test_barrier_answered_without_a_process_group() -> None:
 def test_cpu_loader_replaces_the_cuda_prefetcher() -> None:
     from lavis.datasets.datasets.dataloader_utils import PrefetchLoader
 
-    from curation.training.train import _CpuLoader
+    from curation.training._lavis_compat import _CpuLoader
 
     loader = torch.utils.data.DataLoader(torch.arange(5.0), batch_size=2)
     cpu = _CpuLoader(loader)
@@ -123,7 +123,7 @@ def test_cpu_loader_replaces_the_cuda_prefetcher() -> None:
 def test_iter_loader_changes_epoch_without_sleeping(monkeypatch: pytest.MonkeyPatch) -> None:
     from lavis.datasets.datasets import dataloader_utils
 
-    from curation.training.train import _no_sleep_iter_loader
+    from curation.training._lavis_compat import _no_sleep_iter_loader
 
     sleeps: list[float] = []
     monkeypatch.setattr(dataloader_utils.time, "sleep", sleeps.append)

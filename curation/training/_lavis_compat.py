@@ -6,18 +6,36 @@ silently (or mid-training) if LAVIS renames it, so importing our plugin first
 checks that LAVIS is the version we support and that every name below still
 exists, and stops with a clear error naming what is gone.
 
-The override code stays where it works (``train.py``, ``plugin.py``,
-``_processors.py``); ``where`` says where, ``test`` names the test that covers it.
-This module imports nothing heavy at import time.
+The runner-side overrides live here too (the single-process barrier, the CPU
+loader, the IterLoader without its sleep, ``FalldownRunner`` with its
+checkpoint save/reload/resume, the registry reset); the model-side ones are
+our ``Blip2T5`` subclass in ``plugin.py`` and the processor in
+``_processors.py``. ``where`` says where each lives, ``test`` names the test
+that covers it. This module imports nothing heavy at import time (LAVIS and
+torch are imported inside the functions that need them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import os
+import random
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from curation.errors import UsageError
+from curation.errors import DataError, UsageError
+from curation.training._patch import patched
+from curation.training.checkpoints import (
+    latest_checkpoint,
+    load_state,
+    load_weights,
+    read_checkpoint,
+    require_match,
+)
 
 SUPPORTED_LAVIS = "1.0.2"
 DISTRIBUTION = "salesforce-lavis"
@@ -41,14 +59,14 @@ CATALOGUE: tuple[Override, ...] = (
         "lavis.runners.runner_base:dist",
         "RunnerBase.train calls dist.barrier() even with distributed: False; a real "
         "process group would make MetricLogger allocate CUDA tensors on CPU",
-        "train.py: _SingleProcessDist, _single_process_group (module attribute, for the run)",
+        "_lavis_compat.py: _SingleProcessDist, _single_process_group (module attribute, for the run)",
         "tests/test_lavis_guard.py::test_barrier_answered_without_a_process_group",
     ),
     Override(
         "CPU loader",
         "lavis.runners.runner_base:PrefetchLoader",
         "PrefetchLoader opens a CUDA stream even when training on CPU",
-        "train.py: _CpuLoader, swapped in FalldownRunner.create_loaders",
+        "_lavis_compat.py: _CpuLoader, swapped in FalldownRunner.create_loaders",
         "tests/test_lavis_guard.py::test_cpu_loader_replaces_the_cuda_prefetcher",
     ),
     Override(
@@ -57,21 +75,21 @@ CATALOGUE: tuple[Override, ...] = (
         "IterLoader.__next__ sleeps 2 s at every epoch change (a guard against worker "
         "deadlocks); with num_workers: 0 there are no workers. Relies on its "
         "iter_loader/_epoch/_dataloader attributes",
-        "train.py: _no_sleep_iter_loader, swapped in FalldownRunner.create_loaders",
+        "_lavis_compat.py: _no_sleep_iter_loader, swapped in FalldownRunner.create_loaders",
         "tests/test_lavis_guard.py::test_iter_loader_changes_epoch_without_sleeping",
     ),
     Override(
         "wrapped model on CPU",
         "lavis.runners.runner_base:RunnerBase.model",
         "RunnerBase.model returns None unless the model was moved to another device",
-        "train.py: FalldownRunner.model",
+        "_lavis_compat.py: FalldownRunner.model",
         "tests/test_training.py::test_train_tiny_then_predict",
     ),
     Override(
         "loaders built per run",
         "lavis.runners.runner_base:RunnerBase.create_loaders",
         "the hook where the two loader swaps above are applied",
-        "train.py: FalldownRunner.create_loaders",
+        "_lavis_compat.py: FalldownRunner.create_loaders",
         "tests/test_training.py::test_train_tiny_then_predict",
     ),
     Override(
@@ -79,21 +97,21 @@ CATALOGUE: tuple[Override, ...] = (
         "lavis.runners.runner_base:RunnerBase._save_checkpoint",
         "with validation splits LAVIS saves only checkpoint_best.pth, and only once "
         "accuracy rises above 0; resume needs the latest epoch",
-        "train.py: FalldownRunner.train_epoch calls it",
+        "_lavis_compat.py: FalldownRunner.train_epoch calls it",
         "tests/test_training.py::test_train_tiny_then_predict",
     ),
     Override(
         "best model when accuracy stayed 0",
         "lavis.runners.runner_base:RunnerBase._reload_best_model",
         "the test split reloads checkpoint_best.pth, which LAVIS never wrote",
-        "train.py: FalldownRunner._reload_best_model",
+        "_lavis_compat.py: FalldownRunner._reload_best_model",
         "tests/test_training.py::test_train_tiny_then_predict",
     ),
     Override(
         "resume without frozen weights",
         "lavis.runners.runner_base:RunnerBase._load_checkpoint",
         "LAVIS's checkpoints leave out frozen weights; its strict load then fails",
-        "train.py: FalldownRunner._load_checkpoint",
+        "_lavis_compat.py: FalldownRunner._load_checkpoint",
         "tests/test_training.py::test_resume_continues_from_the_checkpoint",
     ),
     Override(
@@ -116,7 +134,7 @@ CATALOGUE: tuple[Override, ...] = (
         "lavis.common.registry:registry.mapping",
         "LAVIS registers result_dir/output_dir globally and refuses a second run in a "
         "process; we pop mapping['paths'] and read mapping['builder_name_mapping']",
-        "train.py: _forget_previous_run; plugin.py: register_builder, is_ours",
+        "_lavis_compat.py: _forget_previous_run; plugin.py: register_builder, is_ours",
         "tests/test_training.py::test_resume_continues_from_the_checkpoint",
     ),
     Override(
@@ -249,3 +267,170 @@ def check_lavis() -> None:
         f"(see curation/training/_lavis_compat.py). "
         f"Fix: pip install '{DISTRIBUTION}=={SUPPORTED_LAVIS}'"
     )
+
+
+# --- the runner-side overrides (swapped or subclassed for the length of a run) ---
+
+
+class _SingleProcessDist:
+    """``torch.distributed`` as LAVIS's runner module sees it, with a no-op barrier.
+
+    ``RunnerBase.train`` calls ``dist.barrier()`` even with ``distributed: False``.
+    A real process group of size 1 would satisfy it, but then LAVIS's
+    ``MetricLogger`` takes the distributed path and allocates CUDA tensors,
+    which fails on CPU. Without a group, every other LAVIS call takes its
+    single-process path; only this module-level name is swapped, for the
+    duration of the run, and only in LAVIS's runner module.
+    """
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def barrier(self, *args: Any, **kwargs: Any) -> None:
+        if self._real.is_available() and self._real.is_initialized():
+            self._real.barrier(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+@contextlib.contextmanager
+def _single_process_group() -> Iterator[None]:
+    import lavis.runners.runner_base as runner_module
+
+    with patched(runner_module, "dist", _SingleProcessDist(runner_module.dist)):
+        yield
+
+
+def _forget_previous_run() -> None:
+    """LAVIS registers each run's folders globally and refuses a second registration."""
+    from lavis.common.registry import registry
+
+    for name in ("result_dir", "output_dir"):
+        registry.mapping["paths"].pop(name, None)
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _runner_class() -> type:
+    """LAVIS's RunnerBase, saving a checkpoint each epoch and resuming frozen models."""
+    from lavis.runners.runner_base import RunnerBase
+
+    class FalldownRunner(RunnerBase):
+        @property
+        def model(self) -> Any:
+            # LAVIS sets the wrapped model only when it moves the model to another device,
+            # so on CPU its property returns None
+            wrapped = RunnerBase.model.fget(self)
+            if wrapped is None:
+                self._wrapped_model = wrapped = self._model
+            return wrapped
+
+        def create_loaders(self, *args: Any, **kwargs: Any) -> Any:
+            import lavis.runners.runner_base as runner_module
+
+            with contextlib.ExitStack() as stack:
+                if self.device.type != "cuda":
+                    # LAVIS's PrefetchLoader opens a CUDA stream even on CPU
+                    stack.enter_context(patched(runner_module, "PrefetchLoader", _CpuLoader))
+                if int(self.config.run_cfg.num_workers) == 0:
+                    # LAVIS's IterLoader sleeps 2 s at every epoch change against a deadlock
+                    # of worker processes; with no workers there is nothing to wait for
+                    stack.enter_context(
+                        patched(runner_module, "IterLoader", _no_sleep_iter_loader())
+                    )
+                return super().create_loaders(*args, **kwargs)
+
+        def train_epoch(self, epoch: int) -> Any:
+            # LAVIS's checkpoints carry no RNG state: reseed from (seed, epoch) so an
+            # epoch's shuffling and dropout do not depend on the epochs before it, and a
+            # resumed run repeats the uninterrupted run exactly
+            _seed_everything(int(self.config.run_cfg.seed) + epoch)
+            stats = super().train_epoch(epoch)
+            # LAVIS saves every epoch only without validation splits; with them it saves
+            # only checkpoint_best.pth, and only once accuracy rises above 0. Keep the
+            # latest epoch in both cases (resume needs it), and only the latest.
+            if self.valid_splits:
+                self._save_checkpoint(epoch, is_best=False)
+            previous = Path(self.output_dir) / f"checkpoint_{epoch - 1}.pth"
+            previous.unlink(missing_ok=True)
+            return stats
+
+        def _reload_best_model(self, model: Any) -> Any:
+            best = Path(self.output_dir) / "checkpoint_best.pth"
+            if not best.exists():  # accuracy never rose above 0: test the latest epoch
+                latest = latest_checkpoint(Path(self.output_dir).glob("checkpoint_*.pth"))
+                if latest is None:  # resumed past the last epoch: test the model as it is
+                    return model
+                os.link(latest, best)
+            # LAVIS's own reload retries without strict on any mismatch; this one refuses
+            report = load_weights(self.unwrap_dist_model(model), best, trust=False)
+            require_match(report, "model being trained")
+            return model
+
+        def _load_checkpoint(self, url_or_filename: str) -> None:
+            # LAVIS's checkpoints leave out frozen weights; its strict load then fails
+            path = Path(url_or_filename)
+            if not path.is_file():
+                raise DataError(f"run.resume_ckpt_path: {path} not found")
+            checkpoint = read_checkpoint(path, map_location=self.device)
+            missing = [k for k in ("optimizer", "epoch") if k not in checkpoint]
+            if missing:
+                raise DataError(
+                    f"run.resume_ckpt_path: {path} has no {' or '.join(missing)}: it holds "
+                    "weights only, not a training state to resume. Fix: resume from a "
+                    "checkpoint_<N>.pth of a run, or start from these weights with "
+                    f"model.pretrained={path}"
+                )
+            model = self.unwrap_dist_model(self.model)
+            require_match(load_state(model, checkpoint, path), "model being trained")
+            try:
+                self.optimizer.load_state_dict(checkpoint["optimizer"])
+                if self.scaler and checkpoint.get("scaler"):
+                    self.scaler.load_state_dict(checkpoint["scaler"])
+                self.start_epoch = int(checkpoint["epoch"]) + 1
+            except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+                raise DataError(
+                    f"run.resume_ckpt_path: {path}: its optimizer state does not fit this run "
+                    f"({exc}). Fix: resume with the config of the run that wrote it."
+                ) from None
+
+    return FalldownRunner
+
+
+def _no_sleep_iter_loader() -> type:
+    from lavis.datasets.datasets.dataloader_utils import IterLoader
+
+    class NoSleepIterLoader(IterLoader):
+        def __next__(self) -> Any:
+            try:
+                return next(self.iter_loader)
+            except StopIteration:
+                self._epoch += 1
+                self.iter_loader = iter(self._dataloader)
+                return next(self.iter_loader)
+
+    return NoSleepIterLoader
+
+
+class _CpuLoader:
+    """What LAVIS's PrefetchLoader does, minus the CUDA stream (batches stay on the CPU)."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)

@@ -3,7 +3,7 @@
 Before anything heavy is imported the config, the data (the contract) and
 the model files are checked, so a bad file fails in about a second. LAVIS's
 ``RunnerBase.train`` calls ``dist.barrier()`` even with ``distributed: False``;
-``_SingleProcessDist`` answers that call for a single process. LAVIS's
+``_lavis_compat._SingleProcessDist`` answers that call for a single process. LAVIS's
 source is never edited.
 """
 
@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import os
-import random
 import re
 import resource
 import shutil
@@ -30,13 +29,14 @@ from curation import __version__
 from curation._io import RUN_LOCK, atomic_write_json, is_our_export, sha256_file
 from curation.errors import ConfigError, DataError, UsageError
 from curation.training import import_plugin
-from curation.training._patch import patched
+from curation.training._lavis_compat import (
+    _forget_previous_run,
+    _runner_class,
+    _seed_everything,
+    _single_process_group,
+)
 from curation.training.checkpoints import (
-    latest_checkpoint,
-    load_state,
-    load_weights,
     read_checkpoint,
-    require_match,
     sorted_checkpoints,
 )
 from curation.training.config import (
@@ -290,36 +290,6 @@ def _train_in(
     )
 
 
-class _SingleProcessDist:
-    """``torch.distributed`` as LAVIS's runner module sees it, with a no-op barrier.
-
-    ``RunnerBase.train`` calls ``dist.barrier()`` even with ``distributed: False``.
-    A real process group of size 1 would satisfy it, but then LAVIS's
-    ``MetricLogger`` takes the distributed path and allocates CUDA tensors,
-    which fails on CPU. Without a group, every other LAVIS call takes its
-    single-process path; only this module-level name is swapped, for the
-    duration of the run, and only in LAVIS's runner module.
-    """
-
-    def __init__(self, real: Any) -> None:
-        self._real = real
-
-    def barrier(self, *args: Any, **kwargs: Any) -> None:
-        if self._real.is_available() and self._real.is_initialized():
-            self._real.barrier(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
-
-
-@contextlib.contextmanager
-def _single_process_group() -> Iterator[None]:
-    import lavis.runners.runner_base as runner_module
-
-    with patched(runner_module, "dist", _SingleProcessDist(runner_module.dist)):
-        yield
-
-
 class _Tee(io.TextIOBase):
     """Sends LAVIS's prints to its log file (the CLI shows a progress bar instead)."""
 
@@ -368,14 +338,6 @@ def _lavis_config(data: dict[str, Any]) -> Any:
         os.unlink(fh.name)
 
 
-def _forget_previous_run() -> None:
-    """LAVIS registers each run's folders globally and refuses a second registration."""
-    from lavis.common.registry import registry
-
-    for name in ("result_dir", "output_dir"):
-        registry.mapping["paths"].pop(name, None)
-
-
 @contextlib.contextmanager
 def _denormals_flushed() -> Iterator[None]:
     """Flush denormal floats to zero while training, and only then.
@@ -391,15 +353,6 @@ def _denormals_flushed() -> Iterator[None]:
         yield
     finally:
         torch.set_flush_denormal(False)
-
-
-def _seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _observed_task(lavis_cfg: Any, emit: Callable[[TrainEvent], None]) -> Any:
@@ -447,123 +400,6 @@ def _observed_task(lavis_cfg: Any, emit: Callable[[TrainEvent], None]) -> Any:
     task = ObservedVQATask.setup_task(cfg=lavis_cfg)
     task.losses, task.evals = [], []
     return task
-
-
-def _runner_class() -> type:
-    """LAVIS's RunnerBase, saving a checkpoint each epoch and resuming frozen models."""
-    from lavis.runners.runner_base import RunnerBase
-
-    class FalldownRunner(RunnerBase):
-        @property
-        def model(self) -> Any:
-            # LAVIS sets the wrapped model only when it moves the model to another device,
-            # so on CPU its property returns None
-            wrapped = RunnerBase.model.fget(self)
-            if wrapped is None:
-                self._wrapped_model = wrapped = self._model
-            return wrapped
-
-        def create_loaders(self, *args: Any, **kwargs: Any) -> Any:
-            import lavis.runners.runner_base as runner_module
-
-            with contextlib.ExitStack() as stack:
-                if self.device.type != "cuda":
-                    # LAVIS's PrefetchLoader opens a CUDA stream even on CPU
-                    stack.enter_context(patched(runner_module, "PrefetchLoader", _CpuLoader))
-                if int(self.config.run_cfg.num_workers) == 0:
-                    # LAVIS's IterLoader sleeps 2 s at every epoch change against a deadlock
-                    # of worker processes; with no workers there is nothing to wait for
-                    stack.enter_context(
-                        patched(runner_module, "IterLoader", _no_sleep_iter_loader())
-                    )
-                return super().create_loaders(*args, **kwargs)
-
-        def train_epoch(self, epoch: int) -> Any:
-            # LAVIS's checkpoints carry no RNG state: reseed from (seed, epoch) so an
-            # epoch's shuffling and dropout do not depend on the epochs before it, and a
-            # resumed run repeats the uninterrupted run exactly
-            _seed_everything(int(self.config.run_cfg.seed) + epoch)
-            stats = super().train_epoch(epoch)
-            # LAVIS saves every epoch only without validation splits; with them it saves
-            # only checkpoint_best.pth, and only once accuracy rises above 0. Keep the
-            # latest epoch in both cases (resume needs it), and only the latest.
-            if self.valid_splits:
-                self._save_checkpoint(epoch, is_best=False)
-            previous = Path(self.output_dir) / f"checkpoint_{epoch - 1}.pth"
-            previous.unlink(missing_ok=True)
-            return stats
-
-        def _reload_best_model(self, model: Any) -> Any:
-            best = Path(self.output_dir) / "checkpoint_best.pth"
-            if not best.exists():  # accuracy never rose above 0: test the latest epoch
-                latest = latest_checkpoint(Path(self.output_dir).glob("checkpoint_*.pth"))
-                if latest is None:  # resumed past the last epoch: test the model as it is
-                    return model
-                os.link(latest, best)
-            # LAVIS's own reload retries without strict on any mismatch; this one refuses
-            report = load_weights(self.unwrap_dist_model(model), best, trust=False)
-            require_match(report, "model being trained")
-            return model
-
-        def _load_checkpoint(self, url_or_filename: str) -> None:
-            # LAVIS's checkpoints leave out frozen weights; its strict load then fails
-            path = Path(url_or_filename)
-            if not path.is_file():
-                raise DataError(f"run.resume_ckpt_path: {path} not found")
-            checkpoint = read_checkpoint(path, map_location=self.device)
-            missing = [k for k in ("optimizer", "epoch") if k not in checkpoint]
-            if missing:
-                raise DataError(
-                    f"run.resume_ckpt_path: {path} has no {' or '.join(missing)}: it holds "
-                    "weights only, not a training state to resume. Fix: resume from a "
-                    "checkpoint_<N>.pth of a run, or start from these weights with "
-                    f"model.pretrained={path}"
-                )
-            model = self.unwrap_dist_model(self.model)
-            require_match(load_state(model, checkpoint, path), "model being trained")
-            try:
-                self.optimizer.load_state_dict(checkpoint["optimizer"])
-                if self.scaler and checkpoint.get("scaler"):
-                    self.scaler.load_state_dict(checkpoint["scaler"])
-                self.start_epoch = int(checkpoint["epoch"]) + 1
-            except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-                raise DataError(
-                    f"run.resume_ckpt_path: {path}: its optimizer state does not fit this run "
-                    f"({exc}). Fix: resume with the config of the run that wrote it."
-                ) from None
-
-    return FalldownRunner
-
-
-def _no_sleep_iter_loader() -> type:
-    from lavis.datasets.datasets.dataloader_utils import IterLoader
-
-    class NoSleepIterLoader(IterLoader):
-        def __next__(self) -> Any:
-            try:
-                return next(self.iter_loader)
-            except StopIteration:
-                self._epoch += 1
-                self.iter_loader = iter(self._dataloader)
-                return next(self.iter_loader)
-
-    return NoSleepIterLoader
-
-
-class _CpuLoader:
-    """What LAVIS's PrefetchLoader does, minus the CUDA stream (batches stay on the CPU)."""
-
-    def __init__(self, loader: Any) -> None:
-        self.loader = loader
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.loader)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.loader, name)
 
 
 def _read_log_stats(path: Path) -> list[dict[str, Any]]:

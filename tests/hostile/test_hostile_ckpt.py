@@ -347,8 +347,8 @@ def test_the_runner_tests_the_highest_epoch_when_no_best_was_saved(
 ) -> None:
     from types import SimpleNamespace
 
+    from curation.training._lavis_compat import _runner_class
     from curation.training.predict import load_model
-    from curation.training.train import _runner_class
 
     folder = tmp_path / "run"
     folder.mkdir()
