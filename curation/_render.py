@@ -13,6 +13,7 @@ from rich.table import Table
 from curation._io import shell_quote
 from curation.fix import FixResult
 from curation.report import ValidationReport
+from curation.schemas.questions import TASK_QUESTION
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -187,7 +188,7 @@ def train_result(console: Console, result: TrainResult) -> None:
     if result.checkpoints:
         console.print(
             f"next: curate predict {shell_quote(str(result.checkpoints[-1]))} IMAGE --question "
-            "'Is anyone falling in this image?'",
+            f"{shlex.quote(TASK_QUESTION)}",
             highlight=False,
             soft_wrap=True,
             markup=False,

@@ -142,9 +142,18 @@ def yes_no(answers: str | Sequence[str]) -> YesNo:
     return to_yes_no(answers)
 
 
-def is_canonical_yes_no(answer: str) -> bool:
-    """True for exactly "yes" or "no" (what LAVIS should be taught to generate)."""
-    return answer in ("yes", "no")
+def canonical_label(answer: str) -> str | None:
+    """ "yes"/"no" for a yes/no label written another way ("Yes.", "Yeah", " NO"), else None.
+
+    Only a one-word answer counts: "no one" answers a "who" question and stays as it is.
+    """
+    if answer in ("yes", "no"):  # what LAVIS should be taught to generate
+        return None
+    words = normalize_answer(answer).replace(".", " ").split()
+    if len(words) != 1:
+        return None
+    label = to_yes_no(words[0])
+    return None if label == "other" else label
 
 
 _NUMBER_WORDS = frozenset(_NUMBERS) - {"none"}

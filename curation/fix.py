@@ -12,12 +12,13 @@ from curation._io import (
     dumps_json,
     refuse_overwriting_inputs,
 )
+from curation.answers import canonical_label
 from curation.errors import DataError
 from curation.images import default_image_root
 from curation.report import ValidationReport
 from curation.schemas.annotation import KEY_ALIASES
 from curation.schemas.questions import same_question_key
-from curation.validate import CONTRACT_KEYS, canonical_label, normalized_image, validate_files
+from curation.validate import CONTRACT_KEYS, normalized_image, validate_files
 
 
 @dataclass

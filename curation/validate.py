@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from curation._fastpath import Columns, decode_clean, decode_record, gc_paused, split_records
 from curation._io import shell_quote
-from curation.answers import normalize_answer, to_yes_no, yes_no
+from curation.answers import canonical_label, yes_no
 from curation.errors import DataError, UsageError
 from curation.images import (
     default_image_root,
@@ -731,20 +731,6 @@ def _content_conflicts(
         )
     shas = list(map(sha_by_image.__getitem__, sub.image))
     _pair_problems(file, sub, shas, _question_keys(sub.text_input), report, same_path=False)
-
-
-def canonical_label(answer: str) -> str | None:
-    """ "yes"/"no" for a yes/no label written another way ("Yes.", "Yeah", " NO"), else None.
-
-    Only a one-word answer counts: "no one" answers a "who" question and stays as it is.
-    """
-    if answer in ("yes", "no"):
-        return None
-    words = normalize_answer(answer).replace(".", " ").split()
-    if len(words) != 1:
-        return None
-    label = to_yes_no(words[0])
-    return None if label == "other" else label
 
 
 def _label_problems(
