@@ -77,8 +77,7 @@ class FalldownVQADataset(BaseDataset):
         """Keep the file's own ids (LAVIS's base class would overwrite them)."""
 
     def question(self, text: str) -> str:
-        q = self.text_processor(text) if self.text_processor is not None else text
-        return self.prompt.format(q) if self.prompt else q
+        return prompted(text, self.text_processor, self.prompt)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         ann = self.annotation[index]
@@ -393,6 +392,12 @@ def _plain(value: Any) -> Any:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(value) if not isinstance(value, dict) else value
+
+
+def prompted(text: str, text_processor: Any, prompt: str) -> str:
+    """The question as the model sees it in train, eval and predict alike: processed, prompted."""
+    q = text_processor(text) if text_processor is not None else text
+    return prompt.format(q) if prompt else q
 
 
 def processed_image(vis_processor: Any, path: str | os.PathLike[str]) -> Any:

@@ -73,10 +73,10 @@ def load_model(
     vis = registry.get_processor_class(vis_cfg["name"]).from_config(OmegaConf.create(vis_cfg))
     txt = registry.get_processor_class(txt_cfg["name"]).from_config(OmegaConf.create(txt_cfg))
     prompt = ds.get("prompt", "")
+    plugin = import_plugin()
 
     def question(text: str) -> str:
-        q = txt(text)
-        return prompt.format(q) if prompt else q
+        return plugin.prompted(text, txt, prompt)
 
     return LoadedModel(model, vis, question, loaded.config.run, device, dict(report))
 
