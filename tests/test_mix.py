@@ -115,7 +115,11 @@ def test_source_loaders_read_small_real_files(vqa_dir: Path, tmp_path: Path) -> 
     assert [r.question for r in lv.rows] == [r.question for r in v2.rows]
     ez = load_easy_vqa("test")
     assert len(ez.rows) == 9673 and Path(ez.rows[0].image).is_file()
+
+
+def test_hf_loader_reads_a_saved_dataset(vqa_dir: Path, tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
+    v2 = load_vqav2(vqa_dir / "questions.json", vqa_dir / "annotations.json", vqa_dir / "images")
     hf = datasets.Dataset.from_dict(
         {
             "q": [r.question for r in v2.rows[:20]],
