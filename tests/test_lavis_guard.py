@@ -182,3 +182,36 @@ def test_falldown_image_train_fixes_autocontrast() -> None:
     assert np.abs(ours_step(image).astype(int) - expected).max() <= 1
     # and the whole processor still gives LAVIS's tensor shape
     assert processor(image).shape == (3, 64, 64)
+
+
+def test_registry_paths_are_forgotten_between_runs() -> None:
+    from lavis.common.registry import registry
+
+    from curation.training._lavis_compat import _forget_previous_run
+
+    registry.mapping["paths"]["output_dir"] = "/somewhere"
+    registry.mapping["paths"]["result_dir"] = "/somewhere/result"
+    # LAVIS refuses to register a path twice: a second run in one process would fail
+    with pytest.raises(KeyError, match="already registered"):
+        registry.register_path("output_dir", "/elsewhere")
+    _forget_previous_run()
+    registry.register_path("output_dir", "/elsewhere")
+    assert registry.get_path("output_dir") == "/elsewhere"
+    _forget_previous_run()
+    assert "output_dir" not in registry.mapping["paths"]
+
+
+def test_the_dataset_keeps_the_files_own_instance_ids(tmp_path) -> None:
+    from curation.synthetic import render_scene
+    from curation.training.plugin import FalldownVQADataset
+
+    render_scene(True, 1, 64).save(tmp_path / "a.png")
+    records = [
+        {"instance_id": 7, "image": "a.png", "text_input": "q1", "answer": ["yes"]},
+        {"instance_id": 3, "image": "a.png", "text_input": "q2", "answer": ["no"]},
+    ]
+    (tmp_path / "train.json").write_text(__import__("json").dumps(records))
+    ds = FalldownVQADataset(lambda im: im, None, str(tmp_path), [str(tmp_path / "train.json")])
+    # LAVIS's BaseDataset._add_instance_ids would have renumbered them 0 and 1
+    assert [ds[i]["instance_id"] for i in range(2)] == ["7", "3"]
+    assert ds[1]["text_output"] == "no"

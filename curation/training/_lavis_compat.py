@@ -105,7 +105,7 @@ CATALOGUE: tuple[Override, ...] = (
         "lavis.runners.runner_base:RunnerBase._reload_best_model",
         "the test split reloads checkpoint_best.pth, which LAVIS never wrote",
         "_lavis_compat.py: FalldownRunner._reload_best_model",
-        "tests/test_training.py::test_train_tiny_then_predict",
+        "tests/hostile/test_hostile_ckpt.py::test_the_runner_tests_the_highest_epoch_when_no_best_was_saved",
     ),
     Override(
         "resume without frozen weights",
@@ -135,7 +135,7 @@ CATALOGUE: tuple[Override, ...] = (
         "LAVIS registers result_dir/output_dir globally and refuses a second run in a "
         "process; we pop mapping['paths'] and read mapping['builder_name_mapping']",
         "_lavis_compat.py: _forget_previous_run; plugin.py: register_builder, is_ours",
-        "tests/test_training.py::test_resume_continues_from_the_checkpoint",
+        "tests/test_lavis_guard.py::test_registry_paths_are_forgotten_between_runs",
     ),
     Override(
         "lr schedulers registered",
@@ -150,7 +150,7 @@ CATALOGUE: tuple[Override, ...] = (
         "lavis.datasets.datasets.base_dataset:BaseDataset._add_instance_ids",
         "the base class overwrites the file's instance_id with the index",
         "plugin.py: FalldownVQADataset._add_instance_ids",
-        "tests/test_training.py::test_train_tiny_then_predict",
+        "tests/test_lavis_guard.py::test_the_dataset_keeps_the_files_own_instance_ids",
     ),
     Override(
         "Q-Former tokenizer from a local folder",
