@@ -89,6 +89,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """
     check_output_path(path, "the output")
     path = Path(path)
+    refuse_replacing_a_special_file(path)
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode) if path.exists() else 0o666 & ~_umask()
         if path.is_dir():
@@ -170,6 +171,8 @@ def refuse_overwriting_inputs(
                 f"{option} {out} would overwrite the input {item} (the same file). "
                 f"Fix: give {option} another path; inputs are never changed."
             )
+    refuse_replacing_a_special_file(Path(out), option)
+    refuse_replacing_non_json(Path(out), option)
 
 
 def _is_within(path: Path, folder: Path) -> bool:
@@ -341,3 +344,51 @@ def shell_quote(path: str | Path) -> str:
     if text.startswith("-"):
         text = "./" + text
     return shlex.quote(text)
+
+
+def refuse_replacing_a_special_file(path: Path, option: str = "the output") -> None:
+    """A write renames a temp file over ``path``: refuse when that would replace a link,
+    a device (``/dev/null``), a FIFO or a socket instead of writing to it.
+
+    Raises:
+        UsageError: ``path`` exists and is not a plain file (or a folder, refused elsewhere).
+    """
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError:
+        return  # the write itself names the problem
+    if stat.S_ISLNK(st.st_mode):
+        what = "a symbolic link"
+    elif stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return
+    else:
+        what = "a device, FIFO or socket, not a plain file"
+    raise UsageError(
+        f"{option} {path} is {what}; writing there would replace it. "
+        f"Fix: give {option} the path of a plain file (a new one, or an earlier output)."
+    )
+
+
+def refuse_replacing_non_json(path: Path, option: str = "the output") -> None:
+    """JSON outputs (reports, fixed copies) replace only an existing JSON file.
+
+    Anything else in the way (an image the records use, a text file) is more
+    likely a typo than an earlier output.
+
+    Raises:
+        UsageError: ``path`` is a file that does not start like JSON.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
+        return
+    except OSError:
+        return
+    if head[:1] not in (b"[", b"{") and os.path.getsize(path) > 0:
+        raise UsageError(
+            f"{option} {path} exists and is not a JSON file (an image or other data?); "
+            f"it is never replaced. Fix: give {option} a new path, e.g. report.json."
+        )

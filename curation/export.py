@@ -41,6 +41,7 @@ from curation.contract import BUILDER_NAME, PROMPT
 from curation.errors import ConfigError, CurationError, DataError, UsageError
 from curation.presets import get_preset
 from curation.record_types import ExportRecord
+from curation.schemas.questions import same_question_key
 from curation.split import SPLITS, split_records  # the one splitter (re-exported here)
 
 ModelPreset = str  # a preset name: curation.presets.preset_names()
@@ -226,11 +227,29 @@ def _link_or_copy(src: Path, dst: Path, copy: bool) -> None:
     shutil.copyfile(src, dst)
 
 
+def _refuse_conflict(
+    labels: dict[tuple[str, str], ExportRecord], name: str, rec: ExportRecord
+) -> None:
+    """Copies of one image asked one question must agree, or validate and train refuse the
+    export (a reviewer relabelled one copy and not the other, say)."""
+    twin = labels.setdefault((name, same_question_key(rec.question)), rec)
+    if twin is rec or {a.casefold() for a in twin.answers} == {a.casefold() for a in rec.answers}:
+        return
+    raise DataError(
+        f"{rec.image} (record {rec.original_id or '-'}) and {twin.image} (record "
+        f"{twin.original_id or '-'}) are the same image (identical bytes) asked the same "
+        f"question, with answers {list(rec.answers)} and {list(twin.answers)}: "
+        "curate train would refuse the export. Fix: give both copies the same label "
+        "(in review: tag both relabel:yes or relabel:no, or exclude one), then export again."
+    )
+
+
 def _write_into(job: _Job) -> ExportSummary:
     tmp, out, splits, seed, model = job.tmp, job.out, job.splits, job.seed, job.model
     inputs, extra_manifest, copy = job.inputs, job.extra_manifest, job.copy
     builder_name, prompt, command = job.builder_name, job.prompt, job.command
     names: dict[Path, str] = {}
+    labels: dict[tuple[str, str], ExportRecord] = {}
     next_id = 0
     for split in SPLITS:
         annotations, provenance = [], []
@@ -238,11 +257,16 @@ def _write_into(job: _Job) -> ExportSummary:
             name = names.get(rec.image)
             if name is None:
                 if not rec.image.is_file():
-                    raise DataError(f"image not found: {rec.image} (record {rec.original_id})")
+                    raise DataError(
+                        f"image not found: {rec.image} (record {rec.original_id}): it was moved "
+                        "or deleted since it was ingested. Fix: put it back, tag its sample "
+                        "exclude, or ingest the source again with --overwrite."
+                    )
                 name = sha256_file(rec.image)[:20] + rec.image.suffix.lower()
                 names[rec.image] = name
                 if not (tmp / "images" / name).exists():
                     _link_or_copy(rec.image, tmp / "images" / name, copy)
+            _refuse_conflict(labels, name, rec)
             annotations.append(
                 {
                     "instance_id": next_id,

@@ -61,7 +61,7 @@ def fix_file(
             f"{path}: cannot fix a file nested this deep. Fix the nesting first "
             "(curate validate shows where)."
         ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, or an endless integer
         raise DataError(
             f"{path}: cannot fix a file that is not valid UTF-8 JSON ({exc}). "
             "Fix the syntax first (curate validate shows where)."

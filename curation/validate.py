@@ -172,8 +172,19 @@ def _validate_records(
         except UnicodeDecodeError:
             report.add(_utf8_problem(file, data))
             return None, 0
-        except (ValueError, RecursionError):  # split_records already parsed it; be safe
+        except RecursionError:  # split_records already parsed it; be safe
             report.add(_nesting_problem(file, data))
+            return None, 0
+        except ValueError as exc:  # e.g. an integer of thousands of digits
+            report.add(
+                Problem(
+                    file,
+                    "unreadable_value",
+                    f"a value cannot be read ({exc}).",
+                    "write instance_id as a short integer or a string.",
+                    index=i,
+                )
+            )
             return None, 0
         # msgspec split the file, so it holds no lone surrogate
         _add_record(file, i, value, cols, other_firsts, report, surrogates_possible=False)

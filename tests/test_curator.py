@@ -158,7 +158,13 @@ def test_review_tags_flow_into_exports(raw_set: Path, tmp_path: Path) -> None:
     F = fo.ViewField
     ds.match(F("original_id") == "fall/0000.png").tag_samples("exclude")
     ds.match(F("original_id") == "no_fall/0001.png").tag_samples("relabel:yes")
+    # maybe.png is a copy of fall/0005.png ("yes"): relabelled "no" it would conflict
     ds.match(F("original_id") == "unsure/maybe.png").tag_samples("relabel:no")
+    refused = runner.invoke(app, ["export", "--dataset", name, "--out", str(tmp_path / "x")])
+    assert refused.exit_code == 1 and "are the same image (identical bytes)" in refused.output
+    assert not (tmp_path / "x").exists()
+    ds.match(F("original_id") == "unsure/maybe.png").untag_samples("relabel:no")
+    ds.match(F("original_id") == "unsure/maybe.png").tag_samples("relabel:yes")
     out = tmp_path / "export"
     result = runner.invoke(app, ["export", "--dataset", name, "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -173,7 +179,7 @@ def test_review_tags_flow_into_exports(raw_set: Path, tmp_path: Path) -> None:
     assert "fall/0000.png" not in by_original
     assert by_original["no_fall/0001.png"]["review"] == "relabel:yes"
     assert by_original["no_fall/0001.png"]["original_answers"] == ["yes"]
-    assert by_original["unsure/maybe.png"]["review"] == "relabel:no"
+    assert by_original["unsure/maybe.png"]["review"] == "relabel:yes"
     assert len(prov) == 52 - 1
     # copies share a split
     splits = {

@@ -99,6 +99,25 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
+def _folder_file_problem(path: Path, rel: str, root: Path) -> str:
+    """Why a file under a label folder cannot be a sample ('' when it can)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return (
+            f"{shown}: the file name is not UTF-8, which FiftyOne and LAVIS need. "
+            "Fix: rename it (convmv -f latin1 -t utf8 --notest NAME)."
+        )
+    real = path.resolve()
+    if real != root and root not in real.parents:
+        return (
+            f"{rel} is a link to {real}, outside {root}; it was not opened. Fix: copy the "
+            "file into the folder (validate and annotation-file ingest refuse such links too)."
+        )
+    return ""
+
+
 def items_from_folder(
     folder: Path, questions: Sequence[str], seed: int, warnings: list[str] | None = None
 ) -> list[Item]:
@@ -146,6 +165,7 @@ def items_from_folder(
         )
     items = []
     source_path = str(folder.resolve())
+    refused: list[str] = []
     for sub, answer in labelled:
         files = sorted(
             p
@@ -158,6 +178,10 @@ def items_from_folder(
             continue
         for path in files:
             rel = path.relative_to(folder).as_posix()
+            problem = _folder_file_problem(path, rel, Path(source_path))
+            if problem:
+                refused.append(problem)
+                continue
             q = random.Random(f"{seed}:{rel}").choice(list(questions))
             items.append(
                 Item(
@@ -173,6 +197,13 @@ def items_from_folder(
                     question_in_key=False,
                 )
             )
+    if refused:
+        shown = "\n  ".join(refused[:10])
+        more = f"\n  ... and {len(refused) - 10} more" if len(refused) > 10 else ""
+        raise DataError(
+            f"{folder}: {len(refused)} file(s) cannot be ingested; nothing was "
+            f"added:\n  {shown}{more}"
+        )
     if not any(it.answers for it in items):
         raise DataError(
             f"{folder} holds no images in its label folders "

@@ -20,6 +20,34 @@ class DatasetRecords:
     review: dict[str, int] = field(default_factory=dict)
 
 
+def _tag_key(tag: str) -> str:
+    return "".join(tag.casefold().split()).replace("-", ":").replace("_", ":")
+
+
+def refuse_misspelled_review_tags(dataset: str, tags_per_sample: list[list[str] | None]) -> None:
+    """A tag typed in the App that looks like a review tag but is not one would be ignored.
+
+    Raises:
+        DataError: names each such tag, how many samples carry it, and the exact spelling.
+    """
+    exact = {EXCLUDE_TAG, *RELABEL_TAGS}
+    wanted = {_tag_key(t): t for t in exact}
+    found: dict[str, int] = {}
+    for tags in tags_per_sample:
+        for tag in tags or ():
+            if tag not in exact and _tag_key(tag) in wanted:
+                found[tag] = found.get(tag, 0) + 1
+    if found:
+        shown = "; ".join(
+            f"{tag!r} on {n} sample(s) (write {wanted[_tag_key(tag)]!r})"
+            for tag, n in sorted(found.items())
+        )
+        raise DataError(
+            f"dataset {dataset!r}: review tags spelled another way would be ignored: {shown}. "
+            "Fix: retag those samples in the App with the exact tag, then export again."
+        )
+
+
 def records_from_dataset(name: str) -> DatasetRecords:
     """Task records (and a general pool) from dataset ``name``.
 
@@ -44,6 +72,7 @@ def records_from_dataset(name: str) -> DatasetRecords:
         "near_dup_group",
     ]
     values = dict(zip(wanted, ds.values([f if f in fields else "id" for f in wanted]), strict=True))
+    refuse_misspelled_review_tags(name, values["tags"])
     for f in ("dup_group", "near_dup_group"):
         if f not in fields:
             values[f] = [None] * len(values["id"])

@@ -347,7 +347,7 @@ def test_outputs_follow_the_umask(tmp_path: Path, data: Path) -> None:
 def test_rewriting_a_file_keeps_its_mode(tmp_path: Path, data: Path) -> None:
     report = tmp_path / "r.json"
     for mode in (0o644, 0o640):
-        report.write_text("old")
+        report.write_text('{"old": "report"}')
         report.chmod(mode)
         with umask(0o077):
             expect(invoke(["validate", data, "--json", report]), 0)
