@@ -142,13 +142,14 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _real(path: str | Path) -> Path:
+def real_path(path: str | Path) -> Path:
+    """``path`` with ``..`` and symlinks resolved (the file a write would really reach)."""
     return Path(os.path.realpath(os.path.abspath(path)))
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
     """True when ``a`` and ``b`` are one file: same real path, or same inode (a hard link)."""
-    if _real(a) == _real(b):
+    if real_path(a) == real_path(b):
         return True
     try:
         return os.path.samefile(a, b)
@@ -175,13 +176,14 @@ def refuse_overwriting_inputs(
     refuse_replacing_non_json(Path(out), option)
 
 
-def _is_within(path: Path, folder: Path) -> bool:
+def is_within(path: Path, folder: Path) -> bool:
+    """True when ``path`` is ``folder`` or below it (both already resolved)."""
     return path == folder or folder in path.parents
 
 
 def project_raw() -> Path | None:
     """The ``raw/`` folder of the project the cwd is in (nearest ancestor with pyproject.toml)."""
-    here = _real(Path.cwd())
+    here = real_path(Path.cwd())
     for folder in (here, *here.parents):
         if (folder / "pyproject.toml").is_file() and (folder / "raw").is_dir():
             return folder / "raw"
@@ -212,22 +214,22 @@ def check_export_out(
     """
     check_output_path(out, "--out")
     out = Path(out)
-    real = _real(out)
+    real = real_path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder. Fix: pick a new folder for --out.")
-    guarded: list[tuple[Path, str]] = [(_real(p), f"the input {p}") for p in protect]
+    guarded: list[tuple[Path, str]] = [(real_path(p), f"the input {p}") for p in protect]
     raw = project_raw()
     if raw is not None:
         guarded.append((raw, f"the project's raw/ folder {raw} (inputs are read-only)"))
     for target, what in guarded:
-        if _is_within(real, target) or _is_within(target, real):
+        if is_within(real, target) or is_within(target, real):
             where = "is" if real == target else "is inside" if target in real.parents else "holds"
             raise UsageError(
                 f"--out {out} {where} {what}: an export there could overwrite or delete it. "
                 "Fix: pick a new folder for --out, e.g. under exports/."
             )
-    cwd = _real(Path.cwd())
-    if _is_within(cwd, real):
+    cwd = real_path(Path.cwd())
+    if is_within(cwd, real):
         raise UsageError(
             f"--out {out} is the current folder (or holds it); an export replaces the whole "
             "folder. Fix: pick a new folder for --out, e.g. exports/NAME."

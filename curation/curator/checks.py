@@ -47,18 +47,13 @@ _REPORT_KEYS = {"dataset", "samples", "counts", "balance"}
 
 def check_report_path(path: Path) -> None:
     fix = "Fix: --json a new file such as check-report.json"
-    from curation._io import path_kind
+    from curation._io import check_output_path, path_kind
 
     real = path.resolve()  # through symlinks and "..": the file that would be replaced
     kind = path_kind(real, "--json")
     if kind == "dir":
         raise UsageError(f"--json {path} is a folder; the report is one JSON file. {fix}")
-    for parent in real.parents:
-        parent_kind = path_kind(parent, "--json")
-        if parent_kind == "file":
-            raise UsageError(f"--json {path}: {parent} is a file, not a folder. {fix}")
-        if parent_kind == "dir":
-            break
+    check_output_path(real, "--json")  # the shared rule: a parent that is a file, long names
     if kind == "file":
         try:
             old = json.loads(real.read_text(encoding="utf-8"))

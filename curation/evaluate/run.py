@@ -242,17 +242,17 @@ def check_eval_out(out_dir: Path, image_root: Path, inputs: list[Path]) -> None:
         UsageError: ``out_dir`` is a file, is (or is inside) the image root or the
             project's raw/ folder, or one of eval's output files is an input.
     """
-    from curation._io import _is_within, _real, check_output_path, project_raw, same_file
+    from curation._io import check_output_path, is_within, project_raw, real_path, same_file
 
     check_output_path(out_dir, "--out")
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(
             f"--out {out_dir} is a file, not a folder. Fix: give --out a folder for eval.json."
         )
-    real = _real(out_dir)
+    real = real_path(out_dir)
     raw = project_raw()
     for folder, what in ((image_root, "the image root"), (raw, "the project's raw/ folder")):
-        if folder is not None and _is_within(real, _real(folder)):
+        if folder is not None and is_within(real, real_path(folder)):
             raise UsageError(
                 f"--out {out_dir} is inside {what} {folder}: eval's files would land among the "
                 "data. Fix: give --out another folder (default: the checkpoint's run folder)."
