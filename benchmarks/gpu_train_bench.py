@@ -35,6 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for bench.json/bench.md")
+    parser.add_argument(
+        "--work", type=Path, help="folder for the export and weights [default: OUT/work]"
+    )
     parser.add_argument("--scale", choices=["full", "small"], default="full")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--batches", default="4,8,16")
@@ -67,7 +70,7 @@ def main() -> int:
         print("no CUDA GPU visible; run with --cpu-smoke (or --device cpu)", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    work = args.out / "work"
+    work = args.work or args.out / "work"  # full size: about 14 GB of weight files
     if work.exists():
         import shutil
 
