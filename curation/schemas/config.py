@@ -185,6 +185,21 @@ class RunConfig(_Strict):
     seed: int = 42
     output_dir: str = "runs"
     amp: bool = False
+    # speed options (curation/training/_lavis_compat.py: FalldownRunner, train_autocast,
+    # compile_frozen); off by default, so a run is LAVIS's own unless asked
+    amp_dtype: Literal["fp16", "bf16"] = Field(
+        "fp16",
+        description="with run.amp on CUDA: fp16 (LAVIS's autocast + GradScaler) or bf16 "
+        "(autocast in bfloat16, no GradScaler; Ampere or newer)",
+    )
+    fused_adamw: bool = Field(
+        False, description="torch's fused AdamW (one kernel for all parameters) in place of LAVIS's"
+    )
+    compile_frozen: bool = Field(
+        False,
+        description="torch.compile the frozen ViT and T5 blocks (weights and state-dict "
+        "names unchanged); the first steps pay the compile time",
+    )
     device: Literal["cpu", "cuda", "auto"] = "auto"
     resume_ckpt_path: str | None = None
     evaluate: bool = False

@@ -211,6 +211,37 @@ CATALOGUE: tuple[Override, ...] = (
         "_processors.py: FalldownImageTrainProcessor",
         "tests/test_lavis_guard.py::test_falldown_image_train_fixes_autocontrast",
     ),
+    # --- speed options (run.amp_dtype, run.fused_adamw, run.compile_frozen) ---
+    Override(
+        "bf16 without a GradScaler",
+        "lavis.runners.runner_base:RunnerBase.scaler",
+        "LAVIS always pairs amp with fp16 and a GradScaler; bf16 needs no loss scaling",
+        "_lavis_compat.py: FalldownRunner.scaler, train_autocast",
+        "tests/test_gpu_check.py::test_speed_options_are_real_runner_paths",
+    ),
+    Override(
+        "bf16 autocast in the train step",
+        "lavis.tasks.base_task:BaseTask._train_inner_loop",
+        "its autocast is fp16 and opens only when it gets a scaler (use_amp = scaler is "
+        "not None); with bf16 it gets none and our train_step opens a bf16 autocast",
+        "_lavis_compat.py: train_autocast, used by train.py's ObservedVQATask.train_step",
+        "tests/test_gpu_check.py::test_speed_options_are_real_runner_paths",
+    ),
+    Override(
+        "fused AdamW",
+        "lavis.runners.runner_base:RunnerBase.optimizer",
+        "LAVIS builds a plain AdamW; ours rebuilds it fused from LAVIS's own parameter groups",
+        "_lavis_compat.py: FalldownRunner.optimizer, fused_adamw",
+        "tests/test_gpu_check.py::test_speed_options_are_real_runner_paths",
+    ),
+    Override(
+        "compiled frozen ViT",
+        "lavis.models.eva_vit:VisionTransformer",
+        "the frozen EVA-ViT runs the same shapes every step; compiled in place, its "
+        "state-dict names stay LAVIS's",
+        "_lavis_compat.py: compile_frozen, called by train.py when run.compile_frozen",
+        "tests/test_gpu_check.py::test_compile_frozen_keeps_names_and_outputs",
+    ),
 )
 
 
@@ -325,6 +356,22 @@ def _runner_class() -> type:
 
     class FalldownRunner(RunnerBase):
         @property
+        def scaler(self) -> Any:
+            # bf16 keeps fp32's exponent range: no loss scaling (train_autocast opens the
+            # autocast LAVIS's loop then leaves closed)
+            if amp_dtype(self.config.run_cfg) == "bf16":
+                return None
+            return RunnerBase.scaler.fget(self)
+
+        @property
+        def optimizer(self) -> Any:
+            if self._optimizer is None:
+                built = RunnerBase.optimizer.fget(self)
+                if self.config.run_cfg.get("fused_adamw", False):
+                    self._optimizer = fused_adamw(built)
+            return RunnerBase.optimizer.fget(self)
+
+        @property
         def model(self) -> Any:
             # LAVIS sets the wrapped model only when it moves the model to another device,
             # so on CPU its property returns None
@@ -434,3 +481,73 @@ class _CpuLoader:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.loader, name)
+
+
+# --- speed options: run.amp_dtype, run.fused_adamw, run.compile_frozen ---
+
+
+def amp_dtype(run_cfg: Any) -> str | None:
+    """``"fp16"`` or ``"bf16"`` when the run uses amp (LAVIS's ``run.amp``), else None."""
+    if not run_cfg.get("amp", False):
+        return None
+    return str(run_cfg.get("amp_dtype", "fp16") or "fp16")
+
+
+def train_autocast(run_cfg: Any, device: Any) -> contextlib.AbstractContextManager[Any]:
+    """The bf16 autocast around one train step (``run.amp_dtype: bf16`` on CUDA), else nothing.
+
+    LAVIS's inner loop opens an fp16 autocast only when the runner gives it a
+    GradScaler; with bf16 ``FalldownRunner.scaler`` gives none, so the step
+    opens its own. Outside CUDA (where ``curate train`` turns amp off) it is a no-op.
+    """
+    import torch
+
+    if amp_dtype(run_cfg) == "bf16" and torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def fused_adamw(optimizer: Any) -> Any:
+    """LAVIS's AdamW rebuilt as torch's fused AdamW: same parameter groups and settings."""
+    import torch
+
+    defaults = optimizer.defaults
+    groups = [
+        {k: v for k, v in group.items() if k not in ("fused", "foreach")}
+        for group in optimizer.param_groups
+    ]
+    return torch.optim.AdamW(
+        groups,
+        lr=defaults["lr"],
+        betas=defaults["betas"],
+        eps=defaults["eps"],
+        weight_decay=defaults["weight_decay"],
+        fused=True,
+    )
+
+
+def compile_frozen(model: Any, backend: str = "inductor") -> list[str]:
+    """Compile the frozen vision encoder and frozen T5 blocks in place; return what was compiled.
+
+    ``nn.Module.compile`` keeps parameter and state-dict names, so checkpoints,
+    resume and ``predict`` see LAVIS's names. Trainable parts are left alone
+    (the tiny preset trains everything: nothing is compiled there). The ViT
+    sees one image size, so it is compiled with static shapes; T5 blocks see
+    text of varying length and let torch choose dynamic shapes.
+    """
+    compiled = []
+
+    def frozen(module: Any) -> bool:
+        return not any(p.requires_grad for p in module.parameters())
+
+    vit = getattr(model, "visual_encoder", None)
+    if vit is not None and frozen(vit):
+        vit.compile(backend=backend, dynamic=False)
+        compiled.append("visual_encoder")
+    t5 = getattr(model, "t5_model", None)
+    if t5 is not None and frozen(t5):
+        for stack_name in ("encoder", "decoder"):
+            for block in getattr(t5, stack_name).block:
+                block.compile(backend=backend)
+            compiled.append(f"t5_model.{stack_name}.block")
+    return compiled

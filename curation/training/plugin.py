@@ -277,7 +277,7 @@ class FalldownBlip2T5(Blip2T5):
 
     @classmethod
     def init_Qformer(cls, num_query_token: int, vision_width: int, cross_attention_freq: int = 2):  # noqa: N802
-        from lavis.models.blip2_models.Qformer import BertConfig, BertLMHeadModel
+        from lavis.models.blip2_models.Qformer import BertConfig
 
         q = cls._build.get("qformer")
         if q:
@@ -294,55 +294,18 @@ class FalldownBlip2T5(Blip2T5):
             config = BertConfig.from_pretrained(
                 cls._build["qformer_tokenizer"], local_files_only=True
             )
-        config.encoder_width = vision_width
-        config.add_cross_attention = True
-        config.cross_attention_freq = cross_attention_freq
-        config.query_length = num_query_token
-        # Q-Former weights come from the BLIP-2 checkpoint (or stay random in tiny)
-        qformer = BertLMHeadModel(config)
-        query_tokens = nn.Parameter(torch.zeros(1, num_query_token, config.hidden_size))
-        query_tokens.data.normal_(mean=0.0, std=config.initializer_range)
-        return qformer, query_tokens
+        return build_qformer(config, num_query_token, vision_width, cross_attention_freq)
 
     @classmethod
     def init_vision_encoder(
         cls, model_name, img_size, drop_path_rate, use_grad_checkpoint, precision
     ):  # noqa: ANN001
-        from lavis.models.eva_vit import (
-            VisionTransformer,
-            convert_weights_to_fp16,
-            interpolate_pos_embed,
-        )
+        from lavis.models.eva_vit import convert_weights_to_fp16, interpolate_pos_embed
 
-        vit = cls._build.get("vit")
-        if vit:
-            encoder = VisionTransformer(
-                img_size=img_size,
-                patch_size=vit["patch_size"],
-                use_mean_pooling=False,
-                embed_dim=vit["width"],
-                depth=vit["depth"],
-                num_heads=vit["heads"],
-                mlp_ratio=2.0,
-                qkv_bias=True,
-                drop_path_rate=drop_path_rate,
-                norm_layer=partial(nn.LayerNorm, eps=1e-6),
-                use_checkpoint=use_grad_checkpoint,
-            )
-        else:  # EVA-ViT-g exactly as lavis.models.eva_vit.create_eva_vit_g, weights from disk
-            encoder = VisionTransformer(
-                img_size=img_size,
-                patch_size=14,
-                use_mean_pooling=False,
-                embed_dim=1408,
-                depth=39,
-                num_heads=1408 // 88,
-                mlp_ratio=4.3637,
-                qkv_bias=True,
-                drop_path_rate=drop_path_rate,
-                norm_layer=partial(nn.LayerNorm, eps=1e-6),
-                use_checkpoint=use_grad_checkpoint,
-            )
+        encoder = build_vision_encoder(
+            img_size, cls._build.get("vit"), drop_path_rate, use_grad_checkpoint
+        )
+        if cls._build.get("vit_weights"):  # EVA-ViT-g (or a model.vit of its layout) from disk
             state = read_checkpoint(cls._build["vit_weights"])["model"]
             interpolate_pos_embed(encoder, state)
             result = encoder.load_state_dict(state, strict=False)
@@ -384,6 +347,60 @@ class FalldownBlip2T5(Blip2T5):
 
     def load_from_pretrained(self, url_or_filename: str) -> Any:
         return load_weights(self, url_or_filename)
+
+
+def build_vision_encoder(
+    img_size: int,
+    vit: dict[str, Any] | None = None,
+    drop_path_rate: float = 0.0,
+    use_grad_checkpoint: bool = False,
+) -> nn.Module:
+    """EVA-ViT-g exactly as ``lavis.models.eva_vit.create_eva_vit_g`` builds it, or, given
+    ``model.vit`` (patch_size, width, depth, heads), a small ViT of the same class."""
+    from lavis.models.eva_vit import VisionTransformer
+
+    if vit:
+        dims = {
+            "patch_size": vit["patch_size"],
+            "embed_dim": vit["width"],
+            "depth": vit["depth"],
+            "num_heads": vit["heads"],
+            "mlp_ratio": 2.0,
+        }
+    else:
+        dims = {
+            "patch_size": 14,
+            "embed_dim": 1408,
+            "depth": 39,
+            "num_heads": 1408 // 88,
+            "mlp_ratio": 4.3637,
+        }
+    return VisionTransformer(
+        img_size=img_size,
+        use_mean_pooling=False,
+        qkv_bias=True,
+        drop_path_rate=drop_path_rate,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        use_checkpoint=use_grad_checkpoint,
+        **dims,
+    )
+
+
+def build_qformer(
+    config: Any, num_query_token: int, vision_width: int, cross_attention_freq: int
+) -> tuple[nn.Module, nn.Parameter]:
+    """LAVIS's Q-Former (BERT with cross-attention) and its query tokens, random weights."""
+    from lavis.models.blip2_models.Qformer import BertLMHeadModel
+
+    config.encoder_width = vision_width
+    config.add_cross_attention = True
+    config.cross_attention_freq = cross_attention_freq
+    config.query_length = num_query_token
+    # Q-Former weights come from the BLIP-2 checkpoint (or stay random in tiny)
+    qformer = BertLMHeadModel(config)
+    query_tokens = nn.Parameter(torch.zeros(1, num_query_token, config.hidden_size))
+    query_tokens.data.normal_(mean=0.0, std=config.initializer_range)
+    return qformer, query_tokens
 
 
 def _plain(value: Any) -> Any:

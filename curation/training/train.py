@@ -34,6 +34,8 @@ from curation.training._lavis_compat import (
     _runner_class,
     _seed_everything,
     _single_process_group,
+    compile_frozen,
+    train_autocast,
 )
 from curation.training.checkpoints import (
     read_checkpoint,
@@ -230,6 +232,8 @@ def _train_in(
         task = _observed_task(lavis_cfg, emit)
         datasets = task.build_datasets(lavis_cfg)
         model = task.build_model(lavis_cfg)
+        if cfg.run.compile_frozen:
+            compile_frozen(model)
         _forget_previous_run()
         runner = _runner_class()(
             cfg=lavis_cfg, task=task, model=model, datasets=datasets, job_id=run_id
@@ -364,7 +368,8 @@ def _observed_task(lavis_cfg: Any, emit: Callable[[TrainEvent], None]) -> Any:
         evals: list[dict[str, Any]]
 
         def train_step(self, model: Any, samples: dict[str, Any]) -> Any:
-            loss = super().train_step(model, samples)
+            with train_autocast(lavis_cfg.run_cfg, samples["image"].device):
+                loss = super().train_step(model, samples)
             value = float(loss.item())
             if value != value:  # NaN
                 raise DataError(
