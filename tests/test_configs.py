@@ -6,6 +6,7 @@ import pytest
 import yaml
 from conftest import REPO
 
+from curation.class_map import load_class_map
 from curation.contract import BUILDER_NAME, PROMPT
 from curation.errors import UsageError
 from curation.presets import PRESET_DIR, get_preset, preset_files, preset_names
@@ -13,7 +14,10 @@ from curation.schemas.config import ModelConfig
 from curation.schemas.questions import load_questions
 from curation.training.plugin_data import DATA
 
-LOADERS = {"questions.yaml": load_questions}
+LOADERS = {
+    "questions.yaml": lambda p: load_questions(p).questions,
+    "class_map.yaml": lambda p: load_class_map(p).classes,
+}
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
@@ -21,7 +25,7 @@ def test_shipped_config_loads_and_names_its_command(path) -> None:
     first = path.read_text().splitlines()[0]
     assert first.startswith("# curate "), f"{path.name} must start with the command that uses it"
     assert path.name in LOADERS, f"no loader registered for {path.name}"
-    assert LOADERS[path.name](path).questions
+    assert LOADERS[path.name](path)
 
 
 @pytest.mark.parametrize("name", preset_names())
