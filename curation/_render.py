@@ -91,6 +91,7 @@ def export_summary(console: Console, summary: ExportSummary) -> None:
         for key, n in counts.items():
             table.add_row(split, escape(key), str(n))
     console.print(table)
+    groups_line(console, summary.manifest.get("groups"))
     records = summary.manifest.get("records", {})
     console.print(
         f"wrote {sum(records.values())} records ({', '.join(f'{k} {v}' for k, v in records.items())}), "
@@ -104,6 +105,24 @@ def export_summary(console: Console, summary: ExportSummary) -> None:
         markup=False,
         soft_wrap=True,
     )
+
+
+def groups_line(console: Console, groups: dict[str, Any] | None) -> None:
+    """How export or mix grouped the splits: by what, fallbacks, groups per split."""
+    if not groups:
+        return
+    by = groups["group_by"]
+    per = groups.get("groups_per_split", {})
+    named = groups.get(f"{by}s_per_split", {})
+    how = f"as {groups['split_file']} says" if groups.get("split_file") else "dealt by share"
+    text = f"grouped by {by} ({groups.get('chosen', '')}), {how}: " + ", ".join(
+        f"{s} {per.get(s, 0)} groups ({named.get(s, 0)} {by}s)" for s in per
+    )
+    if groups.get("fallback_to_video"):
+        text += f"; {groups['fallback_to_video']} records without a {by} grouped by their video"
+    if groups.get("content_only"):
+        text += f"; {groups['content_only']} records with no {by} or video grouped by content"
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 class TrainProgress:
