@@ -283,6 +283,16 @@ def mix_summary(console: Console, result: MixResult) -> None:
             highlight=False,
             soft_wrap=True,
         )
+        if plan.hard_negative_share:
+            h = plan.hard_negatives(split)
+            console.print(
+                f"{split}: look-alike negatives {h['lookalike']} of {h['lookalike'] + h['other']} "
+                f'"no" records (at least {plan.hard_negative_share:g} asked)',
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+    groups_line(console, plan.groups)
     console.print(
         f"wrote {summary.out} ({summary.images} images, composition.png, manifest.json, "
         f"lavis.yaml)",

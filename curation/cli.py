@@ -424,6 +424,23 @@ def mix(
     model: ModelOption = "tiny",
     copy: CopyOption = False,
     overwrite: OverwriteOption = False,
+    group_by: GroupByOption = None,
+    split_file: SplitFileOption = None,
+    hard_negative_share: Annotated[
+        float,
+        typer.Option(
+            help="Keep at least this share of each split's task 'no' records from look-alike "
+            "kinds (lying down on purpose, sitting, kneeling, squatting: the class map's "
+            "lookalike_kinds). Too few look-alikes is an error that says how many there are.",
+        ),
+    ] = 0.0,
+    class_map: Annotated[
+        Path | None,
+        typer.Option(
+            help="Class map YAML naming the look-alike kinds [default: the packaged one, same "
+            "as configs/class_map.yaml]."
+        ),
+    ] = None,
 ) -> None:
     """Mix task (fall) data, balanced to --yes-share, with general VQA at --vqav2-ratio.
 
@@ -462,6 +479,10 @@ def mix(
         model=model,  # type: ignore[arg-type]
         copy=copy,
         overwrite=overwrite,
+        group_by=group_by.value if group_by is not None else None,
+        split_file=split_file,
+        hard_negative_share=hard_negative_share,
+        class_map=class_map,
     )
     _render.mix_summary(console, mix_from_request(request))
 

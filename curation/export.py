@@ -137,7 +137,7 @@ def write_export(
     with contextlib.suppress(OSError):  # first: a killed run's old export may come back to OUT
         remove_stale_temp_folders(out)
     check_export_out(out, [*inputs, *protect, *sorted(image_folders)], overwrite)
-    _check_trainable(splits)
+    _check_trainable(splits, (extra_manifest or {}).get("groups"))
     target = Path(os.path.abspath(out))
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     try:
@@ -187,9 +187,24 @@ def _image_folders(image: Path) -> tuple[Path, ...]:
     return (image.parent, Path(os.path.realpath(image)).parent)
 
 
-def _check_trainable(splits: dict[str, list[ExportRecord]]) -> None:
-    """Refuse what ``curate train`` would refuse: an empty split, an empty question or answer."""
+def _check_trainable(
+    splits: dict[str, list[ExportRecord]], groups: dict[str, Any] | None = None
+) -> None:
+    """Refuse what ``curate train`` would refuse: an empty split, an empty question or answer.
+
+    ``groups`` (the splitter's info) lets the message blame too few groups when it is that.
+    """
     total = sum(len(v) for v in splits.values())
+    few = ""
+    if groups:
+        n = sum(groups.get("groups_per_split", {}).values())
+        by = groups.get("group_by")
+        few = (
+            f" The records form {n} group(s) by {by} (a group never straddles splits): "
+            f"with few groups, --group-by a finer key (e.g. video)"
+            + (", or fix the --split-file" if groups.get("split_file") else "")
+            + "."
+        )
     if not splits.get("train"):
         raise DataError("the train split is empty: nothing to train on.")
     for split in SPLITS[1:]:
@@ -197,7 +212,7 @@ def _check_trainable(splits: dict[str, list[ExportRecord]]) -> None:
             raise DataError(
                 f"the {split} split is empty ({total} records in all), and curate train needs "
                 f"records in train, val and test. Fix: raise --{split}-share, or export more "
-                "records."
+                f"records.{few}"
             )
     for split in SPLITS:
         for i, rec in enumerate(splits[split]):
