@@ -354,6 +354,20 @@ def eval_result(console: Console, result: EvalResult) -> None:
             f"{c['no']['other']}",
             highlight=False,
         )
+    for truth, key, what in (
+        ("no", "false_alarms_by_kind", "false alarms"),
+        ("yes", "misses_by_class", "misses"),
+    ):
+        table = t.get(key) or {}
+        if table:
+            count = "false_alarms" if truth == "no" else "misses"
+            console.print(
+                f"{what} per {'negative kind' if truth == 'no' else 'positive class'}: "
+                + ", ".join(f"{k} {v[count]}/{v['n']} ({v['rate']:.0%})" for k, v in table.items()),
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
     if r.collapse_alarm:
         for reason in r.collapse_reasons:
             console.print(f"[bold red]COLLAPSE ALARM:[/] {escape(reason)}", soft_wrap=True)
@@ -407,6 +421,40 @@ def ingest_result(console: Console, result: IngestResult) -> None:
     )
 
 
+def _group_report(console: Console, report: CheckReport) -> None:
+    """Group leaks (subjects, videos in two splits), per-split balance and negative kinds."""
+    from rich.text import Text
+
+    for by, leaks in report.group_leaks.items():
+        if not leaks:
+            console.print(f"no {by} in two splits", highlight=False, markup=False)
+            continue
+        shown = "; ".join(
+            f"{g['group']} ({', '.join(f'{s} {n}' for s, n in g['splits'].items())})"
+            for g in leaks[:10]
+        )
+        more = f" and {len(leaks) - 10} more" if len(leaks) > 10 else ""
+        console.print(
+            Text(f"LEAK: {len(leaks)} {by}(s) in two or more splits: {shown}{more}", style="red"),
+            soft_wrap=True,
+        )
+    if not report.split_balance or set(report.split_balance) == {"(none)"}:
+        return
+    table = Table(title="answers and negative kinds per split", title_justify="left")
+    answers = sorted({a for c in report.split_balance.values() for a in c})
+    table.add_column("split")
+    for a in answers:
+        table.add_column(a, justify="right")
+    table.add_column("yes share", justify="right")
+    table.add_column("negative kinds")
+    for split, counts in report.split_balance.items():
+        yn = counts.get("yes", 0) + counts.get("no", 0)
+        share = f"{counts.get('yes', 0) / yn:.0%}" if yn else "-"
+        kinds = ", ".join(f"{k} {n}" for k, n in report.negative_kinds.get(split, {}).items())
+        table.add_row(Text(split), *(str(counts.get(a, 0)) for a in answers), share, Text(kinds))
+    console.print(table)
+
+
 def check_report(console: Console, report: CheckReport) -> None:
 
     from rich.text import Text
@@ -440,6 +488,7 @@ def check_report(console: Console, report: CheckReport) -> None:
         share = f"{counts.get('yes', 0) / yn:.0%}" if yn else "-"
         bal.add_row(Text(source), *(str(counts.get(a, 0)) for a in answers), share)
     console.print(bal)
+    _group_report(console, report)
     console.print(
         f"next: curate review --dataset {shlex.quote(report.dataset)} (saved view 'flagged')",
         highlight=False,
