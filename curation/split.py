@@ -386,7 +386,7 @@ def _assign_from_file(
         shown = ", ".join(f"{k!r} ({n} records)" for k, n in sorted(unlisted.items())[:5])
         more = f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else ""
         raise DataError(
-            f"--split-file {path} does not list the {by} (or video) of "
+            f"--split-file {path} does not list the {by if by == 'video' else by + ' (or video)'} of "
             f"{sum(unlisted.values())} record(s): {shown}{more}. Fix: add each to the file "
             "under train, val or test (or tag those samples exclude); keys are written as "
             f'--group-by {by} reads them (a subject as "dataset/subject").'
