@@ -295,7 +295,8 @@ def load_split_file(path: str | Path) -> dict[str, str]:
         raise UsageError(
             f"--split-file {path}: not readable UTF-8 text ({exc}). {_SPLIT_FILE_FIX}"
         ) from None
-    pairs = _json_pairs(path, text) if text.lstrip().startswith("{") else _csv_pairs(path, text)
+    is_json = path.suffix.lower() == ".json" or text.lstrip().startswith(("{", "["))
+    pairs = _json_pairs(path, text) if is_json else _csv_pairs(path, text)
     where: dict[str, str] = {}
     for split, key, at in pairs:
         if split not in SPLITS:
