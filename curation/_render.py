@@ -113,7 +113,7 @@ def groups_line(console: Console, groups: dict[str, Any] | None) -> None:
         return
     by = groups["group_by"]
     per = groups.get("groups_per_split", {})
-    named = groups.get(f"{by}s_per_split", {})
+    named = groups.get("keys_per_split", {}) if by != "content" else {}
     how = f"as {groups['split_file']} says" if groups.get("split_file") else "dealt by share"
     text = f"grouped by {by} ({groups.get('chosen', '')}), {how}: " + ", ".join(
         f"{s} {per.get(s, 0)} groups ({named.get(s, 0)} {by}s)" for s in per

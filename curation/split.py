@@ -249,8 +249,10 @@ def split_by_groups(
         s: len({v for v, w in zip(values, where, strict=True) if w == s and v is not None})
         for s in SPLITS
     }
+    known = group_by is not None or any(v is not None for v in videos)
     info: dict[str, Any] = {
-        "group_by": by,
+        # "content": the default, and no record knows a subject or video (photos)
+        "group_by": by if known else "content",
         "chosen": "--group-by" if group_by is not None else "default",
         "split_file": Path(split_file).name if split_file is not None else None,
         "fallback_to_video": sum(
@@ -261,8 +263,8 @@ def split_by_groups(
         "content_only": sum(
             v is None and vid is None for v, vid in zip(values, videos, strict=True)
         ),
-        "groups_per_split": groups,
-        f"{by}s_per_split": named,
+        "groups_per_split": groups,  # split groups (joined by content, copies, video, key)
+        "keys_per_split": named,  # distinct --group-by values (subjects, videos, ...)
     }
     return GroupedSplit(splits, info)
 

@@ -107,7 +107,7 @@ def test_no_group_in_two_splits_across_seeds(
     assert_disjoint(values_per_split(grouped.splits, by))
     assert_disjoint(values_per_split(grouped.splits, "video"))  # a clip never straddles
     assert grouped.info["group_by"] == by and grouped.info["chosen"] == "--group-by"
-    assert sum(grouped.info[f"{by}s_per_split"].values()) == len(
+    assert sum(grouped.info["keys_per_split"].values()) == len(
         {group_value(r, by) for r in records}
     )
 
@@ -219,7 +219,7 @@ def test_export_group_by_subject_writes_frame_provenance(task_file: Path, tmp_pa
         assert p.get("negative_kind") == rec.get("negative_kind")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["groups"]["group_by"] == "subject"
-    assert manifest["groups"]["subjects_per_split"] == {s: len(subjects[s]) for s in SPLITS}
+    assert manifest["groups"]["keys_per_split"] == {s: len(subjects[s]) for s in SPLITS}
     assert "--group-by subject" in manifest["command"]
 
 
@@ -236,7 +236,9 @@ def test_photos_keep_todays_provenance(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     row = provenance(out)["train"][0]
     assert "subject" not in row and "negative_kind" not in row
-    assert json.loads((out / "manifest.json").read_text())["groups"]["content_only"] == len(recs)
+    groups = json.loads((out / "manifest.json").read_text())["groups"]
+    assert groups["content_only"] == len(recs) and groups["group_by"] == "content"
+    assert "grouped by content (default)" in result.output
 
 
 def lookalike_counts(out: Path) -> dict[str, tuple[int, int]]:
