@@ -397,7 +397,7 @@ def per_kind_markdown(task: dict[str, Any]) -> list[str]:
         return []
     op = task.get("operating_point") or {}
     at = op.get("false_alarms_by_kind") is not None
-    head = "| truth | kind or class | records | said yes (generated) | rate |"
+    head = "| truth | kind or class | records | said yes (generated) | false-alarm or miss rate |"
     head += f" rate at P(yes) >= {op['threshold']:.3f} |" if at else ""
     lines = [
         "False alarms per negative kind (truth no) and misses per positive class (truth yes):",
