@@ -91,6 +91,7 @@ def export_summary(console: Console, summary: ExportSummary) -> None:
         for key, n in counts.items():
             table.add_row(split, escape(key), str(n))
     console.print(table)
+    groups_line(console, summary.manifest.get("groups"))
     records = summary.manifest.get("records", {})
     console.print(
         f"wrote {sum(records.values())} records ({', '.join(f'{k} {v}' for k, v in records.items())}), "
@@ -104,6 +105,24 @@ def export_summary(console: Console, summary: ExportSummary) -> None:
         markup=False,
         soft_wrap=True,
     )
+
+
+def groups_line(console: Console, groups: dict[str, Any] | None) -> None:
+    """How export or mix grouped the splits: by what, fallbacks, groups per split."""
+    if not groups:
+        return
+    by = groups["group_by"]
+    per = groups.get("groups_per_split", {})
+    named = groups.get("keys_per_split", {}) if by != "content" else {}
+    how = f"as {groups['split_file']} says" if groups.get("split_file") else "dealt by share"
+    text = f"grouped by {by} ({groups.get('chosen', '')}), {how}: " + ", ".join(
+        f"{s} {per.get(s, 0)} groups ({named.get(s, 0)} {by}s)" for s in per
+    )
+    if groups.get("fallback_to_video"):
+        text += f"; {groups['fallback_to_video']} records without a {by} grouped by their video"
+    if groups.get("content_only"):
+        text += f"; {groups['content_only']} records with no {by} or video grouped by content"
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 class TrainProgress:
@@ -264,6 +283,16 @@ def mix_summary(console: Console, result: MixResult) -> None:
             highlight=False,
             soft_wrap=True,
         )
+        if plan.hard_negative_share:
+            h = plan.hard_negatives(split)
+            console.print(
+                f"{split}: look-alike negatives {h['lookalike']} of {h['lookalike'] + h['other']} "
+                f'"no" records (at least {plan.hard_negative_share:g} asked)',
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+    groups_line(console, plan.groups)
     console.print(
         f"wrote {summary.out} ({summary.images} images, composition.png, manifest.json, "
         f"lavis.yaml)",
@@ -325,6 +354,20 @@ def eval_result(console: Console, result: EvalResult) -> None:
             f"{c['no']['other']}",
             highlight=False,
         )
+    for truth, key, what in (
+        ("no", "false_alarms_by_kind", "false alarms"),
+        ("yes", "misses_by_class", "misses"),
+    ):
+        table = t.get(key) or {}
+        if table:
+            count = "false_alarms" if truth == "no" else "misses"
+            console.print(
+                f"{what} per {'negative kind' if truth == 'no' else 'positive class'}: "
+                + ", ".join(f"{k} {v[count]}/{v['n']} ({v['rate']:.0%})" for k, v in table.items()),
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
     if r.collapse_alarm:
         for reason in r.collapse_reasons:
             console.print(f"[bold red]COLLAPSE ALARM:[/] {escape(reason)}", soft_wrap=True)
@@ -378,6 +421,40 @@ def ingest_result(console: Console, result: IngestResult) -> None:
     )
 
 
+def _group_report(console: Console, report: CheckReport) -> None:
+    """Group leaks (subjects, videos in two splits), per-split balance and negative kinds."""
+    from rich.text import Text
+
+    for by, leaks in report.group_leaks.items():
+        if not leaks:
+            console.print(f"no {by} in two splits", highlight=False, markup=False)
+            continue
+        shown = "; ".join(
+            f"{g['group']} ({', '.join(f'{s} {n}' for s, n in g['splits'].items())})"
+            for g in leaks[:10]
+        )
+        more = f" and {len(leaks) - 10} more" if len(leaks) > 10 else ""
+        console.print(
+            Text(f"LEAK: {len(leaks)} {by}(s) in two or more splits: {shown}{more}", style="red"),
+            soft_wrap=True,
+        )
+    if not report.split_balance or set(report.split_balance) == {"(none)"}:
+        return
+    table = Table(title="answers and negative kinds per split", title_justify="left")
+    answers = sorted({a for c in report.split_balance.values() for a in c})
+    table.add_column("split")
+    for a in answers:
+        table.add_column(a, justify="right")
+    table.add_column("yes share", justify="right")
+    table.add_column("negative kinds")
+    for split, counts in report.split_balance.items():
+        yn = counts.get("yes", 0) + counts.get("no", 0)
+        share = f"{counts.get('yes', 0) / yn:.0%}" if yn else "-"
+        kinds = ", ".join(f"{k} {n}" for k, n in report.negative_kinds.get(split, {}).items())
+        table.add_row(Text(split), *(str(counts.get(a, 0)) for a in answers), share, Text(kinds))
+    console.print(table)
+
+
 def check_report(console: Console, report: CheckReport) -> None:
 
     from rich.text import Text
@@ -411,6 +488,7 @@ def check_report(console: Console, report: CheckReport) -> None:
         share = f"{counts.get('yes', 0) / yn:.0%}" if yn else "-"
         bal.add_row(Text(source), *(str(counts.get(a, 0)) for a in answers), share)
     console.print(bal)
+    _group_report(console, report)
     console.print(
         f"next: curate review --dataset {shlex.quote(report.dataset)} (saved view 'flagged')",
         highlight=False,

@@ -221,6 +221,38 @@ TrustCheckpointOption = Annotated[
 ]
 
 
+# --- groups and splits (issue 12): one block, shared by export and mix ---------------------
+
+
+class GroupBy(StrEnum):
+    """What ``--group-by`` keeps in one split (curation.split.GROUP_BY)."""
+
+    subject = "subject"
+    video = "video"
+    camera = "camera"
+    dataset = "dataset"
+
+
+GroupByOption = Annotated[
+    GroupBy | None,
+    typer.Option(
+        help="Keep every frame of one subject (qualified by its source dataset), video, camera "
+        "or source dataset in one split [default: subject when known, else video]. Frames of "
+        "one video always stay together; a record without the key falls back to its video, "
+        "a photo with neither to its content and curator copy group.",
+        case_sensitive=False,
+    ),
+]
+SplitFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help='Use this split as is: JSON {"train": [keys], "val": [...], "test": [...]} or a '
+        "CSV with the header split,group; keys as --group-by reads them (a subject as "
+        "dataset/subject, a video as its path). --val-share and --test-share are ignored.",
+    ),
+]
+
+
 @app.command()
 @handles_errors
 def export(
@@ -245,6 +277,8 @@ def export(
     builder_name: Annotated[
         str, typer.Option(help="The YAML's datasets: key (registered as our builder).")
     ] = BUILDER_NAME,
+    group_by: GroupByOption = None,
+    split_file: SplitFileOption = None,
 ) -> None:
     """Split a validated annotation file by image and write a folder LAVIS trains on.
 
@@ -264,6 +298,8 @@ def export(
         copy=copy,
         overwrite=overwrite,
         builder_name=builder_name,
+        group_by=group_by.value if group_by is not None else None,
+        split_file=split_file,
     )
     if dataset is not None:
         summary = export_dataset(dataset, out, options)
@@ -388,6 +424,23 @@ def mix(
     model: ModelOption = "tiny",
     copy: CopyOption = False,
     overwrite: OverwriteOption = False,
+    group_by: GroupByOption = None,
+    split_file: SplitFileOption = None,
+    hard_negative_share: Annotated[
+        float,
+        typer.Option(
+            help="Keep at least this share of each split's task 'no' records from look-alike "
+            "kinds (lying down on purpose, sitting, kneeling, squatting: the class map's "
+            "lookalike_kinds). Too few look-alikes is an error that says how many there are.",
+        ),
+    ] = 0.0,
+    class_map: Annotated[
+        Path | None,
+        typer.Option(
+            help="Class map YAML naming the look-alike kinds [default: the packaged one, same "
+            "as configs/class_map.yaml]."
+        ),
+    ] = None,
 ) -> None:
     """Mix task (fall) data, balanced to --yes-share, with general VQA at --vqav2-ratio.
 
@@ -426,6 +479,10 @@ def mix(
         model=model,  # type: ignore[arg-type]
         copy=copy,
         overwrite=overwrite,
+        group_by=group_by.value if group_by is not None else None,
+        split_file=split_file,
+        hard_negative_share=hard_negative_share,
+        class_map=class_map,
     )
     _render.mix_summary(console, mix_from_request(request))
 

@@ -42,7 +42,13 @@ from curation.errors import ConfigError, CurationError, DataError, UsageError
 from curation.presets import get_preset
 from curation.record_types import ExportRecord
 from curation.schemas.questions import same_question_key
-from curation.split import SPLITS, split_records  # the one splitter (re-exported here)
+from curation.split import (  # the one splitter (split_records re-exported here)
+    SPLITS,
+    check_group_by,
+    load_split_file,
+    split_by_groups,
+    split_records,  # noqa: F401 - re-exported
+)
 
 ModelPreset = str  # a preset name: curation.presets.preset_names()
 DEFAULT_BUILDER = BUILDER_NAME
@@ -59,10 +65,15 @@ class ExportOptions:
     copy: bool = False
     overwrite: bool = False
     builder_name: str = DEFAULT_BUILDER
+    group_by: str | None = None  # None: subject when known, else video (curation.split)
+    split_file: Path | None = None  # a given split, used as is (fractions ignored)
 
     def command(self, source: str) -> str:
         """The manifest's command line (no output path: two folders stay byte-identical)."""
-        return f"curate export {source} --seed {self.seed} --model {self.model}"
+        extra = f" --group-by {self.group_by}" if self.group_by else ""
+        if self.split_file is not None:
+            extra += f" --split-file {self.split_file.name}"
+        return f"curate export {source} --seed {self.seed} --model {self.model}{extra}"
 
 
 @dataclass(frozen=True)
@@ -126,7 +137,7 @@ def write_export(
     with contextlib.suppress(OSError):  # first: a killed run's old export may come back to OUT
         remove_stale_temp_folders(out)
     check_export_out(out, [*inputs, *protect, *sorted(image_folders)], overwrite)
-    _check_trainable(splits)
+    _check_trainable(splits, (extra_manifest or {}).get("groups"))
     target = Path(os.path.abspath(out))
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     try:
@@ -176,9 +187,24 @@ def _image_folders(image: Path) -> tuple[Path, ...]:
     return (image.parent, Path(os.path.realpath(image)).parent)
 
 
-def _check_trainable(splits: dict[str, list[ExportRecord]]) -> None:
-    """Refuse what ``curate train`` would refuse: an empty split, an empty question or answer."""
+def _check_trainable(
+    splits: dict[str, list[ExportRecord]], groups: dict[str, Any] | None = None
+) -> None:
+    """Refuse what ``curate train`` would refuse: an empty split, an empty question or answer.
+
+    ``groups`` (the splitter's info) lets the message blame too few groups when it is that.
+    """
     total = sum(len(v) for v in splits.values())
+    few = ""
+    if groups:
+        n = sum(groups.get("groups_per_split", {}).values())
+        by = groups.get("group_by")
+        few = (
+            f" The records form {n} group(s) by {by} (a group never straddles splits): "
+            f"with few groups, --group-by a finer key (e.g. video)"
+            + (", or fix the --split-file" if groups.get("split_file") else "")
+            + "."
+        )
     if not splits.get("train"):
         raise DataError("the train split is empty: nothing to train on.")
     for split in SPLITS[1:]:
@@ -186,7 +212,7 @@ def _check_trainable(splits: dict[str, list[ExportRecord]]) -> None:
             raise DataError(
                 f"the {split} split is empty ({total} records in all), and curate train needs "
                 f"records in train, val and test. Fix: raise --{split}-share, or export more "
-                "records."
+                f"records.{few}"
             )
     for split in SPLITS:
         for i, rec in enumerate(splits[split]):
@@ -286,6 +312,7 @@ def _write_into(job: _Job) -> ExportSummary:
                     "original_image": rec.image.name,
                     "review": rec.review,
                     "fiftyone_id": rec.fiftyone_id,
+                    **rec.frame_metadata(),  # subject, video, negative_kind, ... when known
                 }
             )
             next_id += 1
@@ -474,6 +501,18 @@ def _config_text(config: dict[str, Any], out: Path) -> str:
     return header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
 
 
+def check_export_options(options: ExportOptions) -> None:
+    """Refuse a bad ``--group-by`` or ``--split-file`` before any data is read.
+
+    Raises:
+        UsageError: an unknown ``group_by`` (the valid ones listed), a split file that is
+            missing or malformed.
+    """
+    check_group_by(options.group_by)
+    if options.split_file is not None:
+        load_split_file(options.split_file)
+
+
 def task_records_from_file(
     task_file: str | Path, image_root: str | Path | None = None
 ) -> list[ExportRecord]:
@@ -495,9 +534,40 @@ def task_records_from_file(
             tuple(r["answer"]),
             source="task",
             original_id=str(r["instance_id"]),
+            **_frame_keys(task_file, i, r),
         )
-        for r in load_records(task_file)
+        for i, r in enumerate(load_records(task_file))
     ]
+
+
+def _frame_keys(task_file: Path, index: int, record: dict[str, Any]) -> dict[str, Any]:
+    """The optional frame keys of an annotation record (LAVIS ignores extra keys).
+
+    Raises:
+        DataError: a frame key that is not a string (``time``: not a number), named with
+            the record and the fix.
+    """
+    from curation.record_types import FRAME_METADATA
+
+    found: dict[str, Any] = {}
+    for key in FRAME_METADATA:
+        value = record.get(key)
+        if value is None:
+            continue
+        if key == "time":
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, str | int) and not isinstance(value, bool)
+            value = str(value)
+        if not ok:
+            raise DataError(
+                f"{task_file} record #{index} (instance_id={record.get('instance_id')}): "
+                f"{key}: got {type(value).__name__} {str(value)[:40]!r}. Fix: "
+                + ('"time": seconds as a number' if key == "time" else f'"{key}": a string')
+                + ", or drop the key."
+            )
+        found[key] = value
+    return found
 
 
 def export_records(
@@ -515,18 +585,23 @@ def export_records(
     ``protect``: input files and folders ``out`` must stay clear of (see ``write_export``).
     """
     opts = options or ExportOptions()
-    splits = split_records(records, opts.fractions, opts.seed)
+    grouped = split_by_groups(records, opts.fractions, opts.seed, opts.group_by, opts.split_file)
+    given = [opts.split_file] if opts.split_file is not None else []
     return write_export(
         out,
-        splits,
+        grouped.splits,
         seed=opts.seed,
         model=opts.model,
-        inputs=inputs,
+        inputs=[*inputs, *given],
         copy=opts.copy,
         overwrite=opts.overwrite,
         builder_name=opts.builder_name,
         command=command,
-        extra_manifest={"fractions": list(opts.fractions), **(extra_manifest or {})},
+        extra_manifest={
+            "fractions": list(opts.fractions),
+            "groups": grouped.info,
+            **(extra_manifest or {}),
+        },
         protect=protect,
     )
 
@@ -544,6 +619,7 @@ def export_task(
         DataError: the file breaks the contract (its first problems are listed).
     """
     opts = options or ExportOptions()
+    check_export_options(opts)
     root = Path(image_root) if image_root is not None else Path(task_file).parent
     guarded = [root, *protect]
     # before validating: a refused --out costs nothing, and validate may take a while

@@ -10,9 +10,10 @@ come from general VQA and 1-R from the task data.
 from __future__ import annotations
 
 import io
+import math
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from curation.errors import DataError, UsageError
 from curation.export import ExportRecord, ExportSummary, ModelPreset, write_export
 from curation.presets import get_preset
 from curation.sources import GeneralPool, GeneralSources, PoolRow
-from curation.split import SPLITS, assign_splits, split_records
+from curation.split import SPLITS, assign_splits, check_group_by, split_by_groups
 
 
 @dataclass
@@ -36,6 +37,21 @@ class MixPlan:
     yes_share: float
     seed: int
     general_available: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, Any] = field(default_factory=dict)  # how the task records were grouped
+    hard_negative_share: float = 0.0
+    lookalike_kinds: tuple[str, ...] = ()
+
+    def hard_negatives(self, split: str) -> dict[str, Any]:
+        """The task's "no" records of ``split``: look-alike kinds, others, the share."""
+        kinds = set(self.lookalike_kinds)
+        no = [r for r in self.splits[split] if r.part == "task" and yes_no(r.answers) == "no"]
+        hard = sum(r.negative_kind in kinds for r in no)
+        return {
+            "lookalike": hard,
+            "other": len(no) - hard,
+            "share": round(hard / len(no), 6) if no else None,
+            "by_kind": dict(sorted(Counter(r.negative_kind or "(none)" for r in no).items())),
+        }
 
     def composition(self) -> dict[str, dict[str, int]]:
         return {
@@ -71,15 +87,28 @@ def general_needed(task_records: int, ratio: float) -> int:
     return round(task_records * ratio / (1 - ratio)) if ratio else 0
 
 
+class HardNegativeShortfall(DataError):
+    """Too few look-alike "no" records in a split for ``--hard-negative-share``."""
+
+
 def balance(
-    records: Sequence[ExportRecord], yes_share: float, rng: random.Random, cap: int | None = None
+    records: Sequence[ExportRecord],
+    yes_share: float,
+    rng: random.Random,
+    cap: int | None = None,
+    hard_share: float = 0.0,
+    lookalike_kinds: Collection[str] = (),
 ) -> tuple[list[ExportRecord], dict[str, int]]:
     """Downsample the larger of yes/no so yes is ``yes_share`` of them; keep input order.
 
     Records whose answer is neither yes nor no are kept as they are. Where
     there was at least one "yes" and one "no", one of each stays. ``cap``
     bounds all the records kept: yes/no and the others shrink in proportion
-    and the share holds.
+    and the share holds. With ``hard_share`` S, at least S of the kept "no"
+    records (rounded up) have a ``negative_kind`` in ``lookalike_kinds``.
+
+    Raises:
+        HardNegativeShortfall: fewer look-alike "no" records than S of the kept ones.
     """
     sides = [yes_no(r.answers) for r in records]
     yes = [i for i, side in enumerate(sides) if side == "yes"]
@@ -105,10 +134,40 @@ def balance(
         if keep_yes and keep_no:
             want_yes = min(max(want_yes, 1), yn_cap - 1)
         keep_yes, keep_no = min(keep_yes, want_yes), min(keep_no, yn_cap - want_yes)
-    keep = set(rng.sample(yes, keep_yes)) | set(rng.sample(no, keep_no))
+    if hard_share > 0:
+        keep = set(rng.sample(yes, keep_yes)) | _hard_sample(
+            records, no, keep_no, hard_share, lookalike_kinds, rng
+        )
+    else:  # the original draw: a mix without the option stays byte-identical
+        keep = set(rng.sample(yes, keep_yes)) | set(rng.sample(no, keep_no))
     keep |= set(rng.sample(other, keep_other))
     kept = [r for i, r in enumerate(records) if i in keep]
     return kept, {"yes": n_yes - keep_yes, "no": n_no - keep_no, "other": len(other) - keep_other}
+
+
+def _hard_sample(
+    records: Sequence[ExportRecord],
+    no: list[int],
+    keep_no: int,
+    hard_share: float,
+    kinds: Collection[str],
+    rng: random.Random,
+) -> set[int]:
+    """``keep_no`` of the "no" indices, at least ``hard_share`` of them look-alikes."""
+    hard = [i for i in no if records[i].negative_kind in kinds]
+    need = math.ceil(keep_no * hard_share - 1e-9)
+    if need > len(hard):
+        best = len(hard) / keep_no if keep_no else 0.0
+        raise HardNegativeShortfall(
+            f"--hard-negative-share {hard_share:g} needs {need} look-alike negatives of the "
+            f'{keep_no} "no" records kept, but there are only {len(hard)} (kinds '
+            f'{", ".join(sorted(kinds)) or "none"}; {len(no)} "no" records in all). Fix: '
+            f"--hard-negative-share {math.floor(best * 100) / 100:g} or lower, or add look-alike "
+            "negatives (lying down on purpose, sitting, kneeling, squatting)."
+        )
+    chosen = set(rng.sample(hard, need))
+    rest = [i for i in no if i not in chosen]
+    return chosen | set(rng.sample(rest, keep_no - need))
 
 
 def _split_pool(
@@ -151,12 +210,20 @@ def plan_mix(
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     max_records: int | None = None,
+    group_by: str | None = None,
+    split_file: str | Path | None = None,
+    hard_negative_share: float = 0.0,
+    lookalike_kinds: Collection[str] = (),
 ) -> MixPlan:
     """Choose every record of the mix. Same inputs and seed, same plan.
 
+    Task records are split by ``group_by`` (or as ``split_file`` says; see
+    ``curation.split.split_by_groups``); with ``hard_negative_share`` S, at
+    least S of each split's kept "no" records are of ``lookalike_kinds``.
+
     Raises:
-        UsageError: a ratio or share out of range.
-        DataError: not enough task or general data for the requested mix.
+        UsageError: a ratio or share out of range, an unknown ``group_by``, a bad split file.
+        DataError: not enough task, general or look-alike data for the requested mix.
     """
     if not 0 <= ratio < 1:
         raise UsageError(f"--vqav2-ratio must be in [0, 1), got {ratio}")
@@ -164,6 +231,8 @@ def plan_mix(
         raise UsageError(f"--yes-share must be in (0, 1), got {yes_share}")
     if max_records is not None and max_records < 1:
         raise UsageError(f"--max-records must be positive, got {max_records}")
+    check_hard_negative_share(hard_negative_share)
+    check_group_by(group_by)
     if not task:
         raise DataError("no task records to mix")
     if ratio > 0 and not pools:
@@ -182,7 +251,10 @@ def plan_mix(
     train_cap = None
     if max_records is not None:
         train_cap = _task_cap(max_records, ratio, yes_share, both=bool(sides["yes"]))
-    task_splits = split_records(task, fractions, seed)
+    if hard_negative_share > 0:
+        _refuse_no_lookalikes(task, hard_negative_share, lookalike_kinds)
+    grouped = split_by_groups(task, fractions, seed, group_by, split_file)
+    task_splits = grouped.splits
     general_rows = [row for pool in pools for row in pool.rows]
     pool_splits = _split_pool(general_rows, fractions, seed) if general_rows else {}
 
@@ -190,12 +262,17 @@ def plan_mix(
     dropped: dict[str, dict[str, int]] = {}
     available: dict[str, int] = {}
     for split in SPLITS:
-        kept, dropped[split] = balance(
-            task_splits[split],
-            yes_share,
-            random.Random(f"{seed}-balance-{split}"),
-            train_cap if split == "train" else None,
-        )
+        try:
+            kept, dropped[split] = balance(
+                task_splits[split],
+                yes_share,
+                random.Random(f"{seed}-balance-{split}"),
+                train_cap if split == "train" else None,
+                hard_negative_share,
+                lookalike_kinds,
+            )
+        except HardNegativeShortfall as exc:
+            raise HardNegativeShortfall(f"the {split} split: {exc}") from None
         need = general_needed(len(kept), ratio)
         pool = pool_splits.get(split, [])
         available[split] = len(pool)
@@ -220,7 +297,43 @@ def plan_mix(
             for r in chosen
         ]
         splits[split] = kept + general
-    return MixPlan(splits, dropped, ratio, yes_share, seed, available)
+    return MixPlan(
+        splits,
+        dropped,
+        ratio,
+        yes_share,
+        seed,
+        available,
+        grouped.info,
+        hard_negative_share,
+        tuple(sorted(lookalike_kinds)),
+    )
+
+
+def check_hard_negative_share(share: float) -> None:
+    """Raises: UsageError: ``share`` outside [0, 1]."""
+    if not 0 <= share <= 1:
+        raise UsageError(
+            f'--hard-negative-share must be between 0 and 1 (a share of the task\'s "no" '
+            f"records), got {share:g}. Fix: e.g. --hard-negative-share 0.3"
+        )
+
+
+def _refuse_no_lookalikes(
+    task: Sequence[ExportRecord], share: float, kinds: Collection[str]
+) -> None:
+    """A share asked of data that has no look-alike negative at all: say why, once."""
+    no = [r for r in task if yes_no(r.answers) == "no"]
+    if any(r.negative_kind in kinds for r in no):
+        return
+    known = sorted({r.negative_kind for r in no if r.negative_kind})
+    raise HardNegativeShortfall(
+        f'--hard-negative-share {share:g}: none of the task\'s {len(no)} "no" records is of a '
+        f"look-alike kind ({', '.join(sorted(kinds)) or 'the class map lists none'}); their "
+        f"kinds: {', '.join(known) or 'none (photos carry no negative_kind)'}. Fix: add "
+        "look-alike negatives (video frames of lying down, sitting, kneeling, squatting), "
+        "list kinds in the class map's lookalike_kinds, or drop the option."
+    )
 
 
 def _task_cap(max_records: int, ratio: float, yes_share: float, both: bool) -> int:
@@ -262,6 +375,10 @@ def mix(
     command: str = "curate mix",
     fiftyone_dataset: str | None = None,
     protect: Iterable[str | Path] = (),
+    group_by: str | None = None,
+    split_file: str | Path | None = None,
+    hard_negative_share: float = 0.0,
+    lookalike_kinds: Collection[str] = (),
 ) -> tuple[MixPlan, ExportSummary]:
     """Plan the mix and write it as an export folder (with ``composition.png``).
 
@@ -276,14 +393,20 @@ def mix(
         seed=seed,
         fractions=fractions,
         max_records=max_records,
+        group_by=group_by,
+        split_file=split_file,
+        hard_negative_share=hard_negative_share,
+        lookalike_kinds=lookalike_kinds,
     )
     missing = sorted(
         {str(r.image) for recs in plan.splits.values() for r in recs if not r.image.is_file()}
     )
     if missing:
         raise DataError(f"{len(missing)} image file(s) not found, e.g. {', '.join(missing[:3])}")
-    inputs = [*task_inputs, *(p for pool in pools for p in pool.inputs)]
+    given = [Path(split_file)] if split_file is not None else []
+    inputs = [*task_inputs, *given, *(p for pool in pools for p in pool.inputs)]
     extra: dict[str, Any] = {"fiftyone_dataset": fiftyone_dataset} if fiftyone_dataset else {}
+    extra |= {"groups": plan.groups}
     extra |= {
         "mix": {
             "vqav2_ratio": ratio,
@@ -298,6 +421,7 @@ def mix(
                 for s in SPLITS
                 if plan.splits[s]
             },
+            **_hard_manifest(plan),
         },
     }
     chart = composition_png(plan)
@@ -315,6 +439,17 @@ def mix(
         protect=[*protect, *(root for pool in pools for root in pool.image_roots)],
     )
     return plan, summary
+
+
+def _hard_manifest(plan: MixPlan) -> dict[str, Any]:
+    """The manifest's look-alike figures (only when ``--hard-negative-share`` was given)."""
+    if not plan.hard_negative_share:
+        return {}
+    return {
+        "hard_negative_share": plan.hard_negative_share,
+        "lookalike_kinds": list(plan.lookalike_kinds),
+        "hard_negatives": {s: plan.hard_negatives(s) for s in SPLITS},
+    }
 
 
 @dataclass(frozen=True)
@@ -338,6 +473,10 @@ class MixRequest:
     model: ModelPreset = "tiny"
     copy: bool = False
     overwrite: bool = False
+    group_by: str | None = None  # None: subject when known, else video
+    split_file: Path | None = None
+    hard_negative_share: float = 0.0
+    class_map: Path | None = None  # which negative kinds look alike [default: the package's]
 
     def command(self) -> str:
         """The manifest's command line.
@@ -351,6 +490,12 @@ class MixRequest:
         _, val, test = self.fractions
         parts.append(f"--val-share {val:g} --test-share {test:g}")
         parts.append(f"--seed {self.seed} --model {self.model}")
+        if self.group_by:
+            parts.append(f"--group-by {self.group_by}")
+        if self.split_file is not None:
+            parts.append(f"--split-file {self.split_file.name}")
+        if self.hard_negative_share:
+            parts.append(f"--hard-negative-share {self.hard_negative_share:g}")
         return " ".join(parts)
 
 
@@ -380,6 +525,17 @@ def mix_from_request(request: MixRequest) -> MixResult:
     early = [p for p in (request.task, request.image_root) if p is not None]
     check_export_out(request.out, early, request.overwrite)
     request.general.check()
+    check_hard_negative_share(request.hard_negative_share)
+    check_group_by(request.group_by)
+    lookalikes: list[str] = []
+    if request.split_file is not None:
+        from curation.split import load_split_file
+
+        load_split_file(request.split_file)  # a malformed file before any data is loaded
+    if request.hard_negative_share > 0 or request.class_map is not None:
+        from curation.class_map import load_class_map
+
+        lookalikes = load_class_map(request.class_map).lookalike_kinds
     review = None
     protect: list[Path] = []
     task_inputs: list[Path] = []
@@ -418,6 +574,10 @@ def mix_from_request(request: MixRequest) -> MixResult:
         fiftyone_dataset=request.dataset,
         command=request.command(),
         protect=protect,
+        group_by=request.group_by,
+        split_file=request.split_file,
+        hard_negative_share=request.hard_negative_share,
+        lookalike_kinds=lookalikes,
     )
     return MixResult(plan, summary, len(records), request.dataset, review)
 

@@ -32,10 +32,35 @@ class ExportRecord:
     group: str = ""  # records sharing a group never land in different splits
     review: str = ""  # e.g. "relabel:yes" when a reviewer changed the label
     fiftyone_id: str = ""  # the FiftyOne sample it came from, if any
+    # a frame cut from a video (curation.class_map.FRAME_FIELDS); None when unknown
+    subject: str | None = None  # unique only within its source_dataset
+    video: str | None = None
+    camera: str | None = None
+    source_dataset: str | None = None
+    activity: str | None = None  # the class map's class name
+    negative_kind: str | None = None  # for "no" frames
+    time: float | None = None  # seconds from the video's start
 
     @property
     def kind(self) -> str:
         return self.answer_type or answer_type_of(self.answers)
+
+    def frame_metadata(self) -> dict[str, str | float]:
+        """The frame fields this record knows (none for a photo), in ``FRAME_METADATA`` order."""
+        values = {k: getattr(self, k) for k in FRAME_METADATA}
+        return {k: v for k, v in values.items() if v is not None}
+
+
+#: The frame fields an ``ExportRecord`` carries into the provenance sidecar (when known).
+FRAME_METADATA = (
+    "subject",
+    "video",
+    "camera",
+    "source_dataset",
+    "activity",
+    "negative_kind",
+    "time",
+)
 
 
 class _Answer(msgspec.Struct):

@@ -4,23 +4,43 @@
 one group when they show the same bytes (content hash, whatever the file is
 called) or carry the same curator group (FiftyOne's copy and near-copy checks);
 the joins are transitive, so a near copy of a copy lands beside both.
+
+Frames cut from videos add two more joins: their video (frames of one clip
+never straddle splits) and the ``--group-by`` key (a subject, camera or source
+dataset; subject and camera ids are qualified by their source dataset, since
+OmniFall's subject 3 of le2i is not subject 3 of up_fall). A record without the
+chosen key falls back to its video; one with neither (a photo) keeps only the
+content and curator joins, as before. ``--split-file`` gives each group its
+split instead of dealing them.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from curation._io import sha256_file
-from curation.errors import UsageError
+from curation.errors import DataError, UsageError
 
 if TYPE_CHECKING:
     from curation.export import ExportRecord
 
 SPLITS = ("train", "val", "test")
+
+#: ``--group-by`` names and the frame field each reads (``curation.class_map.GROUP_BY_FIELDS``).
+GROUP_BY: dict[str, str] = {
+    "subject": "subject",
+    "video": "video",
+    "camera": "camera",
+    "dataset": "source_dataset",
+}
 
 
 def split_fractions(val_share: float, test_share: float) -> tuple[float, float, float]:
@@ -89,12 +109,54 @@ def content_key(image: Path, cache: dict[Path, str]) -> str:
     return key
 
 
-def group_keys(records: Sequence[ExportRecord]) -> list[str]:
-    """One key per record: records that share content or a curator group share a key.
+def check_group_by(group_by: str | None) -> None:
+    """Raises: UsageError: ``group_by`` is not one of ``GROUP_BY`` (the valid ones listed)."""
+    if group_by is not None and group_by not in GROUP_BY:
+        raise UsageError(
+            f"--group-by {group_by!r} is not known. Fix: one of {', '.join(GROUP_BY)} "
+            "(default: subject when known, else video)"
+        )
+
+
+def group_value(rec: ExportRecord, by: str) -> str | None:
+    """The record's value under ``--group-by by``; subject and camera ids are qualified by
+    their source dataset ("le2i/3"). None when the record does not know it."""
+    value = getattr(rec, GROUP_BY[by])
+    if value is None or str(value) == "":
+        return None
+    if by in ("subject", "camera") and rec.source_dataset:
+        return f"{rec.source_dataset}/{value}"
+    return str(value)
+
+
+def resolve_group_by(records: Sequence[ExportRecord], group_by: str | None) -> str:
+    """``group_by``, or the default: subject when any record knows one, else video."""
+    check_group_by(group_by)
+    if group_by is not None:
+        return group_by
+    return "subject" if any(r.subject is not None for r in records) else "video"
+
+
+def _links(rec: ExportRecord, by: str | None) -> list[str]:
+    """The metadata joins of one record: its video, and its ``by`` key."""
+    links = []
+    video = group_value(rec, "video")
+    if video is not None:  # one clip, one split, whatever the --group-by
+        links.append(f"video:{rec.source_dataset or ''}/{video}")
+    if by is not None and by != "video":
+        value = group_value(rec, by)
+        if value is not None:
+            links.append(f"{by}:{value}")
+    return links
+
+
+def group_keys(records: Sequence[ExportRecord], group_by: str | None = None) -> list[str]:
+    """One key per record: records that share content, a curator group, a video or the
+    ``group_by`` key (see ``GROUP_BY``) share a key.
 
     A group's key is the smallest of its members' own keys (their curator
     group, else their content hash), so a split is the same whatever order
-    the joins were found in.
+    the joins were found in. ``group_by=None`` joins no metadata but the video.
     """
     cache: dict[Path, str] = {}
     parent = list(range(len(records)))
@@ -110,7 +172,11 @@ def group_keys(records: Sequence[ExportRecord]) -> list[str]:
     for i, rec in enumerate(records):
         content = content_key(rec.image, cache)
         own.append(rec.group or content)
-        for link in (f"content:{content}", f"group:{rec.group}" if rec.group else ""):
+        for link in (
+            f"content:{content}",
+            f"group:{rec.group}" if rec.group else "",
+            *_links(rec, group_by),
+        ):
             if not link:
                 continue
             j = first.setdefault(link, i)
@@ -127,15 +193,218 @@ def split_records(
     records: Sequence[ExportRecord],
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0,
+    group_by: str | None = None,
 ) -> dict[str, list[ExportRecord]]:
-    """Split so that no image content and no curator group is in two splits.
+    """Split so that no image content, curator group, video or ``group_by`` group is in two
+    splits.
 
     Each split keeps the records' input order; the same records and seed give
     the same split.
 
     Raises:
-        UsageError: fractions below 0 or not adding up to 1.
+        UsageError: fractions below 0 or not adding up to 1; an unknown ``group_by``.
     """
+    return split_by_groups(records, fractions, seed, group_by).splits
+
+
+@dataclass
+class GroupedSplit:
+    """The splits, and how they were grouped (the manifest's ``groups``)."""
+
+    splits: dict[str, list[ExportRecord]]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def split_by_groups(
+    records: Sequence[ExportRecord],
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    group_by: str | None = None,
+    split_file: str | Path | None = None,
+) -> GroupedSplit:
+    """Split by groups (see the module): dealt by ``fractions``, or as ``split_file`` says.
+
+    ``group_by`` None is the default: subject when any record knows one, else
+    video. The returned ``info`` names the grouping, how many records fell back
+    to their video (no ``group_by`` value) or to content alone (no video either),
+    and the groups per split.
+
+    Raises:
+        UsageError: bad fractions, an unknown ``group_by``, a split file missing or malformed.
+        DataError: a record's group the split file does not list, or copies the file puts
+            in two splits.
+    """
+    by = resolve_group_by(records, group_by)
     _check(fractions)
-    where = assign_splits(group_keys(records), fractions, random.Random(seed))
-    return {s: [r for r, w in zip(records, where, strict=True) if w == s] for s in SPLITS}
+    keys = group_keys(records, by)
+    values = [group_value(r, by) for r in records]
+    videos = [group_value(r, "video") for r in records]
+    if split_file is not None:
+        where = _assign_from_file(records, keys, values, videos, by, Path(split_file))
+    else:
+        where = assign_splits(keys, fractions, random.Random(seed))
+    splits = {s: [r for r, w in zip(records, where, strict=True) if w == s] for s in SPLITS}
+    groups = {s: len({k for k, w in zip(keys, where, strict=True) if w == s}) for s in SPLITS}
+    named = {
+        s: len({v for v, w in zip(values, where, strict=True) if w == s and v is not None})
+        for s in SPLITS
+    }
+    known = group_by is not None or any(v is not None for v in videos)
+    info: dict[str, Any] = {
+        # "content": the default, and no record knows a subject or video (photos)
+        "group_by": by if known else "content",
+        "chosen": "--group-by" if group_by is not None else "default",
+        "split_file": Path(split_file).name if split_file is not None else None,
+        "fallback_to_video": sum(
+            v is None and vid is not None for v, vid in zip(values, videos, strict=True)
+        )
+        if by != "video"
+        else 0,
+        "content_only": sum(
+            v is None and vid is None for v, vid in zip(values, videos, strict=True)
+        ),
+        "groups_per_split": groups,  # split groups (joined by content, copies, video, key)
+        "keys_per_split": named,  # distinct --group-by values (subjects, videos, ...)
+    }
+    return GroupedSplit(splits, info)
+
+
+_SPLIT_FILE_FIX = (
+    'Fix: a JSON file {"train": [...], "val": [...], "test": [...]} of group keys, or a CSV '
+    "file with the header split,group and one row per group (keys as --group-by reads them: "
+    'a subject as "dataset/subject", e.g. "le2i/3"; a video as its path)'
+)
+
+
+def load_split_file(path: str | Path) -> dict[str, str]:
+    """Group key -> split, from a JSON ``{split: [keys]}`` or a CSV ``split,group`` file.
+
+    Raises:
+        UsageError: the file is missing, unreadable, malformed, names a split other than
+            train/val/test, or lists one key under two splits (each problem names the file,
+            the key or row, and the fix).
+    """
+    from curation._io import path_kind
+
+    path = Path(path)
+    kind = path_kind(path, "--split-file")
+    if kind != "file":
+        what = "is a folder, not a file" if kind == "dir" else "not found"
+        raise UsageError(f"--split-file {path} {what}. {_SPLIT_FILE_FIX}")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"--split-file {path}: not readable UTF-8 text ({exc}). {_SPLIT_FILE_FIX}"
+        ) from None
+    is_json = path.suffix.lower() == ".json" or text.lstrip().startswith(("{", "["))
+    pairs = _json_pairs(path, text) if is_json else _csv_pairs(path, text)
+    where: dict[str, str] = {}
+    for split, key, at in pairs:
+        if split not in SPLITS:
+            raise UsageError(
+                f"--split-file {path} {at}: split {split!r} is not train, val or test. "
+                f"{_SPLIT_FILE_FIX}"
+            )
+        if not key:
+            raise UsageError(f"--split-file {path} {at}: the group key is empty. {_SPLIT_FILE_FIX}")
+        if where.setdefault(key, split) != split:
+            raise UsageError(
+                f"--split-file {path}: group {key!r} is listed under both {where[key]!r} and "
+                f"{split!r}; a group in two splits is the leak the file should prevent. Fix: "
+                "keep it under one split."
+            )
+    if not where:
+        raise UsageError(f"--split-file {path} lists no groups. {_SPLIT_FILE_FIX}")
+    return where
+
+
+def _json_pairs(path: Path, text: str) -> list[tuple[str, str, str]]:
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise UsageError(f"--split-file {path}: invalid JSON ({exc}). {_SPLIT_FILE_FIX}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--split-file {path}: not a JSON object. {_SPLIT_FILE_FIX}")
+    pairs = []
+    for split, keys in data.items():
+        if not isinstance(keys, list) or not all(
+            isinstance(k, str | int) and not isinstance(k, bool) for k in keys
+        ):
+            raise UsageError(
+                f"--split-file {path} key {split!r}: give a list of group keys (strings or "
+                f"whole numbers). {_SPLIT_FILE_FIX}"
+            )
+        pairs += [(str(split), str(k).strip(), f"key {split!r}") for k in keys]
+    return pairs
+
+
+def _csv_pairs(path: Path, text: str) -> list[tuple[str, str, str]]:
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise UsageError(
+            f"--split-file {path}: not a CSV file ({exc}). {_SPLIT_FILE_FIX}"
+        ) from None
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if not rows or [c.strip().lower() for c in rows[0][:1]] != ["split"] or len(rows[0]) != 2:
+        raise UsageError(
+            f"--split-file {path}: the first line must be the header split,group "
+            f"(got {','.join(rows[0]) if rows else 'an empty file'!r}). {_SPLIT_FILE_FIX}"
+        )
+    pairs = []
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) != 2:
+            raise UsageError(
+                f"--split-file {path} row {n}: {len(row)} columns, expected 2 (split,group). "
+                f"{_SPLIT_FILE_FIX}"
+            )
+        pairs.append((row[0].strip(), row[1].strip(), f"row {n}"))
+    return pairs
+
+
+def _assign_from_file(
+    records: Sequence[ExportRecord],
+    keys: Sequence[str],
+    values: Sequence[str | None],
+    videos: Sequence[str | None],
+    by: str,
+    path: Path,
+) -> list[str]:
+    """Each record's split as the file lists its group (its ``by`` value, else its video).
+
+    Raises:
+        DataError: records whose group the file does not list, or a split group (copies,
+            a video) whose members the file puts in two splits.
+    """
+    listed = load_split_file(path)
+    where: list[str] = []
+    unlisted: Counter[str] = Counter()
+    for value, video in zip(values, videos, strict=True):
+        found = next((listed[k] for k in (value, video) if k is not None and k in listed), "")
+        if not found:
+            unlisted[value or video or "(no subject, video, camera or dataset)"] += 1
+        where.append(found)
+    if unlisted:
+        shown = ", ".join(f"{k!r} ({n} records)" for k, n in sorted(unlisted.items())[:5])
+        more = f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else ""
+        raise DataError(
+            f"--split-file {path} does not list the {by if by == 'video' else by + ' (or video)'} of "
+            f"{sum(unlisted.values())} record(s): {shown}{more}. Fix: add each to the file "
+            "under train, val or test (or tag those samples exclude); keys are written as "
+            f'--group-by {by} reads them (a subject as "dataset/subject").'
+        )
+    members: dict[str, set[str]] = defaultdict(set)
+    for key, split in zip(keys, where, strict=True):
+        members[key].add(split)
+    torn = [k for k, s in members.items() if len(s) > 1]
+    if torn:
+        example = next(r for r, k in zip(records, keys, strict=True) if k == torn[0])
+        raise DataError(
+            f"--split-file {path} puts one split group in {len(members[torn[0]])} splits "
+            f"({', '.join(sorted(members[torn[0]]))}): its records share image content, a "
+            f"curator copy group or a video, e.g. {example.image} (record "
+            f"{example.original_id or '-'}); {len(torn)} such group(s). Fix: list those groups "
+            "under one split, or tag the copies exclude in review."
+        )
+    return where

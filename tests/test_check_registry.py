@@ -24,6 +24,7 @@ def test_every_registered_check_has_a_tag_and_a_description() -> None:
         "tiny",
         "conflict",
         "leak",
+        "leak:group",
     }
     for tag, cls in checks.CHECKS.items():
         assert cls.tag == tag and cls.description

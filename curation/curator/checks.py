@@ -1,8 +1,11 @@
 """`curate check`: duplicates, near-duplicates, corrupt/tiny images, conflicts, leaks, balance.
 
 Results are written back into the FiftyOne dataset as tags (``dup:exact``,
-``dup:near``, ``corrupt``, ``tiny``, ``conflict``, ``leak``) and fields
-(``dup_group``, ``near_dup_group``) so the App can filter them.
+``dup:near``, ``corrupt``, ``tiny``, ``conflict``, ``leak``, ``leak:group``)
+and fields (``dup_group``, ``near_dup_group``) so the App can filter them.
+Frames cut from videos are also checked per group: a subject or video whose
+samples carry different ``split`` values is a leak, and the report gives each
+split's yes/no balance and ``negative_kind`` counts.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ class CheckReport:
     groups: dict[str, list[list[str]]] = field(default_factory=dict)  # check -> groups of ids
     flagged: dict[str, list[str]] = field(default_factory=dict)  # tag -> sample ids
     brain_exact_duplicates: int | None = None
+    # by -> [{"group": key, "splits": {split: samples}}]: a subject or video in two splits
+    group_leaks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    split_balance: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> answer -> n
+    negative_kinds: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> kind -> n
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -131,6 +138,8 @@ class Columns:
     splits: list[str | None]
     sources: list[str]
     hamming: int = 4
+    # frame fields (curation.class_map.FRAME_FIELDS) the dataset has, one value per sample
+    meta: dict[str, list[Any]] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -264,17 +273,82 @@ class Leaks(Check):
         return [g for g in linked if len({cols.splits[i] for i in g if cols.splits[i]}) > 1]
 
 
+#: What the group leak check groups by (``curation.split.GROUP_BY`` names).
+LEAK_GROUPS = ("subject", "video")
+
+
+def group_members(cols: Columns, by: str) -> dict[str, list[int]]:
+    """Sample indices per ``by`` key (subject qualified by source dataset, as the splitter)."""
+    values = cols.meta.get(by)
+    if values is None:
+        return {}
+    datasets = cols.meta.get("source_dataset") or [None] * len(cols)
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, (v, ds) in enumerate(zip(values, datasets, strict=True)):
+        if v is None or v == "":
+            continue
+        members[f"{ds}/{v}" if ds and by == "subject" else str(v)].append(i)
+    return members
+
+
+def group_leaks(cols: Columns) -> dict[str, list[dict[str, Any]]]:
+    """Subjects and videos whose samples carry more than one ``split`` value."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for by in LEAK_GROUPS:
+        found = []
+        for key, idx in sorted(group_members(cols, by).items()):
+            splits = Counter(cols.splits[i] for i in idx if cols.splits[i])
+            if len(splits) > 1:
+                found.append({"group": key, "splits": dict(sorted(splits.items()))})
+        if by in cols.meta:
+            out[by] = found
+    return out
+
+
+@register
+class GroupLeaks(Check):
+    tag = "leak:group"
+    description = "a subject or video with samples in more than one split"
+
+    def find(self, cols: Columns) -> list[list[int]]:
+        found = []
+        for by in LEAK_GROUPS:
+            for idx in group_members(cols, by).values():
+                if len({cols.splits[i] for i in idx if cols.splits[i]}) > 1:
+                    found.append(idx)
+        return found
+
+
 def run_checks(name: str, hamming: int = 4, use_brain: bool = True) -> CheckReport:
     """Run every registered check on dataset ``name``; tag the samples; return the summary."""
+    from curation.class_map import FRAME_FIELDS
+
     ds = load_dataset(name)
     fields = ["id", "filepath", "sha256", "phash", "answers", "question", "split", "source"]
-    cols = Columns(*ds.values(fields), hamming=hamming)
+    schema = ds.get_field_schema()
+    wanted = ("subject", "video", "source_dataset", "negative_kind")
+    frame = [f for f in wanted if f in FRAME_FIELDS and f in schema]
+    values = ds.values(fields + frame)
+    cols = Columns(
+        *values[: len(fields)],
+        hamming=hamming,
+        meta=dict(zip(frame, values[len(fields) :], strict=True)),
+    )
     found = {tag: check().find(cols) for tag, check in CHECKS.items()}
     tags = {tag: {i for g in groups for i in g} for tag, groups in found.items()}
 
     balance: dict[str, Counter[str]] = defaultdict(Counter)
     for src, ans in zip(cols.sources, cols.answers, strict=True):
         balance[src][yes_no(ans) if ans else "(unlabelled)"] += 1
+
+    per_split: dict[str, Counter[str]] = defaultdict(Counter)
+    kinds: dict[str, Counter[str]] = defaultdict(Counter)
+    negative_kinds = cols.meta.get("negative_kind") or [None] * len(cols)
+    for split, ans, kind in zip(cols.splits, cols.answers, negative_kinds, strict=True):
+        side = yes_no(ans) if ans else "(unlabelled)"
+        per_split[split or "(none)"][side] += 1
+        if side == "no":
+            kinds[split or "(none)"][kind or "(none)"] += 1
 
     brain = _brain_exact_duplicates(ds) if use_brain else None
     _write_tags(ds, cols.ids, tags, found["dup:exact"], found["dup:near"])
@@ -290,6 +364,9 @@ def run_checks(name: str, hamming: int = 4, use_brain: bool = True) -> CheckRepo
         },
         flagged={t: sorted(cols.ids[i] for i in v) for t, v in tags.items()},
         brain_exact_duplicates=brain,
+        group_leaks=group_leaks(cols),
+        split_balance={s: dict(sorted(c.items())) for s, c in sorted(per_split.items())},
+        negative_kinds={s: dict(sorted(c.items())) for s, c in sorted(kinds.items())},
     )
 
 

@@ -22,11 +22,13 @@ def export_dataset(
     Copies and near-copies found by ``curate check`` share a split group.
     """
     from curation.curator.records import records_from_dataset
+    from curation.export import check_export_options
 
+    opts = options or ExportOptions()
+    check_export_options(opts)  # a bad --group-by or --split-file before FiftyOne starts
     found = records_from_dataset(dataset)
     if not found.task:
         raise DataError(f"dataset {dataset!r} has no labelled task samples to export")
-    opts = options or ExportOptions()
     return export_records(
         found.task,
         out,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from curation.curator._fo import EXCLUDE_TAG, RELABEL_TAGS, load_dataset
 from curation.errors import DataError
-from curation.record_types import ExportRecord, GeneralPool, PoolRow
+from curation.record_types import FRAME_METADATA, ExportRecord, GeneralPool, PoolRow
 
 
 @dataclass
@@ -48,6 +48,16 @@ def refuse_misspelled_review_tags(dataset: str, tags_per_sample: list[list[str] 
         )
 
 
+def _frame_values(values: dict[str, list], frame: list[str], i: int) -> dict[str, object]:
+    """Sample ``i``'s frame fields, as strings (``time`` a float); None stays None."""
+    out: dict[str, object] = {}
+    for f in frame:
+        v = values[f][i]
+        if v is not None and v != "":
+            out[f] = float(v) if f == "time" else str(v)
+    return out
+
+
 def records_from_dataset(name: str) -> DatasetRecords:
     """Task records (and a general pool) from dataset ``name``.
 
@@ -71,7 +81,14 @@ def records_from_dataset(name: str) -> DatasetRecords:
         "dup_group",
         "near_dup_group",
     ]
-    values = dict(zip(wanted, ds.values([f if f in fields else "id" for f in wanted]), strict=True))
+    frame = [f for f in FRAME_METADATA if f in fields]  # frames cut from videos carry these
+    values = dict(
+        zip(
+            wanted + frame,
+            ds.values([f if f in fields else "id" for f in wanted] + frame),
+            strict=True,
+        )
+    )
     refuse_misspelled_review_tags(name, values["tags"])
     for f in ("dup_group", "near_dup_group"):
         if f not in fields:
@@ -127,6 +144,7 @@ def records_from_dataset(name: str) -> DatasetRecords:
                 group=group,
                 review=review,
                 fiftyone_id=sid,
+                **_frame_values(values, frame, i),
             )
         )
     if conflicting:

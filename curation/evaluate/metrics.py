@@ -144,6 +144,49 @@ def collapse_reasons(
     return reasons
 
 
+# --- per kind: false alarms per negative_kind, misses per positive class ----------------
+
+
+def error_rates_by_label(
+    labels: Sequence[str | None],
+    truth_yes: Sequence[bool],
+    said_yes: Sequence[bool],
+    positive: bool,
+) -> dict[str, dict[str, Any]]:
+    """Per label, among the records whose truth is ``positive``: how many, how many wrong, rate.
+
+    For negatives (``positive=False``) a mistake is a false alarm (said yes);
+    for positives, a miss (said anything but yes). Records without a label
+    (photos carry no ``negative_kind``) are left out.
+    """
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for label, truth, said in zip(labels, truth_yes, said_yes, strict=True):
+        if label is None or truth != positive:
+            continue
+        counts[label][0] += 1
+        counts[label][1] += said != positive
+    name = "misses" if positive else "false_alarms"
+    return {k: {"n": n, name: wrong, "rate": wrong / n} for k, (n, wrong) in sorted(counts.items())}
+
+
+def per_kind_rates(
+    kinds: Sequence[str | None],
+    activities: Sequence[str | None],
+    truth_yes: Sequence[bool],
+    said_yes: Sequence[bool],
+) -> dict[str, Any]:
+    """``false_alarm_rate_by_kind`` and ``miss_rate_by_class`` (``{label: rate}``), with the
+    counts beside them (``false_alarms_by_kind``, ``misses_by_class``)."""
+    alarms = error_rates_by_label(kinds, truth_yes, said_yes, positive=False)
+    misses = error_rates_by_label(activities, truth_yes, said_yes, positive=True)
+    return {
+        "false_alarm_rate_by_kind": {k: v["rate"] for k, v in alarms.items()},
+        "false_alarms_by_kind": alarms,
+        "miss_rate_by_class": {k: v["rate"] for k, v in misses.items()},
+        "misses_by_class": misses,
+    }
+
+
 # --- P(yes): ranking, calibration and the operating point -------------------------------
 
 

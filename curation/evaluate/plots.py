@@ -85,7 +85,44 @@ def write_plots(out_dir: Path, report: EvalReport) -> list[Path]:
         ax.set_title("general VQA accuracy per answer type")
         fig.tight_layout()
         written.append(_save(fig, out_dir / "accuracy_by_type.png"))
+    if task.get("false_alarms_by_kind") or task.get("misses_by_class"):
+        written.append(_per_kind_plot(plt, task, out_dir / "false_alarms_by_kind.png"))
     return written
+
+
+def _per_kind_plot(plt: Any, task: dict[str, Any], path: Path) -> Path:
+    """False-alarm rate per negative kind and miss rate per positive class, side by side
+    (dots: the same at the operating point's threshold)."""
+    op = task.get("operating_point") or {}
+    panels = [
+        ("false_alarms_by_kind", "false-alarm rate per negative kind", "tab:red"),
+        ("misses_by_class", "miss rate per positive class", "tab:blue"),
+    ]
+    panels = [p for p in panels if task.get(p[0])]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4 + 2.5 * len(panels), 3.2), dpi=100, squeeze=False
+    )
+    for ax, (key, title, color) in zip(axes[0], panels, strict=True):
+        table = task[key]
+        labels = list(table)
+        ax.bar(labels, [table[k]["rate"] for k in labels], color=color, label="generated answer")
+        for x, k in enumerate(labels):
+            ax.text(x, table[k]["rate"] + 0.02, f"n={table[k]['n']}", ha="center", fontsize=7)
+        at = op.get(key)
+        if at:
+            ax.scatter(
+                labels,
+                [(at.get(k) or {}).get("rate", 0) for k in labels],
+                color="black",
+                zorder=3,
+                label=f"P(yes) >= {op['threshold']:.2f}",
+            )
+            ax.legend(fontsize=7)
+        ax.set_ylim(0, 1.1)
+        ax.tick_params(axis="x", labelsize=7, rotation=30)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def _save(fig: Any, path: Path) -> Path:

@@ -15,6 +15,7 @@ from curation.errors import DataError, UsageError
 from curation.evaluate.metrics import (
     collapse_reasons,
     general_metrics,
+    per_kind_rates,
     probability_metrics,
     task_metrics,
     threshold_at_false_alarm,
@@ -84,6 +85,8 @@ def score(
                 "answer_type": prov.get("answer_type", ""),
                 "score": vqa_accuracy(pred, rec["answer"]),
                 "p_yes": prob,
+                "negative_kind": prov.get("negative_kind"),
+                "activity": prov.get("activity"),
             }
         )
     task_rows = [r for r in rows if r["part"] == "task"]
@@ -116,15 +119,28 @@ def score(
         ("yes_rate", "yes_rate_negatives", "accuracy", "balanced_accuracy", "f1_yes", "other_rate")
     )
     task_dict = task.to_dict() if task else {**empty_task, "n": 0}
-    scored = [r for r in task_rows if r["p_yes"] is not None and yes_no(r["answers"]) != "other"]
-    if scored:
-        task_dict.update(
-            probability_metrics(
-                [yes_no(r["answers"]) == "yes" for r in scored],
-                [r["p_yes"] for r in scored],
-                threshold,
-            )
+    judged = [r for r in task_rows if yes_no(r["answers"]) != "other"]
+    task_dict.update(
+        per_kind_rates(
+            [r["negative_kind"] for r in judged],
+            [r["activity"] for r in judged],
+            [yes_no(r["answers"]) == "yes" for r in judged],
+            [r["yes_no"] == "yes" for r in judged],
         )
+    )
+    scored = [r for r in judged if r["p_yes"] is not None]
+    if scored:
+        truths = [yes_no(r["answers"]) == "yes" for r in scored]
+        task_dict.update(probability_metrics(truths, [r["p_yes"] for r in scored], threshold))
+        if threshold is not None:  # the same table at the threshold predict will use
+            task_dict["operating_point"].update(
+                per_kind_rates(
+                    [r["negative_kind"] for r in scored],
+                    [r["activity"] for r in scored],
+                    truths,
+                    [r["p_yes"] >= threshold["threshold"] for r in scored],
+                )
+            )
     return {
         "n": len(rows),
         "task": task_dict,
@@ -223,6 +239,7 @@ EVAL_OUTPUTS = (
     "yes_rate.png",
     "reliability.png",
     "accuracy_by_type.png",
+    "false_alarms_by_kind.png",
 )
 
 
@@ -365,11 +382,40 @@ def summary_markdown(report: EvalReport) -> str:
             f"{_pct(op['false_alarm_rate'])} false alarms.",
             "",
         ]
+    lines += per_kind_markdown(t)
     if report.collapse_alarm:
         lines += ["**COLLAPSE ALARM**: " + "; ".join(report.collapse_reasons), ""]
     else:
         lines += ["No collapse alarm.", ""]
     return "\n".join(lines)
+
+
+def per_kind_markdown(task: dict[str, Any]) -> list[str]:
+    """eval.md's table of false alarms per negative kind and misses per positive class."""
+    alarms, misses = task.get("false_alarms_by_kind") or {}, task.get("misses_by_class") or {}
+    if not alarms and not misses:
+        return []
+    op = task.get("operating_point") or {}
+    at = op.get("false_alarms_by_kind") is not None
+    head = "| truth | kind or class | records | said yes (generated) | false-alarm or miss rate |"
+    head += f" rate at P(yes) >= {op['threshold']:.3f} |" if at else ""
+    lines = [
+        "False alarms per negative kind (truth no) and misses per positive class (truth yes):",
+        "",
+        head,
+        "| --- | --- | --- | --- | --- |" + (" --- |" if at else ""),
+    ]
+    for truth, table, count, op_key in (
+        ("no", alarms, "false_alarms", "false_alarms_by_kind"),
+        ("yes", misses, "misses", "misses_by_class"),
+    ):
+        for label, row in table.items():
+            said_yes = row[count] if truth == "no" else row["n"] - row[count]
+            line = f"| {truth} | {label} | {row['n']} | {said_yes} | {_pct(row['rate'])} |"
+            if at:
+                line += f" {_pct((op[op_key].get(label) or {}).get('rate'))} |"
+            lines.append(line)
+    return [*lines, ""]
 
 
 def _read_eval_report(path: Path) -> dict[str, Any]:
