@@ -285,6 +285,9 @@ def _failure(work: Path, rc: int, log: Path, launch: LaunchOptions) -> tuple[Cur
     output = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
     written = {e["rank"] for e in errors}
     died = {r: c for r, c in dead_ranks(output).items() if c < 0 or r not in written}
+    # torchrun stops the survivors with SIGTERM: name the rank that died first
+    causes = {r: c for r, c in died.items() if c != -signal.SIGTERM}
+    died = causes or died
     node = "" if launch.nnodes == 1 else f" on node {launch.node_rank}"
     if died:
         parts = [
