@@ -35,7 +35,6 @@ from curation.training._lavis_compat import (
     _runner_class,
     _seed_everything,
     _single_process_group,
-    distributed_run,
 )
 from curation.training.checkpoints import (
     read_checkpoint,
@@ -310,6 +309,8 @@ def _train_in(
     with contextlib.ExitStack() as stack:
         stack.enter_context(_single_process_group())
         if ranks is not None:
+            from curation.training._lavis_compat import distributed_run
+
             stack.enter_context(distributed_run())
         stack.enter_context(_lavis_log(log_path))
         stack.enter_context(_denormals_flushed())
