@@ -320,18 +320,56 @@ def train(
         str | None, typer.Option(help="Name of the run folder [default: the start time].")
     ] = None,
     trust_checkpoint: TrustCheckpointOption = False,
+    nproc_per_node: Annotated[
+        int | None,
+        typer.Option(
+            help="Processes on this node, launched with torchrun in LAVIS's distributed mode "
+            "(gloo on CPU, nccl with one GPU each) [default: one process, no torchrun]."
+        ),
+    ] = None,
+    nnodes: Annotated[
+        int, typer.Option(help="Nodes in the run (with --nproc-per-node; same on every node).")
+    ] = 1,
+    node_rank: Annotated[
+        int, typer.Option(help="This node's rank, 0 to nnodes-1 (node 0 writes the run).")
+    ] = 0,
+    rdzv_endpoint: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT of node 0 where the nodes meet (needed with --nnodes > 1)."),
+    ] = None,
 ) -> None:
-    """Train BLIP-2 with LAVIS's own task and runner, offline, in one process.
+    """Train BLIP-2 with LAVIS's own task and runner, offline.
 
     The run goes to OUT/runs/<run-id>/: checkpoints, LAVIS's log, the resolved
-    config and a manifest pointing at the data it trained on.
+    config and a manifest pointing at the data it trained on. One process by
+    default; --nproc-per-node N launches N processes with torchrun.
     """
     from curation import _render
     from curation.training.checkpoints import trusted_checkpoints
-    from curation.training.train import train as run_training
 
-    with _render.TrainProgress(console) as progress, trusted_checkpoints(trust_checkpoint):
-        result = run_training(config, overrides or [], run_id=run_id, on_event=progress.update)
+    if nproc_per_node is None:
+        if nnodes != 1 or node_rank != 0 or rdzv_endpoint is not None:
+            raise UsageError(
+                "--nnodes, --node-rank and --rdzv-endpoint go with --nproc-per-node N. "
+                "Fix: add --nproc-per-node (processes per node)"
+            )
+        from curation.training.train import train as run_training
+
+        with _render.TrainProgress(console) as progress, trusted_checkpoints(trust_checkpoint):
+            result = run_training(config, overrides or [], run_id=run_id, on_event=progress.update)
+    else:
+        from curation.training.distributed import LaunchOptions, train_distributed
+
+        launch = LaunchOptions(nproc_per_node, nnodes, node_rank, rdzv_endpoint)
+        with _render.TrainProgress(console) as progress:
+            result = train_distributed(
+                config,
+                overrides or [],
+                run_id,
+                launch,
+                on_event=progress.update,
+                trust_checkpoint=trust_checkpoint,
+            )
     _render.train_result(console, result)
 
 

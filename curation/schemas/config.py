@@ -207,10 +207,18 @@ class RunConfig(_Strict):
     valid_splits: list[str] = ["val"]
     test_splits: list[str] = ["test"]
     distributed: Literal[False] = Field(
-        False, description="curate train runs one process (a gloo group of size 1)."
+        False,
+        description="Leave False: curate train --nproc-per-node N switches LAVIS's "
+        "distributed mode on for the processes it launches.",
     )
     world_size: Literal[1] = 1
     dist_url: str = "env://"
+    dist_timeout: int = Field(
+        600,
+        gt=0,
+        description="Seconds a process of a distributed run waits for the others at a "
+        "collective (gloo/nccl) before the run fails; a dead rank never hangs it.",
+    )
 
 
 class TrainConfig(_Strict):

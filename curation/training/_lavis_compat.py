@@ -79,6 +79,48 @@ CATALOGUE: tuple[Override, ...] = (
         "tests/test_lavis_guard.py::test_iter_loader_changes_epoch_without_sleeping",
     ),
     Override(
+        "process group without init_distributed_mode",
+        "lavis.common.dist_utils:init_distributed_mode",
+        "LAVIS's init calls torch.cuda.set_device (fails on CPU), forces nccl and waits 365 "
+        "days for a dead peer; our worker opens the group itself (gloo on CPU, nccl on GPUs, "
+        "run.dist_timeout) and fills run_cfg's distributed/rank/world_size/gpu the same way",
+        "_worker.py: _process_group; train.py: _lavis_run_settings",
+        "tests/test_distributed.py::test_two_gloo_processes_train_one_epoch_then_predict",
+    ),
+    Override(
+        "metric sync on the group's device",
+        "lavis.common.logger:SmoothedValue.synchronize_between_processes",
+        "it all-reduces a device='cuda' tensor, which gloo on CPU cannot",
+        "_lavis_compat.py: _synchronize_on_group_device, swapped by distributed_run",
+        "tests/test_distributed.py::test_two_gloo_processes_train_one_epoch_then_predict",
+    ),
+    Override(
+        "disjoint training shards",
+        "lavis.runners.runner_base:DistributedSampler",
+        "LAVIS's sampler pads the last shard with records of other ranks and shuffles with "
+        "seed 0; ours drops the remainder when training (every record in at most one shard "
+        "per epoch) and shuffles with run.seed",
+        "_lavis_compat.py: _sharded_sampler, swapped in FalldownRunner.create_loaders",
+        "tests/test_distributed.py::test_two_gloo_processes_train_one_epoch_then_predict",
+    ),
+    Override(
+        "DDP on CPU",
+        "lavis.runners.runner_base:RunnerBase.model",
+        "LAVIS wraps DDP only when the model changes device (never on CPU) and always "
+        "passes device_ids (wrong for a CPU model)",
+        "_lavis_compat.py: FalldownRunner.model",
+        "tests/test_distributed.py::test_two_gloo_processes_train_one_epoch_then_predict",
+    ),
+    Override(
+        "shard order per epoch",
+        "lavis.runners.runner_base:IterLoader",
+        "IterLoader calls sampler.set_epoch with its own counter, through PrefetchLoader "
+        "which has no .sampler; we set the runner's epoch and restart the iterator at each "
+        "epoch (a resumed run shuffles as the uninterrupted one)",
+        "_lavis_compat.py: _start_shard_epoch, called in FalldownRunner.train_epoch",
+        "tests/test_distributed.py::test_two_gloo_processes_train_one_epoch_then_predict",
+    ),
+    Override(
         "wrapped model on CPU",
         "lavis.runners.runner_base:RunnerBase.model",
         "RunnerBase.model returns None unless the model was moved to another device",
@@ -333,6 +375,72 @@ def _single_process_group() -> Iterator[None]:
         yield
 
 
+def _synchronize_on_group_device(self: Any) -> None:
+    """LAVIS's ``SmoothedValue.synchronize_between_processes`` on the group's own device."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([self.count, self.total], dtype=torch.float64, device=device)
+    dist.barrier()
+    dist.all_reduce(t)
+    count, total = t.tolist()
+    self.count = int(count)
+    self.total = total
+
+
+@contextlib.contextmanager
+def distributed_run() -> Iterator[None]:
+    """The swaps a run in LAVIS's distributed mode needs on top of the single-process ones."""
+    from lavis.common.logger import SmoothedValue
+
+    with patched(SmoothedValue, "synchronize_between_processes", _synchronize_on_group_device):
+        yield
+
+
+def _sharded_sampler(seed: int) -> Any:
+    """LAVIS's ``DistributedSampler`` call, made disjoint for training and seeded by the run."""
+    from torch.utils.data import DistributedSampler
+
+    def make(dataset: Any, shuffle: bool, num_replicas: int, rank: int) -> Any:
+        # training (shuffle) drops the remainder so no record is in two shards; evaluation
+        # keeps LAVIS's padding (every record scored; save_result drops the repeats)
+        return DistributedSampler(
+            dataset,
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=shuffle,
+        )
+
+    return make
+
+
+def _start_shard_epoch(loader: Any, epoch: int) -> None:
+    """Point the training sampler at ``epoch`` and restart LAVIS's ``IterLoader`` on it.
+
+    Each epoch consumes exactly ``len(loader)`` batches, so the previous iterator is
+    spent; a fresh one reads the sampler's new order. ``IterLoader``'s own
+    ``set_epoch`` (on the next StopIteration) then never runs.
+    """
+    dataloader = getattr(loader, "_dataloader", None)
+    inner = getattr(dataloader, "loader", dataloader)  # PrefetchLoader / _CpuLoader
+    sampler = getattr(inner, "sampler", None)
+    if dataloader is None or not hasattr(sampler, "set_epoch"):
+        return
+    sampler.set_epoch(epoch)
+    loader.iter_loader = iter(dataloader)
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 def _forget_previous_run() -> None:
     """LAVIS registers each run's folders globally and refuses a second registration."""
     from lavis.common.registry import registry
@@ -373,6 +481,16 @@ def _runner_class() -> type:
 
         @property
         def model(self) -> Any:
+            if self.use_distributed:
+                if self._wrapped_model is None:
+                    from torch.nn.parallel import DistributedDataParallel
+
+                    self._model = self._model.to(self.device)
+                    # device_ids only for a GPU model; LAVIS wraps only when the model
+                    # moves, so on CPU it would train unsynchronised copies
+                    ids = [self.config.run_cfg.gpu] if self.device.type == "cuda" else None
+                    self._wrapped_model = DistributedDataParallel(self._model, device_ids=ids)
+                return self._wrapped_model
             # LAVIS sets the wrapped model only when it moves the model to another device,
             # so on CPU its property returns None
             wrapped = RunnerBase.model.fget(self)
@@ -393,32 +511,49 @@ def _runner_class() -> type:
                     stack.enter_context(
                         patched(runner_module, "IterLoader", _no_sleep_iter_loader())
                     )
+                if self.use_distributed:
+                    seed = int(self.config.run_cfg.seed)
+                    stack.enter_context(
+                        patched(runner_module, "DistributedSampler", _sharded_sampler(seed))
+                    )
                 return super().create_loaders(*args, **kwargs)
 
         def train_epoch(self, epoch: int) -> Any:
             # LAVIS's checkpoints carry no RNG state: reseed from (seed, epoch) so an
             # epoch's shuffling and dropout do not depend on the epochs before it, and a
             # resumed run repeats the uninterrupted run exactly
-            _seed_everything(int(self.config.run_cfg.seed) + epoch)
+            # (each rank its own stream: augmentation differs between shards)
+            _seed_everything(int(self.config.run_cfg.seed) + epoch + 100_003 * _rank())
+            if self.use_distributed:
+                _start_shard_epoch(self.train_loader, epoch)
             stats = super().train_epoch(epoch)
             # LAVIS saves every epoch only without validation splits; with them it saves
             # only checkpoint_best.pth, and only once accuracy rises above 0. Keep the
             # latest epoch in both cases (resume needs it), and only the latest.
             if self.valid_splits:
-                self._save_checkpoint(epoch, is_best=False)
-            previous = Path(self.output_dir) / f"checkpoint_{epoch - 1}.pth"
-            previous.unlink(missing_ok=True)
+                self._save_checkpoint(epoch, is_best=False)  # rank 0 only (main_process)
+            if _rank() == 0:
+                previous = Path(self.output_dir) / f"checkpoint_{epoch - 1}.pth"
+                previous.unlink(missing_ok=True)
             return stats
 
         def _reload_best_model(self, model: Any) -> Any:
             best = Path(self.output_dir) / "checkpoint_best.pth"
-            if not best.exists():  # accuracy never rose above 0: test the latest epoch
+            # accuracy never rose above 0: test the latest epoch (only rank 0 writes in the
+            # run folder; the others wait for it, then read the same file)
+            if _rank() == 0 and not best.exists():
                 latest = latest_checkpoint(Path(self.output_dir).glob("checkpoint_*.pth"))
-                if latest is None:  # resumed past the last epoch: test the model as it is
-                    return model
-                os.link(latest, best)
+                if latest is not None:
+                    os.link(latest, best)
+            if self.use_distributed:
+                import torch.distributed as dist
+
+                dist.barrier()
+            if not best.exists():  # resumed past the last epoch: test the model as it is
+                return model
             # LAVIS's own reload retries without strict on any mismatch; this one refuses
-            report = load_weights(self.unwrap_dist_model(model), best, trust=False)
+            # eval_epoch passes the model already unwrapped from DDP
+            report = load_weights(model, best, trust=False)
             require_match(report, "model being trained")
             return model
 

@@ -105,8 +105,10 @@ def config_error_text(path: Path, exc: ValidationError) -> str:
         "run.inference_method": "BLIP-2 has no 'rank' inference; use generate.",
         "run.prompt": "leave run.prompt empty; put the template in datasets.<name>.prompt "
         "so train, eval and predict see the same question text.",
-        "run.distributed": "curate train runs a single process; for several GPUs run LAVIS's "
-        "train.py with torchrun.",
+        "run.distributed": "leave it False; curate train --nproc-per-node N runs LAVIS's "
+        "distributed mode (gloo on CPU, nccl on GPUs).",
+        "run.world_size": "leave it 1; the process count is curate train --nproc-per-node N "
+        "(times --nnodes).",
     }
     for err in exc.errors(include_url=False):
         key = ".".join(str(p) for p in err["loc"])

@@ -1,10 +1,11 @@
-"""`curate train`: LAVIS's own task and runner, one process, local files only.
+"""`curate train`: LAVIS's own task and runner, local files only.
 
 Before anything heavy is imported the config, the data (the contract) and
 the model files are checked, so a bad file fails in about a second. LAVIS's
 ``RunnerBase.train`` calls ``dist.barrier()`` even with ``distributed: False``;
 ``_lavis_compat._SingleProcessDist`` answers that call for a single process. LAVIS's
-source is never edited.
+source is never edited. ``train`` runs one process; ``train_one_rank`` is one
+process of a ``torch.distributed.run`` launch (``curation.training.distributed``).
 """
 
 from __future__ import annotations
@@ -74,6 +75,16 @@ class TrainResult:
     steps: int
     peak_rss_mb: float
     device: str
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    """Where one process sits in a distributed run (torchrun's RANK, WORLD_SIZE, LOCAL_RANK)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    backend: str  # "gloo" or "nccl"
 
 
 def prepare(config_path: str | Path, overrides: Sequence[str] = ()) -> tuple[LoadedConfig, int]:
@@ -177,31 +188,103 @@ def train(
     loaded, _ = prepare(config_path, overrides)
     import_plugin()
     check_builders(loaded)
+    device = resolve_device(loaded.config.run.device)
+    run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
+    output_root = loaded.resolve(loaded.config.run.output_dir)
+    run_dir = output_root / run_id
+    with claimed_run_folder(run_dir):
+        return _train_in(loaded, overrides, run_id, run_dir, output_root, device, on_event)
+
+
+def resolve_device(requested: str) -> str:
+    """``run.device``: ``auto`` is cuda when a GPU is visible, else cpu.
+
+    Raises:
+        DataError: cuda asked for, and no GPU visible.
+    """
     import torch
 
-    cfg = loaded.config
-    device = cfg.run.device
+    device = requested
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise DataError("run.device is cuda but no CUDA GPU is visible. Fix: run.device=cpu")
-    run_id = run_id or time.strftime("%Y%m%d-%H%M%S")
-    output_root = loaded.resolve(cfg.run.output_dir)
-    run_dir = output_root / run_id
+    return device
+
+
+@contextlib.contextmanager
+def claimed_run_folder(run_dir: Path) -> Iterator[None]:
+    """Make the run folder (refusing one that exists) and hold its lock while the block runs.
+
+    A start that fails before the first checkpoint leaves no folder to block the id.
+
+    Raises:
+        DataError: the folder exists.
+    """
     if os.path.lexists(run_dir):
         raise DataError(f"run folder {run_dir} already exists. Fix: pass another --run-id")
     run_dir.mkdir(parents=True)
     lock = run_dir / RUN_LOCK  # export/mix --overwrite refuse to delete a live run
     lock.write_text(f"{os.getpid()}\n", encoding="ascii")
     try:
-        return _train_in(loaded, overrides, run_id, run_dir, output_root, device, on_event)
+        yield
     except BaseException:
-        # a start that failed before the first checkpoint leaves no folder to block the id
         if not any(run_dir.glob("checkpoint_*.pth")):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
         lock.unlink(missing_ok=True)
+
+
+def train_one_rank(
+    config_path: str | Path,
+    overrides: Sequence[str],
+    run_id: str,
+    device: str,
+    ranks: RankInfo,
+    on_event: Callable[[TrainEvent], None] | None = None,
+) -> TrainResult:
+    """One process of a distributed run, inside a process group that is already open.
+
+    The launcher (``distributed.train_distributed``) ran the pre-checks, made the
+    run folder and wrote its config; here the config is only read again and the
+    plugin's builder names registered. Only rank 0 writes logs and the manifest.
+    """
+    loaded = load_train_config(config_path, overrides)
+    import_plugin()
+    check_builders(loaded)
+    output_root = loaded.resolve(loaded.config.run.output_dir)
+    run_dir = output_root / run_id
+    return _train_in(loaded, overrides, run_id, run_dir, output_root, device, on_event, ranks)
+
+
+def write_run_config(loaded: LoadedConfig, run_dir: Path, run_id: str) -> None:
+    """The resolved config beside the checkpoints (``curate predict`` reads it)."""
+    write_config(
+        run_dir / "config.yaml",
+        relocated_dict(loaded, run_dir),
+        f"Resolved config of run {run_id} (paths relative to this folder).\n"
+        f"curate predict {run_dir.as_posix()}/checkpoint_best.pth IMAGE --question '...'",
+    )
+
+
+def _lavis_run_settings(device: str, amp: bool, ranks: RankInfo | None) -> dict[str, Any]:
+    """``run:`` keys LAVIS reads besides ours: the device and, for torchrun, its distributed mode.
+
+    The distributed keys are what LAVIS's ``init_distributed_mode`` would set on
+    ``run_cfg``; our worker opens the process group itself.
+    """
+    settings: dict[str, Any] = {"device": device, "amp": amp and device == "cuda"}
+    if ranks is not None:
+        settings.update(
+            distributed=True,
+            world_size=ranks.world_size,
+            rank=ranks.rank,
+            gpu=ranks.local_rank,
+            dist_backend=ranks.backend,
+            dist_url="env://",
+        )
+    return settings
 
 
 def _train_in(
@@ -212,21 +295,27 @@ def _train_in(
     output_root: Path,
     device: str,
     on_event: Callable[[TrainEvent], None] | None,
+    ranks: RankInfo | None = None,
 ) -> TrainResult:
     cfg = loaded.config
-    write_config(
-        run_dir / "config.yaml",
-        relocated_dict(loaded, run_dir),
-        f"Resolved config of run {run_id} (paths relative to this folder).\n"
-        f"curate predict {run_dir.as_posix()}/checkpoint_best.pth IMAGE --question '...'",
-    )
+    main = ranks is None or ranks.rank == 0
+    if ranks is None:  # a distributed run's launcher wrote it before any process started
+        write_run_config(loaded, run_dir, run_id)
     lavis_dict = absolute_dict(loaded)
     lavis_dict["run"].update(
-        device=device, amp=cfg.run.amp and device == "cuda", output_dir=str(output_root.resolve())
+        _lavis_run_settings(device, cfg.run.amp, ranks), output_dir=str(output_root.resolve())
     )
     emit = on_event or (lambda e: None)
     started = time.perf_counter()
-    with _single_process_group(), _lavis_log(run_dir / "lavis.log"), _denormals_flushed():
+    log_path = run_dir / "lavis.log" if main else Path(os.devnull)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_single_process_group())
+        if ranks is not None:
+            from curation.training._lavis_compat import distributed_run
+
+            stack.enter_context(distributed_run())
+        stack.enter_context(_lavis_log(log_path))
+        stack.enter_context(_denormals_flushed())
         lavis_cfg = _lavis_config(lavis_dict)
         _seed_everything(cfg.run.seed)
         task = _observed_task(lavis_cfg, emit)
@@ -259,6 +348,24 @@ def _train_in(
     checkpoints = sorted_checkpoints(run_dir.glob("checkpoint_*.pth"))
     data_manifest = loaded.base / "manifest.json"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = TrainResult(
+        run_dir,
+        checkpoints,
+        task.losses,
+        epochs,
+        test_metrics,
+        seconds,
+        len(task.losses),
+        peak,
+        device,
+    )
+    if not main:
+        return result
+    distributed = (
+        {"processes": ranks.world_size, "backend": ranks.backend, "losses_of": "rank 0"}
+        if ranks is not None
+        else None
+    )
     atomic_write_json(
         run_dir / "manifest.json",
         {
@@ -279,19 +386,10 @@ def _train_in(
             "checkpoints": [c.name for c in checkpoints],
             "epochs": epochs,
             "evaluations": task.evals,
+            **({"distributed": distributed} if distributed else {}),
         },
     )
-    return TrainResult(
-        run_dir,
-        checkpoints,
-        task.losses,
-        epochs,
-        test_metrics,
-        seconds,
-        len(task.losses),
-        peak,
-        device,
-    )
+    return result
 
 
 class _Tee(io.TextIOBase):
@@ -383,6 +481,7 @@ def _observed_task(lavis_cfg: Any, emit: Callable[[TrainEvent], None]) -> Any:
                     step=int(samples.get("iters", 0)) + 1,
                     steps=int(samples.get("num_iters_per_epoch", 0)),
                     loss=value,
+                    data={"instance_ids": list(samples.get("instance_id", ()))},
                 )
             )
             return loss
