@@ -157,7 +157,7 @@ def encode_mp4(frames: list[Any], fps: int) -> bytes:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames[0].size if frames else (16, 16)
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "28", "preset": "medium"}
+        stream.options = {"crf": "28", "preset": "medium", "threads": "1"}
         stream.codec_context.thread_count = 1
         for img in frames:
             frame = av.VideoFrame.from_image(img)

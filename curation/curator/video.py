@@ -486,7 +486,7 @@ def _cut_video(
             items: list[Item] = []
             unsure = unlabelled = 0
             decoded = 0
-            target = 0.0
+            target = 0  # the k of the next sampling time k / fps
             half = period / 2
             size = (0, 0)
             try:
@@ -495,10 +495,10 @@ def _cut_video(
                     t = frame.time - origin if frame.time is not None else i * period
                     if every_n:
                         take = i % every_n == 0
-                    else:
-                        take = t + half >= target
-                        while target <= t + half:
-                            target += 1.0 / fps  # type: ignore[operator]
+                    else:  # the first frame at or after each k / fps, half a frame early
+                        take = t + half + 1e-9 >= target / fps  # type: ignore[operator]
+                        while target / fps <= t + half + 1e-9:  # type: ignore[operator]
+                            target += 1
                     if not take:
                         continue
                     label = _label(t, spans, boundaries, margin)
@@ -518,9 +518,9 @@ def _cut_video(
                         file.parent.mkdir(parents=True, exist_ok=True)
                         atomic_write_bytes(file, data)
                     unsure += answer is None
-                    kind_ = class_map.negative_kind_of(seg.name) if seg else None
+                    kind_ = None
                     if seg is not None and seg.rule.answer == "no":
-                        kind_ = seg.rule.negative_kind or kind_ or seg.name
+                        kind_ = seg.rule.negative_kind or class_map.negative_kind_of(seg.name)
                     first = seg or seg_list[0]
                     items.append(
                         make_item(
