@@ -585,9 +585,9 @@ def ingest(
     """
     from curation import _render
     from curation.curator.ingest import ingest as run_ingest
-    from curation.curator.video import is_video_folder
+    from curation.curator.video import is_video_source
 
-    if videos is not None or is_video_folder(source):
+    if videos is not None or is_video_source(source):
         from curation.curator.video import ingest_videos
 
         video_result = ingest_videos(
@@ -606,6 +606,15 @@ def ingest(
         )
         _render.video_ingest_result(console, video_result)
         return
+    video_only = {"--fps": fps, "--every-n": every_n, "--class-map": class_map}
+    video_only |= {"--frames-dir": frames_dir, "--skip-bad": skip_bad or None}
+    video_only["--margin"] = None if margin == 0.5 else margin
+    given = [name for name, value in video_only.items() if value is not None]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} apply to videos only (a segment file with --videos DIR, or a "
+            f"folder of clips), not to {source}. Fix: leave them out"
+        )
 
     result = run_ingest(
         source,

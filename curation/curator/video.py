@@ -101,10 +101,19 @@ class _VideoProblem(Exception):
     """A video that cannot be used (skippable with --skip-bad)."""
 
 
-def is_video_folder(source: str | Path) -> bool:
-    """True when ``source`` is a folder whose label sub-folders hold videos (and no images)."""
+def is_video_source(source: str | Path) -> bool:
+    """True for a segment CSV (by its header) and a folder whose label folders hold videos."""
     folder = Path(source)
-    if path_kind(folder, "SOURCE") != "dir":
+    kind = path_kind(folder, "SOURCE")
+    if kind == "file" and folder.suffix.lower() == ".csv":
+        try:
+            with folder.open("rb") as fh:
+                head = fh.readline(4096).decode("utf-8-sig", "replace").strip().lower()
+        except OSError:
+            return False
+        header = {h.strip() for h in head.split(",")}
+        return set(OMNIFALL_COLUMNS) <= header or {"video", "label"} <= header
+    if kind != "dir":
         return False
     found = False
     for sub in folder.iterdir():
@@ -147,21 +156,22 @@ def _optional(value: Any) -> str | None:
     return None if text in ("", "-1") else text
 
 
-def _video_path(text: str, where: str, root: Path, problems: list[str]) -> str | None:
+def _video_path(
+    text: str, where: str, root: Path, problems: list[str], fld: str = "video", shown: str = ""
+) -> str | None:
     """The relative path ``text`` if it stays inside ``root``; else a problem and None."""
     fix = "give the path relative to --videos, without '..', backslashes or a leading '/'"
+    shown = shown or text
     if not text or "\0" in text or "\\" in text or text.startswith("/"):
-        problems.append(_problem(where, "video", f"{text!r} is not a relative path", fix))
+        problems.append(_problem(where, fld, f"{shown!r} is not a relative path", fix))
         return None
     parts = PurePosixPath(text).parts
     if ".." in parts:
-        problems.append(_problem(where, "video", f"{text!r} leads out of --videos ({root})", fix))
+        problems.append(_problem(where, fld, f"{shown!r} leads out of --videos ({root})", fix))
         return None
     full = real_path(root / text)
     if not is_within(full, real_path(root)):
-        problems.append(
-            _problem(where, "video", f"{text!r} is a link to {full}, outside {root}", fix)
-        )
+        problems.append(_problem(where, fld, f"{shown!r} is a link to {full}, outside {root}", fix))
         return None
     return PurePosixPath(*parts).as_posix()
 
@@ -173,11 +183,15 @@ def _segment(
     if fmt == "omnifall":
         path = str(rec.get("path") or "").strip()
         dataset = str(rec.get("dataset") or "").strip()
-        video = _video_path(f"{dataset}/video/{path}.mp4", where, root, problems)
+        video = None
         if not path or not dataset:
             problems.append(
                 _problem(where, "path" if not path else "dataset", "is empty", "fill it in")
             )
+        elif _video_path(path, where, root, problems, "path") is not None:
+            # the file is {videos}/{dataset}/video/{path}.mp4 (OmniFall's layout)
+            full = f"{dataset}/video/{path}.mp4"
+            video = _video_path(full, where, root, problems, "path", shown=f"{path} ({full})")
         in_frames = False
         start_key, end_key = "start", "end"
         camera, source_dataset = _optional(rec.get("cam")), dataset or None
@@ -437,7 +451,7 @@ def _cut_video(
         )
     try:
         container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as exc:
+    except (av.error.FFmpegError, OSError, ValueError, EOFError) as exc:
         raise _VideoProblem(
             f"{path}: not a readable video ({exc}). Fix: replace the file (re-download or "
             "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4), or --skip-bad"
@@ -463,6 +477,10 @@ def _cut_video(
             else:
                 duration = math.inf
             origin = stream.start_time * tb if stream.start_time is not None and tb else 0.0
+            if duration <= 0:
+                raise _VideoProblem(
+                    f"{path}: holds no frames (its length is 0). Fix: replace it, or --skip-bad"
+                )
             spans = [(*_in_seconds(s, native), s) for s in seg_list]
             period = 1.0 / native
             for s, e, seg in spans:
@@ -540,10 +558,10 @@ def _cut_video(
                             },
                         )
                     )
-            except av.FFmpegError as exc:
+            except (av.error.FFmpegError, EOFError) as exc:
                 raise _VideoProblem(
                     f"{path}: decoding failed after {decoded} frame(s) ({exc}); the file is "
-                    "damaged. Fix: replace it, or --skip-bad"
+                    "damaged (truncated?). Fix: replace it (re-download or re-copy), or --skip-bad"
                 ) from None
             if decoded == 0:
                 raise _VideoProblem(
