@@ -167,10 +167,16 @@ def encode_mp4(frames: list[Any], fps: int) -> bytes:
 
 
 def render_clip(
-    scenario: str, subject: int, camera: int, seed: int = 0, size: int = 96, fps: int = 10
+    scenario: str,
+    subject: int,
+    camera: int,
+    seed: int = 0,
+    size: int = 96,
+    fps: int = 10,
+    stretch: float = 1.0,
 ) -> tuple[bytes, tuple[Segment, ...]]:
-    """The MP4 bytes and labelled segments of one clip."""
-    parts = SCENARIOS[scenario]
+    """The MP4 bytes and labelled segments of one clip (``stretch`` x the scenario's length)."""
+    parts = tuple((label, seconds * stretch) for label, seconds in SCENARIOS[scenario])
     rng = random.Random(f"clip-{seed}-{scenario}-{subject}-{camera}")
     sub, cam = _subject_style(subject, seed), _camera_style(camera, seed)
     segments, start = [], 0.0
@@ -201,6 +207,7 @@ def write_clips(
     fps: int = 10,
     dataset: str = DATASET,
     generic: bool = False,
+    stretch: float = 1.0,
 ) -> list[Clip]:
     """Write every scenario x subject x camera clip under ``root``; return them.
 
@@ -220,7 +227,7 @@ def write_clips(
                 path = f"s{subject:02d}_c{camera:02d}_{scenario}"
                 file = out / dataset / "video" / f"{path}.mp4"
                 file.parent.mkdir(parents=True, exist_ok=True)
-                data, segments = render_clip(scenario, subject, camera, seed, size, fps)
+                data, segments = render_clip(scenario, subject, camera, seed, size, fps, stretch)
                 atomic_write_bytes(file, data)
                 clips.append(Clip(path, file, subject, camera, scenario, segments))
     rows = io.StringIO()

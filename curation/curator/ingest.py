@@ -22,7 +22,7 @@ from typing import Any
 from curation._io import path_kind
 from curation.curator._fo import fiftyone
 from curation.errors import DataError, UsageError
-from curation.images import scan_images
+from curation.images import ImageScan, scan_images
 from curation.schemas.questions import TASK_QUESTION
 
 #: Label sub-folders of a raw folder, compared case-insensitively with "-" and " " as "_".
@@ -335,10 +335,12 @@ def add_items(
     overwrite: bool = False,
     source: str = "",
     warnings: list[str] | None = None,
+    scans: dict[Path, ImageScan] | None = None,
 ) -> IngestResult:
     """Check and hash every item's image, then add the new ones to ``dataset`` (all or none).
 
-    The second half of ``ingest``; video ingest calls it with the frames it cut.
+    The second half of ``ingest``; video ingest calls it with the frames it cut and
+    their ``scans`` (hashed as they were written, so they are not read again).
     """
     import time
 
@@ -353,7 +355,8 @@ def add_items(
         raise UsageError(
             "this needs imagehash. Fix: pip install 'falldown-curate[fiftyone]'"
         ) from None
-    scans = scan_images([it.filepath for it in items])
+    known = scans or {}
+    scans = {**known, **scan_images([it.filepath for it in items if it.filepath not in known])}
     hash_seconds = time.perf_counter() - t0
     problems = {
         p: scan.issue

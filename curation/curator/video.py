@@ -36,9 +36,11 @@ import csv
 import hashlib
 import io
 import math
+import os
 import random
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -47,6 +49,7 @@ from curation._io import atomic_write_bytes, is_within, path_kind, real_path, sh
 from curation.class_map import ClassMap, ClassRule, load_class_map
 from curation.curator.ingest import IngestResult, Item, add_items, label_of_folder
 from curation.errors import DataError, UsageError, require
+from curation.images import ImageScan
 from curation.schemas.questions import TASK_QUESTION
 
 OMNIFALL_COLUMNS = ("path", "label", "start", "end", "subject", "cam", "dataset")
@@ -399,6 +402,7 @@ class _Cut:
     unlabelled: int
     segments: list[SegmentRow]
     sha256: str
+    scans: dict[Path, ImageScan]
 
 
 def _in_seconds(seg: SegmentRow, fps: float) -> tuple[float, float]:
@@ -439,6 +443,7 @@ def _cut_video(
 ) -> _Cut:
     """Decode one video, sample its frames, write the labelled ones; raise ``_VideoProblem``."""
     av = require("av", "video")
+    imagehash = require("imagehash", "fiftyone")
     video = seg_list[0].video
     path = root / video
     kind = path_kind(path, "video")
@@ -464,7 +469,6 @@ def _cut_video(
                     f"{path}: holds no video stream. Fix: replace it, or --skip-bad"
                 )
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
             rate = stream.average_rate or stream.guessed_rate
             native = float(rate) if rate else 0.0
             if native <= 0:
@@ -502,6 +506,7 @@ def _cut_video(
             digest = sha256_file(path)
             folder = frames_dir / f"{video}-{digest[:12]}"
             items: list[Item] = []
+            scans: dict[Path, ImageScan] = {}
             unsure = unlabelled = 0
             decoded = 0
             target = 0  # the k of the next sampling time k / fps
@@ -530,11 +535,17 @@ def _cut_video(
                     image.save(buf, "JPEG", quality=JPEG_QUALITY)
                     data = buf.getvalue()
                     file = folder / f"{i:06d}.jpg"
+                    # hashed here rather than read back: the sha256 of the file's bytes, the
+                    # phash of the frame (at JPEG quality 95 the file's phash is the same
+                    # 64 bits; tests/test_video.py compares them)
+                    scans[file] = ImageScan(
+                        None, hashlib.sha256(data).hexdigest(), str(imagehash.phash(image))
+                    )
                     if not (file.is_file() and file.read_bytes() == data):
                         if not file.exists():
                             created.append(file)
                         file.parent.mkdir(parents=True, exist_ok=True)
-                        atomic_write_bytes(file, data)
+                        atomic_write_bytes(file, data, durable=False)  # flushed once, later
                     unsure += answer is None
                     kind_ = None
                     if seg is not None and seg.rule.answer == "no":
@@ -587,6 +598,7 @@ def _cut_video(
                 unlabelled,
                 seg_list,
                 digest,
+                scans,
             )
     except BaseException:
         _remove(created)
@@ -722,31 +734,48 @@ def ingest_videos(
     cuts: list[_Cut] = []
     skipped: list[SkippedVideo] = []
     problems: list[str] = []
+
+    def cut(segs: list[SegmentRow]) -> _Cut | _VideoProblem:
+        try:
+            return _cut_video(
+                segs,
+                root,
+                out,
+                fps=fps,
+                every_n=every_n,
+                margin=margin,
+                class_map=cmap,
+                make_item=make_item,
+            )
+        except _VideoProblem as exc:
+            return exc
+
     try:
-        for video, segs in by_video.items():
-            try:
-                cuts.append(
-                    _cut_video(
-                        segs,
-                        root,
-                        out,
-                        fps=fps,
-                        every_n=every_n,
-                        margin=margin,
-                        class_map=cmap,
-                        make_item=make_item,
-                    )
-                )
-            except _VideoProblem as exc:
-                if skip_bad:
-                    skipped.append(SkippedVideo(video, str(exc)))
-                else:
-                    problems.append(str(exc))
+        # one thread per core: PyAV decodes and PIL encodes with the GIL released
+        workers = max(1, min(len(by_video), os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [(video, pool.submit(cut, segs)) for video, segs in by_video.items()]
+        failures = []
+        for video, future in futures:
+            if future.exception() is not None:
+                failures.append(future.exception())
+                continue
+            done = future.result()
+            if isinstance(done, _Cut):
+                cuts.append(done)
+            elif skip_bad:
+                skipped.append(SkippedVideo(video, str(done)))
+            else:
+                problems.append(str(done))
+        if failures:
+            raise failures[0]
         _raise_all(
             problems,
             f"{len(problems)} video(s) cannot be ingested; nothing was added and no frame "
             f"file left (--skip-bad ingests the others)",
         )
+        if hasattr(os, "sync"):
+            os.sync()  # the frames reach the disk before the dataset points at them
         decode_seconds = time.perf_counter() - t0
         items = [it for c in cuts for it in c.items]
         if not items:
@@ -755,7 +784,8 @@ def ingest_videos(
                 f"{sum(c.unlabelled for c in cuts)} frame(s) in no segment). Fix: check "
                 "the segments and the videos"
             )
-        result = add_items(dataset, items, overwrite=overwrite, source=str(labels))
+        scans = {p: scan for c in cuts for p, scan in c.scans.items()}
+        result = add_items(dataset, items, overwrite=overwrite, source=str(labels), scans=scans)
     except BaseException:
         _remove([f for c in cuts for f in c.created])
         raise
