@@ -112,7 +112,7 @@ def main() -> None:
                 f"{n_ours} frames, {n_ours / t_ours:7.1f} frames/s"
             )
             print(
-                f"    decode + sample + write {result.decode_seconds:.2f} s, check + hash "
+                f"    decode + sample + write + hash {result.decode_seconds:.2f} s, re-check "
                 f"{ing.hash_seconds:.2f} s, add {ing.add_seconds:.2f} s, other "
                 f"{t_ours - result.decode_seconds - ing.hash_seconds - ing.add_seconds:.2f} s"
             )

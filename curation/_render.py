@@ -393,7 +393,7 @@ def video_ingest_result(console: Console, result: VideoIngestResult) -> None:
         + (f" ({result.unsure} unsure, unlabelled until reviewed)" if result.unsure else "")
         + (f", {result.unlabelled} in no segment (not ingested)" if result.unlabelled else "")
         + f"; {r.added} added, {r.already_present} already there, {r.total} in the dataset; "
-        f"decoding {result.decode_seconds:.1f} s, hashing {r.hash_seconds:.1f} s, adding "
+        f"decoding, writing and hashing frames {result.decode_seconds:.1f} s, adding "
         f"{r.add_seconds:.1f} s",
         soft_wrap=True,
         highlight=False,

@@ -105,6 +105,16 @@ def test_every_frame_is_labelled_as_its_segment_says(clips: Path, tmp_path: Path
         assert Path(f["filepath"]).is_file()
         assert Path(f["filepath"]).is_relative_to(tmp_path / "frames")
     assert seen_unsure == result.unsure > 0 and seen_yes > 0 and seen_no > 0
+    # the hashes taken while writing are the ones ingest's image scan gives the files
+    import imagehash
+
+    from curation.images import scan_image
+
+    ds = fo.load_dataset(name)
+    for path, sha, phash in zip(*ds.values(["filepath", "sha256", "phash"]), strict=True):
+        scan = scan_image(Path(path))
+        assert scan.issue is None and scan.sha256 == sha
+        assert imagehash.hex_to_hash(scan.phash) - imagehash.hex_to_hash(phash) <= 2
 
 
 def test_the_bundled_clips_ingest_by_the_cli_and_again_add_nothing(tmp_path: Path) -> None:
