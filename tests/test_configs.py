@@ -6,6 +6,7 @@ import pytest
 import yaml
 from conftest import REPO
 
+from curation.class_map import load_class_map
 from curation.contract import BUILDER_NAME, PROMPT
 from curation.errors import UsageError
 from curation.presets import PRESET_DIR, get_preset, preset_files, preset_names
@@ -13,7 +14,7 @@ from curation.schemas.config import ModelConfig
 from curation.schemas.questions import load_questions
 from curation.training.plugin_data import DATA
 
-LOADERS = {"questions.yaml": load_questions}
+LOADERS = {"questions.yaml": load_questions, "class_map.yaml": load_class_map}
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
