@@ -158,7 +158,8 @@ def items_from_folder(
     if unknown:
         warnings.append(
             f"{folder}: sub-folder(s) {', '.join(unknown)} are not label folders and were "
-            f"not ingested (label folders: {spellings}, unsure/)"
+            f"not ingested (label folders: {spellings}, unsure/; videos with their labels: "
+            "curate ingest LABELS.csv --videos DIR)"
         )
     if loose:
         warnings.append(
