@@ -47,7 +47,13 @@ from typing import Any
 
 from curation._io import atomic_write_bytes, is_within, path_kind, real_path, sha256_file
 from curation.class_map import ClassMap, ClassRule, load_class_map
-from curation.curator.ingest import IngestResult, Item, add_items, label_of_folder
+from curation.curator.ingest import (
+    IngestResult,
+    Item,
+    _folder_file_problem,
+    add_items,
+    label_of_folder,
+)
 from curation.errors import DataError, UsageError, require
 from curation.images import ImageScan
 from curation.schemas.questions import TASK_QUESTION
@@ -347,6 +353,7 @@ def _raise_all(problems: list[str], head: str) -> None:
 def clip_folder_segments(folder: Path, class_map: ClassMap) -> list[SegmentRow]:
     """Whole clips of ``fall/``, ``no_fall/`` (``no_fall/<kind>/``) and ``unsure/``."""
     segments = []
+    refused: list[str] = []
     for sub in sorted(folder.iterdir()):
         is_label, answer = label_of_folder(sub.name)
         if not is_label or not sub.is_dir() or sub.name.startswith("."):
@@ -356,6 +363,11 @@ def clip_folder_segments(folder: Path, class_map: ClassMap) -> list[SegmentRow]:
             if path.suffix.lower() not in VIDEO_SUFFIXES or any(
                 p.startswith(".") for p in rel.parts
             ):
+                continue
+            # the image folders' rule: UTF-8 names, no link leading out of the folder
+            problem = _folder_file_problem(path, rel.as_posix(), real_path(folder))
+            if problem:
+                refused.append(problem)
                 continue
             kind_parts = path.relative_to(sub).parts[:-1]
             kind = kind_parts[0] if kind_parts and answer == "no" else None
@@ -375,6 +387,7 @@ def clip_folder_segments(folder: Path, class_map: ClassMap) -> list[SegmentRow]:
                     f"{folder}/{rel.as_posix()}", rel.as_posix(), 0.0, math.inf, False, name, rule
                 )
             )
+    _raise_all(refused, f"{folder}: {len(refused)} file(s) cannot be ingested; nothing was added")
     if not segments:
         raise DataError(
             f"{folder} holds no videos in fall/, no_fall/ or unsure/ "

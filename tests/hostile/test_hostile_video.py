@@ -224,3 +224,18 @@ def test_bad_options(inputs: Path, tmp_path: Path) -> None:
         cmap = tmp_path / "map.yaml"
         cmap.write_text("classes: {fall: {id: 1, answer: maybe}}\n")
         expect(invoke([*base, "--class-map", cmap]), 1, "map.yaml", "answer")
+
+
+def test_a_clip_folder_with_a_link_leading_out(tmp_path: Path) -> None:
+    folder = tmp_path / "in" / "clips"
+    (folder / "fall").mkdir(parents=True)
+    (folder / "no_fall" / "sitting").mkdir(parents=True)
+    shutil.copy(CLIPS / "s01_c01_fall.mp4", folder / "fall" / "a.mp4")
+    shutil.copy(CLIPS / "s02_c01_sit.mp4", tmp_path / "outside.mp4")
+    (folder / "no_fall" / "sitting" / "b.mp4").symlink_to(tmp_path / "outside.mp4")
+    name = unique("hostile-clips")
+    frames = tmp_path / "frames"
+    with untouched(tmp_path / "in"):
+        outcome = invoke(["ingest", folder, "--dataset", name, "--frames-dir", frames])
+    expect(outcome, 1, "no_fall/sitting/b.mp4 is a link to", "outside", "nothing was added")
+    nothing_left(name, frames)
