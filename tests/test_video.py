@@ -240,3 +240,30 @@ def test_clip_generation_is_deterministic(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "labels.csv").read_text() == (
         tmp_path / "b" / "labels.csv"
     ).read_text()
+
+
+def test_frames_go_to_fiftyones_dataset_folder_by_default(
+    clips: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fo.config, "default_dataset_dir", str(tmp_path / "fo-datasets"))
+    name = unique("video-default-dir")
+    result = ingest_videos(clips / "labels.csv", name, videos=clips)
+    assert Path(result.frames_dir) == tmp_path / "fo-datasets" / name / "frames"
+    paths = fo.load_dataset(name).values("filepath")
+    assert paths and all(Path(p).is_relative_to(result.frames_dir) for p in paths)
+
+
+def test_a_failed_add_leaves_no_frame_file(
+    clips: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fiftyone.core.dataset as fod
+
+    def broken(self, *args, **kwargs):  # the database goes away half-way
+        raise ConnectionError("lost the database")
+
+    monkeypatch.setattr(fod.Dataset, "add_samples", broken)
+    name = unique("video-failed")
+    with pytest.raises(ConnectionError):
+        ingest_videos(clips / "labels.csv", name, videos=clips, frames_dir=tmp_path / "frames")
+    assert name not in fo.list_datasets()
+    assert not any(p.is_file() for p in (tmp_path / "frames").rglob("*"))
