@@ -41,6 +41,7 @@ bench: venv
 	$(PY) benchmarks/validate_bench.py
 	$(PY) benchmarks/mix_bench.py
 	$(PY) benchmarks/ingest_bench.py
+	$(PY) benchmarks/video_ingest_bench.py
 
 clean:
 	rm -rf exports/demo .pytest_cache

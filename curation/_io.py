@@ -78,11 +78,12 @@ def check_output_path(path: str | Path, option: str = "the output") -> None:
         break
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder and a rename.
 
     A new file gets the mode the umask allows (as ``open`` would give it); a
-    replaced file keeps its mode.
+    replaced file keeps its mode. ``durable=False`` skips the per-file fsync, for
+    many small derived files that the caller flushes once (video frames).
 
     Raises:
         UsageError: ``path`` is a folder, its parent is a file, or it cannot be written.
@@ -103,7 +104,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fchmod(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

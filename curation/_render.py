@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from curation.curator.checks import CheckReport
     from curation.curator.ingest import IngestResult
+    from curation.curator.video import VideoIngestResult
     from curation.evaluate.run import EvalResult
     from curation.export import ExportSummary
     from curation.mix import MixResult
@@ -453,6 +454,41 @@ def _group_report(console: Console, report: CheckReport) -> None:
         kinds = ", ".join(f"{k} {n}" for k, n in report.negative_kinds.get(split, {}).items())
         table.add_row(Text(split), *(str(counts.get(a, 0)) for a in answers), share, Text(kinds))
     console.print(table)
+
+
+def video_ingest_result(console: Console, result: VideoIngestResult) -> None:
+    from rich.text import Text
+
+    for skipped in result.skipped:
+        console.print(
+            Text(f"skipped {skipped.video}: {skipped.reason}", style="yellow"), soft_wrap=True
+        )
+    r = result.ingest
+    console.print(
+        f"ingested {r.source} ({result.format}) into FiftyOne dataset {r.dataset!r}: "
+        f"{result.videos} video(s), {result.frames} frame(s) sampled"
+        + (f" ({result.unsure} unsure, unlabelled until reviewed)" if result.unsure else "")
+        + (f", {result.unlabelled} in no segment (not ingested)" if result.unlabelled else "")
+        + f"; {r.added} added, {r.already_present} already there, {r.total} in the dataset; "
+        f"decoding, writing and hashing frames {result.decode_seconds:.1f} s, adding "
+        f"{r.add_seconds:.1f} s",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    console.print(
+        f"frames: {result.frames_dir}; videos with their segments (the App's video player): "
+        f"dataset {result.videos_dataset!r}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    console.print(
+        f"next: curate check --dataset {shlex.quote(r.dataset)}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def check_report(console: Console, report: CheckReport) -> None:

@@ -640,14 +640,76 @@ def ingest(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Delete the dataset first and start again.")
     ] = False,
+    # --- videos (issue 12): a segment file with --videos, or a folder of whole clips ---
+    videos: Annotated[
+        Path | None,
+        typer.Option(help="Videos: the folder the label file's video paths are relative to."),
+    ] = None,
+    fps: Annotated[
+        float | None,
+        typer.Option(help="Videos: frames sampled per second of video [default: 2]."),
+    ] = None,
+    every_n: Annotated[
+        int | None, typer.Option(help="Videos: sample every N-th frame instead of --fps.", min=1)
+    ] = None,
+    margin: Annotated[
+        float,
+        typer.Option(help="Videos: frames this close (s) to a segment boundary stay unsure."),
+    ] = 0.5,
+    class_map: Annotated[
+        Path | None,
+        typer.Option(help="Videos: class map YAML [default: the packaged configs/class_map.yaml]."),
+    ] = None,
+    skip_bad: Annotated[
+        bool,
+        typer.Option("--skip-bad", help="Videos: leave out unreadable videos and say why."),
+    ] = False,
+    frames_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Videos: where frame JPEGs go [default: FiftyOne's dataset dir/NAME/frames]."
+        ),
+    ] = None,
 ) -> None:
     """Add images with their question and answer to a persistent FiftyOne dataset.
 
     Re-ingesting the same source adds nothing twice. Every image is checked
-    first: a bad one stops the ingest before anything is added.
+    first: a bad one stops the ingest before anything is added. Videos: an
+    OmniFall or generic segment file with --videos, or a folder of clips
+    (fall/, no_fall/<kind>/): frames are cut, labelled by the class map and added.
     """
     from curation import _render
     from curation.curator.ingest import ingest as run_ingest
+    from curation.curator.video import is_video_source
+
+    if videos is not None or is_video_source(source):
+        from curation.curator.video import ingest_videos
+
+        video_result = ingest_videos(
+            source,
+            dataset,
+            videos=videos,
+            fps=fps,
+            every_n=every_n,
+            margin=margin,
+            class_map=class_map,
+            skip_bad=skip_bad,
+            frames_dir=frames_dir,
+            questions=_questions(questions),
+            seed=seed,
+            overwrite=overwrite,
+        )
+        _render.video_ingest_result(console, video_result)
+        return
+    video_only = {"--fps": fps, "--every-n": every_n, "--class-map": class_map}
+    video_only |= {"--frames-dir": frames_dir, "--skip-bad": skip_bad or None}
+    video_only["--margin"] = None if margin == 0.5 else margin
+    given = [name for name, value in video_only.items() if value is not None]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} apply to videos only (a segment file with --videos DIR, or a "
+            f"folder of clips), not to {source}. Fix: leave them out"
+        )
 
     result = run_ingest(
         source,

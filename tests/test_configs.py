@@ -14,6 +14,7 @@ from curation.schemas.config import ModelConfig
 from curation.schemas.questions import load_questions
 from curation.training.plugin_data import DATA
 
+#: Each shipped YAML's loader, giving what must not be empty.
 LOADERS = {
     "questions.yaml": lambda p: load_questions(p).questions,
     "class_map.yaml": lambda p: load_class_map(p).classes,

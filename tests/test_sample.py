@@ -37,3 +37,18 @@ def test_scene_rendering_is_deterministic() -> None:
     a, b = render_scene(True, 7, 64).tobytes(), render_scene(True, 7, 64).tobytes()
     assert a == b
     assert render_scene(False, 7, 64).tobytes() != a
+
+
+def test_bundled_clips_match_their_manifest_and_stay_small() -> None:
+    videos = SAMPLE / "videos"
+    manifest = json.loads((videos / "manifest.json").read_text())
+    assert manifest["videos"] and all(e["synthetic"] for e in manifest["videos"])
+    total = 0
+    for entry in manifest["videos"]:
+        data = (videos / entry["video"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["video"]
+        total += len(data)
+    assert total < 300_000  # the sample stays small
+    header = (videos / "labels.csv").read_text().splitlines()[0]
+    assert header == "path,label,start,end,subject,cam,dataset"
+    assert len({e["subject"] for e in manifest["videos"]}) >= 3  # enough for a split by subject

@@ -22,7 +22,7 @@ from typing import Any
 from curation._io import path_kind
 from curation.curator._fo import fiftyone
 from curation.errors import DataError, UsageError
-from curation.images import scan_images
+from curation.images import ImageScan, scan_images
 from curation.schemas.questions import TASK_QUESTION
 
 #: Label sub-folders of a raw folder, compared case-insensitively with "-" and " " as "_".
@@ -68,6 +68,8 @@ class Item:
     #: Whether the question is part of the identity (not for folder images: their
     #: question is a seeded choice among paraphrases).
     question_in_key: bool = True
+    #: More sample fields (a video frame's ``FRAME_FIELDS``: video, time, subject, ...).
+    fields: dict[str, Any] = field(default_factory=dict)
 
     def key(self, sha256: str) -> str:
         """Identity for idempotent re-ingest: the same source record with the same bytes."""
@@ -156,7 +158,8 @@ def items_from_folder(
     if unknown:
         warnings.append(
             f"{folder}: sub-folder(s) {', '.join(unknown)} are not label folders and were "
-            f"not ingested (label folders: {spellings}, unsure/)"
+            f"not ingested (label folders: {spellings}, unsure/; videos with their labels: "
+            "curate ingest LABELS.csv --videos DIR)"
         )
     if loose:
         warnings.append(
@@ -289,8 +292,6 @@ def ingest(
     source with the same base name adds its own samples. A new dataset appears only
     once every sample is in it.
     """
-    import time
-
     from curation.curator._fo import check_dataset_name
 
     check_dataset_name(dataset)
@@ -325,6 +326,29 @@ def ingest(
             "easy-vqa, easy-vqa:train or easy-vqa:test)"
         )
 
+    return add_items(dataset, items, overwrite=overwrite, source=text, warnings=warnings)
+
+
+def add_items(
+    dataset: str,
+    items: list[Item],
+    *,
+    overwrite: bool = False,
+    source: str = "",
+    warnings: list[str] | None = None,
+    scans: dict[Path, ImageScan] | None = None,
+) -> IngestResult:
+    """Check and hash every item's image, then add the new ones to ``dataset`` (all or none).
+
+    The second half of ``ingest``; video ingest calls it with the frames it cut and
+    their ``scans`` (hashed as they were written, so they are not read again).
+    """
+    import time
+
+    from curation.curator._fo import check_dataset_name
+
+    text = source
+    warnings = warnings if warnings is not None else []
     t0 = time.perf_counter()
     try:
         import imagehash  # noqa: F401
@@ -332,7 +356,8 @@ def ingest(
         raise UsageError(
             "this needs imagehash. Fix: pip install 'falldown-curate[fiftyone]'"
         ) from None
-    scans = scan_images([it.filepath for it in items])
+    known = scans or {}
+    scans = {**known, **scan_images([it.filepath for it in items if it.filepath not in known])}
     hash_seconds = time.perf_counter() - t0
     problems = {
         p: scan.issue
@@ -366,7 +391,7 @@ def ingest(
     t1 = time.perf_counter()  # FiftyOne's import and database start are not counted
     run = uuid.uuid4().hex
     try:
-        _declare_fields(fo, ds)
+        _declare_fields(fo, ds, frames=any(it.fields for it in items))
         existing = set(ds.distinct("ingest_key"))
         # samples from before source_path was recorded: the same old key and the same bytes
         legacy = {
@@ -443,10 +468,12 @@ SAMPLE_FIELDS = {
 }
 
 
-def _declare_fields(fo: Any, ds: Any) -> None:
+def _declare_fields(fo: Any, ds: Any, frames: bool = False) -> None:
     """Declare every field up front: FiftyOne skips a field whose values are all None."""
+    from curation.class_map import FRAME_FIELDS
+
     schema = ds.get_field_schema()
-    for name, kind in SAMPLE_FIELDS.items():
+    for name, kind in {**SAMPLE_FIELDS, **(FRAME_FIELDS if frames else {})}.items():
         if name not in schema:
             if kind == "ListField":
                 ds.add_sample_field(name, fo.ListField, subfield=fo.StringField)
@@ -472,4 +499,5 @@ def _sample(fo: Any, it: Item, key: str, sha256: str, phash: str, run: str) -> A
         source_path=it.source_path,
         ingest_key=key,
         ingest_run=run,
+        **it.fields,
     )

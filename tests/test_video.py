@@ -1,0 +1,269 @@
+"""Video ingest on synthetic clips: frames labelled as the segments say, boundaries unsure."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE
+from typer.testing import CliRunner
+
+from curation.cli import app
+
+pytest.importorskip("av")
+fo = pytest.importorskip("fiftyone")
+
+from curation.class_map import FRAME_FIELDS, load_class_map  # noqa: E402
+from curation.curator.video import ingest_videos  # noqa: E402
+from curation.synthetic_video import SCENARIOS, write_clips  # noqa: E402
+
+VIDEOS = SAMPLE / "videos"
+runner = CliRunner()
+CLIP_SECONDS = {name: sum(s for _, s in parts) for name, parts in SCENARIOS.items()}
+FPS = 10  # the synthetic clips' frame rate
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two subjects, one camera, every scenario; labels.csv and segments.csv."""
+    root = tmp_path_factory.mktemp("clips")
+    write_clips(root, subjects=2, cameras=1, seed=3, generic=True)
+    return root
+
+
+def segments_of(labels: Path) -> dict[str, list[tuple[float, float, int]]]:
+    """OmniFall CSV -> {path: [(start, end, class id)]}, read independently of the ingest."""
+    out: dict[str, list[tuple[float, float, int]]] = {}
+    with labels.open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            out.setdefault(row["path"], []).append(
+                (float(row["start"]), float(row["end"]), int(row["label"]))
+            )
+    return out
+
+
+def frames_of(name: str) -> list[dict]:
+    ds = fo.load_dataset(name)
+    fields = ["filepath", "answer", "answers", "tags", *FRAME_FIELDS]
+    values = ds.values(fields)
+    return [dict(zip(fields, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def test_every_frame_is_labelled_as_its_segment_says(clips: Path, tmp_path: Path) -> None:
+    name = unique("video-labels")
+    margin = 0.25
+    result = ingest_videos(
+        clips / "labels.csv",
+        name,
+        videos=clips,
+        every_n=1,
+        margin=margin,
+        frames_dir=tmp_path / "frames",
+    )
+    cmap = load_class_map()
+    by_id = {rule.id: (n, rule) for n, rule in cmap.classes.items()}
+    segments = segments_of(clips / "labels.csv")
+    frames = frames_of(name)
+    assert (
+        len(frames)
+        == result.ingest.added
+        == sum(round(CLIP_SECONDS[p.split("_", 2)[2]] * FPS) for p in segments)
+    )
+    seen_unsure = seen_yes = seen_no = 0
+    for f in frames:
+        path = f["video"].removeprefix("synthetic/video/").removesuffix(".mp4")
+        segs = segments[path]
+        assert f["time"] == pytest.approx(f["frame_index"] / FPS)
+        (start, end, label) = next(s for s in segs if s[0] <= f["time"] < s[1])
+        class_name, rule = by_id[label]
+        assert f["activity"] == class_name
+        assert f["segment"] == f"{start:g}-{end:g}"
+        inner = {s for s, _, _ in segs if s > 0} | {e for _, e, _ in segs if e < segs[-1][1]}
+        near = any(abs(f["time"] - b) < margin for b in inner)
+        if near or rule.answer == "unsure":
+            seen_unsure += 1
+            assert f["answer"] is None and f["answers"] == [] and "unsure" in f["tags"], f
+        else:
+            assert f["answers"] == [rule.answer] and f["answer"] == rule.answer, f
+            assert "unsure" not in f["tags"]
+            seen_yes += rule.answer == "yes"
+            seen_no += rule.answer == "no"
+        if rule.answer == "no":
+            assert f["negative_kind"] == cmap.negative_kind_of(class_name)
+        else:
+            assert f["negative_kind"] is None
+        assert f["subject"] in ("1", "2") and f["camera"] == "1"
+        assert f["source_dataset"] == "synthetic"
+        assert Path(f["filepath"]).is_file()
+        assert Path(f["filepath"]).is_relative_to(tmp_path / "frames")
+    assert seen_unsure == result.unsure > 0 and seen_yes > 0 and seen_no > 0
+    # the hashes taken while writing are the ones ingest's image scan gives the files
+    import imagehash
+
+    from curation.images import scan_image
+
+    ds = fo.load_dataset(name)
+    for path, sha, phash in zip(*ds.values(["filepath", "sha256", "phash"]), strict=True):
+        scan = scan_image(Path(path))
+        assert scan.issue is None and scan.sha256 == sha
+        assert imagehash.hex_to_hash(scan.phash) - imagehash.hex_to_hash(phash) <= 2
+
+
+def test_the_bundled_clips_ingest_by_the_cli_and_again_add_nothing(tmp_path: Path) -> None:
+    name = unique("video-sample")
+    args = ["ingest", VIDEOS / "labels.csv", "--videos", VIDEOS, "--dataset", name]
+    args += ["--frames-dir", tmp_path / "frames"]
+    manifest = json.loads((VIDEOS / "manifest.json").read_text())
+    n_videos = len(manifest["videos"])
+    # --fps 2 on 3.5 s clips: the frames at 0, 0.5, ... 3.0 s
+    expected = sum(
+        len([k for k in range(100) if k / 2 < CLIP_SECONDS[v["scenario"]]])
+        for v in manifest["videos"]
+    )
+    before = sorted((p, p.stat().st_mtime_ns) for p in SAMPLE.rglob("*"))
+    first = runner.invoke(app, [str(a) for a in args], terminal_width=200)
+    assert first.exit_code == 0, first.output
+    assert f"{n_videos} video(s), {expected} frame(s) sampled" in first.output
+    assert f"{expected} added" in first.output
+    frames = list((tmp_path / "frames").rglob("*.jpg"))
+    stamps = {p: p.stat().st_mtime_ns for p in frames}
+    again = runner.invoke(app, [str(a) for a in args], terminal_width=200)
+    assert again.exit_code == 0, again.output
+    assert f"0 added, {expected} already there, {expected} in the dataset" in again.output
+    assert sorted((p, p.stat().st_mtime_ns) for p in SAMPLE.rglob("*")) == before
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "frames").rglob("*.jpg")} == stamps
+    ds = fo.load_dataset(name)
+    assert len(ds) == expected
+    schema = ds.get_field_schema()
+    assert set(FRAME_FIELDS) <= set(schema)
+    for f in frames_of(name):
+        for key in ("video", "time", "frame_index", "segment", "camera", "source_dataset"):
+            assert f[key] is not None, (key, f)
+    assert {f["subject"] for f in frames_of(name)} == {
+        str(v["subject"]) for v in manifest["videos"]
+    }
+    # the sibling video dataset: one video sample per clip, segments for the App's player
+    videos = fo.load_dataset(f"{name}-videos")
+    assert len(videos) == n_videos and videos.media_type == "video"
+    sample = videos.match({"video": "synthetic/video/s01_c01_fall.mp4"}).first()
+    labels = [d.label for d in sample.segments.detections]
+    assert labels == [c for c, _ in SCENARIOS["fall"]]
+    assert sample.metadata.total_frame_count == round(CLIP_SECONDS["fall"] * FPS)
+    assert sample.frames_dataset == name
+
+
+@pytest.mark.parametrize(
+    "options", [{"fps": 2.0}, {"fps": 4.0}, {"fps": 30.0}, {"every_n": 3}, {"every_n": 1}]
+)
+def test_sampling_counts(clips: Path, tmp_path: Path, options: dict) -> None:
+    name = unique("video-rate")
+    result = ingest_videos(
+        clips / "labels.csv", name, videos=clips, frames_dir=tmp_path / "f", **options
+    )
+
+    def per_clip(seconds: float) -> int:
+        n = round(seconds * FPS)
+        if "every_n" in options:
+            return len(range(0, n, options["every_n"]))
+        # one frame per target time k / fps; never more frames than the video has
+        return min(n, len([k for k in range(10_000) if k / options["fps"] < seconds]))
+
+    assert result.videos == len(SCENARIOS) * 2
+    expected = 2 * sum(per_clip(CLIP_SECONDS[s]) for s in SCENARIOS)
+    assert result.frames == result.ingest.added == len(fo.load_dataset(name)) == expected
+
+
+def test_generic_csv_json_and_frame_numbers_agree_with_omnifall(
+    clips: Path, tmp_path: Path
+) -> None:
+    """The same segments written three ways give the same frames and labels."""
+    rows = list(csv.DictReader((clips / "segments.csv").open(encoding="utf-8")))
+    as_json = tmp_path / "segments.json"
+    as_json.write_text(json.dumps(rows), encoding="utf-8")
+    in_frames = tmp_path / "frames.csv"
+    with in_frames.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["video", "start_frame", "end_frame", "label", "subject", "camera"])
+        for r in rows:  # end_frame is inclusive: the last frame before `end`
+            first, last = round(float(r["start"]) * FPS), round(float(r["end"]) * FPS) - 1
+            w.writerow([r["video"], first, last, r["label"], r["subject"], r["camera"]])
+    seen = {}
+    for labels in (clips / "labels.csv", clips / "segments.csv", as_json, in_frames):
+        name = unique("video-fmt")
+        ingest_videos(labels, name, videos=clips, fps=5.0, frames_dir=tmp_path / "frames")
+        seen[labels.name] = sorted(
+            (f["video"], f["frame_index"], f["answer"], f["activity"], f["negative_kind"])
+            for f in frames_of(name)
+        )
+    first = seen.pop("labels.csv")
+    assert first and all(other == first for other in seen.values())
+
+
+def test_a_folder_of_whole_clips(clips: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "clips"
+    for sub in ("fall", "no_fall/sitting", "no_fall/my_kind", "no_fall", "unsure"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    video = clips / "synthetic" / "video"
+    shutil.copy(video / "s01_c01_fall.mp4", folder / "fall" / "a.mp4")
+    shutil.copy(video / "s01_c01_sit.mp4", folder / "no_fall" / "sitting" / "b.mp4")
+    shutil.copy(video / "s02_c01_walk.mp4", folder / "no_fall" / "my_kind" / "c.mp4")
+    shutil.copy(video / "s02_c01_walk.mp4", folder / "no_fall" / "d.mp4")
+    shutil.copy(video / "s02_c01_lie.mp4", folder / "unsure" / "e.mp4")
+    name = unique("video-folder")
+    result = ingest_videos(folder, name, frames_dir=tmp_path / "frames")
+    assert result.format == "clip-folder" and result.videos == 5
+    by_video: dict[str, set] = {}
+    for f in frames_of(name):
+        by_video.setdefault(f["video"], set()).add((f["answer"], f["negative_kind"]))
+    assert by_video == {
+        "fall/a.mp4": {("yes", None)},
+        "no_fall/sitting/b.mp4": {("no", "sitting")},
+        "no_fall/my_kind/c.mp4": {("no", "my_kind")},
+        "no_fall/d.mp4": {("no", None)},
+        "unsure/e.mp4": {(None, None)},
+    }
+    assert result.unsure == 7  # a whole clip has no boundary: only unsure/ is unsure
+
+
+def test_clip_generation_is_deterministic(tmp_path: Path) -> None:
+    a = write_clips(tmp_path / "a", scenarios=("fall",), subjects=1, cameras=1)
+    b = write_clips(tmp_path / "b", scenarios=("fall",), subjects=1, cameras=1)
+    assert a[0].file.read_bytes() == b[0].file.read_bytes()
+    assert (tmp_path / "a" / "labels.csv").read_text() == (
+        tmp_path / "b" / "labels.csv"
+    ).read_text()
+
+
+def test_frames_go_to_fiftyones_dataset_folder_by_default(
+    clips: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fo.config, "default_dataset_dir", str(tmp_path / "fo-datasets"))
+    name = unique("video-default-dir")
+    result = ingest_videos(clips / "labels.csv", name, videos=clips)
+    assert Path(result.frames_dir) == tmp_path / "fo-datasets" / name / "frames"
+    paths = fo.load_dataset(name).values("filepath")
+    assert paths and all(Path(p).is_relative_to(result.frames_dir) for p in paths)
+
+
+def test_a_failed_add_leaves_no_frame_file(
+    clips: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fiftyone.core.dataset as fod
+
+    def broken(self, *args, **kwargs):  # the database goes away half-way
+        raise ConnectionError("lost the database")
+
+    monkeypatch.setattr(fod.Dataset, "add_samples", broken)
+    name = unique("video-failed")
+    with pytest.raises(ConnectionError):
+        ingest_videos(clips / "labels.csv", name, videos=clips, frames_dir=tmp_path / "frames")
+    assert name not in fo.list_datasets()
+    assert not any(p.is_file() for p in (tmp_path / "frames").rglob("*"))
