@@ -323,11 +323,14 @@ def remove_stale_temp_folders(out: str | Path) -> list[Path]:
 
 
 def path_kind(path: Path, what: str) -> str:
-    """ "dir", "file" or "missing"; a path the system refuses (too long...) is a usage error."""
+    """ "dir", "file", "missing", or "special" (there, but a FIFO, socket, device or a link
+    that loops); a path the system refuses (too long...) is a usage error."""
     try:
         if path.is_dir():
             return "dir"
-        return "file" if path.is_file() else "missing"
+        if path.is_file():
+            return "file"
+        return "special" if os.path.lexists(path) and not _dangling(path) else "missing"
     except (OSError, ValueError) as exc:
         shown = (
             str(path)
@@ -338,6 +341,25 @@ def path_kind(path: Path, what: str) -> str:
         from curation.errors import UsageError
 
         raise UsageError(f"{what} {shown}: {reason}. Fix: give a shorter, existing path") from None
+
+
+def _dangling(path: Path) -> bool:
+    """A link whose target is missing (a loop raises ELOOP instead: "special")."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def not_a_file(kind: str) -> str:
+    """What ``path_kind``'s answer means where a regular file was wanted."""
+    return {
+        "dir": "is a folder, not a file",
+        "special": "is not a regular file (a FIFO, socket, device or a link that loops)",
+    }.get(kind, "not found")
 
 
 def shell_quote(path: str | Path) -> str:

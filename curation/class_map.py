@@ -45,7 +45,7 @@ class ClassRule(BaseModel):
     """One activity class."""
 
     model_config = ConfigDict(extra="forbid")
-    id: int = Field(ge=0)
+    id: int = Field(ge=0, strict=True)  # strict: YAML's `true` is not class 1, nor 1.5 class 1
     answer: ClassAnswer
     negative_kind: str | None = None
 
@@ -125,6 +125,39 @@ _EXAMPLE = (
 )
 
 
+_BOOL_HINT = (
+    " (YAML reads unquoted yes, no, on, off, true and false as booleans: write text in "
+    'quotes, e.g. answer: "no", and an id as a number)'
+)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping.
+
+    PyYAML keeps the last of two equal keys: a second ``lookalike_kinds:`` or a class
+    written twice would silently replace the first.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                twice = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: SafeLoader names it below
+                continue
+            if twice:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"the key {key!r} is given twice (line {key_node.start_mark.line + 1}); "
+                    "only the last would count",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_class_map(path: str | Path | None = None) -> ClassMap:
     """Read a class map (default: the package's OmniFall map, independent of the cwd).
 
@@ -143,17 +176,16 @@ def _default() -> ClassMap:
 
 
 def _read(path: Path) -> ClassMap:
-    from curation._io import path_kind
+    from curation._io import not_a_file, path_kind
 
     kind = path_kind(path, "--class-map")
     if kind != "file":
-        what = "is a folder, not a file" if kind == "dir" else "not found"
         raise UsageError(
-            f"class map {what}: {path}. Fix: --class-map FILE.yaml "
+            f"class map {not_a_file(kind)}: {path}. Fix: --class-map FILE.yaml "
             "(configs/class_map.yaml is the commented default)"
         )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
     except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
         raise ConfigError(
             f"{path}: not readable YAML ({exc}). Fix: a file like\n{_EXAMPLE}"
@@ -161,7 +193,10 @@ def _read(path: Path) -> ClassMap:
     try:
         return ClassMap.model_validate(data)
     except ValidationError as exc:
+        errors = exc.errors()
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}"
+            + (_BOOL_HINT if isinstance(e.get("input"), bool) else "")
+            for e in errors[:5]
+        ) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
         raise ConfigError(f"{path}: {problems}. Fix: a file like\n{_EXAMPLE}") from None

@@ -17,6 +17,7 @@ leaves nothing half-written. Same inputs and seed give byte-identical files.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 from collections import Counter
@@ -558,16 +559,30 @@ def _frame_keys(task_file: Path, index: int, record: dict[str, Any]) -> dict[str
             ok = isinstance(value, int | float) and not isinstance(value, bool)
         else:
             ok = isinstance(value, str | int) and not isinstance(value, bool)
-            value = str(value)
         if not ok:
             raise DataError(
                 f"{task_file} record #{index} (instance_id={record.get('instance_id')}): "
-                f"{key}: got {type(value).__name__} {str(value)[:40]!r}. Fix: "
+                f"{key}: got {_json_type(value)} {_shown(value)}. Fix: "
                 + ('"time": seconds as a number' if key == "time" else f'"{key}": a string')
                 + ", or drop the key."
             )
-        found[key] = value
+        found[key] = value if key == "time" else str(value)
     return found
+
+
+def _shown(value: object) -> str:
+    """A value as JSON text, cut to 40 characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # not JSON data (from Python callers)
+        text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _json_type(value: object) -> str:
+    """What a JSON value is, in JSON's words (a list is an array, a dict an object)."""
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+    return names.get(type(value), "object")
 
 
 def export_records(

@@ -591,6 +591,12 @@ def composition_png(plan: MixPlan) -> bytes | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
+    # sources and answer types are user text: never parsed as mathtext ("$" in a legend)
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _composition_png(plt, plan)
+
+
+def _composition_png(plt: Any, plan: MixPlan) -> bytes:
     comp = plan.composition()
     keys = sorted({k for c in comp.values() for k in c})
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)

@@ -284,13 +284,12 @@ def load_split_file(path: str | Path) -> dict[str, str]:
             train/val/test, or lists one key under two splits (each problem names the file,
             the key or row, and the fix).
     """
-    from curation._io import path_kind
+    from curation._io import not_a_file, path_kind
 
     path = Path(path)
     kind = path_kind(path, "--split-file")
     if kind != "file":
-        what = "is a folder, not a file" if kind == "dir" else "not found"
-        raise UsageError(f"--split-file {path} {what}. {_SPLIT_FILE_FIX}")
+        raise UsageError(f"--split-file {path} {not_a_file(kind)}. {_SPLIT_FILE_FIX}")
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -320,10 +319,24 @@ def load_split_file(path: str | Path) -> dict[str, str]:
 
 
 def _json_pairs(path: Path, text: str) -> list[tuple[str, str, str]]:
+    twice: list[str] = []
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        # json keeps the last of two equal keys: a second "train" would drop the first's groups
+        seen: set[str] = set()
+        twice.extend(k for k, _ in pairs if k in seen or seen.add(k))
+        return dict(pairs)
+
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=unique)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise UsageError(f"--split-file {path}: invalid JSON ({exc}). {_SPLIT_FILE_FIX}") from None
+    if twice:
+        raise UsageError(
+            f"--split-file {path}: the key {twice[0]!r} appears twice; JSON keeps only the last "
+            "one, so the groups listed under the first would be lost. Fix: one key per split, "
+            "its groups in one list."
+        )
     if not isinstance(data, dict):
         raise UsageError(f"--split-file {path}: not a JSON object. {_SPLIT_FILE_FIX}")
     pairs = []
@@ -388,6 +401,13 @@ def _assign_from_file(
     if unlisted:
         shown = ", ".join(f"{k!r} ({n} records)" for k, n in sorted(unlisted.items())[:5])
         more = f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else ""
+        known = {k for k in (*values, *videos) if k is not None}
+        unused = [k for k in listed if k not in known]
+        if unused:  # a key written another way ("3" for "le2i/3") is the usual cause
+            more += (
+                f"; the file's key(s) {', '.join(repr(k) for k in unused[:5])}"
+                f"{' and more' if len(unused) > 5 else ''} match no record"
+            )
         raise DataError(
             f"--split-file {path} does not list the {by if by == 'video' else by + ' (or video)'} of "
             f"{sum(unlisted.values())} record(s): {shown}{more}. Fix: add each to the file "

@@ -176,13 +176,15 @@ def _validate_records(
             report.add(_nesting_problem(file, data))
             return None, 0
         except ValueError as exc:  # e.g. an integer of thousands of digits
+            key = _huge_int_key(raw)
             report.add(
                 Problem(
                     file,
                     "unreadable_value",
                     f"a value cannot be read ({exc}).",
-                    "write instance_id as a short integer or a string.",
+                    f"write {key or 'the value'} as a short integer or a string.",
                     index=i,
+                    field=key,
                 )
             )
             return None, 0
@@ -192,6 +194,40 @@ def _validate_records(
     _set_problems(file, cols, report)
     _label_problems(file, cols, other_firsts, report)
     return cols, n
+
+
+class _LongInt:
+    """A JSON integer too long for Python to read (its place is what we want)."""
+
+
+def _huge_int_key(raw: Any) -> str | None:
+    """The key (``subject``, ``answer[0]``...) of the first over-long integer of a record."""
+
+    def read(digits: str) -> object:
+        return _LongInt() if len(digits) > 4000 else 0
+
+    try:
+        value = json.loads(bytes(raw), parse_int=read)
+    except (ValueError, RecursionError):
+        return None
+
+    def find(node: Any, at: str) -> str | None:
+        if isinstance(node, _LongInt):
+            return at
+        items = (
+            node.items()
+            if isinstance(node, dict)
+            else enumerate(node)
+            if isinstance(node, list)
+            else ()
+        )
+        for k, v in items:
+            where = find(v, f"{at}[{k}]" if isinstance(k, int) else (f"{at}.{k}" if at else k))
+            if where:
+                return where
+        return None
+
+    return find(value, "")
 
 
 def _decode_one(raw: Any) -> Any:
@@ -588,8 +624,12 @@ def _map_errors(
 
 
 def _extra_key_warnings(file: str, index: int, rid: Any, extras: dict) -> list[Problem]:
+    from curation.record_types import FRAME_METADATA
+
     out = []
     for key in extras:
+        if key in FRAME_METADATA:  # subject, video, negative_kind...: export and mix read them
+            continue
         target = KEY_ALIASES.get(key)
         if target:
             msg = f"unknown key '{key}' (LAVIS ignores it); did you mean '{target}'?"

@@ -17,6 +17,13 @@ def write_plots(out_dir: Path, report: EvalReport) -> list[Path]:
         import matplotlib.pyplot as plt
     except ImportError:
         return []
+    # kinds, classes and answer types are user text: shown as is, never parsed as mathtext
+    # ("$\\foo$" in a negative_kind made matplotlib raise at savefig)
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _write_plots(plt, out_dir, report)
+
+
+def _write_plots(plt: Any, out_dir: Path, report: EvalReport) -> list[Path]:
     written = []
     task, general = report.task, report.general
     if task.get("confusion"):

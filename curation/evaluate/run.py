@@ -45,8 +45,30 @@ def load_provenance(data: Path, records: list[dict[str, Any]]) -> list[dict[str,
     """The mix's sidecar (``test.provenance.json`` beside ``test.json``), else all task."""
     sidecar = data.with_name(f"{data.stem}.provenance.json")
     if not sidecar.is_file():
-        return [{"part": "task", "source": "task", "answer_type": "yes/no"} for _ in records]
-    prov = {p["instance_id"]: p for p in json.loads(sidecar.read_text())}
+        from curation.export import _frame_keys
+
+        # a plain annotation file may carry negative_kind, activity, ... as extra keys:
+        # the per-kind table reads them (checked as export checks them)
+        return [
+            {"part": "task", "source": "task", "answer_type": "yes/no", **_frame_keys(data, i, r)}
+            for i, r in enumerate(records)
+        ]
+    try:
+        rows = json.loads(sidecar.read_text(encoding="utf-8"))
+        if not isinstance(rows, list) or not all(
+            isinstance(p, dict) and "instance_id" in p for p in rows
+        ):
+            raise ValueError("not a list of objects with an instance_id")
+        prov = {p["instance_id"]: p for p in rows}
+        from curation.export import _frame_keys
+
+        for i, p in enumerate(rows):  # the per-kind table counts these: strings only
+            _frame_keys(sidecar, i, p)
+    except (ValueError, TypeError, RecursionError) as exc:  # not JSON, unhashable ids
+        raise DataError(
+            f"{sidecar}: not the provenance file curate export or mix writes ({exc}). Fix: "
+            "export again, or remove it to score every record as task data."
+        ) from None
     missing = [r["instance_id"] for r in records if r["instance_id"] not in prov]
     if missing:
         raise DataError(f"{sidecar} has no entry for instance_id(s) {missing[:5]}")
@@ -411,11 +433,17 @@ def per_kind_markdown(task: dict[str, Any]) -> list[str]:
     ):
         for label, row in table.items():
             said_yes = row[count] if truth == "no" else row["n"] - row[count]
-            line = f"| {truth} | {label} | {row['n']} | {said_yes} | {_pct(row['rate'])} |"
+            line = f"| {truth} | {_cell(label)} | {row['n']} | {said_yes} | {_pct(row['rate'])} |"
             if at:
                 line += f" {_pct((op[op_key].get(label) or {}).get('rate'))} |"
             lines.append(line)
     return [*lines, ""]
+
+
+def _cell(text: str) -> str:
+    """User text (a negative kind, a class) as one Markdown table cell: a "|" or a line
+    break in it would end the cell and shift the row."""
+    return " ".join(str(text).splitlines()).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def _read_eval_report(path: Path) -> dict[str, Any]:

@@ -38,13 +38,12 @@ _EXAMPLE = 'questions:\n  - "Is anyone falling in this image?"'
 def load_questions(path: str | Path | None = None) -> QuestionTemplates:
     """Read a question file (default: the package's paraphrases, independent of the cwd)."""
     path = Path(path) if path is not None else DEFAULT_QUESTIONS_FILE
-    from curation._io import path_kind
+    from curation._io import not_a_file, path_kind
 
     kind = path_kind(path, "--questions")
     if kind != "file":
-        what = "is a folder, not a file" if kind == "dir" else "not found"
         raise UsageError(
-            f"question template file {what}: {path}. Fix: --questions FILE.yaml holding\n{_EXAMPLE}"
+            f"question template file {not_a_file(kind)}: {path}. Fix: --questions FILE.yaml holding\n{_EXAMPLE}"
         )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -200,7 +200,12 @@ def _run_torchrun(
     read = 0
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=_child_env(), cwd=os.getcwd()
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_child_env(),
+            cwd=os.getcwd(),
+            preexec_fn=_stop_with_parent(),  # noqa: PLW1509 (no threads of ours at this point)
         )
         try:
             while True:
@@ -220,6 +225,31 @@ def _run_torchrun(
                 proc.kill()
                 proc.wait()
             raise
+
+
+def _stop_with_parent() -> Callable[[], None] | None:
+    """For the torchrun child (Linux): SIGTERM it when ``curate`` dies, even by SIGKILL.
+
+    ``curate``'s Ctrl-C handling stops torchrun itself; a SIGKILL (``kill -9``, the
+    OOM killer) gives it no chance, and torchrun and every rank would go on training,
+    orphaned, holding the GPUs. torchrun stops its workers on SIGTERM.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:  # runs in the child between fork and exec
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # curate died before the line above took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 def _pass_events(events: Path, offset: int, on_event: Callable[[TrainEvent], None] | None) -> int:
