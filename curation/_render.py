@@ -342,7 +342,9 @@ def eval_result(console: Console, result: EvalResult) -> None:
     table.add_column("figure")
     table.add_column("value", justify="right")
     for figure, value in r.figures():
-        if figure.kind != "flag":
+        if figure.kind == "threshold" and isinstance(value, float):
+            table.add_row(figure.label, f"{value:.3g}")
+        elif figure.kind != "flag":
             table.add_row(figure.label, _fmt(value))
     for kind, acc in (g.get("per_answer_type") or {}).items():
         table.add_row(f"  general {escape(kind)}", _fmt(acc))

@@ -58,12 +58,30 @@ def _frame_values(values: dict[str, list], frame: list[str], i: int) -> dict[str
     return out
 
 
+def _split_group(values: dict[str, list], i: int) -> str:
+    """Sample ``i``'s curator split group: its near-copy group, else its copy group.
+
+    A frame cut from a video joins near copies only within its own video:
+    frames of one fixed camera look alike whoever walks through them, and
+    joining them would merge every subject of that camera into one group
+    (no cross-subject split left). Exact copies still join across videos.
+    """
+    near, dup = values["near_dup_group"][i], values["dup_group"][i]
+    video = values["video"][i] if "video" in values else None
+    if near is not None and video:
+        return f"dup:{dup}" if dup is not None else f"near:{near}@{video}"
+    if near is not None:
+        return f"near:{near}"
+    return f"dup:{dup}" if dup is not None else f"sha:{values['sha256'][i]}"
+
+
 def records_from_dataset(name: str) -> DatasetRecords:
     """Task records (and a general pool) from dataset ``name``.
 
     ``exclude`` drops a sample, ``relabel:yes``/``relabel:no`` replace its
     answer; samples without an answer (``unsure/``) stay out until relabelled.
-    Copies and near-copies share a split group, so they never straddle splits.
+    Copies and near-copies share a split group, so they never straddle splits
+    (near copies among video frames only within their video: ``_split_group``).
     """
     ds = load_dataset(name)
     fields = ds.get_field_schema()
@@ -113,14 +131,7 @@ def records_from_dataset(name: str) -> DatasetRecords:
         if not answers:
             result.unlabelled += 1
             continue
-        near, dup = values["near_dup_group"][i], values["dup_group"][i]
-        group = (
-            f"near:{near}"
-            if near is not None
-            else f"dup:{dup}"
-            if dup is not None
-            else f"sha:{values['sha256'][i]}"
-        )
+        group = _split_group(values, i)
         if values["part"][i] == "general":
             general_rows.append(
                 PoolRow(

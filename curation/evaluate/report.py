@@ -19,7 +19,9 @@ class Figure:
 
     key: str  # dotted path into eval.json
     label: str
-    kind: str = "rate"  # "rate" (a percentage), "number" (3 decimals) or "flag"
+    # "rate" (a percentage), "number" (3 decimals), "threshold" (3 significant digits: a
+    # P(yes) threshold can be 1e-14) or "flag"
+    kind: str = "rate"
     plot: str = ""  # the plot that shows it, if any
 
 
@@ -34,7 +36,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("task.roc_auc", "task ROC-AUC of P(yes)", kind="number"),
     Figure("task.pr_auc", "task PR-AUC of P(yes)", kind="number"),
     Figure("task.ece", "task calibration error (ECE) of P(yes)", kind="number"),
-    Figure("task.operating_point.threshold", "operating point: P(yes) threshold", kind="number"),
+    Figure("task.operating_point.threshold", "operating point: P(yes) threshold", kind="threshold"),
     Figure("task.operating_point.recall", "operating point: recall (falls caught)"),
     Figure("task.operating_point.false_alarm_rate", "operating point: false-alarm rate"),
     Figure("general.vqa_accuracy", "general VQA accuracy"),

@@ -380,6 +380,8 @@ def _pct(value: float | None) -> str:
 def _show(kind: str, value: Any) -> str:
     if kind == "number":
         return "n/a" if value is None else f"{value:.3f}"
+    if kind == "threshold":
+        return "n/a" if value is None else f"{value:.3g}"
     return _pct(value)
 
 
