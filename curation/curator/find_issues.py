@@ -318,12 +318,12 @@ def _by_folds(request: FindIssuesRequest, k: int, out: Path, say: Progress) -> F
         tmp.mkdir(parents=True)
         probs, runs = _train_and_score(request, records, folds, k, tmp, say)
         samples = _scored(records, labels, probs, [f"fold {g + 1}" for g in folds])
-        result = FindIssuesResult(request.dataset, "folds", samples, runs, skipped, out)
-        final_runs = [
+        # the report names the checkpoints where they will be once OUT is in place
+        placed = [
             FoldRun(r.fold, r.train_records, r.held_out, out / r.checkpoint, r.steps, r.seconds)
             for r in runs
         ]
-        result.folds = final_runs
+        result = FindIssuesResult(request.dataset, "folds", samples, placed, skipped, out)
         manifest = {
             "tool": EXPORT_TOOL,
             "version": __version__,
