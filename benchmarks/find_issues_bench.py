@@ -11,6 +11,10 @@ and prints the precision and recall of the flagged set against the planted
 flips, the out-of-sample accuracy against the true labels, and the time. It
 also checks that the samples tagged ``label_issue`` in FiftyOne are exactly
 the flagged ones. Prints figures; asserts nothing about speed.
+
+Measured (2-core CPU shared with other jobs, ``--per-class 500 --folds 2
+--epochs 30``): 930 steps per fold, out-of-sample accuracy 0.717, flagged 278
+of 1,000 with 65 of the 100 flips: precision 0.23, recall 0.65, 2,715 s.
 """
 
 from __future__ import annotations
