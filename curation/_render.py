@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from curation.curator.checks import CheckReport
+    from curation.curator.find_issues import FindIssuesResult
     from curation.curator.ingest import IngestResult
     from curation.curator.video import VideoIngestResult
     from curation.evaluate.run import EvalResult
@@ -529,6 +530,50 @@ def check_report(console: Console, report: CheckReport) -> None:
     _group_report(console, report)
     console.print(
         f"next: curate review --dataset {shlex.quote(report.dataset)} (saved view 'flagged')",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def label_issues_result(console: Console, result: FindIssuesResult, max_shown: int = 20) -> None:
+    """`curate find-issues`: the flagged samples, highest score first, and what comes next."""
+    from rich.text import Text
+
+    flagged = result.flagged
+    how = f"{len(result.folds)} fold models" if result.mode == "folds" else str(result.checkpoint)
+    console.print(
+        f"cleanlab flagged {len(flagged)} of {len(result.samples)} scored samples of "
+        f"{result.dataset} (out-of-sample P(yes) from {how})",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    skipped = {k: v for k, v in result.skipped.items() if v}
+    if skipped:
+        shown = ", ".join(f"{v} {k}" for k, v in skipped.items())
+        console.print(f"not scored: {shown}", highlight=False, markup=False, soft_wrap=True)
+    if flagged:
+        table = Table(title=Text("likely mislabelled"), title_justify="left")
+        for col in ("score", "label", "P(yes)", "scored by", "file"):
+            table.add_column(col, justify="right" if col in ("score", "P(yes)") else "left")
+        for s in flagged[:max_shown]:
+            table.add_row(
+                f"{s.score:.3f}", s.label, f"{s.p_yes:.3f}", s.scored_by, Text(s.filepath)
+            )
+        console.print(table)
+        if len(flagged) > max_shown:
+            console.print(f"... and {len(flagged) - max_shown} more (see --json)")
+    if result.out is not None:
+        console.print(
+            f"fold exports, runs and {result.out}/label_issues.json are in {result.out}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"next: curate review --dataset {shlex.quote(result.dataset)} --view {result.view} "
+        "(tag relabel:yes / relabel:no / exclude), then export and train again",
         highlight=False,
         markup=False,
         soft_wrap=True,

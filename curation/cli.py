@@ -765,6 +765,13 @@ def review(
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="Do not open a browser; print the URL.")
     ] = False,
+    view: Annotated[
+        str | None,
+        typer.Option(
+            help="Open this saved view instead of the whole dataset, e.g. likely-mislabelled "
+            "(written by curate find-issues)."
+        ),
+    ] = None,
 ) -> None:
     """Open the FiftyOne App on the dataset with saved views for reviewers.
 
@@ -773,15 +780,93 @@ def review(
     """
     from curation.curator.review import launch
 
-    session = launch(dataset, port=port, address=address, browser=not no_browser)
+    session = launch(dataset, port=port, address=address, browser=not no_browser, view=view)
     console.print(
         f"FiftyOne App: {session.url}  (saved views: flagged, answer-yes, answer-no, "
-        "to-review, source-*). Ctrl-C to stop.",
+        "to-review, source-*, likely-mislabelled after find-issues). Ctrl-C to stop.",
         soft_wrap=True,
         highlight=False,
     )
     with contextlib.suppress(KeyboardInterrupt):
         session.wait(-1)
+
+
+# --- curate find-issues (issue 13: label issues with cleanlab) ---------------------------
+
+
+@app.command("find-issues")
+@handles_errors
+def find_issues(
+    dataset: Annotated[str, typer.Option(help="FiftyOne dataset whose task labels to check.")],
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="--folds: dotted training overrides, e.g. run.max_epoch=20."),
+    ] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            help="Train K models of --model, each on K-1 folds, each scoring the fold it left "
+            "out (copies and curator groups stay in one fold). Needs --out."
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead of --folds: a run's checkpoint, trained on an export of this "
+            "dataset; scores that export's val and test samples."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="--folds: folder for the fold exports, runs and label_issues.json."),
+    ] = None,
+    model: ModelOption = "tiny",
+    seed: Annotated[int, typer.Option(help="Seed of the folds and the trainings.")] = 0,
+    overwrite: OverwriteOption = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="--checkpoint's run config [default: config.yaml beside it]."),
+    ] = None,
+    json_report: Annotated[
+        Path | None, typer.Option("--json", help="Also write the full report here.")
+    ] = None,
+    max_shown: Annotated[
+        int, typer.Option(help="Show at most this many flagged samples.", min=0)
+    ] = 20,
+    trust_checkpoint: TrustCheckpointOption = False,
+) -> None:
+    """Find likely-mislabelled task samples with cleanlab on out-of-sample P(yes).
+
+    Writes label_issue_score and p_yes_oof to each scored sample, tags the
+    flagged ones label_issue (earlier tags and scores cleared first) and saves
+    the view likely-mislabelled (highest score first). Then: curate review
+    --dataset NAME --view likely-mislabelled, relabel, export, train.
+    """
+    from curation import _render
+    from curation.curator.find_issues import FindIssuesRequest
+    from curation.curator.find_issues import find_issues as run_find_issues
+
+    request = FindIssuesRequest(
+        dataset=dataset,
+        folds=folds,
+        out=out,
+        checkpoint=checkpoint,
+        config=config,
+        model=model,
+        overrides=tuple(overrides or ()),
+        seed=seed,
+        overwrite=overwrite,
+        trust_checkpoint=trust_checkpoint,
+        json_report=json_report,
+    )
+
+    def progress(text: str) -> None:
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    _render.label_issues_result(console, run_find_issues(request, progress), max_shown)
+
+
+# --- end curate find-issues -----------------------------------------------------------------
 
 
 def run() -> None:  # pragma: no cover - console entry point helper

@@ -242,6 +242,10 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
+#: Public name: ``curate find-issues`` puts its folder into place the same way.
+swap_into_place = _swap_into_place
+
+
 def _link_or_copy(src: Path, dst: Path, copy: bool) -> None:
     """Hard-link (or copy) the file ``src`` names, never a symlink itself."""
     src = Path(os.path.realpath(src))

@@ -428,3 +428,31 @@ def _assign_from_file(
             "under one split, or tag the copies exclude in review."
         )
     return where
+
+
+def assign_folds(keys: Sequence[Hashable], k: int, seed: int = 0) -> list[int]:
+    """The fold (0 to k-1) of each item for k-fold cross-validation; equal keys share a fold.
+
+    The dealing rule of ``assign_splits`` with k equal shares: distinct keys
+    are sorted, shuffled with ``seed`` and dealt, each to the fold furthest
+    below its share. Give it ``group_keys(records)`` so copies and curator
+    groups never straddle folds.
+
+    Raises:
+        UsageError: ``k`` below 2.
+    """
+    if k < 2:
+        raise UsageError(f"--folds must be at least 2, got {k}. Fix: --folds 3")
+    members: dict[Hashable, list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        members[key].append(i)
+    order = sorted(members, key=str)
+    random.Random(seed).shuffle(order)
+    taken = [0] * k
+    out = [0] * len(keys)
+    for key in order:
+        fold = min(range(k), key=lambda f: taken[f])
+        taken[fold] += len(members[key])
+        for i in members[key]:
+            out[i] = fold
+    return out

@@ -67,10 +67,36 @@ def check_port_free(port: int, address: str = "127.0.0.1") -> None:
             ) from None
 
 
-def launch(name: str, port: int = 5151, address: str = "127.0.0.1", browser: bool = False) -> Any:
-    """Start the App on dataset ``name``; return the session (``session.url``)."""
-    check_port_free(port, address)
-    fo = fiftyone()
+def review_target(name: str, view: str | None = None) -> Any:
+    """The dataset (re-saving the reviewers' views), or its saved view ``view``.
+
+    Raises:
+        UsageError: no saved view of that name (the saved ones are listed).
+    """
     ds = load_dataset(name)
     save_review_views(ds)
-    return fo.launch_app(ds, port=port, address=address, remote=not browser, auto=False)
+    if view is None:
+        return ds
+    if not ds.has_saved_view(view):
+        known = ", ".join(sorted(ds.list_saved_views())) or "none"
+        hint = (
+            f" Fix: curate find-issues --dataset {name} --folds 3 --out OUT creates it."
+            if view == "likely-mislabelled"
+            else " Fix: --view with one of those."
+        )
+        raise UsageError(f"dataset {name!r} has no saved view {view!r} (saved: {known}).{hint}")
+    return ds.load_saved_view(view)
+
+
+def launch(
+    name: str,
+    port: int = 5151,
+    address: str = "127.0.0.1",
+    browser: bool = False,
+    view: str | None = None,
+) -> Any:
+    """Start the App on dataset ``name`` (or its saved ``view``); return the session."""
+    check_port_free(port, address)
+    fo = fiftyone()
+    target = review_target(name, view)
+    return fo.launch_app(target, port=port, address=address, remote=not browser, auto=False)

@@ -1,0 +1,175 @@
+"""Hostile inputs for `curate find-issues`: each a clear error, nothing trained, inputs untouched.
+
+Every case here fails before a model is built: a missing dataset, no task
+samples, one answer only, too few samples for K folds, K < 2, and options
+that do not fit together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from _harness import expect, invoke, untouched
+
+from curation.synthetic import render_scene
+
+fo = pytest.importorskip("fiftyone")
+pytest.importorskip("cleanlab")
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def ingested(tmp_path: Path, n_fall: int, n_no_fall: int, n_unsure: int = 0) -> str:
+    """A fresh dataset from a folder of distinct scenes; return its name."""
+    root = tmp_path / "set"
+    for folder, count, fallen in (
+        ("fall", n_fall, True),
+        ("no_fall", n_no_fall, False),
+        ("unsure", n_unsure, True),
+    ):
+        if count:
+            (root / folder).mkdir(parents=True)
+        for i in range(count):
+            render_scene(fallen, hash((folder, i)) % 100_000, 40).save(root / folder / f"{i}.png")
+    name = unique("issues")
+    expect(invoke(["ingest", root, "--dataset", name]), 0)
+    return name
+
+
+def test_missing_dataset_is_a_usage_error(tmp_path: Path) -> None:
+    name = unique("nothing-here")
+    with untouched(tmp_path):
+        outcome = invoke(
+            ["find-issues", "--dataset", name, "--folds", "2", "--out", tmp_path / "out"]
+        )
+    expect(outcome, 2, f"no FiftyOne dataset named {name!r}", "curate ingest")
+
+
+def test_no_labelled_task_samples(tmp_path: Path) -> None:
+    name = ingested(tmp_path, 1, 1, n_unsure=1)
+    ds = fo.load_dataset(name)
+    ds.select([s.id for s in ds if s.answers]).tag_samples("exclude")
+    with untouched(tmp_path):
+        outcome = invoke(
+            ["find-issues", "--dataset", name, "--folds", "2", "--out", tmp_path / "out"]
+        )
+    expect(outcome, 1, "no labelled yes/no task samples", "1 unlabelled, 2 excluded", "Fix:")
+
+
+def test_one_class_only(tmp_path: Path) -> None:
+    name = ingested(tmp_path, 4, 0)
+    with untouched(tmp_path):
+        outcome = invoke(
+            ["find-issues", "--dataset", name, "--folds", "2", "--out", tmp_path / "out"]
+        )
+    expect(outcome, 1, "all 4 labelled task samples say 'yes'", "both 'yes' and 'no'", "Fix:")
+
+
+def test_too_few_samples_for_k_folds(tmp_path: Path) -> None:
+    name = ingested(tmp_path, 2, 2)
+    with untouched(tmp_path):
+        outcome = invoke(
+            ["find-issues", "--dataset", name, "--folds", "5", "--out", tmp_path / "out"]
+        )
+    expect(outcome, 1, "--folds 5 would leave a fold empty", "a smaller --folds")
+
+
+def test_a_training_part_with_one_answer_is_refused(tmp_path: Path) -> None:
+    # one "no" sample: the fold that holds it would train on "yes" only
+    name = ingested(tmp_path, 3, 1)
+    with untouched(tmp_path):
+        outcome = invoke(
+            ["find-issues", "--dataset", name, "--folds", "2", "--out", tmp_path / "out"]
+        )
+    expect(outcome, 1, "would train only on ['yes'] labels", "Fix:")
+
+
+@pytest.mark.parametrize("k", ["1", "0", "-3"])
+def test_fewer_than_two_folds(tmp_path: Path, k: str) -> None:
+    with untouched(tmp_path):
+        outcome = invoke(
+            ["find-issues", "--dataset", "any", "--folds", k, "--out", tmp_path / "out"]
+        )
+    expect(outcome, 2, "--folds must be at least 2", "Fix: --folds 3")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ([], "exactly one of --folds K"),
+        (["--folds", "2", "--checkpoint", "c.pth"], "exactly one of --folds K"),
+        (["--folds", "2"], "needs a folder"),
+        (["--checkpoint", "c.pth", "--out", "o"], "takes no --out"),
+        (["--checkpoint", "c.pth", "run.max_epoch=2"], "takes no --out and no training"),
+    ],
+)
+def test_options_that_do_not_fit_together(tmp_path: Path, args: list[str], needle: str) -> None:
+    with untouched(tmp_path):
+        outcome = invoke(["find-issues", "--dataset", "any", *args], cwd=tmp_path)
+    expect(outcome, 2, needle)
+
+
+def test_json_never_replaces_another_file(tmp_path: Path) -> None:
+    other = tmp_path / "notes.json"
+    other.write_text('{"mine": true}')
+    (tmp_path / "folder.json").mkdir()
+    with untouched(tmp_path):
+        for target, needle in (
+            (other, "not a curate find-issues report"),
+            (tmp_path / "folder.json", "is a folder"),
+        ):
+            outcome = invoke(
+                [
+                    "find-issues",
+                    "--dataset",
+                    "any",
+                    "--folds",
+                    "2",
+                    "--out",
+                    tmp_path / "o",
+                    "--json",
+                    target,
+                ]
+            )
+            expect(outcome, 2, needle)
+
+
+def test_out_on_the_image_folder_is_refused(tmp_path: Path) -> None:
+    name = ingested(tmp_path, 2, 2)
+    with untouched(tmp_path):
+        outcome = invoke(
+            ["find-issues", "--dataset", name, "--folds", "2", "--out", tmp_path / "set" / "fall"]
+        )
+    expect(outcome, 2, "--out", "could overwrite or delete it")
+
+
+def test_checkpoint_of_an_export_from_elsewhere(tmp_path: Path) -> None:
+    name = ingested(tmp_path, 2, 2)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint_0.pth").write_bytes(b"not read: the export is checked first")
+    (run / "config.yaml").write_text("{}\n")
+    with untouched(tmp_path):
+        outcome = invoke(
+            ["find-issues", "--dataset", name, "--checkpoint", run / "checkpoint_0.pth"]
+        )
+    expect(outcome, 1, "came from no FiftyOne dataset", "cannot be mapped to samples", "--folds K")
+
+
+def test_missing_checkpoint(tmp_path: Path) -> None:
+    outcome = invoke(["find-issues", "--dataset", "any", "--checkpoint", tmp_path / "none.pth"])
+    expect(outcome, 2, "not found")
+
+
+def test_review_of_a_view_that_is_not_saved(tmp_path: Path) -> None:
+    name = ingested(tmp_path, 1, 1)
+    from curation.curator.review import review_target
+    from curation.errors import UsageError
+
+    with pytest.raises(UsageError, match="no saved view 'likely-mislabelled'.*find-issues"):
+        review_target(name, "likely-mislabelled")
+    assert review_target(name).name == name  # the whole dataset without --view
