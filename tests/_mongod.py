@@ -102,6 +102,7 @@ def curate_env(**extra: str) -> dict[str, str]:
     """The environment of a ``curate`` subprocess: this repo, no local database service."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIFTYONE_DATABASE_URI")}
     env.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
+    env["COLUMNS"] = "200"  # rich wraps table titles at 80 columns in a pipe
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(extra)
     return env
