@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from _mongod import curate_env, mongod_uri, run_curate  # noqa: F401 - the fixture
 
+from curation.curator.database import mask_secrets, mask_uri, resolve_database
+from curation.errors import ConfigError, UsageError
 from curation.synthetic import render_scene
 
 pytest.importorskip("fiftyone")
@@ -172,3 +174,58 @@ def test_check_beside_two_ingests_into_one_dataset(tmp_path: Path, mongod_uri: s
 
 def _rc(proc: subprocess.CompletedProcess[str]) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
+
+
+# which database: flag > FIFTYONE_DATABASE_URI > curate.yaml > FiftyOne's own
+
+
+def test_precedence_flag_then_environment_then_project_file(tmp_path: Path) -> None:
+    (tmp_path / "curate.yaml").write_text(
+        "database_uri: mongodb://file-host:27017\ndatabase_name: team\n"
+    )
+    below = tmp_path / "sub" / "dir"
+    below.mkdir(parents=True)
+    env = {"FIFTYONE_DATABASE_URI": "mongodb://env-host:27017"}
+    flag = "mongodb://flag-host:27017"
+    got = resolve_database(flag, env, below)
+    assert (got.uri, got.origin, got.name) == (flag, "--database-uri", "team")
+    got = resolve_database(None, env, below)
+    assert (got.uri, got.origin) == ("mongodb://env-host:27017", "FIFTYONE_DATABASE_URI")
+    got = resolve_database(None, {}, below)  # found in a parent folder
+    assert got.uri == "mongodb://file-host:27017"
+    assert got.origin == f"database_uri in {tmp_path / 'curate.yaml'}"
+    got = resolve_database(None, {"FIFTYONE_DATABASE_NAME": "mine"}, tmp_path.parent)
+    assert (got.uri, got.name) == (None, "mine")
+
+
+def test_a_bad_flag_is_refused_before_anything_connects() -> None:
+    with pytest.raises(UsageError, match=r"'mongodb://u:\*\*\*@' is not a MongoDB"):
+        resolve_database("mongodb://u:pw@", {}, Path("/"))
+
+
+def test_a_project_file_with_an_unknown_key(tmp_path: Path) -> None:
+    (tmp_path / "curate.yaml").write_text("databse_uri: mongodb://h\n")
+    with pytest.raises(ConfigError, match="databse_uri: Extra inputs are not permitted"):
+        resolve_database(None, {}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown", "password"),
+    [
+        (
+            "mongodb://alice:pw9@h:1/db?authSource=admin",
+            "mongodb://alice:***@h:1/db?authSource=admin",
+            "pw9",
+        ),
+        ("mongodb://alice:p%40ss@h1,h2/", "mongodb://alice:***@h1,h2/", "p@ss"),
+        ("mongodb://alice:p@ss@h/", "mongodb://alice:***@h/", "p@ss"),  # an unescaped @
+        ("mongodb+srv://bob@cluster.example.org/", "mongodb+srv://bob@cluster.example.org/", ""),
+        ("mongodb://h:27017/", "mongodb://h:27017/", ""),
+    ],
+)
+def test_mask_uri(uri: str, shown: str, password: str) -> None:
+    assert mask_uri(uri) == shown
+    text = mask_secrets(f"failed: {uri} (the server said: {password or 'no'})", uri)
+    assert shown in text
+    if password:
+        assert password not in text and uri not in text
