@@ -132,7 +132,7 @@ def _connect_to_server(fo: Any, fod: Any) -> None:
     try:
         fod.get_db_conn()
         return
-    except (pe.InvalidURI, pe.ConfigurationError) as exc:
+    except (pe.InvalidURI, pe.ConfigurationError, ValueError) as exc:  # parsed by pymongo
         why, fix, error = f"it is not a usable MongoDB URI ({exc})", "correct the URI", UsageError
     except Exception as exc:  # FiftyOne wraps pymongo's errors in ConnectionError/RuntimeError
         cause = exc.__cause__ or exc
