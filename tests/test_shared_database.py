@@ -16,7 +16,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from _mongod import curate_env, mongod_uri, run_curate  # noqa: F401 - the fixture
+from _mongod import (  # noqa: F401 - the fixtures
+    AUTH_USER,
+    auth_mongod_uri,
+    curate_env,
+    mongod_uri,
+    run_curate,
+)
 
 from curation.curator.database import mask_secrets, mask_uri, resolve_database
 from curation.errors import ConfigError, UsageError
@@ -174,6 +180,25 @@ def test_check_beside_two_ingests_into_one_dataset(tmp_path: Path, mongod_uri: s
 
 def _rc(proc: subprocess.CompletedProcess[str]) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_a_server_with_auth_named_in_curate_yaml(tmp_path: Path, auth_mongod_uri: str) -> None:  # noqa: F811
+    from urllib.parse import quote
+
+    user, password = AUTH_USER
+    uri = auth_mongod_uri.replace("mongodb://", f"mongodb://{user}:{quote(password, safe='')}@")
+    (tmp_path / "curate.yaml").write_text(f"database_uri: {uri}?authSource=admin\n")
+    a = scene_folder(tmp_path / "a", 2, seed=7)
+    name = f"auth-{uuid.uuid4().hex[:8]}"
+    env = curate_env()
+    out = ok(_rc(run_curate(["ingest", str(a), "--dataset", name], env, cwd=tmp_path)), "4 added")
+    ok(_rc(run_curate(["check", "--dataset", name], env, cwd=tmp_path)), f"checks on {name} (4")
+    # the password is wrong: named as a refused login, never shown
+    (tmp_path / "curate.yaml").write_text(f"database_uri: {uri.replace('%40', '%41')}\n")
+    code, out = _rc(run_curate(["check", "--dataset", name], env, cwd=tmp_path))
+    assert code == 1 and "the server refused the login" in out and "Traceback" not in out, out
+    assert "curator:***@" in out and "ss%3Aw" not in out and "ss:w" not in out, out
 
 
 # which database: flag > FIFTYONE_DATABASE_URI > curate.yaml > FiftyOne's own
