@@ -176,6 +176,10 @@ def test_check_beside_two_ingests_into_one_dataset(tmp_path: Path, mongod_uri: s
     keys = stored(mongod_uri, name)["keys"]
     assert len(keys) == 4 + 6 + 8 and len(set(keys)) == len(keys)
     ok(_rc(run_curate(["check", "--dataset", name], env)), f"checks on {name} (18")
+    # and anyone can export the shared dataset
+    out = tmp_path / "export"
+    ok(_rc(run_curate(["export", "--dataset", name, "--out", str(out), "--copy"], env)))
+    assert (out / "train.json").is_file() and (out / "manifest.json").is_file()
 
 
 def _rc(proc: subprocess.CompletedProcess[str]) -> tuple[int, str]:
