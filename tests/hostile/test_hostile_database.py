@@ -24,6 +24,18 @@ fo = pytest.importorskip("fiftyone")
 SECRET = "s3cr3t-pw"
 
 
+@pytest.fixture(autouse=True)
+def back_to_this_runs_database():  # noqa: ANN201
+    """After each test, this process uses the test run's own database again (other modules
+    call FiftyOne directly, without curate's choice of database)."""
+    yield
+    from curation.curator import database
+    from curation.curator._fo import fiftyone
+
+    database.select_database(None)
+    fiftyone().list_datasets()
+
+
 def folder(root: Path) -> Path:
     for label, falling in (("fall", True), ("no_fall", False)):
         (root / label).mkdir(parents=True)
