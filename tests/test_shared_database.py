@@ -88,12 +88,15 @@ def stored(uri: str, name: str) -> dict[str, list]:
         db = client["fiftyone"]
         doc = db.datasets.find_one({"name": name})
         assert doc is not None, f"no dataset {name!r} on the server"
-        rows = list(db[doc["sample_collection_name"]].find({}, {"ingest_key": 1, "source_path": 1}))
+        samples = db[doc["sample_collection_name"]]
+        rows = list(samples.find({}, {"ingest_key": 1, "source_path": 1}))
+        unique = [i["key"] for i in samples.index_information().values() if i.get("unique")]
         others = [d["name"] for d in db.datasets.find({"persistent": True}, {"name": 1})]
         return {
             "keys": [r.get("ingest_key") for r in rows],
             "sources": [r.get("source_path") for r in rows],
             "persistent": others,
+            "unique": unique,
         }
     finally:
         client.close()
@@ -128,6 +131,7 @@ def test_two_ingests_create_one_dataset_together(tmp_path: Path, mongod_uri: str
         assert len(held["keys"]) == 18 and len(set(held["keys"])) == 18
         assert sorted(set(held["sources"])) == sorted([str(a.resolve()), str(b.resolve())])
         assert name in held["persistent"]
+        assert [("ingest_key", 1)] in held["unique"]  # the database refuses a second copy
         assert not [n for n in held["persistent"] if n.startswith("curate-partial-")]
         # re-ingesting both, again together, adds nothing
         again = race(

@@ -121,3 +121,30 @@ def test_bad_project_file_names_file_and_key(
     code = 2 if "ftp" in content else 1
     with untouched(tmp_path):
         expect(invoke(["check", "--dataset", "falls"], cwd=tmp_path), code, *needles)
+
+
+def test_a_duplicate_that_slips_past_the_known_keys_is_refused_by_the_index(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Even if a writer did not see another's keys (no lock), the database refuses the copy."""
+    import fiftyone.core.collections as foc
+
+    source = folder(tmp_path / "set")
+    name = f"unique-{uuid.uuid4().hex[:8]}"
+    expect(invoke(["ingest", source, "--dataset", name]), 0, "2 added")
+    real = foc.SampleCollection.distinct
+
+    def blind(self, field, *args, **kwargs):  # as if another writer's samples were not there yet
+        return [] if field == "ingest_key" else real(self, field, *args, **kwargs)
+
+    monkeypatch.setattr(foc.SampleCollection, "distinct", blind)
+    with untouched(tmp_path):
+        expect(
+            invoke(["ingest", source, "--dataset", name]),
+            1,
+            f"dataset {name!r}: another writer added some of these samples at the same time",
+            "nothing of this run was kept",
+        )
+    monkeypatch.undo()
+    assert len(fo.load_dataset(name)) == 2
+    expect(invoke(["ingest", source, "--dataset", name]), 0, "0 added, 2 already there, 2 in")
