@@ -42,6 +42,7 @@ bench: venv
 	$(PY) benchmarks/mix_bench.py
 	$(PY) benchmarks/ingest_bench.py
 	$(PY) benchmarks/video_ingest_bench.py
+	$(PY) benchmarks/shared_db_bench.py
 
 clean:
 	rm -rf exports/demo .pytest_cache

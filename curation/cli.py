@@ -207,6 +207,25 @@ OverwriteOption = Annotated[
 DatasetOption = Annotated[
     str | None, typer.Option(help="FiftyOne dataset instead of --task (review tags applied).")
 ]
+# --- shared MongoDB (issue 14): one option on every command that opens a FiftyOne dataset
+DatabaseUriOption = Annotated[
+    str | None,
+    typer.Option(
+        help="MongoDB server holding the FiftyOne datasets, e.g. mongodb://USER:PASSWORD@HOST:27017 "
+        "[default: FIFTYONE_DATABASE_URI, then database_uri in curate.yaml, then FiftyOne's own "
+        "database]. The password is never printed.",
+        show_default=False,
+    ),
+]
+
+
+def _use_database(uri: str | None) -> None:
+    from curation.curator.database import select_database
+
+    select_database(uri)
+
+
+# --- end shared MongoDB
 ModelOption = Annotated[
     str,
     typer.Option("--model", help="Model preset the lavis.yaml is written for: tiny or blip2_t5."),
@@ -261,6 +280,7 @@ def export(
         Path | None, typer.Option(help="Task annotation file (the LAVIS VQA contract).")
     ] = None,
     dataset: DatasetOption = None,
+    database_uri: DatabaseUriOption = None,
     image_root: Annotated[
         Path | None,
         typer.Option(
@@ -291,6 +311,7 @@ def export(
 
     if (task is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --task FILE or --dataset NAME")
+    _use_database(database_uri)
     options = ExportOptions(
         seed=seed,
         model=model,
@@ -424,6 +445,7 @@ def mix(
     ] = None,
     image_root: Annotated[Path | None, typer.Option(help="Image root of --task.")] = None,
     dataset: DatasetOption = None,
+    database_uri: DatabaseUriOption = None,
     vqav2_questions: Annotated[Path | None, typer.Option(help="VQAv2 questions JSON.")] = None,
     vqav2_annotations: Annotated[Path | None, typer.Option(help="VQAv2 annotations JSON.")] = None,
     vqav2_images: Annotated[Path | None, typer.Option(help="COCO image folder for VQAv2.")] = None,
@@ -493,6 +515,7 @@ def mix(
     from curation.sources import GeneralSources, parse_columns
     from curation.split import split_fractions
 
+    _use_database(database_uri)
     request = MixRequest(
         out=out,
         ratio=vqav2_ratio,
@@ -557,6 +580,7 @@ def eval_(
             "this sample field ('' to skip)."
         ),
     ] = "eval_prediction",
+    database_uri: DatabaseUriOption = None,
     compare: Annotated[
         bool, typer.Option("--compare", help="Print eval.json files side by side instead.")
     ] = False,
@@ -581,6 +605,7 @@ def eval_(
     from curation.evaluate.run import compare as compare_reports
     from curation.evaluate.run import evaluate
 
+    _use_database(database_uri)
     if compare:
         _render.compare_table(console, paths, compare_reports(paths))
         return
@@ -623,6 +648,7 @@ def ingest(
         ),
     ],
     dataset: Annotated[str, typer.Option(help="FiftyOne dataset to add to (created if new).")],
+    database_uri: DatabaseUriOption = None,
     image_root: Annotated[
         Path | None, typer.Option(help="Image root of an annotation file [default: its folder].")
     ] = None,
@@ -711,6 +737,7 @@ def ingest(
             f"folder of clips), not to {source}. Fix: leave them out"
         )
 
+    _use_database(database_uri)
     result = run_ingest(
         source,
         dataset,
@@ -727,6 +754,7 @@ def ingest(
 @handles_errors
 def check(
     dataset: Annotated[str, typer.Option(help="FiftyOne dataset to check.")],
+    database_uri: DatabaseUriOption = None,
     hamming: Annotated[
         int,
         typer.Option(
@@ -745,6 +773,7 @@ def check(
     from curation import _render
     from curation.curator.checks import run_checks
 
+    _use_database(database_uri)
     if json_report is not None:  # refuse a bad --json before the checks run
         from curation.curator.checks import check_report_path
 
@@ -760,6 +789,7 @@ def check(
 @handles_errors
 def review(
     dataset: Annotated[str, typer.Option(help="FiftyOne dataset to review.")],
+    database_uri: DatabaseUriOption = None,
     port: Annotated[int, typer.Option(help="Port of the App.", min=1, max=65535)] = 5151,
     address: Annotated[str, typer.Option(help="Address to serve on.")] = "127.0.0.1",
     no_browser: Annotated[
@@ -780,6 +810,7 @@ def review(
     """
     from curation.curator.review import launch
 
+    _use_database(database_uri)
     session = launch(dataset, port=port, address=address, browser=not no_browser, view=view)
     console.print(
         f"FiftyOne App: {session.url}  (saved views: flagged, answer-yes, answer-no, "

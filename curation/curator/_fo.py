@@ -37,6 +37,9 @@ def _import() -> ModuleType:
         import fiftyone as fo
     except ImportError as exc:
         raise MissingDependencyError("fiftyone", "fiftyone") from exc
+    from curation.curator.database import apply_database
+
+    apply_database(fo)  # --database-uri > FIFTYONE_DATABASE_URI > curate.yaml
     return fo
 
 
@@ -79,6 +82,9 @@ def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> 
 
     if not fod._is_client_closed(fod._client):
         return  # connected already
+    if fo.config.database_uri:
+        _connect_to_server(fo, fod)
+        return
     for attempt in range(1, attempts + 1):
         try:
             with _start_lock(fo):
@@ -107,6 +113,55 @@ def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> 
         "the same time. Fix: run the command again in a moment; if it keeps failing, look "
         f"at {Path(folder) / 'log' / 'mongo.log'} and stop any stale mongod that uses it."
     )
+
+
+def _connect_to_server(fo: Any, fod: Any) -> None:
+    """Connect to a MongoDB server FiftyOne does not start; one clear error within seconds."""
+    import pymongo.errors as pe
+
+    from curation.curator.database import (
+        SERVER_TIMEOUT_MS,
+        current_choice,
+        mask_secrets,
+        mask_uri,
+    )
+
+    uri = fo.config.database_uri
+    choice = current_choice()
+    origin = choice.origin if choice.uri == uri else "FiftyOne's config (database_uri)"
+    try:
+        fod.get_db_conn()
+        return
+    except (pe.InvalidURI, pe.ConfigurationError, ValueError) as exc:  # parsed by pymongo
+        why, fix, error = f"it is not a usable MongoDB URI ({exc})", "correct the URI", UsageError
+    except Exception as exc:  # FiftyOne wraps pymongo's errors in ConnectionError/RuntimeError
+        cause = exc.__cause__ or exc
+        with contextlib.suppress(Exception):
+            fod._disconnect()
+        error = DataError
+        if isinstance(cause, pe.OperationFailure) and cause.code in (13, 18):
+            why = f"the server refused the login ({cause})"
+            fix = (
+                "check the user and password in the URI (percent-encode @ : / in them) and "
+                "its authSource (?authSource=admin when the user was made in admin)"
+            )
+        elif isinstance(cause, pe.ServerSelectionTimeoutError | pe.ConnectionFailure):
+            detail = str(cause).split(" (configured timeouts")[0].split(", Timeout:")[0]
+            why = f"no answer within {SERVER_TIMEOUT_MS // 1000} s ({detail})"
+            fix = (
+                "check the host and port, that mongod runs and listens on an address this "
+                "machine can reach (mongod --bind_ip), and the firewall"
+            )
+        elif isinstance(cause, pe.PyMongoError):
+            why = f"{type(cause).__name__}: {cause}"
+            fix = "check the server and the user's rights (readWrite on the database)"
+        else:
+            raise
+    raise error(
+        f"cannot use the MongoDB server {mask_uri(uri)} (from {origin}): "
+        f"{mask_secrets(why, uri)}. Fix: {fix}; or leave the URI out to use FiftyOne's "
+        "own database."
+    ) from None
 
 
 def _start_database(fo: Any, fod: Any) -> None:

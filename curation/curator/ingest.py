@@ -17,13 +17,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curation._io import path_kind
 from curation.curator._fo import fiftyone
 from curation.errors import DataError, UsageError
 from curation.images import ImageScan, scan_images
 from curation.schemas.questions import TASK_QUESTION
+
+if TYPE_CHECKING:
+    from curation.curator._lock import DatabaseLock
 
 #: Label sub-folders of a raw folder, compared case-insensitively with "-" and " " as "_".
 LABEL_FOLDERS: dict[str, str | None] = {
@@ -345,8 +348,6 @@ def add_items(
     """
     import time
 
-    from curation.curator._fo import check_dataset_name
-
     text = source
     warnings = warnings if warnings is not None else []
     t0 = time.perf_counter()
@@ -371,9 +372,51 @@ def add_items(
             "\n  Fix: remove or replace them, then ingest again."
         )
 
-    from curation.curator._fo import PARTIAL_PREFIX, slug_clash, user_datasets
+    from curation.curator._lock import database_lock, dataset_lock_key
 
     fo = fiftyone()
+    t1 = time.perf_counter()  # FiftyOne's import and database start are not counted
+    # one writer per dataset at a time, across machines: the lock lives in the database
+    with database_lock(dataset_lock_key(dataset), f"curate ingest {text}") as lock:
+        new, ds = _write_items(fo, dataset, items, scans, overwrite=overwrite, lock=lock)
+    t2 = time.perf_counter()
+    return IngestResult(
+        dataset,
+        text,
+        len(new),
+        len(items) - len(new),
+        len(ds),
+        unsure=sum("unsure" in it.tags for it, _ in new),
+        hash_seconds=hash_seconds,
+        add_seconds=t2 - t1,
+        warnings=warnings,
+    )
+
+
+def _write_items(
+    fo: Any,
+    dataset: str,
+    items: Sequence[Item],
+    scans: dict[Path, Any],
+    *,
+    overwrite: bool = False,
+    lock: DatabaseLock | None = None,
+) -> tuple[list[tuple[Item, str]], Any]:
+    """Add the items not yet in ``dataset`` (a new one appears whole); (added, dataset).
+
+    Call it holding ``database_lock(dataset_lock_key(dataset), ...)``: with two writers,
+    both could see "no such dataset" or "key not there yet". A unique index on
+    ``ingest_key`` keeps duplicates out at the database level even so.
+    """
+    from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+    from curation.curator._fo import (
+        PARTIAL_PREFIX,
+        check_dataset_name,
+        slug_clash,
+        user_datasets,
+    )
+
     clash = slug_clash(fo, dataset)
     if clash is not None:
         raise UsageError(
@@ -388,10 +431,10 @@ def add_items(
     # complete: a failed or killed ingest leaves no half-filled (or empty) dataset
     # behind, and FiftyOne deletes the temporary one when its last client exits
     ds = fo.Dataset(f"{PARTIAL_PREFIX}{uuid.uuid4().hex}") if is_new else fo.load_dataset(dataset)
-    t1 = time.perf_counter()  # FiftyOne's import and database start are not counted
     run = uuid.uuid4().hex
     try:
         _declare_fields(fo, ds, frames=any(it.fields for it in items))
+        _unique_ingest_keys(ds)
         existing = set(ds.distinct("ingest_key"))
         # samples from before source_path was recorded: the same old key and the same bytes
         legacy = {
@@ -414,7 +457,18 @@ def add_items(
         ]
         if samples:
             # every field is declared above, so FiftyOne's per-sample validation is redundant
-            ds.add_samples(samples, expand_schema=False, validate=False, progress=False)
+            try:
+                ds.add_samples(samples, expand_schema=False, validate=False, progress=False)
+            except (BulkWriteError, DuplicateKeyError, ValueError) as exc:
+                if not _duplicate_key(exc):
+                    raise
+                raise DataError(
+                    f"dataset {dataset!r}: another writer added some of these samples at the "
+                    f"same time ({type(exc).__name__}); nothing of this run was kept. Fix: "
+                    "run the ingest again (it adds only what is missing)."
+                ) from None
+        if lock is not None:
+            lock.check()  # never commit after losing the lock
         if is_new:
             if replaces:
                 fo.delete_dataset(dataset)
@@ -436,18 +490,7 @@ def add_items(
 
             ds.delete_samples(ds.match(F("ingest_run") == run))
         raise
-    t2 = time.perf_counter()
-    return IngestResult(
-        dataset,
-        text,
-        len(new),
-        len(items) - len(new),
-        len(ds),
-        unsure=sum("unsure" in it.tags for it, _ in new),
-        hash_seconds=hash_seconds,
-        add_seconds=t2 - t1,
-        warnings=warnings,
-    )
+    return new, ds
 
 
 SAMPLE_FIELDS = {
@@ -466,6 +509,31 @@ SAMPLE_FIELDS = {
     "ingest_key": "StringField",
     "ingest_run": "StringField",
 }
+
+
+def _duplicate_key(exc: Exception) -> bool:
+    """Whether a write failed on the unique ``ingest_key`` index (FiftyOne re-raises
+    pymongo's BulkWriteError as a ValueError holding the server's E11000 message)."""
+    from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    if isinstance(exc, BulkWriteError):
+        return {e.get("code") for e in exc.details.get("writeErrors", [])} == {11000}
+    return "E11000 duplicate key" in str(exc)
+
+
+def _unique_ingest_keys(ds: Any) -> None:
+    """A unique index on ``ingest_key``: the database itself refuses a second copy."""
+    from pymongo.errors import PyMongoError
+
+    # a dataset from before keys were unique may hold repeats: it keeps the lock alone
+    with contextlib.suppress(PyMongoError):
+        ds.create_index(
+            "ingest_key",
+            unique=True,
+            partialFilterExpression={"ingest_key": {"$type": "string"}},
+        )
 
 
 def _declare_fields(fo: Any, ds: Any, frames: bool = False) -> None:

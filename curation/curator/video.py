@@ -802,7 +802,11 @@ def ingest_videos(
     except BaseException:
         _remove([f for c in cuts for f in c.created])
         raise
-    _add_videos(videos_dataset, dataset, cuts, source_path, overwrite)
+    from curation.curator._lock import database_lock, dataset_lock_key
+
+    # the sibling video dataset: one writer at a time too (shared database, issue 14)
+    with database_lock(dataset_lock_key(videos_dataset), f"curate ingest {labels}"):
+        _add_videos(videos_dataset, dataset, cuts, source_path, overwrite)
     return VideoIngestResult(
         result,
         fmt,

@@ -1,0 +1,174 @@
+"""Which MongoDB the curator uses, so a team can share one server.
+
+Precedence: ``--database-uri`` (``select_database``), then the environment
+variable ``FIFTYONE_DATABASE_URI``, then ``database_uri`` in the nearest
+``curate.yaml``; with none of them, FiftyOne's own database (a ``mongod`` it
+starts on ``FIFTYONE_DATABASE_DIR``). A password in a URI is never shown:
+``mask_uri`` replaces it with ``***`` in every message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from curation.errors import UsageError
+
+URI_ENV = "FIFTYONE_DATABASE_URI"
+NAME_ENV = "FIFTYONE_DATABASE_NAME"
+#: How long a command waits for an external server before it says it cannot reach it.
+SERVER_TIMEOUT_MS = 5000
+_SCHEMES = ("mongodb://", "mongodb+srv://")
+
+#: ``--database-uri`` of this process (None: the environment, then curate.yaml).
+_flag: str | None = None
+#: Environment values this module set (for FiftyOne's App server, a child process), so a
+#: later choice in the same process does not mistake them for the user's.
+_ours: dict[str, str] = {}
+#: The local database service's port, put aside while this process uses a URI.
+_stashed_port: list[str] = []
+
+
+@dataclass(frozen=True)
+class DatabaseChoice:
+    """The MongoDB a command uses and where that choice came from."""
+
+    uri: str | None
+    origin: str
+    name: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """The URI with its password masked (or FiftyOne's own database)."""
+        return mask_uri(self.uri) if self.uri else "FiftyOne's own database"
+
+
+def mask_uri(uri: str) -> str:
+    """``mongodb://user:secret@host/`` -> ``mongodb://user:***@host/``."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep:
+        return uri
+    at = rest.rfind("@")
+    if at < 0:
+        return uri
+    user, colon, _ = rest[:at].partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{rest[at + 1 :]}"
+
+
+def mask_secrets(text: str, uri: str | None) -> str:
+    """``text`` with ``uri`` masked and its password (plain or %-decoded) replaced by ``***``."""
+    if not uri:
+        return text
+    text = text.replace(uri, mask_uri(uri))
+    _, sep, rest = uri.partition("://")
+    at = rest.rfind("@")
+    if sep and at >= 0:
+        _, colon, password = rest[:at].partition(":")
+        for secret in {password, unquote(password)} if colon else ():
+            if secret:
+                text = text.replace(secret, "***")
+    return text
+
+
+def check_uri(uri: str, origin: str) -> str:
+    """Refuse a value that is not a MongoDB connection string, before anything connects."""
+    text = uri.strip()
+    if not text.startswith(_SCHEMES) or not re.sub(r"^[a-z+]+://([^/?]*@)?", "", text):
+        raise UsageError(
+            f"{origin}: {mask_uri(uri)!r} is not a MongoDB connection string. Fix: "
+            "mongodb://HOST:27017 (with a user: mongodb://USER:PASSWORD@HOST:27017/?authSource=admin)"
+        )
+    return text
+
+
+def select_database(uri: str | None) -> None:
+    """Use ``uri`` (the ``--database-uri`` option) for this process; None: env, then curate.yaml."""
+    global _flag
+    _flag = check_uri(uri, "--database-uri") if uri is not None else None
+
+
+def resolve_database(
+    flag: str | None = None, environ: dict[str, str] | None = None, cwd: Path | None = None
+) -> DatabaseChoice:
+    """Flag > ``FIFTYONE_DATABASE_URI`` > ``curate.yaml`` > FiftyOne's own database."""
+    environ = dict(os.environ) if environ is None else environ
+    env_uri = _users(environ, URI_ENV)
+    env_name = _users(environ, NAME_ENV)
+    settings = None
+    from curation.schemas.project import find_project_file, load_project_settings
+
+    path = find_project_file(cwd)
+    if path is not None:
+        settings = load_project_settings(path)
+    name = env_name or (settings.database_name if settings else None)
+    if flag:
+        return DatabaseChoice(check_uri(flag, "--database-uri"), "--database-uri", name)
+    if env_uri:
+        return DatabaseChoice(check_uri(env_uri, URI_ENV), URI_ENV, name)
+    if settings is not None and settings.database_uri:
+        where = f"database_uri in {path}"
+        return DatabaseChoice(check_uri(settings.database_uri, where), where, name)
+    return DatabaseChoice(None, "FiftyOne's own database", name)
+
+
+def _users(environ: dict[str, str], key: str) -> str | None:
+    value = environ.get(key) or None
+    return None if value is not None and _ours.get(key) == value else value
+
+
+def apply_database(fo: Any) -> DatabaseChoice:
+    """Point an imported FiftyOne at the chosen database (before it connects).
+
+    FiftyOne reads ``FIFTYONE_DATABASE_URI`` when it is imported; a choice made
+    later is set on ``fo.config`` and in the environment (the App's server is a
+    child process). If this process was connected elsewhere, it disconnects first.
+    """
+    import fiftyone.core.odm.database as fod
+
+    choice = resolve_database(_flag)
+    for key, value in ((URI_ENV, choice.uri), (NAME_ENV, choice.name)):
+        if value and os.environ.get(key) != value:
+            os.environ[key] = _ours[key] = value
+        elif not value and key in _ours:
+            mine = _ours.pop(key)
+            if os.environ.get(key) == mine:
+                del os.environ[key]
+    own = _own_config(fo)
+    wanted_uri = choice.uri or own.database_uri
+    wanted_name = choice.name or own.database_name
+    if (fo.config.database_uri, fo.config.database_name) != (wanted_uri, wanted_name):
+        fod._disconnect()
+        for key in ("host", "port", "serverSelectionTimeoutMS"):
+            fod._connection_kwargs.pop(key, None)
+        fo.config.database_uri = wanted_uri
+        fo.config.database_name = wanted_name
+    if wanted_uri:
+        # a local service's port must not be applied to the server named by the URI
+        port = os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
+        if port is not None:
+            _stashed_port[:] = [port]
+        if "serverselectiontimeoutms=" not in wanted_uri.lower():
+            fod._connection_kwargs["serverSelectionTimeoutMS"] = SERVER_TIMEOUT_MS
+    elif _stashed_port:
+        os.environ.setdefault("FIFTYONE_PRIVATE_DATABASE_PORT", _stashed_port.pop())
+    return choice
+
+
+def _own_config(fo: Any) -> Any:
+    """FiftyOne's configuration without this module's environment values."""
+    import fiftyone.core.config as foc
+
+    saved = {k: os.environ.pop(k) for k in list(_ours) if os.environ.get(k) == _ours[k]}
+    try:
+        return foc.load_config()  # ~/.fiftyone/config.json and the environment
+    finally:
+        os.environ.update(saved)
+
+
+def current_choice() -> DatabaseChoice:
+    """The database this process would use now (no connection made)."""
+    return resolve_database(_flag)

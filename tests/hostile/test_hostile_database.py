@@ -1,0 +1,150 @@
+"""Hostile database settings: unreachable servers, wrong passwords, bad URIs, a bad curate.yaml.
+
+Promises: one clear error within seconds (the server-selection timeout), never a
+hang or a traceback; a password in a URI is never printed; the next command on
+FiftyOne's own database still works in the same process.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from _harness import expect, invoke, untouched
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _mongod import free_port, mongod_uri  # noqa: E402, F401 - the fixture
+
+from curation.synthetic import render_scene  # noqa: E402
+
+fo = pytest.importorskip("fiftyone")
+
+SECRET = "s3cr3t-pw"
+
+
+@pytest.fixture(autouse=True)
+def back_to_this_runs_database():  # noqa: ANN201
+    """After each test, this process uses the test run's own database again (other modules
+    call FiftyOne directly, without curate's choice of database)."""
+    yield
+    from curation.curator import database
+    from curation.curator._fo import fiftyone
+
+    database.select_database(None)
+    fiftyone().list_datasets()
+
+
+def folder(root: Path) -> Path:
+    for label, falling in (("fall", True), ("no_fall", False)):
+        (root / label).mkdir(parents=True)
+        render_scene(falling, 7, 40).save(root / label / "0.png")
+    return root
+
+
+def test_unreachable_server_is_one_clear_error_naming_no_password(tmp_path: Path) -> None:
+    uri = f"mongodb://alice:{SECRET}@127.0.0.1:{free_port()}/"
+    source = folder(tmp_path / "set")
+    with untouched(tmp_path):
+        for args in (
+            ["check", "--dataset", "falls"],
+            ["ingest", str(source), "--dataset", "falls"],
+            ["export", "--dataset", "falls", "--out", str(tmp_path / "out")],
+        ):
+            out = invoke([*args, "--database-uri", uri])
+            expect(
+                out,
+                1,
+                "cannot use the MongoDB server mongodb://alice:***@127.0.0.1",
+                "(from --database-uri): no answer within 5 s",
+                "Fix: check the host and port",
+            )
+            assert SECRET not in out.output
+    # the same process goes back to FiftyOne's own database for the next command
+    expect(invoke(["check", "--dataset", f"nope-{uuid.uuid4().hex[:6]}"]), 2, "no FiftyOne dataset")
+
+
+def test_unreachable_server_from_the_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FIFTYONE_DATABASE_URI", f"mongodb://bob:{SECRET}@127.0.0.1:{free_port()}")
+    out = invoke(["check", "--dataset", "falls"])
+    expect(out, 1, "(from FIFTYONE_DATABASE_URI)", "bob:***@")
+    assert SECRET not in out.output
+    monkeypatch.delenv("FIFTYONE_DATABASE_URI")
+    expect(invoke(["check", "--dataset", f"nope-{uuid.uuid4().hex[:6]}"]), 2, "no FiftyOne dataset")
+
+
+def test_wrong_password_is_named_not_shown(mongod_uri: str) -> None:  # noqa: F811
+    uri = mongod_uri.replace("mongodb://", f"mongodb://nobody:{SECRET}@")
+    out = invoke(["check", "--dataset", "falls", "--database-uri", uri])
+    expect(
+        out,
+        1,
+        "the server refused the login",
+        "nobody:***@",
+        "authSource",
+    )
+    assert SECRET not in out.output
+    expect(invoke(["check", "--dataset", f"nope-{uuid.uuid4().hex[:6]}"]), 2, "no FiftyOne dataset")
+
+
+@pytest.mark.parametrize(
+    ("uri", "needle"),
+    [
+        ("http://db.example.org", "'http://db.example.org' is not a MongoDB connection string"),
+        (f"mongodb://u:{SECRET}@", "'mongodb://u:***@' is not a MongoDB connection string"),
+        ("", "'' is not a MongoDB connection string"),
+        (f"mongodb://u:{SECRET}@127.0.0.1:99999/", "Port must be an integer"),
+        (f"mongodb+srv://u:{SECRET}@db.example.org:27017/", "must not include a port"),
+    ],
+)
+def test_not_a_mongodb_uri_is_a_usage_error(uri: str, needle: str) -> None:
+    out = invoke(["check", "--dataset", "falls", "--database-uri", uri])
+    expect(out, 2, needle)
+    assert SECRET not in out.output
+
+
+@pytest.mark.parametrize(
+    ("content", "needles"),
+    [
+        ("database_url: mongodb://x\n", ["curate.yaml", "database_url", "Extra inputs"]),
+        ("database_uri: [1\n", ["curate.yaml", "not valid YAML", "line"]),
+        ("database_uri: 12\n", ["curate.yaml", "database_uri"]),
+        ("- a list\n", ["curate.yaml", "the file"]),
+        ("database_uri: ftp://x\n", ["database_uri in", "curate.yaml", "not a MongoDB"]),
+    ],
+)
+def test_bad_project_file_names_file_and_key(
+    tmp_path: Path, content: str, needles: list[str]
+) -> None:
+    (tmp_path / "curate.yaml").write_text(content)
+    code = 2 if "ftp" in content else 1
+    with untouched(tmp_path):
+        expect(invoke(["check", "--dataset", "falls"], cwd=tmp_path), code, *needles)
+
+
+def test_a_duplicate_that_slips_past_the_known_keys_is_refused_by_the_index(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Even if a writer did not see another's keys (no lock), the database refuses the copy."""
+    import fiftyone.core.collections as foc
+
+    source = folder(tmp_path / "set")
+    name = f"unique-{uuid.uuid4().hex[:8]}"
+    expect(invoke(["ingest", source, "--dataset", name]), 0, "2 added")
+    real = foc.SampleCollection.distinct
+
+    def blind(self, field, *args, **kwargs):  # as if another writer's samples were not there yet
+        return [] if field == "ingest_key" else real(self, field, *args, **kwargs)
+
+    monkeypatch.setattr(foc.SampleCollection, "distinct", blind)
+    with untouched(tmp_path):
+        expect(
+            invoke(["ingest", source, "--dataset", name]),
+            1,
+            f"dataset {name!r}: another writer added some of these samples at the same time",
+            "nothing of this run was kept",
+        )
+    monkeypatch.undo()
+    assert len(fo.load_dataset(name)) == 2
+    expect(invoke(["ingest", source, "--dataset", name]), 0, "0 added, 2 already there, 2 in")
