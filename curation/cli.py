@@ -865,6 +865,7 @@ def find_issues(
         int, typer.Option(help="Show at most this many flagged samples.", min=0)
     ] = 20,
     trust_checkpoint: TrustCheckpointOption = False,
+    database_uri: DatabaseUriOption = None,
 ) -> None:
     """Find likely-mislabelled task samples with cleanlab on out-of-sample P(yes).
 
@@ -877,6 +878,7 @@ def find_issues(
     from curation.curator.find_issues import FindIssuesRequest
     from curation.curator.find_issues import find_issues as run_find_issues
 
+    _use_database(database_uri)
     request = FindIssuesRequest(
         dataset=dataset,
         folds=folds,
