@@ -43,3 +43,16 @@ def test_help_imports_no_heavy_package() -> None:
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and "falldown-curate" in result.output
+
+
+#: Every command that opens a FiftyOne dataset (issue 14: a team's shared MongoDB)
+DATASET_COMMANDS = ("ingest", "check", "review", "export", "mix", "eval", "find-issues")
+
+
+@pytest.mark.parametrize("command", DATASET_COMMANDS)
+def test_every_dataset_command_takes_the_shared_database(command: str) -> None:
+    import inspect
+
+    cmd = next(c for c in app.registered_commands if (c.name or c.callback.__name__) == command)
+    assert "database_uri" in inspect.signature(cmd.callback).parameters
+    assert "_use_database(database_uri)" in inspect.getsource(cmd.callback)
