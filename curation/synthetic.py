@@ -274,3 +274,35 @@ def render_scenes(
             chosen.render(fallen, s, size).save(path, optimize=True)
             scenes.append(Scene(path, fallen, s, chosen.question(s * 2 + fallen)))
     return scenes
+
+
+def write_scene_set(
+    out_dir: str | Path,
+    n_fall: int,
+    n_no_fall: int,
+    seed: int = 0,
+    size: int = 64,
+    renderer: str = "stick",
+) -> Path:
+    """Render scenes and write ``out_dir/annotations.json`` (the LAVIS VQA contract); return it.
+
+    Each record asks the question its renderer chose for that scene.
+    """
+    from curation._io import atomic_write_json
+
+    out = Path(out_dir)
+    scenes = render_scenes(out, n_fall, n_no_fall, seed, size, renderer)
+    ann = out / "annotations.json"
+    atomic_write_json(
+        ann,
+        [
+            {
+                "instance_id": i,
+                "image": s.path.relative_to(out).as_posix(),
+                "text_input": s.question,
+                "answer": ["yes" if s.fallen else "no"],
+            }
+            for i, s in enumerate(scenes)
+        ],
+    )
+    return ann

@@ -37,7 +37,7 @@ from curation.export import ExportRecord, task_records_from_file, write_export
 from curation.mix import mix
 from curation.presets import get_preset
 from curation.sources import load_easy_vqa
-from curation.synthetic import RENDERERS, render_scenes
+from curation.synthetic import RENDERERS, write_scene_set
 from curation.training.checkpoints import latest_checkpoint
 from curation.training.predict import load_model
 from curation.training.train import train
@@ -75,23 +75,7 @@ def make_task(work: Path, renderer: str, per_class: int, seed: int, size: int) -
     """Render the task scenes once per (renderer, size, count, seed); return the annotations."""
     raw = work / "raw" / f"{renderer}-{size}px-{per_class}-seed{seed}"
     ann = raw / "annotations.json"
-    if not ann.exists():
-        scenes = render_scenes(
-            raw, n_fall=per_class, n_no_fall=per_class, seed=seed, size=size, renderer=renderer
-        )
-        records = [
-            {
-                "instance_id": i,
-                "image": s.path.relative_to(raw).as_posix(),
-                "text_input": s.question,
-                "answer": ["yes" if s.fallen else "no"],
-            }
-            for i, s in enumerate(scenes)
-        ]
-        tmp = ann.with_suffix(".tmp")
-        tmp.write_text(json.dumps(records, indent=1) + "\n")
-        os.replace(tmp, ann)
-    return ann
+    return ann if ann.exists() else write_scene_set(raw, per_class, per_class, seed, size, renderer)
 
 
 def write_runs(work: Path, ann: Path, seed: int, model: str) -> dict[str, int]:
@@ -154,6 +138,7 @@ def train_and_score(work: Path, name: str, n_train: int, recipe: dict[str, Any],
             "run.valid_splits=[]",
             "run.test_splits=[]",
             "run.log_freq=50",
+            *recipe.get("overrides", []),
         ],
         run_id="run",
     )
@@ -350,6 +335,7 @@ def main() -> None:
     for key in ("model", "per_class", "steps", "lr", "warmup_steps", "batch"):
         kind = type(RECIPE[key])
         parser.add_argument(f"--{key.replace('_', '-')}", type=kind)
+    parser.add_argument("overrides", nargs="*", help="more train overrides (key=value)")
     args = parser.parse_args()
     recipe = dict(SHORT if args.short else RECIPE)
     for key in ("model", "per_class", "steps", "lr", "warmup_steps", "batch"):
@@ -359,6 +345,8 @@ def main() -> None:
         recipe["renderers"] = args.renderers.split(",")
     if args.seeds:
         recipe["seeds"] = [int(s) for s in args.seeds.split(",")]
+    if args.overrides:
+        recipe["overrides"] = args.overrides
     runs = tuple(r for r in args.runs.split(",") if r)
     results = run_experiment(args.work, recipe, runs)
     print(markdown(results))
