@@ -91,12 +91,32 @@ def render_scene(fallen: bool, seed: int, size: int = 96):  # noqa: ANN201 - PIL
     return img
 
 
+def _near(rng: random.Random, c: tuple[int, int, int]) -> tuple[int, int, int]:
+    r, g, b = (max(0, min(255, v + rng.randint(-40, 40))) for v in c)
+    return (r, g, b)
+
+
+def _contrasting(rng: random.Random, *against: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A random colour at least 180 (summed RGB distance) from each of ``against``."""
+    best, best_gap = (0, 0, 0), -1
+    for _ in range(50):
+        c = _rgb(rng)
+        gap = min(sum(abs(a - b) for a, b in zip(c, o, strict=True)) for o in against)
+        if gap >= 180:
+            return c
+        if gap > best_gap:
+            best, best_gap = c, gap
+    return best
+
+
 def render_clutter_scene(fallen: bool, seed: int, size: int = 96):  # noqa: ANN201 - PIL image
     """Draw one ``clutter`` scene; the same (fallen, seed, size) gives the same pixels.
 
-    Drawn at 3x and shrunk (soft edges), on a room with a textured wall and a
-    tiled floor, with 1-4 distractors (chairs, boxes, lying poles, balls) in
-    either class, then per-pixel noise.
+    Drawn at 3x and shrunk (soft edges), on a room with a textured wall and
+    sometimes floor boards, with 1-4 distractors (chairs, boxes, lying poles,
+    balls, tables) in either class, then per-pixel noise. The figure's colour
+    stands out from the wall and floor (a person nobody could see has no
+    true label).
     """
     import numpy as np
     from PIL import Image, ImageDraw, ImageFilter
@@ -118,13 +138,10 @@ def render_clutter_scene(fallen: bool, seed: int, size: int = 96):  # noqa: ANN2
         for _ in range(rng.randint(10, 40)):
             x, y, r = rng.randint(0, big), rng.randint(0, horizon), rng.randint(1, big // 40 + 1)
             draw.ellipse([x - r, y - r, x + r, y + r], fill=ink)
-    if rng.random() < 0.7:  # floor tiles in perspective: lines to a vanishing point
-        vx = rng.uniform(0.2, 0.8) * big
-        for k in range(-6, 7):
-            draw.line([vx, horizon, vx + k * big / 5, big], fill=_rgb(rng), width=2)
-        for t in (0.15, 0.35, 0.6, 0.9):
-            y = horizon + (big - horizon) * t
-            draw.line([0, y, big, y], fill=_rgb(rng), width=2)
+    if rng.random() < 0.4:  # floor boards in perspective: faint lines to a vanishing point
+        vx, board = rng.uniform(0.2, 0.8) * big, _near(rng, floor)
+        for k in range(-3, 4):
+            draw.line([vx, horizon, vx + k * big / 3, big], fill=board, width=1)
     if rng.random() < 0.5:  # a window or picture on the wall
         x0, y0 = rng.uniform(0.05, 0.7) * big, rng.uniform(0.05, 0.6) * horizon
         w, h = rng.uniform(0.1, 0.25) * big, rng.uniform(0.1, 0.3) * big
@@ -160,9 +177,9 @@ def render_clutter_scene(fallen: bool, seed: int, size: int = 96):  # noqa: ANN2
         distractor()
 
     # the person: smaller than the stick figure, jointed limbs, a filled torso
-    colour = _rgb(rng)
-    height = rng.uniform(0.28, 0.55) * big
-    limb = max(3, int(height / 11))
+    colour = _contrasting(rng, floor, wall)
+    height = rng.uniform(0.35, 0.6) * big
+    limb = max(3, int(height / 9))
     angle = rng.uniform(-20, 20) if not fallen else rng.choice([-1, 1]) * rng.uniform(65, 110)
     theta = math.radians(angle)
     up = (math.sin(theta), -math.cos(theta))
@@ -210,7 +227,7 @@ def render_clutter_scene(fallen: bool, seed: int, size: int = 96):  # noqa: ANN2
     if rng.random() < 0.3:
         img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8)))
     noise = np.random.default_rng(rng.randrange(2**32)).normal(
-        0, rng.uniform(3, 14), (size, size, 3)
+        0, rng.uniform(2, 8), (size, size, 3)
     )
     pixels = np.clip(np.asarray(img, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
     return Image.fromarray(pixels)
