@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,26 @@ def test_question_following_fails_a_model_that_says_yes_to_anything(monkeypatch)
             one = result.per_question[following.UNRELATED_QUESTIONS[0]]
             assert one == {"yes": 0.25, "no": 0.5, "other": 0.25}
             assert result.passed and result.to_dict()["passed"] is True
+
+
+def test_render_scenes_script_writes_a_valid_set_and_never_replaces_one(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    from curation.validate import validate_files
+
+    out = tmp_path / "scenes"
+    cmd = [sys.executable, str(REPO / "pipelines" / "render_scenes.py"), str(out)]
+    args = ["--per-class", "3", "--renderer", "clutter", "--size", "32"]
+    done = subprocess.run([*cmd, *args], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    ann = out / "annotations.json"
+    records = json.loads(ann.read_text())
+    assert [r["answer"] for r in records].count(["yes"]) == 3 and len(records) == 6
+    assert validate_files([ann], out).ok
+    before = ann.read_bytes()
+    again = subprocess.run([*cmd, *args], capture_output=True, text=True, check=False)
+    assert again.returncode != 0 and "exists already" in again.stderr
+    assert ann.read_bytes() == before
