@@ -14,8 +14,9 @@ random weights, CPU. For every renderer and seed:
   Run B, the cure: `curate mix --vqav2-ratio 0.7` with balanced task data.
   Run C, balance alone: B's balanced task records, no general VQA.
 
-All three train for the same number of steps with the same seed and model,
-and are scored on B's held-out test split (task and general parts), plus the
+B and C train for the same number of steps (A, which cannot learn a "no" it
+never sees, for fewer), with the same seed and model, and all three are
+scored on B's held-out test split (task and general parts), plus the
 question-following check: unrelated questions ("Is there a dog in this
 image?") about the test split's fall images, where the truth is "no".
 Copy this file and edit RECIPE to try other settings.
@@ -48,13 +49,16 @@ RUN_NAMES = {
     "B": "B: mix 0.7, balanced",
     "C": "C: balanced, no general VQA",
 }
-#: The full run's recipe (tuned on short runs; see docs/collapse_results.md).
+#: The full run's recipe: what fits this 2-core CPU (see docs/collapse_results.md).
+#: A, with no "no" in its data, gets fewer steps: it says "yes" to everything within a
+#: hundred steps, and more steps cannot teach it an answer it never sees.
 RECIPE: dict[str, Any] = {
-    "model": "small",
+    "model": "tiny",
     "per_class": 1000,
-    "steps": 1000,
+    "steps": 800,
+    "a_steps": 200,
     "lr": 2e-3,
-    "warmup_steps": 100,
+    "warmup_steps": 50,
     "batch": 32,
     "renderers": ["stick", "clutter"],
     "seeds": [0, 1, 2],
@@ -62,9 +66,9 @@ RECIPE: dict[str, Any] = {
 #: The CI version: one renderer, one seed, fewer scenes and steps (about 100 s on 2 cores).
 SHORT: dict[str, Any] = {
     **RECIPE,
-    "model": "tiny",
     "per_class": 200,
     "steps": 400,
+    "a_steps": 400,
     "batch": 16,
     "renderers": ["stick"],
     "seeds": [0],
@@ -125,7 +129,8 @@ def epochs_for(n_train: int, steps: int, batch: int) -> int:
 
 def train_and_score(work: Path, name: str, n_train: int, recipe: dict[str, Any], seed: int) -> dict:
     """Train run ``name`` for about ``recipe['steps']`` steps; score it on B's test split."""
-    epochs = epochs_for(n_train, recipe["steps"], recipe["batch"])
+    steps = (recipe.get("a_steps") or recipe["steps"]) if name == "A" else recipe["steps"]
+    epochs = epochs_for(n_train, steps, recipe["batch"])
     t0 = time.perf_counter()
     run = train(
         work / name / "lavis.yaml",
@@ -322,7 +327,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Collapse experiment: renderers {', '.join(recipe['renderers'])}; seeds "
         f"{', '.join(map(str, seeds))}; {recipe['per_class']} scenes per class; about "
-        f"{recipe['steps']} steps per run (batch {recipe['batch']}, lr {recipe['lr']}, "
+        f"{recipe['steps']} steps per run (A: {recipe.get('a_steps') or recipe['steps']}; "
+        f"batch {recipe['batch']}, lr {recipe['lr']}, "
         f"warmup {recipe['warmup_steps']}); `{recipe['model']}` BLIP-2 preset on CPU; "
         f"{results['seconds']:.0f} s in all ({results['cpu_seconds']:.0f} CPU-seconds, "
         f"{results['jobs']} job(s) at once) on {results['cpus']} CPUs shared with other work "
@@ -361,13 +367,13 @@ def main() -> None:
     parser.add_argument("--renderers", help="comma-separated, e.g. clutter")
     parser.add_argument("--seeds", help="comma-separated, e.g. 0,1,2")
     parser.add_argument("--jobs", type=int, default=1, help="cells at once (e.g. 2 on 2 cores)")
-    for key in ("model", "per_class", "steps", "lr", "warmup_steps", "batch"):
-        kind = type(RECIPE[key])
-        parser.add_argument(f"--{key.replace('_', '-')}", type=kind)
+    keys = ("model", "per_class", "steps", "a_steps", "lr", "warmup_steps", "batch")
+    for key in keys:
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(RECIPE[key]))
     parser.add_argument("overrides", nargs="*", help="more train overrides (key=value)")
     args = parser.parse_args()
     recipe = dict(SHORT if args.short else RECIPE)
-    for key in ("model", "per_class", "steps", "lr", "warmup_steps", "batch"):
+    for key in keys:
         if getattr(args, key) is not None:
             recipe[key] = getattr(args, key)
     if args.renderers:

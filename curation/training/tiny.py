@@ -93,8 +93,3 @@ def write_tiny_model_files(folder: Path, texts: Iterable[str], d_model: int = 64
     bert_vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz"]
     atomic_write_text(qf / "vocab.txt", "\n".join(bert_vocab) + "\n")
     atomic_write_json(qf / "tokenizer_config.json", {"do_lower_case": True})
-
-
-def write_small_model_files(folder: Path, texts: Iterable[str]) -> None:
-    """The ``small`` preset's files: the tiny recipe with a wider T5 (d_model 128)."""
-    write_tiny_model_files(folder, texts, d_model=128)
