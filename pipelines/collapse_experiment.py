@@ -184,7 +184,9 @@ def run_one(
     ann = make_task(work, renderer, recipe["per_class"], seed, size)
     here = work / renderer / f"seed{seed}"
     n_train = write_runs(here, ann, seed, recipe["model"])
-    return {name: train_and_score(here, name, n_train[name], recipe, seed) for name in runs}
+    cell = {name: train_and_score(here, name, n_train[name], recipe, seed) for name in runs}
+    (here / "cell.json").write_text(json.dumps(cell, indent=2) + "\n")  # kept if a later cell fails
+    return cell
 
 
 def _cell(args: tuple[Path, str, int, dict[str, Any], tuple[str, ...]]) -> dict[str, Any]:
