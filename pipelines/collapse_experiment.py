@@ -63,7 +63,8 @@ RECIPE: dict[str, Any] = {
     "renderers": ["stick", "clutter"],
     "seeds": [0, 1, 2],
 }
-#: The CI version: one renderer, one seed, fewer scenes and steps (about 100 s on 2 cores).
+#: The CI version: one renderer, one seed, fewer scenes and steps, runs A and B
+#: (tests/test_collapse.py: 258 s on the shared 2-core CPU at load average 12).
 SHORT: dict[str, Any] = {
     **RECIPE,
     "per_class": 200,
