@@ -64,7 +64,7 @@ RECIPE: dict[str, Any] = {
     "seeds": [0, 1, 2],
 }
 #: The CI version: one renderer, one seed, fewer scenes and steps, runs A and B
-#: (tests/test_collapse.py: 258 s on the shared 2-core CPU at load average 12).
+#: (tests/test_collapse.py: 60 to 260 s on the shared 2-core CPU, load average 6 to 12).
 SHORT: dict[str, Any] = {
     **RECIPE,
     "per_class": 200,
