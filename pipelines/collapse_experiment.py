@@ -1,170 +1,362 @@
-"""The collapse experiment: does mixing cure BLIP-2's "always yes"?
+"""The collapse experiment: does mixing cure BLIP-2's "always yes", on scenes of two renderers?
 
     .venv/bin/python pipelines/collapse_experiment.py            # full run (CPU, minutes)
     .venv/bin/python pipelines/collapse_experiment.py --short    # the CI version
 
 Uses only the toolkit's own library calls (the same code as the `curate`
 commands): synthetic fall scenes as the task (figure lying = "yes", standing
-= "no"), easy-VQA as general VQA, the tiny BLIP-2 preset, CPU.
+= "no") from two renderers that share no drawing code (`stick`, the
+project's own, and `clutter`: rooms, distractors, smaller figures, three
+phrasings of the question), easy-VQA as general VQA, a BLIP-2 preset with
+random weights, CPU. For every renderer and seed:
 
   Run A, the seed's mistake: train on the task's positives only (all "yes").
   Run B, the cure: `curate mix --vqav2-ratio 0.7` with balanced task data.
+  Run C, balance alone: B's balanced task records, no general VQA.
 
-Both train for the same number of steps with the same seed and model size,
-and both are scored on B's held-out test split (task and general parts).
-Copy this file and edit the constants to try other settings.
+B and C train for the same number of steps (A, which cannot learn a "no" it
+never sees, for fewer), with the same seed and model, and all three are
+scored on B's held-out test split (task and general parts), plus the
+question-following check: unrelated questions ("Is there a dog in this
+image?") about the test split's fall images, where the truth is "no".
+Copy this file and edit RECIPE to try other settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-from curation.evaluate.run import compare, evaluate
+from curation.evaluate.following import UNRELATED_QUESTIONS, question_following
+from curation.evaluate.run import evaluate
 from curation.export import ExportRecord, task_records_from_file, write_export
 from curation.mix import mix
+from curation.presets import get_preset
 from curation.sources import load_easy_vqa
-from curation.synthetic import QUESTION, render_scenes
+from curation.synthetic import RENDERERS, write_scene_set
 from curation.training.checkpoints import latest_checkpoint
+from curation.training.predict import load_model
 from curation.training.train import train
 
-BATCH = 16
-#: The CI version: scenes per class and steps (about 100 s on the 2-core CPU)
-SHORT = (200, 600)
+RUNS = ("A", "B", "C")
+RUN_NAMES = {
+    "A": "A: positives only",
+    "B": "B: mix 0.7, balanced",
+    "C": "C: balanced, no general VQA",
+}
+#: The full run's recipe: what fits this 2-core CPU (see docs/collapse_results.md).
+#: A, with no "no" in its data, gets fewer steps: it says "yes" to everything within a
+#: hundred steps, and more steps cannot teach it an answer it never sees.
+RECIPE: dict[str, Any] = {
+    "model": "tiny",
+    "per_class": 1000,
+    "steps": 800,
+    "a_steps": 200,
+    "lr": 2e-3,
+    "warmup_steps": 50,
+    "batch": 32,
+    "renderers": ["stick", "clutter"],
+    "seeds": [0, 1, 2],
+}
+#: The CI version: one renderer, one seed, fewer scenes and steps, runs A and B
+#: (tests/test_collapse.py: 60 to 260 s on the shared 2-core CPU, load average 6 to 12).
+SHORT: dict[str, Any] = {
+    **RECIPE,
+    "per_class": 200,
+    "steps": 400,
+    "a_steps": 400,
+    "batch": 16,
+    "renderers": ["stick"],
+    "seeds": [0],
+}
 
 
-def make_task(work: Path, per_class: int, seed: int) -> Path:
-    raw = work / "raw"
+def make_task(work: Path, renderer: str, per_class: int, seed: int, size: int) -> Path:
+    """Render the task scenes once per (renderer, size, count, seed); return the annotations."""
+    raw = work / "raw" / f"{renderer}-{size}px-{per_class}-seed{seed}"
     ann = raw / "annotations.json"
-    if not ann.exists():
-        scenes = render_scenes(raw, n_fall=per_class, n_no_fall=per_class, seed=seed, size=64)
-        records = [
-            {
-                "instance_id": i,
-                "image": s.path.relative_to(raw).as_posix(),
-                "text_input": QUESTION,
-                "answer": ["yes" if s.fallen else "no"],
-            }
-            for i, s in enumerate(scenes)
-        ]
-        ann.write_text(json.dumps(records, indent=1) + "\n")
-    return ann
+    return ann if ann.exists() else write_scene_set(raw, per_class, per_class, seed, size, renderer)
 
 
-def epochs_for(n_train: int, steps: int) -> int:
-    return max(1, round(steps / max(1, n_train // BATCH)))
+def write_runs(work: Path, ann: Path, seed: int, model: str) -> dict[str, int]:
+    """Export B (the mix), A (B's task positives) and C (B's balanced task part) into ``work``.
 
-
-def run_experiment(
-    work: Path, per_class: int, steps: int, seed: int = 0, lr: float = 1e-3
-) -> dict[str, Any]:
-    work.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    task = task_records_from_file(make_task(work, per_class, seed))
-    easy = load_easy_vqa("train")
-
-    # B, the cure: balanced task data mixed 30/70 with general VQA
+    A and C keep B's val and test splits, so all three are scored on the same records.
+    Returns the training records per run.
+    """
+    task = task_records_from_file(ann)
     plan_b, _ = mix(
         task,
-        [easy],
+        [load_easy_vqa("train")],
         work / "B",
         ratio=0.7,
         yes_share=0.5,
         seed=seed,
-        model="tiny",
+        model=model,
         overwrite=True,
         command="collapse_experiment: run B",
     )
-    # A, the seed's mistake: only B's task positives; the same val and test splits
-    positives = [r for r in plan_b.splits["train"] if r.part == "task" and r.answers == ("yes",)]
-    splits_a: dict[str, list[ExportRecord]] = {
-        "train": positives,
-        "val": plan_b.splits["val"],
-        "test": plan_b.splits["test"],
+    task_train = [r for r in plan_b.splits["train"] if r.part == "task"]
+    trains = {
+        "A": ([r for r in task_train if r.answers == ("yes",)], "task positives only"),
+        "C": (task_train, "B's balanced task records, no general VQA"),
     }
-    write_export(
-        work / "A",
-        splits_a,
-        seed=seed,
-        model="tiny",
-        overwrite=True,
-        command="collapse_experiment: run A (positives only)",
-        extra_manifest={"experiment": "task positives only"},
+    for name, (records, what) in trains.items():
+        splits: dict[str, list[ExportRecord]] = {
+            "train": records,
+            "val": plan_b.splits["val"],
+            "test": plan_b.splits["test"],
+        }
+        write_export(
+            work / name,
+            splits,
+            seed=seed,
+            model=model,
+            overwrite=True,
+            command=f"collapse_experiment: run {name} ({what})",
+            extra_manifest={"experiment": what},
+        )
+    return {"B": len(plan_b.splits["train"]), **{k: len(v[0]) for k, v in trains.items()}}
+
+
+def epochs_for(n_train: int, steps: int, batch: int) -> int:
+    return max(1, round(steps / max(1, n_train // batch)))
+
+
+def train_and_score(work: Path, name: str, n_train: int, recipe: dict[str, Any], seed: int) -> dict:
+    """Train run ``name`` for about ``recipe['steps']`` steps; score it on B's test split."""
+    steps = (recipe.get("a_steps") or recipe["steps"]) if name == "A" else recipe["steps"]
+    epochs = epochs_for(n_train, steps, recipe["batch"])
+    t0 = time.perf_counter()
+    run = train(
+        work / name / "lavis.yaml",
+        [
+            f"run.max_epoch={epochs}",
+            f"run.init_lr={recipe['lr']}",
+            f"run.warmup_steps={recipe['warmup_steps']}",
+            f"run.batch_size_train={recipe['batch']}",
+            f"run.seed={seed}",
+            "run.valid_splits=[]",
+            "run.test_splits=[]",
+            "run.log_freq=50",
+            *recipe.get("overrides", []),
+        ],
+        run_id="run",
+    )
+    train_seconds = time.perf_counter() - t0
+    # the last epoch by its number: file times change when a run folder is copied
+    ckpt = latest_checkpoint(run.checkpoints)
+    if ckpt is None:
+        raise SystemExit(f"run {name} wrote no checkpoint_<N>.pth: {run.checkpoints}")
+    test = work / "B" / "test.json"
+    ev = evaluate(ckpt, test, out=work / name / "eval", fiftyone_field=None)
+    falls = [
+        Path(ev.report.image_root) / r["image"]
+        for r in ev.report.predictions
+        if r["part"] == "task" and r["answers"] == ["yes"]
+    ]
+    following = question_following(load_model(ckpt), falls, UNRELATED_QUESTIONS)
+    return {
+        "train_records": n_train,
+        "epochs": epochs,
+        "steps": run.steps,
+        "train_seconds": round(train_seconds, 1),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "first_loss": run.losses[0],
+        "last_loss": run.losses[-1],
+        "eval": str(work / name / "eval" / "eval.json"),
+        "task": {k: v for k, v in ev.report.task.items() if k != "reliability"},
+        "general": ev.report.general,
+        "collapse_alarm": ev.collapse_alarm,
+        "following": following.to_dict(),
+    }
+
+
+def run_one(
+    work: Path, renderer: str, seed: int, recipe: dict[str, Any], runs: tuple[str, ...] = RUNS
+) -> dict[str, Any]:
+    """A, B and C for one renderer and seed, under ``work/<renderer>/seed<seed>/``."""
+    size = get_preset(recipe["model"]).image_size
+    ann = make_task(work, renderer, recipe["per_class"], seed, size)
+    here = work / renderer / f"seed{seed}"
+    n_train = write_runs(here, ann, seed, recipe["model"])
+    cell = {name: train_and_score(here, name, n_train[name], recipe, seed) for name in runs}
+    (here / "cell.json").write_text(json.dumps(cell, indent=2) + "\n")  # kept if a later cell fails
+    return cell
+
+
+def _cell(args: tuple[Path, str, int, dict[str, Any], tuple[str, ...]]) -> dict[str, Any]:
+    return run_one(*args)
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    return sum(
+        u.ru_utime + u.ru_stime
+        for u in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
     )
 
-    results: dict[str, Any] = {"per_class": per_class, "target_steps": steps, "seed": seed}
-    for name, n_train in (("A", len(positives)), ("B", len(plan_b.splits["train"]))):
-        epochs = epochs_for(n_train, steps)
-        t0 = time.perf_counter()
-        run = train(
-            work / name / "lavis.yaml",
-            [
-                f"run.max_epoch={epochs}",
-                f"run.init_lr={lr}",
-                f"run.seed={seed}",
-                "run.valid_splits=[]",
-                "run.test_splits=[]",
-                "run.log_freq=50",
-            ],
-            run_id="run",
-        )
-        seconds = time.perf_counter() - t0
-        # the last epoch by its number: file times change when a run folder is copied
-        ckpt = latest_checkpoint(run.checkpoints)
-        if ckpt is None:
-            raise SystemExit(f"run {name} wrote no checkpoint_<N>.pth: {run.checkpoints}")
-        ev = evaluate(ckpt, work / "B" / "test.json", out=work / name / "eval")
-        results[name] = {
-            "train_records": n_train,
-            "epochs": epochs,
-            "steps": run.steps,
-            "train_seconds": round(seconds, 1),
-            "first_loss": run.losses[0],
-            "last_loss": run.losses[-1],
-            "eval": str(work / name / "eval" / "eval.json"),
-            "task": ev.report["task"],
-            "general": ev.report["general"],
-            "collapse_alarm": ev.collapse_alarm,
-        }
-    results["compare"] = compare([results["A"]["eval"], results["B"]["eval"]])
-    results["seconds"] = round(time.perf_counter() - started, 1)
-    b_task, b_gen = results["B"]["task"], results["B"]["general"]
-    results["targets"] = {
-        "A says yes to >= 95% of task negatives": (results["A"]["task"]["yes_rate_negatives"] or 0)
-        >= 0.95,
-        "A's collapse alarm fires": results["A"]["collapse_alarm"],
-        "B yes-rate on negatives <= 20%": (b_task["yes_rate_negatives"] or 1) <= 0.20,
-        "B balanced accuracy >= 0.8": (b_task["balanced_accuracy"] or 0) >= 0.8,
-        "B easy-VQA accuracy > majority baseline": (b_gen["vqa_accuracy"] or 0)
-        > (b_gen["majority_baseline"] or 0),
+
+def run_experiment(
+    work: Path, recipe: dict[str, Any] | None = None, runs: tuple[str, ...] = RUNS, jobs: int = 1
+) -> dict[str, Any]:
+    """Every renderer x seed x run of ``recipe``; write results.json and results.md.
+
+    ``jobs`` > 1 runs that many (renderer, seed) cells at once in forked processes
+    (one per CPU core; each trains with torch's threads as set, e.g. OMP_NUM_THREADS=1).
+    """
+    recipe = {**RECIPE, **(recipe or {})}
+    for name in recipe["renderers"]:
+        if name not in RENDERERS:
+            raise SystemExit(f"unknown renderer {name!r}; choose from {sorted(RENDERERS)}")
+    work.mkdir(parents=True, exist_ok=True)
+    started, cpu = time.perf_counter(), _cpu_seconds()
+    todo = [(work, r, s, recipe, runs) for r in recipe["renderers"] for s in recipe["seeds"]]
+    if jobs > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            done = pool.map(_cell, todo, chunksize=1)
+    else:
+        done = [_cell(t) for t in todo]
+    cells = {f"{t[1]}/{t[2]}": d for t, d in zip(todo, done, strict=True)}
+    results: dict[str, Any] = {
+        "recipe": recipe,
+        "runs": list(runs),
+        "cells": cells,
+        "summary": summarise(cells, recipe, runs),
+        "seconds": round(time.perf_counter() - started, 1),
+        "cpu_seconds": round(_cpu_seconds() - cpu, 1),
+        "jobs": jobs,
+        "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(),
     }
+    results["targets"] = targets(results)
     (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (work / "results.md").write_text(markdown(results))
     return results
+
+
+#: (key, label) of the figures the table shows, each as mean ± spread over seeds.
+METRICS: tuple[tuple[str, str], ...] = (
+    ("task.balanced_accuracy", "balanced accuracy"),
+    ("task.yes_rate_negatives", "yes-rate on negatives"),
+    ("task.roc_auc", "ROC-AUC of P(yes)"),
+    ("general.vqa_accuracy", "easy-VQA accuracy"),
+    ("following.yes_rate", "yes to unrelated questions"),
+)
+
+
+def _get(cell: dict[str, Any], dotted: str) -> Any:
+    node: Any = cell
+    for key in dotted.split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def summarise(
+    cells: dict[str, dict[str, Any]], recipe: dict[str, Any], runs: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """Per renderer and run: mean, standard deviation, min and max over seeds; alarm counts."""
+    out: dict[str, dict[str, Any]] = {}
+    for renderer in recipe["renderers"]:
+        for run in runs:
+            seeds = [cells[f"{renderer}/{s}"][run] for s in recipe["seeds"]]
+            row: dict[str, Any] = {"n_seeds": len(seeds)}
+            for key, _ in METRICS:
+                values = [v for c in seeds if (v := _get(c, key)) is not None]
+                row[key] = {
+                    "mean": statistics.fmean(values) if values else None,
+                    "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "min": min(values, default=None),
+                    "max": max(values, default=None),
+                }
+            row["collapse_alarms"] = sum(c["collapse_alarm"] for c in seeds)
+            row["following_passed"] = sum(c["following"]["passed"] for c in seeds)
+            row["seconds"] = statistics.fmean(c["seconds"] for c in seeds)
+            row["steps"] = statistics.fmean(c["steps"] for c in seeds)
+            out[f"{renderer}/{run}"] = row
+    return out
+
+
+def targets(results: dict[str, Any]) -> dict[str, bool]:
+    """The issue's targets, checked on every renderer (B on its worst seed too)."""
+    recipe, summary, runs = results["recipe"], results["summary"], results["runs"]
+    out: dict[str, bool] = {}
+    for r in recipe["renderers"]:
+        if "A" in runs:
+            a = summary[f"{r}/A"]
+            out[f"{r}: A's collapse alarm fires on every seed"] = (
+                a["collapse_alarms"] == a["n_seeds"]
+            )
+        if "B" in runs:
+            b = summary[f"{r}/B"]
+            out[f"{r}: B balanced accuracy >= 0.9 (mean)"] = (
+                b["task.balanced_accuracy"]["mean"] or 0
+            ) >= 0.9
+            out[f"{r}: B yes-rate on negatives <= 0.10 (mean)"] = (
+                b["task.yes_rate_negatives"]["mean"] or 1
+            ) <= 0.10
+            out[f"{r}: B follows the question on every seed"] = (
+                b["following_passed"] == b["n_seeds"]
+            )
+    out["whole experiment under 15 minutes"] = results["seconds"] < 900
+    return out
 
 
 def _f(v: Any) -> str:
     return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
 
+def _spread(stat: dict[str, Any]) -> str:
+    if stat["mean"] is None:
+        return "n/a"
+    return f"{stat['mean']:.2f} ± {stat['sd']:.2f}"
+
+
 def markdown(results: dict[str, Any]) -> str:
-    a, b = results["A"], results["B"]
+    recipe, summary, runs = results["recipe"], results["summary"], results["runs"]
+    seeds = recipe["seeds"]
+    load = ", ".join(f"{x:.1f}" for x in results["load_average"])
     lines = [
-        f"Collapse experiment: {results['per_class']} scenes per class, about "
-        f"{results['target_steps']} steps per run, seed {results['seed']}, tiny BLIP-2 on CPU "
-        f"({results['seconds']} s in all).",
+        f"Collapse experiment: renderers {', '.join(recipe['renderers'])}; seeds "
+        f"{', '.join(map(str, seeds))}; {recipe['per_class']} scenes per class; about "
+        f"{recipe['steps']} steps per run (A: {recipe.get('a_steps') or recipe['steps']}; "
+        f"batch {recipe['batch']}, lr {recipe['lr']}, "
+        f"warmup {recipe['warmup_steps']}); `{recipe['model']}` BLIP-2 preset on CPU; "
+        f"{results['seconds']:.0f} s in all ({results['cpu_seconds']:.0f} CPU-seconds, "
+        f"{results['jobs']} job(s) at once) on {results['cpus']} CPUs shared with other work "
+        f"(load average at the end: {load}).",
         "",
-        "| figure | A: positives only | B: mix 0.7, balanced |",
-        "| --- | --- | --- |",
-        f"| training records | {a['train_records']} | {b['train_records']} |",
-        f"| steps (epochs) | {a['steps']} ({a['epochs']}) | {b['steps']} ({b['epochs']}) |",
-        f"| training time (s) | {a['train_seconds']} | {b['train_seconds']} |",
+        f"Each cell: mean ± standard deviation over {len(seeds)} seed(s), scored on run B's "
+        "held-out test split. *Unrelated yes*: yes-rate to "
+        + ", ".join(f'"{q}"' for q in UNRELATED_QUESTIONS)
+        + ' about the test fall images (truth: "no"); the check fails above 50%.',
+        "",
+        "| renderer | run | balanced accuracy | yes-rate on negatives | ROC-AUC | "
+        "easy-VQA accuracy | unrelated yes | collapse alarm | follows the question | "
+        "s per run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for label, values in results["compare"]:
-        lines.append(f"| {label} | {_f(values[0])} | {_f(values[1])} |")
+    for r in recipe["renderers"]:
+        for run in runs:
+            row = summary[f"{r}/{run}"]
+            n = row["n_seeds"]
+            lines.append(
+                f"| {r} | {RUN_NAMES[run]} | "
+                + " | ".join(_spread(row[key]) for key, _ in METRICS[:4])
+                + f" | {_spread(row['following.yes_rate'])} | {row['collapse_alarms']}/{n} | "
+                f"{row['following_passed']}/{n} | {row['seconds']:.0f} |"
+            )
     lines += ["", "| target | met |", "| --- | --- |"]
     lines += [f"| {k} | {'yes' if v else 'NO'} |" for k, v in results["targets"].items()]
     return "\n".join(lines) + "\n"
@@ -173,17 +365,30 @@ def markdown(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("exports/collapse"))
-    parser.add_argument("--per-class", type=int, default=1000)
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--short", action="store_true", help="CI size: 200 per class, 600 steps")
+    parser.add_argument("--short", action="store_true", help="the CI version (SHORT)")
+    parser.add_argument("--runs", default=",".join(RUNS), help="e.g. B,C")
+    parser.add_argument("--renderers", help="comma-separated, e.g. clutter")
+    parser.add_argument("--seeds", help="comma-separated, e.g. 0,1,2")
+    parser.add_argument("--jobs", type=int, default=1, help="cells at once (e.g. 2 on 2 cores)")
+    keys = ("model", "per_class", "steps", "a_steps", "lr", "warmup_steps", "batch")
+    for key in keys:
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(RECIPE[key]))
+    parser.add_argument("overrides", nargs="*", help="more train overrides (key=value)")
     args = parser.parse_args()
-    if args.short:
-        args.per_class, args.steps = SHORT
-    results = run_experiment(args.work, args.per_class, args.steps, args.seed, args.lr)
+    recipe = dict(SHORT if args.short else RECIPE)
+    for key in keys:
+        if getattr(args, key) is not None:
+            recipe[key] = getattr(args, key)
+    if args.renderers:
+        recipe["renderers"] = args.renderers.split(",")
+    if args.seeds:
+        recipe["seeds"] = [int(s) for s in args.seeds.split(",")]
+    if args.overrides:
+        recipe["overrides"] = args.overrides
+    runs = tuple(r for r in args.runs.split(",") if r)
+    results = run_experiment(args.work, recipe, runs, args.jobs)
     print(markdown(results))
-    print(f"results: {args.work / 'results.json'}, plots: {args.work}/A/eval, {args.work}/B/eval")
+    print(f"results: {args.work / 'results.json'}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from conftest import REPO  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from curation.cli import app  # noqa: E402
+from curation.training.checkpoints import latest_checkpoint  # noqa: E402
 
 
 def load_pipeline():
@@ -30,27 +30,36 @@ def load_pipeline():
 @pytest.mark.slow
 def test_mix_cures_always_yes(tmp_path: Path) -> None:
     pipeline = load_pipeline()
-    per_class, steps = pipeline.SHORT
-    results = pipeline.run_experiment(tmp_path, per_class, steps, seed=0)
-    a, b = results["A"], results["B"]
-    assert abs(a["steps"] - b["steps"]) <= 0.05 * steps  # same budget for both runs
+    recipe = pipeline.SHORT
+    results = pipeline.run_experiment(tmp_path, recipe, runs=("A", "B"))
+    (renderer,), (seed,) = recipe["renderers"], recipe["seeds"]
+    cell = results["cells"][f"{renderer}/{seed}"]
+    a, b = cell["A"], cell["B"]
+    assert abs(a["steps"] - b["steps"]) <= 0.1 * recipe["steps"]  # same budget for both runs
     # A, trained on positives only, says "yes" to (almost) every negative: the alarm fires
     assert a["task"]["yes_rate_negatives"] >= 0.95
     assert a["collapse_alarm"] is True
+    # ... and "yes" to questions about things that are not there: it ignores the question
+    assert a["following"]["yes_rate"] > 0.5 and a["following"]["passed"] is False
     # B, the mix, says "yes" to clearly fewer negatives and answers general questions better
     assert b["task"]["yes_rate_negatives"] <= a["task"]["yes_rate_negatives"] - 0.3
     assert b["general"]["vqa_accuracy"] > a["general"]["vqa_accuracy"]
-    assert (tmp_path / "results.md").read_text().count("|") > 20
+    assert b["following"]["yes_rate"] < a["following"]["yes_rate"]
+    summary = results["summary"][f"{renderer}/A"]
+    assert summary["collapse_alarms"] == 1 and summary["task.balanced_accuracy"]["sd"] == 0.0
+    table = (tmp_path / "results.md").read_text()
+    assert "A: positives only" in table and "B: mix 0.7, balanced" in table
     # the same verdict through the CLI: exit 3 for A's checkpoint; for B, whatever the
-    # library said (at this toy size B's yes-rate on negatives sits near the 50% alarm line)
+    # library said (at this toy size B's yes-rate on negatives may sit near the alarm line)
     for name, code in (("A", 3), ("B", 3 if b["collapse_alarm"] else 0)):
+        run_dir = tmp_path / renderer / f"seed{seed}" / name
         result = CliRunner().invoke(
             app,
             [
                 "eval",
-                str(_latest_checkpoint(tmp_path / name / "runs" / "run")),
+                str(latest_checkpoint(sorted((run_dir / "runs" / "run").glob("checkpoint_*")))),
                 "--data",
-                str(tmp_path / "B" / "test.json"),
+                str(run_dir.parent / "B" / "test.json"),
                 "--out",
                 str(tmp_path / f"cli_{name}"),
             ],
@@ -58,13 +67,5 @@ def test_mix_cures_always_yes(tmp_path: Path) -> None:
         assert result.exit_code == code, result.output
         report = json.loads((tmp_path / f"cli_{name}" / "eval.json").read_text())
         assert report["collapse_alarm"] is (code == 3)
-
-
-def _latest_checkpoint(run_dir: Path) -> Path:
-    """The highest epoch's checkpoint (by number: checkpoint_10 comes after checkpoint_9)."""
-    numbered = {
-        int(m.group(1)): p
-        for p in run_dir.glob("checkpoint_*.pth")
-        if (m := re.fullmatch(r"checkpoint_(\d+)\.pth", p.name))
-    }
-    return numbered[max(numbered)]
+        library = json.loads(Path(cell[name]["eval"]).read_text())
+        assert report["task"]["yes_rate_negatives"] == library["task"]["yes_rate_negatives"]

@@ -1,0 +1,92 @@
+"""The question-following check: does the model answer the question, or just say "yes"?
+
+A model trained on fall images with "yes" as the answer can learn "fall image
+-> yes" whatever it is asked. Asked about something that is not in the
+picture ("Is there a dog in this image?") on those same images, where the
+truthful answer is "no", such a model still says "yes". General VQA data in
+the mix is what teaches a model to read the question; this check measures it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from curation.answers import to_yes_no
+from curation.evaluate.metrics import COLLAPSE_NEGATIVE_YES
+
+if TYPE_CHECKING:
+    from curation.training.predict import LoadedModel
+
+#: Questions whose truthful answer is "no" on every fall scene of both synthetic renderers:
+#: one with a word no export's vocabulary holds, one in easy-VQA's own form, one everyday.
+UNRELATED_QUESTIONS: tuple[str, ...] = (
+    "Is there a dog in this image?",
+    "Is there a triangle?",
+    "Is there a car in the picture?",
+)
+#: Saying "yes" to more than this share of them fails the check (the collapse alarm's line).
+MAX_UNRELATED_YES = COLLAPSE_NEGATIVE_YES
+
+
+@dataclass
+class FollowingResult:
+    """Answers to unrelated questions on images where the truth is "no"."""
+
+    n_images: int
+    per_question: dict[str, dict[str, float]]  # question -> {"yes": rate, "no": ..., "other": ...}
+
+    @property
+    def yes_rate(self) -> float:
+        rates = [v["yes"] for v in self.per_question.values()]
+        return sum(rates) / len(rates) if rates else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.yes_rate <= MAX_UNRELATED_YES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_images": self.n_images,
+            "questions": self.per_question,
+            "yes_rate": self.yes_rate,
+            "max_yes_rate": MAX_UNRELATED_YES,
+            "passed": self.passed,
+        }
+
+
+def question_following(
+    loaded: LoadedModel,
+    images: Sequence[Path],
+    questions: Sequence[str] = UNRELATED_QUESTIONS,
+    batch_size: int = 32,
+) -> FollowingResult:
+    """Ask each unrelated question about every image; count yes / no / other answers.
+
+    ``images`` should be ones where every question's true answer is "no" (the
+    task's fall images, for the default questions). Answers are generated, as
+    ``curate predict`` gives them, and mapped by the one answer rule.
+    """
+    from curation.training.predict import answer
+
+    per_question: dict[str, dict[str, float]] = {}
+    for q in questions:
+        said = [to_yes_no(a) for a in answer(loaded, list(images), [q] * len(images), batch_size)]
+        n = max(1, len(said))
+        per_question[q] = {k: said.count(k) / n for k in ("yes", "no", "other")}
+    return FollowingResult(len(images), per_question)
+
+
+def check_question_following(
+    checkpoint: str | Path,
+    images: Sequence[Path],
+    questions: Sequence[str] = UNRELATED_QUESTIONS,
+    config: str | Path | None = None,
+    trust_checkpoint: bool = False,
+) -> FollowingResult:
+    """``question_following`` for a checkpoint file (loads it the way ``curate predict`` does)."""
+    from curation.training.predict import load_model
+
+    return question_following(load_model(checkpoint, config, trust_checkpoint), images, questions)
