@@ -28,26 +28,37 @@ must curate check --dataset falldown-demo --json "$OUT/check_report.json"
 # (curate mix --dataset falldown-demo --easy-vqa --vqav2-ratio 0.7 --out OUT mixes it with
 #  general VQA; its 49 images are too few to train on, so the story below uses more scenes.)
 
+# 5. Videos with timed labels (OmniFall's CSV format; 24 tiny synthetic clips, 3 subjects):
+#    frames at 2 fps, frames near a segment boundary kept unsure, exported so that no subject
+#    is in two splits (3 subjects: one per split), a tiny model, false alarms per negative kind.
+must curate ingest raw/sample/videos/labels.csv --videos raw/sample/videos \
+    --dataset falldown-demo-videos --frames-dir "$OUT/frames" --overwrite
+must curate check --dataset falldown-demo-videos
+must curate export --dataset falldown-demo-videos --group-by subject --val-share 0.34 \
+    --test-share 0.33 --model tiny --out "$OUT/video" --overwrite
+must curate train "$OUT/video/lavis.yaml" run.max_epoch=2 --run-id demo
+step curate eval "$OUT/video/runs/demo/checkpoint_best.pth" --data "$OUT/video/test.json"
+
 rm -rf "$OUT/scenes" "$OUT/falls_only"  # fresh scenes each run
-# 5. The story: why mix? 1,000 synthetic scenes (stand-ins: no package here ships photos of
+# 6. The story: why mix? 1,000 synthetic scenes (stand-ins: no package here ships photos of
 #    falls) for run B, and a set that has only falls, the seed's mistake, for run A.
 must python pipelines/render_scenes.py "$OUT/scenes" --per-class "$PER_CLASS" --seed 0
 must python pipelines/render_scenes.py "$OUT/falls_only" --per-class "$PER_CLASS" --only fall \
     --seed 1
-# 6. Run B, the cure: the task balanced to 50% yes, mixed 30/70 with general VQA (easy-VQA).
+# 7. Run B, the cure: the task balanced to 50% yes, mixed 30/70 with general VQA (easy-VQA).
 must curate mix --task "$OUT/scenes/annotations.json" --easy-vqa --vqav2-ratio 0.7 --seed 0 \
     --out "$OUT/B" --overwrite
-# 7. Run A, the mistake: the same model and recipe on falls only (every answer "yes").
+# 8. Run A, the mistake: the same model and recipe on falls only (every answer "yes").
 must curate export --task "$OUT/falls_only/annotations.json" --out "$OUT/A" --overwrite
-# 8. Train both (LAVIS's own code, CPU, the tiny BLIP-2 from random weights: a smoke-size run).
+# 9. Train both (LAVIS's own code, CPU, the tiny BLIP-2 from random weights: a smoke-size run).
 must curate train "$OUT/B/lavis.yaml" run.max_epoch="$B_EPOCHS" $RECIPE --run-id demo
 must curate train "$OUT/A/lavis.yaml" run.max_epoch="$A_EPOCHS" $RECIPE --run-id demo
-# 9. Score both on B's held-out test split. A: exit code 3, the collapse alarm.
+# 10. Score both on B's held-out test split. A: exit code 3, the collapse alarm.
 step curate eval "$OUT/A/runs/demo/checkpoint_best.pth" --data "$OUT/B/test.json" --out "$OUT/A/eval"
 # B: also choose the operating point on B's validation split (at most 5% false alarms).
 step curate eval "$OUT/B/runs/demo/checkpoint_best.pth" --data "$OUT/B/test.json" \
     --out "$OUT/B/eval" --max-false-alarm 0.05
-# 10. A beside B: the collapse, the cure, and B's operating point.
+# 11. A beside B: the collapse, the cure, and B's operating point.
 must curate eval --compare "$OUT/A/eval/eval.json" "$OUT/B/eval/eval.json"
 must curate predict "$OUT/B/runs/demo/checkpoint_best.pth" raw/sample/fall/0000.png \
     raw/sample/no_fall/0001.png
