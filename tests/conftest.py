@@ -16,6 +16,10 @@ _DATABASE_DIR = tempfile.mkdtemp(prefix="curate-tests-fodb-")
 os.environ["FIFTYONE_DATABASE_DIR"] = _DATABASE_DIR
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+# the tiny model's small ops run fastest on one thread; two threads on a shared 2-core CPU
+# wait on each other (the collapse test took 729 s instead of about 100 s). Subprocesses
+# (torchrun ranks, CLI runs) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from curation.synthetic import QUESTION, render_scene  # noqa: E402 - after the env above
 
@@ -73,7 +77,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         # best effort: .ci/run checks that no mongod survives
         with contextlib.suppress(Exception):
             child.wait(timeout=60)
+    # the service exits before its mongod has finished shutting down; removing the folder
+    # under a live mongod makes it abort (exit -6): wait for it first
+    import time
+
+    deadline = time.monotonic() + 30
+    while _mongod_running(_DATABASE_DIR) and time.monotonic() < deadline:
+        time.sleep(0.2)
     # a database folder holds about 300 MB of preallocated files: never leave one behind
     import shutil
 
     shutil.rmtree(_DATABASE_DIR, ignore_errors=True)
+
+
+def _mongod_running(dbpath: str) -> bool:
+    """Whether a mongod serving ``dbpath`` is still alive (Linux /proc; False elsewhere)."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if argv and argv[0].endswith(b"mongod") and dbpath.encode() in argv:
+                return True
+    return False
