@@ -73,6 +73,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     service = getattr(database, "_db_service", None)
     child = getattr(service, "child", None)
     if service is not None and child is not None:
+        with contextlib.suppress(Exception):
+            database._disconnect()  # mongod stops only once no client is connected
         service.stop()  # closes the service's stdin: it stops mongod when no client is left
         # best effort: .ci/run checks that no mongod survives
         with contextlib.suppress(Exception):
