@@ -13,7 +13,6 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from curation.errors import ConfigError, UsageError
@@ -131,33 +130,6 @@ _BOOL_HINT = (
 )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping.
-
-    PyYAML keeps the last of two equal keys: a second ``lookalike_kinds:`` or a class
-    written twice would silently replace the first.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                twice = key in seen
-                seen.add(key)
-            except TypeError:  # an unhashable key: SafeLoader names it below
-                continue
-            if twice:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"the key {key!r} is given twice (line {key_node.start_mark.line + 1}); "
-                    "only the last would count",
-                    key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_class_map(path: str | Path | None = None) -> ClassMap:
     """Read a class map (default: the package's OmniFall map, independent of the cwd).
 
@@ -184,12 +156,9 @@ def _read(path: Path) -> ClassMap:
             f"class map {not_a_file(kind)}: {path}. Fix: --class-map FILE.yaml "
             "(configs/class_map.yaml is the commented default)"
         )
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
-    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
-        raise ConfigError(
-            f"{path}: not readable YAML ({exc}). Fix: a file like\n{_EXAMPLE}"
-        ) from None
+    from curation._yaml import read_yaml
+
+    data = read_yaml(path, f"Fix: a file like\n{_EXAMPLE}")
     try:
         return ClassMap.model_validate(data)
     except ValidationError as exc:

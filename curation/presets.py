@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from curation._yaml import parse_yaml
 from curation.errors import ConfigError, UsageError
 
 PRESET_DIR = Path(__file__).resolve().parent / "data" / "presets"
@@ -63,7 +64,7 @@ class Preset(BaseModel):
 
 def _load(path: Path) -> Preset:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
         preset = Preset.model_validate({**data, "path": path})
     except (OSError, yaml.YAMLError, ValidationError, TypeError) as exc:
         raise ConfigError(f"model preset {path} is broken: {exc}") from None

@@ -57,7 +57,7 @@ def test_bad_maps_are_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="lookalike_kinds"):
         load_class_map(bad)
     bad.write_text("classes: [unclosed")
-    with pytest.raises(ConfigError, match="not readable YAML"):
+    with pytest.raises(ConfigError, match=r"not valid YAML \(line 1, column 19\)"):
         load_class_map(bad)
     with pytest.raises(UsageError, match="not found"):
         load_class_map(tmp_path / "missing.yaml")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from curation.errors import ConfigError
@@ -42,17 +41,9 @@ def find_project_file(start: str | Path | None = None) -> Path | None:
 def load_project_settings(path: str | Path) -> ProjectSettings:
     """Read ``curate.yaml``; a problem names the file, the key and the fix."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, OSError) as exc:
-        raise ConfigError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{path}: not valid YAML{at}: {problem}. Fix: write it as\n{_EXAMPLE}"
-        ) from None
+    from curation._yaml import read_yaml
+
+    data = read_yaml(path, f"Fix: write it as\n{_EXAMPLE}")
     if data is None:
         return ProjectSettings()
     try:

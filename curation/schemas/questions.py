@@ -6,7 +6,6 @@ import functools
 import re
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from curation.errors import ConfigError, UsageError
@@ -45,17 +44,9 @@ def load_questions(path: str | Path | None = None) -> QuestionTemplates:
         raise UsageError(
             f"question template file {not_a_file(kind)}: {path}. Fix: --questions FILE.yaml holding\n{_EXAMPLE}"
         )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, OSError) as exc:
-        raise ConfigError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{path}: not valid YAML{at}: {problem}. Fix: write it as\n{_EXAMPLE}"
-        ) from None
+    from curation._yaml import read_yaml
+
+    data = read_yaml(path, f"Fix: write it as\n{_EXAMPLE}")
     try:
         return QuestionTemplates.model_validate(data)
     except ValidationError as exc:

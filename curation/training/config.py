@@ -77,17 +77,9 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> Loaded
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"config not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a run config") from None
-    except UnicodeDecodeError:
-        raise ConfigError(
-            f"{path}: not a UTF-8 text file, so not a run config. "
-            "Fix: pass the export's lavis.yaml (curate train OUT/lavis.yaml)."
-        ) from None
+    from curation._yaml import read_yaml
+
+    data = read_yaml(path, "Fix: pass the export's lavis.yaml (curate train OUT/lavis.yaml).")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with model, datasets and run sections")
     data = apply_overrides(data, overrides)

@@ -240,7 +240,7 @@ def test_review_port_in_use() -> None:
         ("questions: just one string\n", 1, "questions: Input should be a valid list"),
         ('questions:\n  - "Is anyone falling?"\n  - "  "\n', 1, "question #1 is empty"),
         ("- a list at the top\n", 1, "Input should be a valid dictionary"),
-        (b"\xff\xfe\x00q", 1, "cannot be read as UTF-8"),
+        (b"\xff\xfe\x00q", 1, "not a UTF-8 text file"),
         (None, 2, "question template file not found"),
     ],
 )
