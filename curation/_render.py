@@ -197,6 +197,13 @@ class TrainProgress:
 
 
 def train_result(console: Console, result: TrainResult) -> None:
+    if result.secondary_node is not None:
+        console.print(
+            f"[green]done[/]: node {result.secondary_node}'s processes finished; node 0 writes "
+            f"the run (checkpoints, losses, manifest) to {escape(str(result.run_dir))}",
+            soft_wrap=True,
+        )
+        return
     first = f"{result.losses[0]:.4f}" if result.losses else "-"
     last = f"{result.losses[-1]:.4f}" if result.losses else "-"
     console.print(

@@ -110,3 +110,16 @@ Root Cause (first observed failure):
   exitcode  : 1 (pid: 14620)
 """
     assert dead_ranks(summary) == {1: -9, 0: 1}
+
+
+def test_a_secondary_node_says_node_0_writes_the_run(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from curation._render import train_result
+    from curation.training.train import TrainResult
+
+    console = Console(record=True, width=200)
+    train_result(console, TrainResult(tmp_path, [], [], [], {}, 0.0, 0, 0.0, "cuda", 1))
+    shown = console.export_text()
+    assert "node 1's processes finished; node 0 writes the run" in shown
+    assert "0 steps" not in shown

@@ -175,7 +175,9 @@ def _launch(
             error, keep = _failure(work, rc, log, launch)
             raise error
         if launch.node_rank != 0:
-            return TrainResult(run_dir, [], [], [], {}, 0.0, 0, 0.0, device)
+            return TrainResult(
+                run_dir, [], [], [], {}, 0.0, 0, 0.0, device, secondary_node=launch.node_rank
+            )
         return _result(work / "result.json")
     finally:
         if not keep:

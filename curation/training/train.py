@@ -75,6 +75,9 @@ class TrainResult:
     steps: int
     peak_rss_mb: float
     device: str
+    #: set on a node other than node 0 of a multi-node run: its ranks trained, but node 0
+    #: writes the run (checkpoints, losses, manifest), so this node has nothing to report
+    secondary_node: int | None = None
 
 
 @dataclass(frozen=True)
