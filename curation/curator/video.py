@@ -63,6 +63,8 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 #: Default sampling rate (frames per second of video) and boundary margin (seconds).
 DEFAULT_FPS = 2.0
 DEFAULT_MARGIN = 0.5
+#: The highest --fps taken (high-speed cameras film at a few thousand frames per second).
+MAX_FPS = 10_000.0
 #: JPEG quality of the frame files (LAVIS reads plain image files).
 JPEG_QUALITY = 95
 _SHOWN = 10
@@ -532,9 +534,12 @@ def _cut_video(
                     if every_n:
                         take = i % every_n == 0
                     else:  # the first frame at or after each k / fps, half a frame early
-                        take = t + half + 1e-9 >= target / fps  # type: ignore[operator]
-                        while target / fps <= t + half + 1e-9:  # type: ignore[operator]
-                            target += 1
+                        reach = t + half + 1e-9
+                        take = reach >= target / fps  # type: ignore[operator]
+                        if take:  # the next k with k / fps past reach: jump, then settle
+                            target = max(target, math.floor(reach * fps) - 1)  # type: ignore[operator]
+                            while target / fps <= reach:  # type: ignore[operator]
+                                target += 1
                     if not take:
                         continue
                     label = _label(t, spans, boundaries, margin)
@@ -691,6 +696,11 @@ def ingest_videos(
         fps = DEFAULT_FPS
     if fps is not None and not (math.isfinite(fps) and fps > 0):
         raise UsageError(f"--fps must be above 0 (got {fps})")
+    if fps is not None and fps > MAX_FPS:
+        raise UsageError(
+            f"--fps {fps:g} is above {MAX_FPS:g}, faster than any camera. Fix: --every-n 1 "
+            "keeps every frame"
+        )
     if every_n is not None and every_n < 1:
         raise UsageError(f"--every-n must be at least 1 (got {every_n})")
     if not (math.isfinite(margin) and margin >= 0):

@@ -1,0 +1,71 @@
+"""The fourth attack round (video ingest): each test fails without its fix.
+
+Each runs the real command and checks the README's promises: the exit code,
+the file, row, field and fix named, no traceback, inputs untouched, and on
+failure nothing added and no frame file left behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from _harness import REPO, expect, invoke, invoke_process, untouched
+
+pytest.importorskip("av")
+fo = pytest.importorskip("fiftyone")
+
+CLIPS = REPO / "raw" / "sample" / "videos" / "synthetic" / "video"
+HEADER = "path,label,start,end,subject,cam,dataset\n"
+GOOD = "s01_c01_fall,0,0,1.5,1,1,synthetic\ns01_c01_fall,1,1.5,2,1,1,synthetic\n"
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> Path:
+    """``in/videos/synthetic/video/`` with two real clips (OmniFall's layout)."""
+    video = tmp_path / "in" / "videos" / "synthetic" / "video"
+    video.mkdir(parents=True)
+    for name in ("s01_c01_fall", "s02_c01_sit"):
+        shutil.copy(CLIPS / f"{name}.mp4", video / f"{name}.mp4")
+    return tmp_path / "in"
+
+
+def run(inputs: Path, text: str | bytes, *extra: str, labels: str = "labels.csv"):
+    path = inputs / labels
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    frames = inputs.parent / "frames"
+    name = unique("attack4")
+    with untouched(inputs):
+        outcome = invoke(
+            ["ingest", path, "--videos", inputs / "videos", "--dataset", name]
+            + ["--frames-dir", frames, *extra]
+        )
+    return outcome, name, frames
+
+
+def nothing_left(name: str, frames: Path) -> None:
+    assert name not in fo.list_datasets()
+    assert f"{name}-videos" not in fo.list_datasets()
+    assert not frames.exists() or not any(p.is_file() for p in frames.rglob("*"))
+
+
+def test_a_huge_fps_is_refused_and_a_high_one_is_quick(inputs: Path) -> None:
+    # --fps 1e9 stepped the next sampling time k/fps one k at a time: 348 s for a
+    # 35-frame clip; now above MAX_FPS is a usage error, and below it k jumps
+    labels = inputs / "labels.csv"
+    labels.write_text(HEADER + GOOD, encoding="utf-8")
+    base = ["ingest", labels, "--videos", inputs / "videos", "--dataset", unique("attack4")]
+    with untouched(inputs):
+        outcome = invoke_process([*base, "--fps", "1e9"], timeout=120)
+    expect(outcome, 2, "--fps 1e+09 is above 10000", "--every-n 1")
+    outcome, name, frames = run(inputs, HEADER + GOOD, "--fps", "10000", "--margin", "0")
+    expect(outcome, 0, "20 frame(s) sampled")  # every frame of the first 2 s at 10 fps
