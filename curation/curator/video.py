@@ -479,6 +479,13 @@ def _cut_video(
     created: list[Path] = []
     try:
         with container:
+            demuxer = container.format.name
+            if demuxer.endswith("_pipe") or demuxer.startswith("image2"):
+                # FFmpeg reads a PNG or JPEG as a one-frame "video": not what the row meant
+                raise _VideoProblem(
+                    f"{path}: a still image ({demuxer.removesuffix('_pipe')}), not a video. "
+                    "Fix: name the video file in the row, or replace the file; --skip-bad"
+                )
             if not container.streams.video:
                 raise _VideoProblem(
                     f"{path}: holds no video stream. Fix: replace it, or --skip-bad"

@@ -69,3 +69,18 @@ def test_a_huge_fps_is_refused_and_a_high_one_is_quick(inputs: Path) -> None:
     expect(outcome, 2, "--fps 1e+09 is above 10000", "--every-n 1")
     outcome, name, frames = run(inputs, HEADER + GOOD, "--fps", "10000", "--margin", "0")
     expect(outcome, 0, "20 frame(s) sampled")  # every frame of the first 2 s at 10 fps
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_an_image_renamed_mp4_is_not_a_video(inputs: Path, fmt: str) -> None:
+    # FFmpeg's image demuxers read a still image as a one-frame video: it was ingested
+    from PIL import Image
+
+    bad = inputs / "videos" / "synthetic" / "video" / "still.mp4"
+    Image.new("RGB", (16, 16), "red").save(bad, fmt)
+    text = HEADER + GOOD + "still,1,0,1,3,1,synthetic\n"
+    outcome, name, frames = run(inputs, text)
+    expect(outcome, 1, str(bad), "a still image", "not a video", "--skip-bad")
+    nothing_left(name, frames)
+    outcome, name, frames = run(inputs, text, "--skip-bad")
+    expect(outcome, 0, "skipped synthetic/video/still.mp4", "1 video(s)")
