@@ -167,6 +167,24 @@ def _optional(value: Any) -> str | None:
     return None if text in ("", "-1") else text
 
 
+def _id_problem(rec: dict[str, Any], where: str, problems: list[str]) -> None:
+    """A JSON ``subject``/``camera``/``dataset`` that is no id: an object, a list, true/false,
+    NaN or infinity would become a group key such as "{'a': 1}" or "nan" that joins strangers."""
+    for key in ("subject", "camera", "cam", "dataset"):
+        value = rec.get(key)
+        if isinstance(value, dict | list | bool) or (
+            isinstance(value, float) and not math.isfinite(value)
+        ):
+            problems.append(
+                _problem(
+                    where,
+                    key,
+                    f"{str(value)[:40]!r} is not an id",
+                    "write a string or a whole number (null or -1 when unknown)",
+                )
+            )
+
+
 def _video_path(
     text: str, where: str, root: Path, problems: list[str], fld: str = "video", shown: str = ""
 ) -> str | None:
@@ -211,6 +229,7 @@ def _segment(
         in_frames = "start" not in rec and "start_frame" in rec
         start_key, end_key = ("start_frame", "end_frame") if in_frames else ("start", "end")
         camera, source_dataset = _optional(rec.get("camera")), _optional(rec.get("dataset"))
+    _id_problem(rec, where, problems)
     start = _number(rec.get(start_key), where, start_key, problems, in_frames)
     end = _number(rec.get(end_key), where, end_key, problems, in_frames)
     if start is not None and end is not None and (end < start or (end == start and not in_frames)):
@@ -284,6 +303,12 @@ def read_segments(
             data = json.loads(text)
         except ValueError as exc:
             raise DataError(f"{labels}: not valid JSON ({exc}); nothing was ingested") from None
+        except RecursionError:
+            raise DataError(
+                f"{labels}: JSON nested too deeply to read; nothing was ingested. Fix: a "
+                'segment file is a flat list of objects: [{"video": "a.mp4", "start": 0, '
+                '"end": 2.5, "label": "fall"}]'
+            ) from None
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise DataError(
                 f"{labels}: a JSON segment file is a list of objects with {generic}. "

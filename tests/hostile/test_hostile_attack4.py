@@ -84,3 +84,30 @@ def test_an_image_renamed_mp4_is_not_a_video(inputs: Path, fmt: str) -> None:
     nothing_left(name, frames)
     outcome, name, frames = run(inputs, text, "--skip-bad")
     expect(outcome, 0, "skipped synthetic/video/still.mp4", "1 video(s)")
+
+
+def test_a_deeply_nested_json_segment_file(inputs: Path) -> None:
+    # json.loads raised RecursionError, which escaped as a traceback
+    outcome, name, frames = run(inputs, "[" * 100_000 + "]" * 100_000, labels="segs.json")
+    expect(outcome, 1, "segs.json", "nested too deeply", "Fix:")
+    nothing_left(name, frames)
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        ('{"a": [1]}', "subject"),
+        ("[1, 2]", "camera"),
+        ("NaN", "subject"),
+        ("Infinity", "subject"),
+        ("true", "dataset"),
+    ],
+)
+def test_a_json_subject_that_is_no_id(inputs: Path, value: str, key: str) -> None:
+    # a nested object became the subject "{'a': [1]}" and NaN the subject "nan": group
+    # keys that join strangers into one split group (or split one person)
+    video = "synthetic/video/s01_c01_fall.mp4"
+    text = f'[{{"video": "{video}", "label": "fall", "start": 0, "end": 1, "{key}": {value}}}]'
+    outcome, name, frames = run(inputs, text, labels="segs.json")
+    expect(outcome, 1, f"segs.json record #0: {key}: ", "is not an id", "Fix:")
+    nothing_left(name, frames)
