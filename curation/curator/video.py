@@ -680,8 +680,8 @@ def _frames_dir(frames_dir: str | Path | None, dataset: str, inputs: list[Path])
     folder = real_path(folder)
     if path_kind(folder, "--frames-dir") == "file":
         raise UsageError(f"--frames-dir {folder} is a file. Fix: give a folder")
-    raw = project_raw()
-    for inp in ([raw] if raw else []) + inputs:
+    raws = [r for r in dict.fromkeys((project_raw(), project_raw(folder))) if r is not None]
+    for inp in raws + inputs:
         if is_within(folder, real_path(inp)):
             raise UsageError(
                 f"--frames-dir {folder} is inside the input {inp}; inputs are never written "

@@ -111,3 +111,24 @@ def test_a_json_subject_that_is_no_id(inputs: Path, value: str, key: str) -> Non
     outcome, name, frames = run(inputs, text, labels="segs.json")
     expect(outcome, 1, f"segs.json record #0: {key}: ", "is not an id", "Fix:")
     nothing_left(name, frames)
+
+
+def test_frames_and_exports_inside_the_projects_raw_from_another_folder(
+    inputs: Path, tmp_path: Path
+) -> None:
+    # raw/ was found from the cwd only: run from outside the project, --frames-dir
+    # (and export's --out) inside the project's raw/ were written to
+    labels = inputs / "labels.csv"
+    labels.write_text(HEADER + GOOD, encoding="utf-8")
+    project = tmp_path / "project"
+    (project / "raw" / "sample").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    args = ["ingest", labels, "--videos", inputs / "videos", "--dataset", unique("attack4")]
+    with untouched(project, inputs):
+        outcome = invoke([*args, "--frames-dir", project / "raw" / "frames"], cwd=elsewhere)
+        expect(outcome, 2, "is inside the input", "raw")
+        task = REPO / "raw" / "sample" / "annotations.json"
+        outcome = invoke(["export", "--task", task, "--out", project / "raw" / "ex"], cwd=elsewhere)
+        expect(outcome, 2, "raw/ folder")
