@@ -132,3 +132,22 @@ def test_frames_and_exports_inside_the_projects_raw_from_another_folder(
         task = REPO / "raw" / "sample" / "annotations.json"
         outcome = invoke(["export", "--task", task, "--out", project / "raw" / "ex"], cwd=elsewhere)
         expect(outcome, 2, "raw/ folder")
+
+
+def test_a_hundred_thousand_segments_of_one_video_group_in_linear_time() -> None:
+    # duplicates were found by comparing each row with all the video's rows so far:
+    # 100k distinct rows of one tiny clip spent ~10 min there (now ~0.1 s)
+    import time
+
+    from curation.class_map import ClassRule
+    from curation.curator.video import SegmentRow, group_segments
+
+    rule = ClassRule(id=1, answer="yes")
+    rows = [
+        SegmentRow(f"row {i}", "a.mp4", i * 1e-5, 1.0, False, "fall", rule) for i in range(100_000)
+    ]
+    rows += rows[:10]  # exact duplicates count once
+    t0 = time.perf_counter()
+    grouped = group_segments(rows)
+    assert time.perf_counter() - t0 < 5
+    assert list(grouped) == ["a.mp4"] and len(grouped["a.mp4"]) == 100_000
