@@ -145,8 +145,8 @@ def _problem(where: str, fld: str, what: str, fix: str) -> str:
 
 
 def _number(text: Any, where: str, fld: str, problems: list[str], frames: bool) -> float | None:
-    try:
-        value = float(str(text).strip())
+    try:  # Python's float reads "1_0" as 10: a typo there is no number
+        value = math.nan if "_" in str(text) else float(str(text).strip())
     except ValueError:
         value = math.nan
     unit = "a frame number" if frames else "seconds"
@@ -280,10 +280,13 @@ def _decode_text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        # a UTF-16 byte-order mark: spreadsheets' "Unicode text"; anything else, say latin1
+        utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
         raise DataError(
-            f"{path}: not UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r}); "
-            f"nothing was ingested. Fix: convert it, e.g. iconv -f latin1 -t utf-8 {path} > "
-            "labels-utf8.csv"
+            f"{path}: not UTF-8 ({'UTF-16' if utf16 else f'byte {exc.start}: '}"
+            f"{'' if utf16 else repr(data[exc.start : exc.start + 1])}); nothing was ingested. "
+            f"Fix: convert it, e.g. iconv -f {'utf-16' if utf16 else 'latin1'} -t utf-8 {path} "
+            "> labels-utf8.csv"
         ) from None
 
 
@@ -321,6 +324,12 @@ def read_segments(
     else:
         rows = list(csv.reader(io.StringIO(text)))
         header = [h.strip().lower() for h in rows[0]] if rows else []
+        twice = sorted({h for h in header if header.count(h) > 1 and h})
+        if twice:  # the last column would silently win over the first
+            raise DataError(
+                f"{labels}: the header names the column(s) {', '.join(twice)} more than once; "
+                "nothing was ingested. Fix: keep one column of each name"
+            )
         if set(OMNIFALL_COLUMNS) <= set(header):
             fmt = "omnifall"
         elif {"video", "label"} <= set(header) and (
@@ -470,6 +479,12 @@ def _label(
     return answer, seg, text, seg.name
 
 
+_KIND_PROBLEM = {
+    "dir": "not a file",
+    "special": "not a regular file (a FIFO, device or looping link)",
+}
+
+
 def _cut_video(
     seg_list: list[SegmentRow],
     root: Path,
@@ -489,7 +504,7 @@ def _cut_video(
     kind = path_kind(path, "video")
     if kind != "file":
         raise _VideoProblem(
-            f"{'not a file' if kind == 'dir' else 'video not found'}: {path} (named by "
+            f"{_KIND_PROBLEM.get(kind, 'video not found')}: {path} (named by "
             f"{seg_list[0].where}{' and more' if len(seg_list) > 1 else ''}). Fix: put the video "
             "there (OmniFall's layout is {videos}/{dataset}/video/{path}.mp4) or correct the "
             "row; --skip-bad ingests the other videos"

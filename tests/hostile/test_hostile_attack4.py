@@ -151,3 +151,40 @@ def test_a_hundred_thousand_segments_of_one_video_group_in_linear_time() -> None
     grouped = group_segments(rows)
     assert time.perf_counter() - t0 < 5
     assert list(grouped) == ["a.mp4"] and len(grouped["a.mp4"]) == 100_000
+
+
+def test_a_header_naming_a_column_twice(inputs: Path) -> None:
+    # "label" twice: the last one silently won
+    text = HEADER.replace("dataset", "dataset,label") + "s01_c01_fall,1,0,1,1,1,synthetic,0\n"
+    outcome, name, frames = run(inputs, text)
+    expect(outcome, 1, "labels.csv", "names the column(s) label more than once", "Fix:")
+    nothing_left(name, frames)
+
+
+def test_a_time_with_an_underscore_is_no_number(inputs: Path) -> None:
+    # Python's float("1_0") is 10: a typo for 1.0 was read as 10 s
+    outcome, name, frames = run(inputs, HEADER + "s01_c01_fall,1,0,1_0,1,1,synthetic\n")
+    expect(outcome, 1, "row 1 (line 2): end: '1_0' is not a number", "Fix:")
+    nothing_left(name, frames)
+
+
+def test_a_utf16_label_file_says_utf16(inputs: Path) -> None:
+    # the fix named iconv -f latin1, which garbles a UTF-16 file
+    outcome, name, frames = run(inputs, (HEADER + GOOD).encode("utf-16"))
+    expect(outcome, 1, "not UTF-8 (UTF-16)", "iconv -f utf-16 -t utf-8")
+    nothing_left(name, frames)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "loop"])
+def test_a_fifo_or_looping_link_is_not_reported_missing(inputs: Path, kind: str) -> None:
+    # both were "video not found", though the file is there
+    import os
+
+    bad = inputs / "videos" / "synthetic" / "video" / "odd.mp4"
+    if kind == "fifo":
+        os.mkfifo(bad)
+    else:
+        bad.symlink_to("odd.mp4")
+    outcome, name, frames = run(inputs, HEADER + GOOD + "odd,1,0,1,3,1,synthetic\n")
+    expect(outcome, 1, f"not a regular file (a FIFO, device or looping link): {bad}", "--skip-bad")
+    nothing_left(name, frames)
