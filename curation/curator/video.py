@@ -413,6 +413,18 @@ def clip_folder_segments(folder: Path, class_map: ClassMap) -> list[SegmentRow]:
                     name, rule = class_map.rule("fall")
             elif answer == "no":
                 name = kind or "no_fall"
+                try:  # no_fall/fall/: a negative kind that the class map answers otherwise
+                    _, known = class_map.rule(name)
+                except KeyError:
+                    known = None
+                if known is not None and known.answer != "no":
+                    refused.append(
+                        f"{path}: the folder no_fall/{kind}/ names the class {kind!r}, which "
+                        f"the class map answers {known.answer!r}, not 'no'. Fix: move the clip "
+                        f"to {'fall/' if known.answer == 'yes' else 'unsure/'}, or rename the "
+                        "folder to the kind of non-fall it shows"
+                    )
+                    continue
                 rule = ClassRule(
                     id=0, answer="no", negative_kind=class_map.negative_kind_of(kind or "") or kind
                 )

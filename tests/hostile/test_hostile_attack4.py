@@ -188,3 +188,25 @@ def test_a_fifo_or_looping_link_is_not_reported_missing(inputs: Path, kind: str)
     outcome, name, frames = run(inputs, HEADER + GOOD + "odd,1,0,1,3,1,synthetic\n")
     expect(outcome, 1, f"not a regular file (a FIFO, device or looping link): {bad}", "--skip-bad")
     nothing_left(name, frames)
+
+
+@pytest.mark.parametrize(
+    ("kind", "moved"), [("fall", "fall/"), ("fallen", "fall/"), ("other", "unsure/")]
+)
+def test_a_no_fall_kind_folder_named_after_a_fall_class(
+    tmp_path: Path, kind: str, moved: str
+) -> None:
+    # no_fall/fall/x.mp4 became answer "no" with negative_kind "fall" and activity "fall"
+    folder = tmp_path / "in" / "clips"
+    (folder / "fall").mkdir(parents=True)
+    (folder / "no_fall" / kind).mkdir(parents=True)
+    shutil.copy(CLIPS / "s01_c01_fall.mp4", folder / "fall" / "a.mp4")
+    shutil.copy(CLIPS / "s02_c01_sit.mp4", folder / "no_fall" / kind / "b.mp4")
+    name = unique("attack4")
+    frames = tmp_path / "frames"
+    with untouched(tmp_path / "in"):
+        outcome = invoke(["ingest", folder, "--dataset", name, "--frames-dir", frames])
+    expect(
+        outcome, 1, f"no_fall/{kind}/b.mp4: the folder no_fall/{kind}/", f"move the clip to {moved}"
+    )
+    nothing_left(name, frames)
