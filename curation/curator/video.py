@@ -39,7 +39,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -694,6 +694,29 @@ def _remove(files: Sequence[Path]) -> None:
 # --- the command ------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _frames_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the frames folder (created if new, removed again if empty)."""
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; concurrent ingests are not serialised
+            yield
+            return
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+    finally:
+        if made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: a failed first ingest leaves no folder
+
+
 def group_segments(segments: Sequence[SegmentRow]) -> dict[str, list[SegmentRow]]:
     """Each video's segments, in file order; an exact duplicate row is one segment.
 
@@ -824,67 +847,70 @@ def ingest_videos(
             fields=fields,
         )
 
-    by_video = group_segments(segments)
-    t0 = time.perf_counter()
-    cuts: list[_Cut] = []
-    skipped: list[SkippedVideo] = []
-    problems: list[str] = []
+    # one ingest at a time per frames folder: two ingests of one video write the same
+    # frame files, and a failing one took back files the other's dataset points at
+    with _frames_lock(out):
+        by_video = group_segments(segments)
+        t0 = time.perf_counter()
+        cuts: list[_Cut] = []
+        skipped: list[SkippedVideo] = []
+        problems: list[str] = []
 
-    def cut(segs: list[SegmentRow]) -> _Cut | _VideoProblem:
+        def cut(segs: list[SegmentRow]) -> _Cut | _VideoProblem:
+            try:
+                return _cut_video(
+                    segs,
+                    root,
+                    out,
+                    fps=fps,
+                    every_n=every_n,
+                    margin=margin,
+                    class_map=cmap,
+                    make_item=make_item,
+                )
+            except _VideoProblem as exc:
+                return exc
+
         try:
-            return _cut_video(
-                segs,
-                root,
-                out,
-                fps=fps,
-                every_n=every_n,
-                margin=margin,
-                class_map=cmap,
-                make_item=make_item,
+            # one thread per core: PyAV decodes and PIL encodes with the GIL released
+            workers = max(1, min(len(by_video), os.cpu_count() or 1))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [(video, pool.submit(cut, segs)) for video, segs in by_video.items()]
+            failures = []
+            for video, future in futures:
+                if future.exception() is not None:
+                    failures.append(future.exception())
+                    continue
+                done = future.result()
+                if isinstance(done, _Cut):
+                    cuts.append(done)
+                elif skip_bad:
+                    skipped.append(SkippedVideo(video, str(done)))
+                else:
+                    problems.append(str(done))
+            if failures:
+                raise failures[0]
+            _raise_all(
+                problems,
+                f"{len(problems)} video(s) cannot be ingested; nothing was added and no frame "
+                f"file left (--skip-bad ingests the others)",
             )
-        except _VideoProblem as exc:
-            return exc
-
-    try:
-        # one thread per core: PyAV decodes and PIL encodes with the GIL released
-        workers = max(1, min(len(by_video), os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [(video, pool.submit(cut, segs)) for video, segs in by_video.items()]
-        failures = []
-        for video, future in futures:
-            if future.exception() is not None:
-                failures.append(future.exception())
-                continue
-            done = future.result()
-            if isinstance(done, _Cut):
-                cuts.append(done)
-            elif skip_bad:
-                skipped.append(SkippedVideo(video, str(done)))
-            else:
-                problems.append(str(done))
-        if failures:
-            raise failures[0]
-        _raise_all(
-            problems,
-            f"{len(problems)} video(s) cannot be ingested; nothing was added and no frame "
-            f"file left (--skip-bad ingests the others)",
-        )
-        if hasattr(os, "sync"):
-            os.sync()  # the frames reach the disk before the dataset points at them
-        decode_seconds = time.perf_counter() - t0
-        items = [it for c in cuts for it in c.items]
-        if not items:
-            raise DataError(
-                f"{source}: no frame to ingest ({len(skipped)} video(s) skipped, "
-                f"{sum(c.unlabelled for c in cuts)} frame(s) in no segment). Fix: check "
-                "the segments and the videos"
-            )
-        scans = {p: scan for c in cuts for p, scan in c.scans.items()}
-        result = add_items(dataset, items, overwrite=overwrite, source=str(labels), scans=scans)
-    except BaseException:
-        _remove([f for c in cuts for f in c.created])
-        raise
-    _add_videos(videos_dataset, dataset, cuts, source_path, overwrite)
+            if hasattr(os, "sync"):
+                os.sync()  # the frames reach the disk before the dataset points at them
+            decode_seconds = time.perf_counter() - t0
+            items = [it for c in cuts for it in c.items]
+            if not items:
+                raise DataError(
+                    f"{source}: no frame to ingest ({len(skipped)} video(s) skipped, "
+                    f"{sum(c.unlabelled for c in cuts)} frame(s) in no segment). Fix: check "
+                    "the segments and the videos"
+                )
+            scans = {p: scan for c in cuts for p, scan in c.scans.items()}
+            result = add_items(dataset, items, overwrite=overwrite, source=str(labels), scans=scans)
+        except BaseException:
+            _remove([f for c in cuts for f in c.created])
+            raise
+        _add_videos(videos_dataset, dataset, cuts, source_path, overwrite)
     return VideoIngestResult(
         result,
         fmt,

@@ -210,3 +210,34 @@ def test_a_no_fall_kind_folder_named_after_a_fall_class(
         outcome, 1, f"no_fall/{kind}/b.mp4: the folder no_fall/{kind}/", f"move the clip to {moved}"
     )
     nothing_left(name, frames)
+
+
+def test_two_ingests_of_one_file_at_once_leave_every_frame_file(tmp_path: Path) -> None:
+    # both cut the same frame files; the one that lost the race to create the dataset
+    # took back "its" new files, which were the winner's: 3 of 432 frames were left
+    import subprocess
+    import sys
+
+    videos = REPO / "raw" / "sample" / "videos"
+    name = unique("attack4-conc")
+    frames = tmp_path / "frames"
+    argv = ["ingest", videos / "labels.csv", "--videos", videos, "--dataset", name]
+    argv += ["--frames-dir", frames, "--every-n", "1"]
+    code = "from curation.cli import app; app()"
+    with untouched(videos):
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, *map(str, argv)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all("Traceback" not in out for out in outputs), outputs
+    assert any(p.returncode == 0 for p in procs), outputs
+    paths = fo.load_dataset(name).values("filepath")
+    assert len(paths) == 840
+    missing = [p for p in paths if not Path(p).is_file()]
+    assert not missing, f"{len(missing)} frame file(s) of the dataset are gone: {outputs}"
