@@ -183,9 +183,11 @@ def is_within(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def project_raw() -> Path | None:
-    """The ``raw/`` folder of the project the cwd is in (nearest ancestor with pyproject.toml)."""
-    here = real_path(Path.cwd())
+def project_raw(near: str | Path | None = None) -> Path | None:
+    """The ``raw/`` folder of the project the cwd (or ``near``) is in: the nearest ancestor
+    with pyproject.toml and raw/. Outputs check both: run from elsewhere, an output path
+    inside a project's raw/ is still in it."""
+    here = real_path(Path.cwd() if near is None else Path(near))
     for folder in (here, *here.parents):
         if (folder / "pyproject.toml").is_file() and (folder / "raw").is_dir():
             return folder / "raw"
@@ -220,8 +222,7 @@ def check_export_out(
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder. Fix: pick a new folder for --out.")
     guarded: list[tuple[Path, str]] = [(real_path(p), f"the input {p}") for p in protect]
-    raw = project_raw()
-    if raw is not None:
+    for raw in dict.fromkeys(r for r in (project_raw(), project_raw(real)) if r is not None):
         guarded.append((raw, f"the project's raw/ folder {raw} (inputs are read-only)"))
     for target, what in guarded:
         if is_within(real, target) or is_within(target, real):

@@ -39,7 +39,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -63,6 +63,8 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 #: Default sampling rate (frames per second of video) and boundary margin (seconds).
 DEFAULT_FPS = 2.0
 DEFAULT_MARGIN = 0.5
+#: The highest --fps taken (high-speed cameras film at a few thousand frames per second).
+MAX_FPS = 10_000.0
 #: JPEG quality of the frame files (LAVIS reads plain image files).
 JPEG_QUALITY = 95
 _SHOWN = 10
@@ -143,8 +145,8 @@ def _problem(where: str, fld: str, what: str, fix: str) -> str:
 
 
 def _number(text: Any, where: str, fld: str, problems: list[str], frames: bool) -> float | None:
-    try:
-        value = float(str(text).strip())
+    try:  # Python's float reads "1_0" as 10: a typo there is no number
+        value = math.nan if "_" in str(text) else float(str(text).strip())
     except ValueError:
         value = math.nan
     unit = "a frame number" if frames else "seconds"
@@ -163,6 +165,24 @@ def _number(text: Any, where: str, fld: str, problems: list[str], frames: bool) 
 def _optional(value: Any) -> str | None:
     text = "" if value is None else str(value).strip()
     return None if text in ("", "-1") else text
+
+
+def _id_problem(rec: dict[str, Any], where: str, problems: list[str]) -> None:
+    """A JSON ``subject``/``camera``/``dataset`` that is no id: an object, a list, true/false,
+    NaN or infinity would become a group key such as "{'a': 1}" or "nan" that joins strangers."""
+    for key in ("subject", "camera", "cam", "dataset"):
+        value = rec.get(key)
+        if isinstance(value, dict | list | bool) or (
+            isinstance(value, float) and not math.isfinite(value)
+        ):
+            problems.append(
+                _problem(
+                    where,
+                    key,
+                    f"{str(value)[:40]!r} is not an id",
+                    "write a string or a whole number (null or -1 when unknown)",
+                )
+            )
 
 
 def _video_path(
@@ -209,6 +229,7 @@ def _segment(
         in_frames = "start" not in rec and "start_frame" in rec
         start_key, end_key = ("start_frame", "end_frame") if in_frames else ("start", "end")
         camera, source_dataset = _optional(rec.get("camera")), _optional(rec.get("dataset"))
+    _id_problem(rec, where, problems)
     start = _number(rec.get(start_key), where, start_key, problems, in_frames)
     end = _number(rec.get(end_key), where, end_key, problems, in_frames)
     if start is not None and end is not None and (end < start or (end == start and not in_frames)):
@@ -259,10 +280,13 @@ def _decode_text(path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        # a UTF-16 byte-order mark: spreadsheets' "Unicode text"; anything else, say latin1
+        utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
         raise DataError(
-            f"{path}: not UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r}); "
-            f"nothing was ingested. Fix: convert it, e.g. iconv -f latin1 -t utf-8 {path} > "
-            "labels-utf8.csv"
+            f"{path}: not UTF-8 ({'UTF-16' if utf16 else f'byte {exc.start}: '}"
+            f"{'' if utf16 else repr(data[exc.start : exc.start + 1])}); nothing was ingested. "
+            f"Fix: convert it, e.g. iconv -f {'utf-16' if utf16 else 'latin1'} -t utf-8 {path} "
+            "> labels-utf8.csv"
         ) from None
 
 
@@ -282,6 +306,12 @@ def read_segments(
             data = json.loads(text)
         except ValueError as exc:
             raise DataError(f"{labels}: not valid JSON ({exc}); nothing was ingested") from None
+        except RecursionError:
+            raise DataError(
+                f"{labels}: JSON nested too deeply to read; nothing was ingested. Fix: a "
+                'segment file is a flat list of objects: [{"video": "a.mp4", "start": 0, '
+                '"end": 2.5, "label": "fall"}]'
+            ) from None
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise DataError(
                 f"{labels}: a JSON segment file is a list of objects with {generic}. "
@@ -294,6 +324,12 @@ def read_segments(
     else:
         rows = list(csv.reader(io.StringIO(text)))
         header = [h.strip().lower() for h in rows[0]] if rows else []
+        twice = sorted({h for h in header if header.count(h) > 1 and h})
+        if twice:  # the last column would silently win over the first
+            raise DataError(
+                f"{labels}: the header names the column(s) {', '.join(twice)} more than once; "
+                "nothing was ingested. Fix: keep one column of each name"
+            )
         if set(OMNIFALL_COLUMNS) <= set(header):
             fmt = "omnifall"
         elif {"video", "label"} <= set(header) and (
@@ -377,6 +413,18 @@ def clip_folder_segments(folder: Path, class_map: ClassMap) -> list[SegmentRow]:
                     name, rule = class_map.rule("fall")
             elif answer == "no":
                 name = kind or "no_fall"
+                try:  # no_fall/fall/: a negative kind that the class map answers otherwise
+                    _, known = class_map.rule(name)
+                except KeyError:
+                    known = None
+                if known is not None and known.answer != "no":
+                    refused.append(
+                        f"{path}: the folder no_fall/{kind}/ names the class {kind!r}, which "
+                        f"the class map answers {known.answer!r}, not 'no'. Fix: move the clip "
+                        f"to {'fall/' if known.answer == 'yes' else 'unsure/'}, or rename the "
+                        "folder to the kind of non-fall it shows"
+                    )
+                    continue
                 rule = ClassRule(
                     id=0, answer="no", negative_kind=class_map.negative_kind_of(kind or "") or kind
                 )
@@ -443,6 +491,12 @@ def _label(
     return answer, seg, text, seg.name
 
 
+_KIND_PROBLEM = {
+    "dir": "not a file",
+    "special": "not a regular file (a FIFO, device or looping link)",
+}
+
+
 def _cut_video(
     seg_list: list[SegmentRow],
     root: Path,
@@ -462,7 +516,7 @@ def _cut_video(
     kind = path_kind(path, "video")
     if kind != "file":
         raise _VideoProblem(
-            f"{'not a file' if kind == 'dir' else 'video not found'}: {path} (named by "
+            f"{_KIND_PROBLEM.get(kind, 'video not found')}: {path} (named by "
             f"{seg_list[0].where}{' and more' if len(seg_list) > 1 else ''}). Fix: put the video "
             "there (OmniFall's layout is {videos}/{dataset}/video/{path}.mp4) or correct the "
             "row; --skip-bad ingests the other videos"
@@ -477,6 +531,13 @@ def _cut_video(
     created: list[Path] = []
     try:
         with container:
+            demuxer = container.format.name
+            if demuxer.endswith("_pipe") or demuxer.startswith("image2"):
+                # FFmpeg reads a PNG or JPEG as a one-frame "video": not what the row meant
+                raise _VideoProblem(
+                    f"{path}: a still image ({demuxer.removesuffix('_pipe')}), not a video. "
+                    "Fix: name the video file in the row, or replace the file; --skip-bad"
+                )
             if not container.streams.video:
                 raise _VideoProblem(
                     f"{path}: holds no video stream. Fix: replace it, or --skip-bad"
@@ -532,9 +593,12 @@ def _cut_video(
                     if every_n:
                         take = i % every_n == 0
                     else:  # the first frame at or after each k / fps, half a frame early
-                        take = t + half + 1e-9 >= target / fps  # type: ignore[operator]
-                        while target / fps <= t + half + 1e-9:  # type: ignore[operator]
-                            target += 1
+                        reach = t + half + 1e-9
+                        take = reach >= target / fps  # type: ignore[operator]
+                        if take:  # the next k with k / fps past reach: jump, then settle
+                            target = max(target, math.floor(reach * fps) - 1)  # type: ignore[operator]
+                            while target / fps <= reach:  # type: ignore[operator]
+                                target += 1
                     if not take:
                         continue
                     label = _label(t, spans, boundaries, margin)
@@ -630,6 +694,46 @@ def _remove(files: Sequence[Path]) -> None:
 # --- the command ------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _frames_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the frames folder (created if new, removed again if empty)."""
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; concurrent ingests are not serialised
+            yield
+            return
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+    finally:
+        if made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: a failed first ingest leaves no folder
+
+
+def group_segments(segments: Sequence[SegmentRow]) -> dict[str, list[SegmentRow]]:
+    """Each video's segments, in file order; an exact duplicate row is one segment.
+
+    A set, in linear time: comparing each row with the video's rows so far took
+    10 minutes for 100k segments of one video.
+    """
+    by_video: dict[str, list[SegmentRow]] = {}
+    seen: set[tuple[str, float, float, str]] = set()
+    for seg in segments:
+        same = by_video.setdefault(seg.video, [])
+        key = (seg.video, seg.start, seg.end, seg.name)
+        if key not in seen:
+            seen.add(key)
+            same.append(seg)
+    return by_video
+
+
 def _frames_dir(frames_dir: str | Path | None, dataset: str, inputs: list[Path]) -> Path:
     from curation._io import project_raw
 
@@ -643,8 +747,8 @@ def _frames_dir(frames_dir: str | Path | None, dataset: str, inputs: list[Path])
     folder = real_path(folder)
     if path_kind(folder, "--frames-dir") == "file":
         raise UsageError(f"--frames-dir {folder} is a file. Fix: give a folder")
-    raw = project_raw()
-    for inp in ([raw] if raw else []) + inputs:
+    raws = [r for r in dict.fromkeys((project_raw(), project_raw(folder))) if r is not None]
+    for inp in raws + inputs:
         if is_within(folder, real_path(inp)):
             raise UsageError(
                 f"--frames-dir {folder} is inside the input {inp}; inputs are never written "
@@ -691,6 +795,11 @@ def ingest_videos(
         fps = DEFAULT_FPS
     if fps is not None and not (math.isfinite(fps) and fps > 0):
         raise UsageError(f"--fps must be above 0 (got {fps})")
+    if fps is not None and fps > MAX_FPS:
+        raise UsageError(
+            f"--fps {fps:g} is above {MAX_FPS:g}, faster than any camera. Fix: --every-n 1 "
+            "keeps every frame"
+        )
     if every_n is not None and every_n < 1:
         raise UsageError(f"--every-n must be at least 1 (got {every_n})")
     if not (math.isfinite(margin) and margin >= 0):
@@ -738,75 +847,74 @@ def ingest_videos(
             fields=fields,
         )
 
-    by_video: dict[str, list[SegmentRow]] = {}
-    for seg in segments:
-        same = by_video.setdefault(seg.video, [])
-        if not any((s.start, s.end, s.name) == (seg.start, seg.end, seg.name) for s in same):
-            same.append(seg)  # an exact duplicate row is one segment
-    t0 = time.perf_counter()
-    cuts: list[_Cut] = []
-    skipped: list[SkippedVideo] = []
-    problems: list[str] = []
+    # one ingest at a time per frames folder: two ingests of one video write the same
+    # frame files, and a failing one took back files the other's dataset points at
+    with _frames_lock(out):
+        by_video = group_segments(segments)
+        t0 = time.perf_counter()
+        cuts: list[_Cut] = []
+        skipped: list[SkippedVideo] = []
+        problems: list[str] = []
 
-    def cut(segs: list[SegmentRow]) -> _Cut | _VideoProblem:
+        def cut(segs: list[SegmentRow]) -> _Cut | _VideoProblem:
+            try:
+                return _cut_video(
+                    segs,
+                    root,
+                    out,
+                    fps=fps,
+                    every_n=every_n,
+                    margin=margin,
+                    class_map=cmap,
+                    make_item=make_item,
+                )
+            except _VideoProblem as exc:
+                return exc
+
         try:
-            return _cut_video(
-                segs,
-                root,
-                out,
-                fps=fps,
-                every_n=every_n,
-                margin=margin,
-                class_map=cmap,
-                make_item=make_item,
+            # one thread per core: PyAV decodes and PIL encodes with the GIL released
+            workers = max(1, min(len(by_video), os.cpu_count() or 1))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [(video, pool.submit(cut, segs)) for video, segs in by_video.items()]
+            failures = []
+            for video, future in futures:
+                if future.exception() is not None:
+                    failures.append(future.exception())
+                    continue
+                done = future.result()
+                if isinstance(done, _Cut):
+                    cuts.append(done)
+                elif skip_bad:
+                    skipped.append(SkippedVideo(video, str(done)))
+                else:
+                    problems.append(str(done))
+            if failures:
+                raise failures[0]
+            _raise_all(
+                problems,
+                f"{len(problems)} video(s) cannot be ingested; nothing was added and no frame "
+                f"file left (--skip-bad ingests the others)",
             )
-        except _VideoProblem as exc:
-            return exc
+            if hasattr(os, "sync"):
+                os.sync()  # the frames reach the disk before the dataset points at them
+            decode_seconds = time.perf_counter() - t0
+            items = [it for c in cuts for it in c.items]
+            if not items:
+                raise DataError(
+                    f"{source}: no frame to ingest ({len(skipped)} video(s) skipped, "
+                    f"{sum(c.unlabelled for c in cuts)} frame(s) in no segment). Fix: check "
+                    "the segments and the videos"
+                )
+            scans = {p: scan for c in cuts for p, scan in c.scans.items()}
+            result = add_items(dataset, items, overwrite=overwrite, source=str(labels), scans=scans)
+        except BaseException:
+            _remove([f for c in cuts for f in c.created])
+            raise
+        from curation.curator._lock import database_lock, dataset_lock_key
 
-    try:
-        # one thread per core: PyAV decodes and PIL encodes with the GIL released
-        workers = max(1, min(len(by_video), os.cpu_count() or 1))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [(video, pool.submit(cut, segs)) for video, segs in by_video.items()]
-        failures = []
-        for video, future in futures:
-            if future.exception() is not None:
-                failures.append(future.exception())
-                continue
-            done = future.result()
-            if isinstance(done, _Cut):
-                cuts.append(done)
-            elif skip_bad:
-                skipped.append(SkippedVideo(video, str(done)))
-            else:
-                problems.append(str(done))
-        if failures:
-            raise failures[0]
-        _raise_all(
-            problems,
-            f"{len(problems)} video(s) cannot be ingested; nothing was added and no frame "
-            f"file left (--skip-bad ingests the others)",
-        )
-        if hasattr(os, "sync"):
-            os.sync()  # the frames reach the disk before the dataset points at them
-        decode_seconds = time.perf_counter() - t0
-        items = [it for c in cuts for it in c.items]
-        if not items:
-            raise DataError(
-                f"{source}: no frame to ingest ({len(skipped)} video(s) skipped, "
-                f"{sum(c.unlabelled for c in cuts)} frame(s) in no segment). Fix: check "
-                "the segments and the videos"
-            )
-        scans = {p: scan for c in cuts for p, scan in c.scans.items()}
-        result = add_items(dataset, items, overwrite=overwrite, source=str(labels), scans=scans)
-    except BaseException:
-        _remove([f for c in cuts for f in c.created])
-        raise
-    from curation.curator._lock import database_lock, dataset_lock_key
-
-    # the sibling video dataset: one writer at a time too (shared database, issue 14)
-    with database_lock(dataset_lock_key(videos_dataset), f"curate ingest {labels}"):
-        _add_videos(videos_dataset, dataset, cuts, source_path, overwrite)
+        # the sibling video dataset: one writer at a time too (shared database, issue 14)
+        with database_lock(dataset_lock_key(videos_dataset), f"curate ingest {labels}"):
+            _add_videos(videos_dataset, dataset, cuts, source_path, overwrite)
     return VideoIngestResult(
         result,
         fmt,

@@ -289,8 +289,8 @@ def check_eval_out(out_dir: Path, image_root: Path, inputs: list[Path]) -> None:
             f"--out {out_dir} is a file, not a folder. Fix: give --out a folder for eval.json."
         )
     real = real_path(out_dir)
-    raw = project_raw()
-    for folder, what in ((image_root, "the image root"), (raw, "the project's raw/ folder")):
+    raws = [(raw, "the project's raw/ folder") for raw in (project_raw(), project_raw(real))]
+    for folder, what in [(image_root, "the image root"), *raws]:
         if folder is not None and is_within(real, real_path(folder)):
             raise UsageError(
                 f"--out {out_dir} is inside {what} {folder}: eval's files would land among the "
