@@ -56,10 +56,12 @@ must curate train "$OUT/A/lavis.yaml" run.max_epoch="$A_EPOCHS" $RECIPE --run-id
 # 10. Score both on B's held-out test split. A: exit code 3, the collapse alarm.
 step curate eval "$OUT/A/runs/demo/checkpoint_best.pth" --data "$OUT/B/test.json" --out "$OUT/A/eval"
 # B: also choose the operating point on B's validation split (at most 5% false alarms).
+#    (written to the run folder, beside the checkpoint, where `curate predict` finds the
+#    operating point)
 step curate eval "$OUT/B/runs/demo/checkpoint_best.pth" --data "$OUT/B/test.json" \
-    --out "$OUT/B/eval" --max-false-alarm 0.05
+    --max-false-alarm 0.05
 # 11. A beside B: the collapse, the cure, and B's operating point.
-must curate eval --compare "$OUT/A/eval/eval.json" "$OUT/B/eval/eval.json"
+must curate eval --compare "$OUT/A/eval/eval.json" "$OUT/B/runs/demo/eval.json"
 must curate predict "$OUT/B/runs/demo/checkpoint_best.pth" raw/sample/fall/0000.png \
     raw/sample/no_fall/0001.png
 cat <<'NOTE'
