@@ -262,3 +262,33 @@ def test_mask_uri(uri: str, shown: str, password: str) -> None:
     assert shown in text
     if password:
         assert password not in text and uri not in text
+
+
+@pytest.mark.slow
+def test_switching_databases_in_one_process_never_reuses_the_other_ones_dataset(
+    tmp_path: Path,
+    mongod_uri: str,  # noqa: F811
+) -> None:
+    """A notebook (or a test run) that uses the flag once, then its own database again."""
+    import fiftyone as fo
+    from typer.testing import CliRunner
+
+    from curation.cli import app
+
+    runner = CliRunner()
+    name = f"switch-{uuid.uuid4().hex[:8]}"
+    local = scene_folder(tmp_path / "local", 4, seed=1)
+    shared = scene_folder(tmp_path / "shared", 6, seed=2)
+
+    def curate(*args: object) -> str:
+        result = runner.invoke(app, [str(a) for a in args], terminal_width=200)
+        assert result.exit_code == 0, (result.output, result.exception)
+        return result.output
+
+    curate("ingest", local, "--dataset", name)
+    assert len(fo.load_dataset(name)) == 8  # FiftyOne now caches this Dataset object
+    curate("ingest", shared, "--dataset", name, "--database-uri", mongod_uri)
+    assert len(fo.load_dataset(name)) == 12  # the server's dataset, not the cached local one
+    # back on the local database: the dataset objects cached under the other client are gone
+    assert "8 added" in curate("ingest", local, "--dataset", name, "--overwrite")
+    assert len(fo.load_dataset(name)) == 8

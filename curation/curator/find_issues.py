@@ -304,13 +304,14 @@ def _by_folds(request: FindIssuesRequest, k: int, out: Path, say: Progress) -> F
 
     get_preset(request.model)  # an unknown preset lists the valid ones, before any work
     records, labels, skipped = _labelled(request.dataset)
-    folds = assign_folds(group_keys(records), k, request.seed)
-    _check_folds(request.dataset, labels, folds, k)
+    # where OUT may go (a usage error) is said before what the data lacks (a data error)
     image_folders = sorted({r.image.parent for r in records})
     check_output_path(out, "--out")
     with contextlib.suppress(OSError):
         remove_stale_temp_folders(out)
     check_export_out(out, image_folders, request.overwrite)
+    folds = assign_folds(group_keys(records), k, request.seed)
+    _check_folds(request.dataset, labels, folds, k)
     target = Path(os.path.abspath(out))
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
