@@ -286,6 +286,8 @@ def test_switching_databases_in_one_process_never_reuses_the_other_ones_dataset(
         return result.output
 
     curate("ingest", local, "--dataset", name)
+    # --overwrite deletes a dataset: FiftyOne caches the database handle it deletes through
+    curate("ingest", local, "--dataset", name, "--overwrite")
     assert len(fo.load_dataset(name)) == 8  # FiftyOne now caches this Dataset object
     curate("ingest", shared, "--dataset", name, "--database-uri", mongod_uri)
     assert len(fo.load_dataset(name)) == 12  # the server's dataset, not the cached local one

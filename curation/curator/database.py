@@ -146,6 +146,12 @@ def apply_database(fo: Any) -> DatabaseChoice:
         # reused after the switch it fails ("Cannot use MongoClient after close"), or is a
         # same-named dataset of the other database
         fo.Dataset._instances.clear()
+        # ... and its repository factory keeps the first database handle it was given (used
+        # when a dataset is deleted, e.g. ingest --overwrite): drop it with the client
+        import fiftyone.factory.repo_factory as repo_factory
+
+        repo_factory._db = None
+        repo_factory.RepositoryFactory.repos.clear()
         for key in ("host", "port", "serverSelectionTimeoutMS"):
             fod._connection_kwargs.pop(key, None)
         fo.config.database_uri = wanted_uri
