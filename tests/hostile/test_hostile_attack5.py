@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -13,6 +14,8 @@ import pytest
 from _harness import expect, invoke, untouched
 
 from curation.synthetic import render_scene
+
+SAMPLE = Path(__file__).resolve().parents[2] / "raw" / "sample"
 
 
 def _checkpoint_beside(tmp_path: Path, what: str) -> tuple[Path, Path]:
@@ -74,3 +77,35 @@ def test_an_operating_point_that_is_not_a_small_file_is_refused(
     with untouched(tmp_path), bounded():
         outcome = invoke(["predict", ckpt, image, "--json"])
     expect(outcome, 1, "operating_point.json", needle, "--threshold")
+
+
+def _sample_export(tmp_path: Path) -> Path:
+    from curation.export import ExportOptions, export_task
+
+    out = tmp_path / "sample"
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="tiny"))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ([], "(run.batch_size_train=64)"),
+        (["--nproc-per-node", "2"], "over 2 processes"),
+    ],
+)
+def test_fewer_training_records_than_one_batch_is_refused_before_training(
+    tmp_path: Path, extra: list[str], needle: str
+) -> None:
+    """Before: LAVIS drops the partial batch, runs an epoch of 0 steps and dies dividing
+    by zero (a ZeroDivisionError traceback; find-issues on a small dataset hit it too)."""
+    export = _sample_export(tmp_path)
+    n = len(json.loads((export / "train.json").read_text()))
+    assert n < 64
+    args = ["train", export / "lavis.yaml", "run.max_epoch=1", "run.device=cpu"]
+    # one process would have a full batch; two processes' shards would not
+    args.append("run.batch_size_train=64" if not extra else f"run.batch_size_train={n // 2 + 1}")
+    with untouched(tmp_path):
+        outcome = invoke([*args, *extra])
+    expect(outcome, 1, f"{n} training record(s)", needle, "fewer than one batch", "Fix:")
+    assert not (export / "runs").exists() or not any((export / "runs").iterdir())
