@@ -109,3 +109,29 @@ def test_fewer_training_records_than_one_batch_is_refused_before_training(
         outcome = invoke([*args, *extra])
     expect(outcome, 1, f"{n} training record(s)", needle, "fewer than one batch", "Fix:")
     assert not (export / "runs").exists() or not any((export / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("a/b", "holds '/'"),
+        ("x.y", "holds '.'"),
+        ("has space", "holds ' '"),
+        ("n" * 80, "80 bytes"),
+    ],
+)
+def test_a_database_name_mongodb_refuses_is_named_not_a_traceback(
+    tmp_path: Path, name: str, needle: str
+) -> None:
+    """Before: pymongo's InvalidName / OperationFailure escaped as a traceback."""
+    pytest.importorskip("fiftyone")
+    (tmp_path / "curate.yaml").write_text(f'database_name: "{name}"\n')
+    with untouched(tmp_path):
+        outcome = invoke(["check", "--dataset", "falls"], cwd=tmp_path)
+    expect(outcome, 1, "database_name in", "curate.yaml", needle, "Fix:")
+    (tmp_path / "curate.yaml").unlink()
+    with untouched(tmp_path):
+        outcome = invoke(
+            ["check", "--dataset", "falls"], cwd=tmp_path, env={"FIFTYONE_DATABASE_NAME": name}
+        )
+    expect(outcome, 2, "FIFTYONE_DATABASE_NAME", needle, "Fix:")
