@@ -135,3 +135,40 @@ def test_a_database_name_mongodb_refuses_is_named_not_a_traceback(
             ["check", "--dataset", "falls"], cwd=tmp_path, env={"FIFTYONE_DATABASE_NAME": name}
         )
     expect(outcome, 2, "FIFTYONE_DATABASE_NAME", needle, "Fix:")
+
+
+def test_eval_without_a_point_keeps_the_point_chosen_for_another_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """Before: eval of checkpoint_0 on a one-answer val.json deleted the operating point
+    that eval had chosen for checkpoint_best (predict uses it only for checkpoint_best)."""
+    pytest.importorskip("lavis")
+    export = _sample_export(tmp_path)
+    expect(invoke(["train", export / "lavis.yaml", "run.max_epoch=1", "--run-id", "r1"]), 0)
+    run = export / "runs" / "r1"
+    point = run / "operating_point.json"
+    best = run / "checkpoint_best.pth"
+    data = export / "test.json"
+    first = invoke(["eval", best, "--data", data, "--fiftyone-field", ""])
+    assert first.exit_code in (0, 3) and first.exception is None, first  # 3: collapse alarm
+    assert json.loads(point.read_text())["checkpoint"] == "checkpoint_best.pth"
+    kept = point.read_bytes()
+    # a copy of the export whose val.json holds one answer only: no point can be chosen
+    for name in ("val.json", "val.provenance.json"):
+        rows = json.loads((export / name).read_text())
+        answers = json.loads((export / "val.json").read_text())
+        keep = [
+            r for r, a in zip(rows, answers, strict=True) if a["answer"] == answers[0]["answer"]
+        ]
+        (tmp_path / name).write_text(json.dumps(keep))
+    one = tmp_path / "one"
+    one.mkdir()
+    for name in ("val.json", "val.provenance.json"):
+        (tmp_path / name).rename(one / name)
+    for name in ("test.json", "test.provenance.json"):
+        (one / name).write_bytes((export / name).read_bytes())
+    args = ["eval", run / "checkpoint_0.pth", "--data", one / "test.json"]
+    outcome = invoke([*args, "--image-root", export / "images", "--fiftyone-field", ""])
+    assert outcome.exit_code in (0, 3) and outcome.exception is None, outcome
+    assert "operating_point.json" not in outcome.output.split("wrote")[-1]
+    assert point.read_bytes() == kept
