@@ -168,9 +168,29 @@ def _own_config(fo: Any) -> Any:
 
     saved = {k: os.environ.pop(k) for k in list(_ours) if os.environ.get(k) == _ours[k]}
     try:
-        return foc.load_config()  # ~/.fiftyone/config.json and the environment
+        # ~/.fiftyone/config.json and the environment; FiftyOne lists the installed
+        # packages under a bare ``except:`` that would swallow a Ctrl-C
+        return _holding_ctrl_c(foc.load_config)
     finally:
         os.environ.update(saved)
+
+
+def _holding_ctrl_c(call: Any) -> Any:
+    """``call()`` with a Ctrl-C during it held back and raised once it returns."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return call()
+    held: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda *args: held.append(args))
+    try:
+        result = call()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held and callable(previous):
+        previous(*held[0])  # Python's handler raises KeyboardInterrupt
+    return result
 
 
 def current_choice() -> DatabaseChoice:

@@ -172,3 +172,26 @@ def test_eval_without_a_point_keeps_the_point_chosen_for_another_checkpoint(
     assert outcome.exit_code in (0, 3) and outcome.exception is None, outcome
     assert "operating_point.json" not in outcome.output.split("wrote")[-1]
     assert point.read_bytes() == kept
+
+
+def test_ctrl_c_while_fiftyone_reads_its_config_is_not_swallowed(monkeypatch) -> None:
+    """Before: every FiftyOne access re-reads FiftyOne's config, which lists the installed
+    packages under a bare ``except:``; a Ctrl-C in that window (~0.15 s, at the start of
+    each command and of find-issues' write-back) was swallowed and the command went on."""
+    fo = pytest.importorskip("fiftyone")
+    import time
+
+    import fiftyone.core.config as foc
+
+    from curation.curator import database
+
+    def interrupted_listing():  # noqa: ANN202 - the user presses Ctrl-C while it runs
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        return iter(())
+
+    monkeypatch.setattr(foc.metadata, "distributions", interrupted_listing)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        database._own_config(fo)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
