@@ -142,10 +142,6 @@ def apply_database(fo: Any) -> DatabaseChoice:
     wanted_name = choice.name or own.database_name
     if (fo.config.database_uri, fo.config.database_name) != (wanted_uri, wanted_name):
         fod._disconnect()
-        # FiftyOne caches one Dataset object per name, holding the old client's collections:
-        # reused after the switch it fails ("Cannot use MongoClient after close"), or is a
-        # same-named dataset of the other database
-        fo.Dataset._instances.clear()
         for key in ("host", "port", "serverSelectionTimeoutMS"):
             fod._connection_kwargs.pop(key, None)
         fo.config.database_uri = wanted_uri
