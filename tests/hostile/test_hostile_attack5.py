@@ -195,3 +195,20 @@ def test_ctrl_c_while_fiftyone_reads_its_config_is_not_swallowed(monkeypatch) ->
     with pytest.raises(KeyboardInterrupt):
         database._own_config(fo)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("inside", ["", "manifest.json", "fold-1/report.json"])
+def test_find_issues_json_on_or_inside_out_is_refused_before_training(
+    tmp_path: Path, inside: str
+) -> None:
+    """Before: --json OUT failed only after K trainings and the FiftyOne write-back, and
+    --json OUT/manifest.json replaced the run's manifest with the report."""
+    pytest.importorskip("fiftyone")
+    out = tmp_path / "issues"
+    report = out / inside if inside else out
+    with untouched(tmp_path):
+        outcome = invoke(
+            ["find-issues", "--dataset", "no-such-dataset-a5", "--folds", "2"]
+            + ["--out", out, "--json", report]
+        )
+    expect(outcome, 2, "--json", "inside", "Fix:")
