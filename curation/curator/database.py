@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from curation.errors import UsageError
+from curation.errors import ConfigError, CurationError, UsageError
 
 URI_ENV = "FIFTYONE_DATABASE_URI"
 NAME_ENV = "FIFTYONE_DATABASE_NAME"
@@ -85,6 +85,28 @@ def check_uri(uri: str, origin: str) -> str:
     return text
 
 
+#: Characters MongoDB refuses in a database name (any platform), and its length limit.
+_BAD_NAME_CHARS = '/\\. "$*<>:|?\x00'
+_MAX_NAME_BYTES = 63
+
+
+def check_database_name(name: str, origin: str, error: type[CurationError]) -> str:
+    """Refuse a database name MongoDB would refuse, before anything connects."""
+    bad = sorted({c for c in name if c in _BAD_NAME_CHARS})
+    size = len(name.encode("utf-8"))
+    if bad or size > _MAX_NAME_BYTES:
+        why = (
+            f"holds {', '.join(repr(c) for c in bad)}"
+            if bad
+            else f"is {size} bytes long (at most {_MAX_NAME_BYTES})"
+        )
+        raise error(
+            f"{origin}: database name {name!r} {why}, which MongoDB refuses. Fix: letters, "
+            "digits, '_' and '-', e.g. falls_team"
+        )
+    return name
+
+
 def select_database(uri: str | None) -> None:
     """Use ``uri`` (the ``--database-uri`` option) for this process; None: env, then curate.yaml."""
     global _flag
@@ -104,7 +126,12 @@ def resolve_database(
     path = find_project_file(cwd)
     if path is not None:
         settings = load_project_settings(path)
-    name = env_name or (settings.database_name if settings else None)
+    if env_name:
+        name = check_database_name(env_name, NAME_ENV, UsageError)
+    elif settings is not None and settings.database_name:
+        name = check_database_name(settings.database_name, f"database_name in {path}", ConfigError)
+    else:
+        name = None
     if flag:
         return DatabaseChoice(check_uri(flag, "--database-uri"), "--database-uri", name)
     if env_uri:
@@ -174,9 +201,29 @@ def _own_config(fo: Any) -> Any:
 
     saved = {k: os.environ.pop(k) for k in list(_ours) if os.environ.get(k) == _ours[k]}
     try:
-        return foc.load_config()  # ~/.fiftyone/config.json and the environment
+        # ~/.fiftyone/config.json and the environment; FiftyOne lists the installed
+        # packages under a bare ``except:`` that would swallow a Ctrl-C
+        return _holding_ctrl_c(foc.load_config)
     finally:
         os.environ.update(saved)
+
+
+def _holding_ctrl_c(call: Any) -> Any:
+    """``call()`` with a Ctrl-C during it held back and raised once it returns."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return call()
+    held: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda *args: held.append(args))
+    try:
+        result = call()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held and callable(previous):
+        previous(*held[0])  # Python's handler raises KeyboardInterrupt
+    return result
 
 
 def current_choice() -> DatabaseChoice:

@@ -188,6 +188,14 @@ def find_issues(
         )
     if request.json_report is not None:
         check_report_path(request.json_report)
+        if request.out is not None:
+            out, report = Path(request.out).resolve(), Path(request.json_report).resolve()
+            if report == out or out in report.parents:
+                raise UsageError(
+                    f"--json {request.json_report} is --out or inside it: --out is replaced "
+                    f"whole and already holds the report ({out / REPORT_FILE}). Fix: leave "
+                    "--json out, or give a path outside --out."
+                )
     if request.folds is not None:
         assert request.out is not None
         result = _by_folds(request, request.folds, request.out, say)

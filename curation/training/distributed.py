@@ -115,7 +115,7 @@ def train_distributed(
     launch.check(run_id)
     if run_id is not None:
         check_run_id(run_id)
-    loaded, _ = prepare(config_path, overrides)
+    loaded, _ = prepare(config_path, overrides, launch.nproc_per_node * launch.nnodes)
     import_plugin()
     check_builders(loaded)
     device = resolve_device(loaded.config.run.device)

@@ -168,6 +168,9 @@ def predict(
     ], loaded.load_report
 
 
+MAX_OPERATING_POINT_BYTES = 1 << 20
+
+
 def saved_threshold(checkpoint: Path) -> tuple[float | None, str]:
     """The operating point ``curate eval`` wrote beside ``checkpoint``, and a note on it.
 
@@ -184,8 +187,20 @@ def saved_threshold(checkpoint: Path) -> tuple[float | None, str]:
     if not os.path.lexists(path):
         return None, ""
     fix = "Fix: run curate eval again, delete the file, or pass --threshold."
+    from curation._io import not_a_file, path_kind
+
+    kind = path_kind(path, "operating point")
+    if kind != "file":  # a FIFO would block, /dev/zero would fill memory
+        raise DataError(f"{path} {not_a_file(kind)}. {fix}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as fh:  # curate eval writes a few hundred bytes
+            raw = fh.read(MAX_OPERATING_POINT_BYTES + 1)
+        if len(raw) > MAX_OPERATING_POINT_BYTES:
+            raise DataError(
+                f"{path}: larger than {MAX_OPERATING_POINT_BYTES} bytes, not an operating "
+                f"point written by curate eval. {fix}"
+            )
+        data = json.loads(raw.decode("utf-8"))
         value = data["threshold"]
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         raise DataError(

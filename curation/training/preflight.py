@@ -65,9 +65,16 @@ def check_model_files(loaded: LoadedConfig) -> None:
         raise DataError("local model files are missing:\n  " + "\n  ".join(problems))
 
 
-def check_data(loaded: LoadedConfig) -> int:
-    """Validate every annotation file the config names; return the number of records."""
+def check_data(loaded: LoadedConfig, world_size: int = 1) -> int:
+    """Validate every annotation file the config names; return the number of records.
+
+    Training drops the last partial batch (LAVIS's loader, and each process's
+    shard when distributed): fewer training records per process than
+    ``run.batch_size_train`` would be an epoch of no steps, refused here.
+    """
     total = 0
+    training = 0
+    train_splits = set(loaded.config.run.train_splits)
     for name, ds in loaded.config.datasets.items():
         root = loaded.resolve(ds.build_info.images.storage)
         if not root.is_dir():
@@ -84,6 +91,17 @@ def check_data(loaded: LoadedConfig) -> int:
                 paths[0], root, action="nothing was trained", hint=f" ({split} split)", shown=5
             )
             total += report.records
+            if split in train_splits:
+                training += report.records
+    batch = loaded.config.run.batch_size_train
+    if train_splits and not loaded.config.run.evaluate and training // world_size < batch:
+        per = f" over {world_size} processes" if world_size > 1 else ""
+        raise DataError(
+            f"{loaded.path}: {training} training record(s){per}, fewer than one batch "
+            f"(run.batch_size_train={batch}) per process: training drops the last partial "
+            f"batch, so no step would be taken. Fix: run.batch_size_train="
+            f"{max(1, training // world_size)}, or more training records."
+        )
     return total
 
 

@@ -90,12 +90,14 @@ class RankInfo:
     backend: str  # "gloo" or "nccl"
 
 
-def prepare(config_path: str | Path, overrides: Sequence[str] = ()) -> tuple[LoadedConfig, int]:
+def prepare(
+    config_path: str | Path, overrides: Sequence[str] = (), world_size: int = 1
+) -> tuple[LoadedConfig, int]:
     """Load and check everything that can be checked before a weight is read."""
     loaded = load_train_config(config_path, overrides)
     check_run_paths(loaded)
     check_model_files(loaded)
-    records = check_data(loaded)
+    records = check_data(loaded, world_size)
     return loaded, records
 
 
