@@ -7,7 +7,9 @@ are written in OmniFall's layout (``{root}/{dataset}/video/{path}.mp4``) with an
 OmniFall-format CSV (``path,label,start,end,subject,cam,dataset``), and
 optionally a generic segment file (``video,start,end,label,subject,camera``).
 H.264 in MP4 (PyAV's bundled libx264, one thread): the App's video player
-plays it, and the same seed and library versions give byte-identical files.
+plays it. The same seed gives the same frames and labels; the H.264 bytes are
+usually identical too, but a CI run once saw two encodes of one clip differ by a
+byte in size (libx264, one thread; cause not found), so tests compare decoded frames.
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ def render_frame(
 
 
 def encode_mp4(frames: list[Any], fps: int) -> bytes:
-    """H.264 MP4 bytes of PIL frames (one encoder thread, so the bytes are reproducible)."""
+    """H.264 MP4 bytes of PIL frames (one encoder thread; see the module on reproducibility)."""
     av = require("av", "video")
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:

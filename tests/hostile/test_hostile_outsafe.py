@@ -432,14 +432,15 @@ def test_a_failed_start_leaves_no_run_folder(
     def broken(*args: object, **kwargs: object) -> None:
         raise DataError("the data loader failed (planted)")
 
-    args = ["train", exported / "lavis.yaml", "run.device=cpu", "--run-id", "again"]
+    args = ["train", exported / "lavis.yaml", "run.device=cpu", "run.batch_size_train=2"]
+    args += ["--run-id", "again"]
     with monkeypatch.context() as patch:
         patch.setattr(train_module, "_observed_task", broken)
         for _ in range(2):  # the second start with the same id is not blocked by the first
             expect(invoke(args), 1, "planted")
             assert not (exported / "runs" / "again").exists()
     # and a real run with that id then trains (one epoch of the tiny model)
-    outcome = invoke([*args, "run.max_epoch=1", "run.batch_size_train=2"])
+    outcome = invoke([*args, "run.max_epoch=1"])
     expect(outcome, 0, "checkpoint")
     assert (exported / "runs" / "again" / "checkpoint_0.pth").is_file()
 
