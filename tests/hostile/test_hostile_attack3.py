@@ -17,42 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
+from _data import write_frame_set, write_json
 from _harness import REPO, expect, invoke, untouched
-
-from curation.synthetic import QUESTION, render_scene
-
-
-def _write_json(path: Path, obj: object) -> Path:
-    path.write_text(json.dumps(obj, indent=1), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """24 frames: 2 datasets x 3 subjects x 4 frames; odd frames are "no" (walk, lie_down)."""
-    root = tmp_path_factory.mktemp("attack3-frames")
-    recs = []
-    for ds in ("le2i", "up_fall"):
-        for subject in range(3):
-            for f in range(4):
-                i = len(recs)
-                fall = f % 2 == 0
-                render_scene(fall, 3000 + i, 48).save(root / f"{i:02d}.png")
-                kind = None if fall else ("lie_down" if f == 1 else "walk")
-                recs.append(
-                    {
-                        "instance_id": i,
-                        "image": f"{i:02d}.png",
-                        "text_input": QUESTION,
-                        "answer": ["yes" if fall else "no"],
-                        "subject": str(subject),
-                        "video": f"{ds}/s{subject}",
-                        "source_dataset": ds,
-                        **({"negative_kind": kind} if kind else {}),
-                    }
-                )
-    _write_json(root / "task.json", recs)
-    return root
+    return write_frame_set(tmp_path_factory.mktemp("attack3-frames"))
 
 
 def _copy(frames: Path, dest: Path) -> list[dict]:
@@ -90,7 +62,7 @@ def test_a_split_named_twice_in_a_json_split_file_is_a_usage_error(
 def test_split_file_keys_that_match_no_record_are_named(frames: Path, tmp_path: Path) -> None:
     # numbers where the records' subjects read "le2i/0": the error now says the file's keys
     # match nothing, not only which groups are missing
-    path = _write_json(tmp_path / "split.json", {"train": [0, 1], "val": [2], "test": [3]})
+    path = write_json(tmp_path / "split.json", {"train": [0, 1], "val": [2], "test": [3]})
     out = tmp_path / "out"
     with untouched(frames, tmp_path):
         outcome = invoke(_export(frames, out, "--split-file", str(path)))
@@ -133,7 +105,7 @@ def test_a_frame_key_of_the_wrong_type_says_which_type(
     root = tmp_path / "typed"
     recs = _copy(frames, root)
     recs[3]["subject"] = value
-    _write_json(root / "task.json", recs)
+    write_json(root / "task.json", recs)
     out = tmp_path / "out"
     with untouched(root):
         outcome = invoke(_export(root, out))
@@ -276,7 +248,7 @@ def test_a_broken_provenance_sidecar_is_one_clear_error(tmp_path: Path, content:
     from curation.errors import DataError
     from curation.evaluate.run import load_provenance
 
-    data = _write_json(tmp_path / "test.json", [{"instance_id": 0}])
+    data = write_json(tmp_path / "test.json", [{"instance_id": 0}])
     (tmp_path / "test.provenance.json").write_text(content)
     with pytest.raises(DataError, match=r"test\.provenance\.json.*Fix:"):
         load_provenance(data, [{"instance_id": 0}])

@@ -12,14 +12,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from _data import CLIPS, GOOD, HEADER, copy_clip_inputs
 from _harness import REPO, expect, invoke, invoke_process, untouched
 
 pytest.importorskip("av")
 fo = pytest.importorskip("fiftyone")
-
-CLIPS = REPO / "raw" / "sample" / "videos" / "synthetic" / "video"
-HEADER = "path,label,start,end,subject,cam,dataset\n"
-GOOD = "s01_c01_fall,0,0,1.5,1,1,synthetic\ns01_c01_fall,1,1.5,2,1,1,synthetic\n"
 
 
 def unique(name: str) -> str:
@@ -29,11 +26,7 @@ def unique(name: str) -> str:
 @pytest.fixture
 def inputs(tmp_path: Path) -> Path:
     """``in/videos/synthetic/video/`` with two real clips (OmniFall's layout)."""
-    video = tmp_path / "in" / "videos" / "synthetic" / "video"
-    video.mkdir(parents=True)
-    for name in ("s01_c01_fall", "s02_c01_sit"):
-        shutil.copy(CLIPS / f"{name}.mp4", video / f"{name}.mp4")
-    return tmp_path / "in"
+    return copy_clip_inputs(tmp_path)
 
 
 def run(inputs: Path, text: str | bytes, *extra: str, labels: str = "labels.csv"):

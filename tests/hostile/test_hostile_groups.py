@@ -11,43 +11,17 @@ import json
 from pathlib import Path
 
 import pytest
+from _data import write_frame_set, write_json
 from _harness import expect, invoke, untouched
 
 from curation.synthetic import QUESTION, render_scene
-
-
-def _write_json(path: Path, obj: object) -> Path:
-    path.write_text(json.dumps(obj, indent=1), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """24 frames: 2 datasets x 3 subjects x 4 frames; odd frames are "no" of kind walk or
     lie_down (one look-alike per subject)."""
-    root = tmp_path_factory.mktemp("hostile-frames")
-    recs = []
-    for ds in ("le2i", "up_fall"):
-        for subject in range(3):
-            for f in range(4):
-                i = len(recs)
-                fall = f % 2 == 0
-                render_scene(fall, 3000 + i, 48).save(root / f"{i:02d}.png")
-                kind = None if fall else ("lie_down" if f == 1 else "walk")
-                recs.append(
-                    {
-                        "instance_id": i,
-                        "image": f"{i:02d}.png",
-                        "text_input": QUESTION,
-                        "answer": ["yes" if fall else "no"],
-                        "subject": str(subject),
-                        "video": f"{ds}/s{subject}",
-                        "source_dataset": ds,
-                        **({"negative_kind": kind} if kind else {}),
-                    }
-                )
-    _write_json(root / "task.json", recs)
-    return root
+    return write_frame_set(tmp_path_factory.mktemp("hostile-frames"))
 
 
 def _export(frames: Path, out: Path, *extra: str) -> list[str]:
@@ -107,7 +81,7 @@ def test_bad_split_file_is_a_usage_error(
 
 
 def test_a_group_the_split_file_leaves_out_is_named(frames: Path, tmp_path: Path) -> None:
-    listed = _write_json(
+    listed = write_json(
         tmp_path / "split.json",
         {"train": ["le2i/0", "le2i/1", "up_fall/0"], "val": ["le2i/2"], "test": ["up_fall/1"]},
     )
@@ -126,8 +100,8 @@ def test_copies_the_split_file_puts_apart_are_refused(frames: Path, tmp_path: Pa
     # le2i/0's first frame, filed again under up_fall/2 (same bytes, another name)
     (root / "copy.png").write_bytes((frames / "00.png").read_bytes())
     recs.append({**recs[20], "instance_id": 99, "image": "copy.png", "answer": recs[0]["answer"]})
-    _write_json(root / "task.json", recs)
-    listed = _write_json(
+    write_json(root / "task.json", recs)
+    listed = write_json(
         tmp_path / "split.json",
         {
             "train": ["le2i/0", "le2i/1", "up_fall/0", "up_fall/1"],
@@ -172,7 +146,7 @@ def test_hard_negative_share_on_photos_without_kinds(tmp_path: Path) -> None:
                 "answer": ["yes" if i % 2 == 0 else "no"],
             }
         )
-    _write_json(root / "task.json", recs)
+    write_json(root / "task.json", recs)
     out = tmp_path / "out"
     with untouched(root):
         outcome = invoke(_mix(root, out, "--hard-negative-share", "0.3"))
@@ -208,7 +182,7 @@ def test_a_frame_key_of_the_wrong_type_is_named(
     for r in recs:
         (root / r["image"]).write_bytes((frames / r["image"]).read_bytes())
     recs[3][key] = value
-    _write_json(root / "task.json", recs)
+    write_json(root / "task.json", recs)
     out = tmp_path / "out"
     with untouched(root):
         outcome = invoke(_export(root, out))
