@@ -451,19 +451,45 @@ def _group_report(console: Console, report: CheckReport) -> None:
         )
     if not report.split_balance or set(report.split_balance) == {"(none)"}:
         return
-    table = Table(title="answers and negative kinds per split", title_justify="left")
-    answers = sorted({a for c in report.split_balance.values() for a in c})
-    table.add_column("split")
+    kinds = {
+        split: ", ".join(f"{k} {n}" for k, n in report.negative_kinds.get(split, {}).items())
+        for split in report.split_balance
+    }
+    console.print(
+        _answer_table(
+            "answers and negative kinds per split",
+            "split",
+            report.split_balance,
+            ("negative kinds", kinds),
+        )
+    )
+
+
+def _answer_table(
+    title: str,
+    first: str,
+    rows: dict[str, dict[str, int]],
+    extra: tuple[str, dict[str, str]] | None = None,
+) -> Table:
+    """Answer counts per row (a source, a split) with the yes share; ``extra``: one more column."""
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left")
+    answers = sorted({a for c in rows.values() for a in c})
+    table.add_column(first)
     for a in answers:
         table.add_column(a, justify="right")
     table.add_column("yes share", justify="right")
-    table.add_column("negative kinds")
-    for split, counts in report.split_balance.items():
+    if extra is not None:
+        table.add_column(extra[0])
+    for name, counts in rows.items():
         yn = counts.get("yes", 0) + counts.get("no", 0)
         share = f"{counts.get('yes', 0) / yn:.0%}" if yn else "-"
-        kinds = ", ".join(f"{k} {n}" for k, n in report.negative_kinds.get(split, {}).items())
-        table.add_row(Text(split), *(str(counts.get(a, 0)) for a in answers), share, Text(kinds))
-    console.print(table)
+        cells = [Text(name), *(str(counts.get(a, 0)) for a in answers), share]
+        if extra is not None:
+            cells.append(Text(extra[1].get(name, "")))
+        table.add_row(*cells)
+    return table
 
 
 def video_ingest_result(console: Console, result: VideoIngestResult) -> None:
@@ -523,17 +549,7 @@ def check_report(console: Console, report: CheckReport) -> None:
             highlight=False,
             soft_wrap=True,
         )
-    bal = Table(title="answers per source", title_justify="left")
-    answers = sorted({a for c in report.balance.values() for a in c})
-    bal.add_column("source")
-    for a in answers:
-        bal.add_column(a, justify="right")
-    bal.add_column("yes share", justify="right")
-    for source, counts in report.balance.items():
-        yn = counts.get("yes", 0) + counts.get("no", 0)
-        share = f"{counts.get('yes', 0) / yn:.0%}" if yn else "-"
-        bal.add_row(Text(source), *(str(counts.get(a, 0)) for a in answers), share)
-    console.print(bal)
+    console.print(_answer_table("answers per source", "source", report.balance))
     _group_report(console, report)
     console.print(
         f"next: curate review --dataset {shlex.quote(report.dataset)} (saved view 'flagged')",
