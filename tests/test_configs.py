@@ -52,7 +52,7 @@ def test_preset_files_cover_every_yaml_and_alias() -> None:
 
 
 def test_unknown_preset_lists_the_valid_ones() -> None:
-    with pytest.raises(UsageError, match="choose one of: blip2_t5, tiny"):
+    with pytest.raises(UsageError, match="choose one of: blip2_t5, small, tiny"):
         get_preset("blip2_t5_xxl")
 
 
@@ -92,3 +92,27 @@ def test_blip2_t5_trains_with_the_fixed_autocontrast() -> None:
     assert cfg["datasets"][BUILDER_NAME]["vis_processor"]["train"]["name"] == (
         "falldown_image_train"
     )
+
+
+@pytest.mark.parametrize("patch", [3, 12, 1])
+def test_a_conv_stem_needs_a_power_of_two_patch(patch: int) -> None:
+    from pydantic import ValidationError
+
+    from curation.schemas.config import VitConfig
+
+    with pytest.raises(ValidationError, match="power of two"):
+        VitConfig(patch_size=patch, stem="conv")
+    assert VitConfig(patch_size=patch).stem == "patch"  # LAVIS's linear embedding takes any
+
+
+@pytest.mark.parametrize(("patch", "size"), [(8, 64), (16, 64), (4, 32)])
+def test_the_conv_stem_gives_the_patch_grid_lavis_expects(patch: int, size: int) -> None:
+    torch = pytest.importorskip("torch")
+    from curation.training.plugin import build_vision_encoder
+
+    vit = build_vision_encoder(
+        size, {"patch_size": patch, "width": 64, "depth": 1, "heads": 2, "stem": "conv"}
+    )
+    tokens = vit(torch.randn(2, 3, size, size))
+    assert tokens.shape == (2, (size // patch) ** 2 + 1, 64)  # patches + the class token
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in vit.patch_embed.proj.modules())

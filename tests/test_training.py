@@ -345,3 +345,30 @@ def _has_cuda() -> bool:
 @pytest.mark.parametrize("amp", [False, True], ids=["fp32", "amp"])
 def test_tiny_train_predict_eval_on_cuda(own_export: Path, tmp_path: Path, amp: bool) -> None:
     _train_predict_eval(own_export, "cuda", amp, tmp_path)
+
+
+def test_small_preset_trains_saves_its_stem_and_predicts(tmp_path: Path) -> None:
+    """The `small` preset (conv-stem ViT): export, train, reload, predict with p_yes."""
+    import torch
+
+    out = tmp_path / "small"
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="small"))
+    config = yaml.safe_load((out / "lavis.yaml").read_text())
+    assert config["model"]["vit"]["stem"] == "conv" and config["model"]["model_type"] == "small"
+    run = train(out / "lavis.yaml", ["run.max_epoch=2"], run_id="s")
+    assert run.losses and all(loss == loss for loss in run.losses)
+    state = torch.load(out / "runs" / "s" / "checkpoint_1.pth", weights_only=True)["model"]
+    means = [v for k, v in state.items() if k.endswith("running_mean")]
+    assert means and any(m.abs().sum() > 0 for m in means)  # batch-norm statistics were saved
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(out / "runs" / "s" / "checkpoint_1.pth"),
+            str(SAMPLE / "fall" / "0000.png"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (answer,) = json.loads(result.output[result.output.index("[") :])
+    assert 0.0 <= answer["p_yes"] <= 1.0 and answer["answer"] in ("yes", "no")

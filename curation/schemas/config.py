@@ -26,11 +26,20 @@ class VitConfig(_Strict):
     width: int = Field(64, gt=0)
     depth: int = Field(2, gt=0)
     heads: int = Field(2, gt=0)
+    stem: Literal["patch", "conv"] = Field(
+        "patch", description="patch: LAVIS's linear patch embedding; conv: a small CNN (hybrid ViT)"
+    )
+    stem_channels: int = Field(16, gt=0, description="the conv stem's first channel count")
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> VitConfig:
         if self.width % self.heads:
             raise ValueError(f"vit.heads ({self.heads}) must divide vit.width ({self.width})")
+        if self.stem == "conv" and (self.patch_size < 2 or self.patch_size & (self.patch_size - 1)):
+            raise ValueError(
+                f"vit.patch_size ({self.patch_size}) must be a power of two with stem: conv "
+                "(the stem halves the image once per layer)"
+            )
         return self
 
 

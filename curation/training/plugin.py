@@ -356,9 +356,16 @@ def build_vision_encoder(
     use_grad_checkpoint: bool = False,
 ) -> nn.Module:
     """EVA-ViT-g exactly as ``lavis.models.eva_vit.create_eva_vit_g`` builds it, or, given
-    ``model.vit`` (patch_size, width, depth, heads), a small ViT of the same class."""
+    ``model.vit`` (patch_size, width, depth, heads[, stem]), a small ViT of the same class.
+
+    ``stem: conv`` makes it a hybrid ViT (as in the ViT paper's ResNet-stem variant): the
+    patch embedding is a small CNN (:class:`ConvStem`) that reads each patch with
+    3x3 convolutions instead of one linear map. Random-weight models learn shapes from a few
+    thousand images with it; ``stem: patch`` (the default) is LAVIS's own linear embedding.
+    """
     from lavis.models.eva_vit import VisionTransformer
 
+    stem = (vit or {}).get("stem", "patch")
     if vit:
         dims = {
             "patch_size": vit["patch_size"],
@@ -375,7 +382,7 @@ def build_vision_encoder(
             "num_heads": 1408 // 88,
             "mlp_ratio": 4.3637,
         }
-    return VisionTransformer(
+    encoder = VisionTransformer(
         img_size=img_size,
         use_mean_pooling=False,
         qkv_bias=True,
@@ -384,6 +391,42 @@ def build_vision_encoder(
         use_checkpoint=use_grad_checkpoint,
         **dims,
     )
+    if stem == "conv":
+        encoder.patch_embed.proj = ConvStem(
+            dims["patch_size"], dims["embed_dim"], int(vit.get("stem_channels", 16))
+        )
+    return encoder
+
+
+class ConvStem(nn.Module):
+    """A CNN mapping (B, 3, H, W) to (B, width, H/patch, W/patch), the shape of LAVIS's
+    ``PatchEmbed.proj``: per halving a 3x3 convolution, a 2x2 max-pool, batch norm and ReLU
+    (channels doubling from ``channels`` up to ``width``), then a 3x3 convolution to ``width``.
+
+    Max-pooling, not strided convolutions: with strided convolutions the random-weight
+    model stayed at chance on the clutter scenes for 1,200 steps. Pooling before the norm
+    and channels-last tensors make it 2.5x cheaper on a CPU than conv-norm-ReLU-pool in
+    PyTorch's default layout (30 against 75 ms per batch of 32, forward and backward).
+    The config schema (``VitConfig``) has checked that ``patch`` is a power of two.
+    """
+
+    def __init__(self, patch: int, width: int, channels: int = 16) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in, c_out, size = 3, channels, patch
+        while size > 1:
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.MaxPool2d(2),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+            c_in, c_out, size = c_out, min(2 * c_out, width), size // 2
+        layers.append(nn.Conv2d(c_in, width, 3, padding=1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x.contiguous(memory_format=torch.channels_last))
 
 
 def build_qformer(

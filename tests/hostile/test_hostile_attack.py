@@ -137,6 +137,7 @@ def test_overwrite_refuses_to_delete_a_live_run(export: Path) -> None:
         ("model.qformer.heads=3", "qformer.heads (3) must divide"),
         ("model.vit.heads=3", "vit.heads (3) must divide"),
         ("model.vit.patch_size=1000", "larger than image_size"),
+        ("model.vit.stem=resnet", "model.vit.stem"),
     ],
 )
 def test_model_shapes_are_a_config_error(trained: Path, override: str, needle: str) -> None:
