@@ -24,10 +24,12 @@ def brute_auc(truths: list[bool], scores: list[float]) -> float:
 
 
 def brute_threshold(truths: list[bool], scores: list[float], budget: float) -> float:
-    """The definition, checked over every candidate: lowest threshold within the budget."""
+    """The definition, checked over every candidate: of the thresholds within the budget,
+    those with the highest recall; of those, the highest."""
     candidates = sorted({*scores, max(scores) + 1e-9})
     ok = [t for t in candidates if (rates_at(truths, scores, t)["false_alarm_rate"] or 0) <= budget]
-    return min(ok)
+    top = max(rates_at(truths, scores, t)["recall"] or 0 for t in ok)
+    return max(t for t in ok if (rates_at(truths, scores, t)["recall"] or 0) == top)
 
 
 def test_auc_on_known_sets() -> None:
@@ -64,6 +66,16 @@ def test_threshold_on_a_known_set() -> None:
     quarter = threshold_at_false_alarm(truths, scores, 0.25)
     assert quarter["threshold"] == 0.4 and quarter["recall"] == 1.0
     assert quarter["false_alarm_rate"] == 0.25
+
+
+def test_threshold_adds_no_false_alarm_that_catches_no_fall() -> None:
+    # every fall is above every negative: the budget allows one false alarm in four, but
+    # spending it catches nothing, so the threshold stays at the lowest fall (0.6), not 0.5
+    truths = [True, True, False, False, False, False]
+    scores = [0.9, 0.6, 0.5, 0.3, 0.2, 0.1]
+    found = threshold_at_false_alarm(truths, scores, 0.25)
+    assert found["threshold"] == 0.6 and found["recall"] == 1.0
+    assert found["false_alarm_rate"] == 0.0
 
 
 def test_calibration() -> None:

@@ -285,10 +285,14 @@ def rates_at(truths: Sequence[bool], scores: Sequence[float], threshold: float) 
 def threshold_at_false_alarm(
     truths: Sequence[bool], scores: Sequence[float], max_false_alarm: float = 0.05
 ) -> dict[str, Any]:
-    """The lowest threshold whose false-alarm rate stays within ``max_false_alarm``.
+    """The threshold that catches the most falls within ``max_false_alarm``; of those, the
+    highest.
 
-    The lowest such threshold catches the most falls (recall only drops as the
-    threshold rises). Candidates are the observed scores, and one above the
+    Recall only drops as the threshold rises, so the search lowers it one distinct score
+    at a time while the false-alarm rate stays within the budget, and stops at the last
+    score that caught a fall: going lower adds false alarms and catches nothing (on a
+    validation split the model separates perfectly, that margin is what keeps false
+    alarms down on the next split). Candidates are the observed scores, and one above the
     highest (answer "no" to everything: no false alarms). One sorted sweep.
     """
     if not 0 <= max_false_alarm <= 1:
@@ -298,13 +302,15 @@ def threshold_at_false_alarm(
     fp, i = 0, 0
     pairs = sorted(zip(scores, truths, strict=True), key=lambda x: -x[0])
     while i < len(pairs):  # lower the threshold one distinct score at a time
-        j = i
+        j, caught = i, False
         while j < len(pairs) and pairs[j][0] == pairs[i][0]:
             fp += not pairs[j][1]
+            caught = caught or pairs[j][1]
             j += 1
         if n_neg and fp / n_neg > max_false_alarm:
             break
-        best = pairs[i][0]
+        if caught:
+            best = pairs[i][0]
         i = j
     return {**rates_at(truths, scores, best), "max_false_alarm": max_false_alarm}
 
