@@ -365,13 +365,15 @@ def build_vision_encoder(
     """
     from lavis.models.eva_vit import VisionTransformer
 
-    stem = (vit or {}).get("stem", "patch")
-    if vit:
+    from curation.schemas.config import VitConfig  # the one place model.vit's defaults live
+
+    spec = VitConfig.model_validate(vit) if vit else None
+    if spec:
         dims = {
-            "patch_size": vit["patch_size"],
-            "embed_dim": vit["width"],
-            "depth": vit["depth"],
-            "num_heads": vit["heads"],
+            "patch_size": spec.patch_size,
+            "embed_dim": spec.width,
+            "depth": spec.depth,
+            "num_heads": spec.heads,
             "mlp_ratio": 2.0,
         }
     else:
@@ -391,10 +393,8 @@ def build_vision_encoder(
         use_checkpoint=use_grad_checkpoint,
         **dims,
     )
-    if stem == "conv":
-        encoder.patch_embed.proj = ConvStem(
-            dims["patch_size"], dims["embed_dim"], int(vit.get("stem_channels", 16))
-        )
+    if spec and spec.stem == "conv":
+        encoder.patch_embed.proj = ConvStem(spec.patch_size, spec.width, spec.stem_channels)
     return encoder
 
 
@@ -410,7 +410,7 @@ class ConvStem(nn.Module):
     The config schema (``VitConfig``) has checked that ``patch`` is a power of two.
     """
 
-    def __init__(self, patch: int, width: int, channels: int = 16) -> None:
+    def __init__(self, patch: int, width: int, channels: int) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c_in, c_out, size = 3, channels, patch
