@@ -67,6 +67,7 @@ must curate eval --compare "$OUT/A/eval/eval.json" "$OUT/B/runs/demo/eval.json"
 must curate predict "$OUT/B/runs/demo/checkpoint_best.pth" raw/sample/fall/0000.png \
     raw/sample/no_fall/0001.png
 cat <<'NOTE'
+
 What this shows: A (falls only) answers "yes" to every scene, negatives included, and
 eval raises the collapse alarm (exit code 3). B, the same model and recipe on the task
 balanced to 50% yes and mixed 30/70 with general VQA, learns the task: balanced accuracy
