@@ -355,16 +355,16 @@ def test_small_preset_trains_saves_its_stem_and_predicts(tmp_path: Path) -> None
     export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="small"))
     config = yaml.safe_load((out / "lavis.yaml").read_text())
     assert config["model"]["vit"]["stem"] == "conv" and config["model"]["model_type"] == "small"
-    run = train(out / "lavis.yaml", ["run.max_epoch=2"], run_id="s")
+    run = train(out / "lavis.yaml", ["run.max_epoch=6"], run_id="s")
     assert run.losses and all(loss == loss for loss in run.losses)
-    state = torch.load(out / "runs" / "s" / "checkpoint_1.pth", weights_only=True)["model"]
+    state = torch.load(out / "runs" / "s" / "checkpoint_5.pth", weights_only=True)["model"]
     means = [v for k, v in state.items() if k.endswith("running_mean")]
     assert means and any(m.abs().sum() > 0 for m in means)  # batch-norm statistics were saved
     result = runner.invoke(
         app,
         [
             "predict",
-            str(out / "runs" / "s" / "checkpoint_1.pth"),
+            str(out / "runs" / "s" / "checkpoint_5.pth"),
             str(SAMPLE / "fall" / "0000.png"),
             "--json",
         ],
