@@ -40,12 +40,15 @@ def ingested(tmp_path: Path, n_fall: int, n_no_fall: int, n_unsure: int = 0) -> 
     return name
 
 
+def folds_run(tmp_path: Path, name: str, k: str = "2"):  # noqa: ANN201 - the harness's outcome
+    """`curate find-issues --dataset NAME --folds K --out tmp/out`, checking tmp is untouched."""
+    with untouched(tmp_path):
+        return invoke(["find-issues", "--dataset", name, "--folds", k, "--out", tmp_path / "out"])
+
+
 def test_missing_dataset_is_a_usage_error(tmp_path: Path) -> None:
     name = unique("nothing-here")
-    with untouched(tmp_path):
-        outcome = invoke(
-            ["find-issues", "--dataset", name, "--folds", "2", "--out", tmp_path / "out"]
-        )
+    outcome = folds_run(tmp_path, name)
     expect(outcome, 2, f"no FiftyOne dataset named {name!r}", "curate ingest")
 
 
@@ -53,47 +56,32 @@ def test_no_labelled_task_samples(tmp_path: Path) -> None:
     name = ingested(tmp_path, 1, 1, n_unsure=1)
     ds = fo.load_dataset(name)
     ds.select([s.id for s in ds if s.answers]).tag_samples("exclude")
-    with untouched(tmp_path):
-        outcome = invoke(
-            ["find-issues", "--dataset", name, "--folds", "2", "--out", tmp_path / "out"]
-        )
+    outcome = folds_run(tmp_path, name)
     expect(outcome, 1, "no labelled yes/no task samples", "1 unlabelled, 2 excluded", "Fix:")
 
 
 def test_one_class_only(tmp_path: Path) -> None:
     name = ingested(tmp_path, 4, 0)
-    with untouched(tmp_path):
-        outcome = invoke(
-            ["find-issues", "--dataset", name, "--folds", "2", "--out", tmp_path / "out"]
-        )
+    outcome = folds_run(tmp_path, name)
     expect(outcome, 1, "all 4 labelled task samples say 'yes'", "both 'yes' and 'no'", "Fix:")
 
 
 def test_too_few_samples_for_k_folds(tmp_path: Path) -> None:
     name = ingested(tmp_path, 2, 2)
-    with untouched(tmp_path):
-        outcome = invoke(
-            ["find-issues", "--dataset", name, "--folds", "5", "--out", tmp_path / "out"]
-        )
+    outcome = folds_run(tmp_path, name, "5")
     expect(outcome, 1, "--folds 5 would leave a fold empty", "a smaller --folds")
 
 
 def test_a_training_part_with_one_answer_is_refused(tmp_path: Path) -> None:
     # one "no" sample: the fold that holds it would train on "yes" only
     name = ingested(tmp_path, 3, 1)
-    with untouched(tmp_path):
-        outcome = invoke(
-            ["find-issues", "--dataset", name, "--folds", "2", "--out", tmp_path / "out"]
-        )
+    outcome = folds_run(tmp_path, name)
     expect(outcome, 1, "would train only on ['yes'] labels", "Fix:")
 
 
 @pytest.mark.parametrize("k", ["1", "0", "-3"])
 def test_fewer_than_two_folds(tmp_path: Path, k: str) -> None:
-    with untouched(tmp_path):
-        outcome = invoke(
-            ["find-issues", "--dataset", "any", "--folds", k, "--out", tmp_path / "out"]
-        )
+    outcome = folds_run(tmp_path, "any", k)
     expect(outcome, 2, "--folds must be at least 2", "Fix: --folds 3")
 
 
