@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from curation.evaluate.following import UNRELATED_QUESTIONS, question_following
+from curation.evaluate.following import UNRELATED_QUESTIONS, check_question_following
 from curation.evaluate.run import evaluate
 from curation.export import ExportRecord, task_records_from_file, write_export
 from curation.mix import mix
@@ -40,7 +40,6 @@ from curation.presets import get_preset
 from curation.sources import load_easy_vqa
 from curation.synthetic import RENDERERS, write_scene_set
 from curation.training.checkpoints import latest_checkpoint
-from curation.training.predict import load_model
 from curation.training.train import train
 
 RUNS = ("A", "B", "C")
@@ -163,7 +162,7 @@ def train_and_score(work: Path, name: str, n_train: int, recipe: dict[str, Any],
         for r in ev.report.predictions
         if r["part"] == "task" and r["answers"] == ["yes"]
     ]
-    following = question_following(load_model(ckpt), falls, UNRELATED_QUESTIONS)
+    following = check_question_following(ckpt, falls)
     return {
         "train_records": n_train,
         "epochs": epochs,
