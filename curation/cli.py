@@ -587,8 +587,8 @@ def eval_(
     max_false_alarm: Annotated[
         float,
         typer.Option(
-            help="False-alarm budget of the operating point: the P(yes) threshold is the "
-            "lowest that keeps false alarms on the validation split within it.",
+            help="False-alarm budget of the operating point: the P(yes) threshold that "
+            "catches the most validation falls within it (of those, the highest).",
             min=0,
             max=1,
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -26,7 +27,7 @@ def brute_auc(truths: list[bool], scores: list[float]) -> float:
 def brute_threshold(truths: list[bool], scores: list[float], budget: float) -> float:
     """The definition, checked over every candidate: of the thresholds within the budget,
     those with the highest recall; of those, the highest."""
-    candidates = sorted({*scores, max(scores) + 1e-9})
+    candidates = sorted({*scores, math.nextafter(max(scores), 2.0)})
     ok = [t for t in candidates if (rates_at(truths, scores, t)["false_alarm_rate"] or 0) <= budget]
     top = max(rates_at(truths, scores, t)["recall"] or 0 for t in ok)
     return max(t for t in ok if (rates_at(truths, scores, t)["recall"] or 0) == top)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -282,6 +283,11 @@ def rates_at(truths: Sequence[bool], scores: Sequence[float], threshold: float) 
     }
 
 
+#: The highest threshold an operating point can have: just above P(yes) = 1, so that
+#: "yes" (``p_yes >= threshold``) is never said. ``curate predict`` accepts up to it.
+NEVER_YES = math.nextafter(1.0, 2.0)
+
+
 def threshold_at_false_alarm(
     truths: Sequence[bool], scores: Sequence[float], max_false_alarm: float = 0.05
 ) -> dict[str, Any]:
@@ -298,7 +304,7 @@ def threshold_at_false_alarm(
     if not 0 <= max_false_alarm <= 1:
         raise ValueError(f"max_false_alarm must be in [0, 1], got {max_false_alarm}")
     n_neg = sum(1 for t in truths if not t)
-    best = max(scores, default=0.0) + 1e-9
+    best = math.nextafter(max(scores, default=0.0), 2.0)  # says "no" to every score
     fp, i = 0, 0
     pairs = sorted(zip(scores, truths, strict=True), key=lambda x: -x[0])
     while i < len(pairs):  # lower the threshold one distinct score at a time

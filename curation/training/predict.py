@@ -206,10 +206,13 @@ def saved_threshold(checkpoint: Path) -> tuple[float | None, str]:
         raise DataError(
             f"{path}: not an operating point written by curate eval (needs a 'threshold'). {fix}"
         ) from None
+    from curation.evaluate.metrics import NEVER_YES
+
+    # eval's "never yes" point sits just above 1 (a budget no threshold within 1 meets)
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not (math.isfinite(value) and 0 <= value <= 1)
+        or not (math.isfinite(value) and 0 <= value <= NEVER_YES)
     ):
         raise DataError(f"{path}: 'threshold' must be a number from 0 to 1, got {value!r}. {fix}")
     chosen_for = data.get("checkpoint") if isinstance(data, dict) else None

@@ -148,14 +148,35 @@ def test_model_shapes_are_a_config_error(trained: Path, override: str, needle: s
 
 @pytest.mark.parametrize(
     "content",
-    ['{"threshold": NaN}', '{"threshold": Infinity}', '{"threshold": -1}', "[" * 3000 + "]" * 3000],
-    ids=["nan", "inf", "negative", "deep"],
+    [
+        '{"threshold": NaN}',
+        '{"threshold": Infinity}',
+        '{"threshold": -1}',
+        '{"threshold": 1.000000001}',
+        "[" * 3000 + "]" * 3000,
+    ],
+    ids=["nan", "inf", "negative", "above-never-yes", "deep"],
 )
 def test_a_tampered_operating_point_is_named(export: Path, content: str) -> None:
     (export / "runs" / "r1" / "operating_point.json").write_text(content)
     with untouched(export):
         outcome = invoke(["predict", export / "runs" / "r1" / "checkpoint_0.pth", IMAGE, "--json"])
     expect(outcome, 1, "operating_point.json")
+
+
+def test_eval_s_never_yes_operating_point_is_one_predict_accepts(export: Path) -> None:
+    # a budget no threshold within P(yes) <= 1 meets (a negative at P(yes) = 1.0) makes
+    # eval write the threshold just above 1; predict refused it and eval wrote it again
+    from curation.evaluate.metrics import NEVER_YES, threshold_at_false_alarm
+
+    point = threshold_at_false_alarm([True, False], [0.5, 1.0], 0.0)
+    assert point["threshold"] == NEVER_YES and point["recall"] == 0.0
+    saved = {"threshold": point["threshold"], "checkpoint": "checkpoint_0.pth"}
+    (export / "runs" / "r1" / "operating_point.json").write_text(json.dumps(saved))
+    outcome = invoke(["predict", export / "runs" / "r1" / "checkpoint_0.pth", IMAGE, "--json"])
+    expect(outcome, 0)
+    row = json.loads(outcome.output[outcome.output.index("[") :])[0]
+    assert row["threshold"] == NEVER_YES and row["answer"] == "no"
 
 
 def test_an_operating_point_of_another_checkpoint_is_not_used(export: Path) -> None:
