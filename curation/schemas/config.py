@@ -29,7 +29,9 @@ class VitConfig(_Strict):
     stem: Literal["patch", "conv"] = Field(
         "patch", description="patch: LAVIS's linear patch embedding; conv: a small CNN (hybrid ViT)"
     )
-    stem_channels: int = Field(16, gt=0, description="the conv stem's first channel count")
+    stem_channels: int = Field(
+        16, gt=0, le=1024, description="the conv stem's first channel count (at most 1024)"
+    )
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> VitConfig:
@@ -236,6 +238,20 @@ class TrainConfig(_Strict):
     model: ModelConfig
     datasets: dict[str, DatasetConfig] = Field(min_length=1)
     run: RunConfig
+
+    @model_validator(mode="after")
+    def _images_fit_the_vit(self) -> TrainConfig:
+        # LAVIS's ViT asserts its input size deep inside the first forward: say it here
+        for name, dataset in self.datasets.items():
+            for split in ("train", "eval"):
+                size = (getattr(dataset.vis_processor, split).model_extra or {}).get("image_size")
+                if size is not None and size != self.model.image_size:
+                    raise ValueError(
+                        f"datasets.{name}.vis_processor.{split}.image_size ({size}) differs from "
+                        f"model.image_size ({self.model.image_size}): the ViT is built for one "
+                        "size. Fix: set both to the same value"
+                    )
+        return self
 
     def to_yaml_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

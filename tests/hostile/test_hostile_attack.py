@@ -138,6 +138,10 @@ def test_overwrite_refuses_to_delete_a_live_run(export: Path) -> None:
         ("model.vit.heads=3", "vit.heads (3) must divide"),
         ("model.vit.patch_size=1000", "larger than image_size"),
         ("model.vit.stem=resnet", "model.vit.stem"),
+        # 100000 channels tried to allocate 26 GB inside the first forward (a traceback)
+        ("model.vit.stem_channels=100000", "less than or equal to 1024"),
+        # a ViT built for 72 px got the processor's 64 px images: LAVIS's AssertionError
+        ("model.image_size=72", "differs from model.image_size (72)"),
     ],
 )
 def test_model_shapes_are_a_config_error(trained: Path, override: str, needle: str) -> None:
