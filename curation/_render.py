@@ -248,14 +248,20 @@ def predictions(
         table.add_row(
             escape(row["image"]),
             escape(row["answer"]),
-            "n/a" if p_yes is None else f"{p_yes:.3f}",
+            "n/a" if p_yes is None else f"{p_yes:.6f}",  # 3 digits hid which side of it
             escape(row.get("generated", row["answer"])),
         )
     console.print(table)
     point = next((row["threshold"] for row in answers if row.get("threshold") is not None), None)
     note = report.get("operating_point") or ""
-    if point is not None:
-        console.print(f"answered yes when P(yes) >= {point:.3f} ({escape(note)})")
+    if point is not None and point > 1:
+        console.print(
+            f"answered no to every image: the threshold ({escape(note)}) is above 1, eval's "
+            "'never yes' point (no threshold met the false-alarm budget on val)",
+            soft_wrap=True,
+        )
+    elif point is not None:
+        console.print(f"answered yes when P(yes) >= {point:.6f} ({escape(note)})", soft_wrap=True)
     elif note:
         console.print(escape(note), soft_wrap=True, highlight=False)
 

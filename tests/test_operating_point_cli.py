@@ -83,7 +83,7 @@ def test_a_broken_operating_point_file_is_named(run_dir: Path, tmp_path: Path) -
     (copy / "operating_point.json").write_text("not json")
     result = runner.invoke(app, ["predict", str(copy / "checkpoint_1.pth"), str(IMAGES[0])])
     assert result.exit_code == 1, result.output
-    assert "operating_point.json: not an operating point" in result.output
+    assert "operating_point.json: not valid JSON" in result.output
     assert "Traceback" not in result.output
     result = runner.invoke(
         app, ["predict", str(copy / "checkpoint_1.pth"), str(IMAGES[0]), "--threshold", "1.5"]

@@ -243,28 +243,16 @@ def evaluate(
     if pushed:
         report.fiftyone = pushed
     files = write_report(out_dir, report)
+    from curation.evaluate.point_file import is_for, write_point
+
     point = out_dir / OPERATING_POINT_FILE
     if threshold is not None:
-        atomic_write_json(point, {**threshold, "checkpoint": checkpoint.name})
-        files.append(point)
-    elif (
-        point.is_file() and not point.is_symlink() and _chosen_for(point) in (None, checkpoint.name)
-    ):
+        files.append(write_point(out_dir, threshold, checkpoint))
+    elif point.is_file() and not point.is_symlink() and is_for(point, checkpoint) is not False:
         # a stale point for this checkpoint must not steer predict; one chosen for another
         # checkpoint of the run (predict uses it only for that one) is kept
         point.unlink()
     return EvalResult(report, out_dir, files)
-
-
-def _chosen_for(point: Path) -> str | None:
-    """The checkpoint name an operating point file was chosen for (None: unreadable or unsaid)."""
-    try:
-        with open(point, "rb") as fh:
-            data = json.loads(fh.read(1 << 20).decode("utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    chosen = data.get("checkpoint") if isinstance(data, dict) else None
-    return chosen if isinstance(chosen, str) else None
 
 
 #: Every file eval writes into --out.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,15 +145,24 @@ def predict(
             "falling in this image?'"
         )
     check_images_open(paths)
+    from curation.evaluate.point_file import saved_threshold
+
     point, note = (
-        (threshold, "--threshold") if threshold is not None else saved_threshold(Path(checkpoint))
+        (threshold, f"--threshold {threshold:g}")
+        if threshold is not None
+        else saved_threshold(Path(checkpoint))
     )
+    by_threshold = point is not None and is_task_question(question)
+    if point is not None and not by_threshold:
+        note = (
+            f"not the task question: answered with the generated text (the threshold, "
+            f"{note}, applies to the task question and its paraphrases only)"
+        )
     loaded = load_model(checkpoint, config, trust_checkpoint)
     loaded.load_report["operating_point"] = note
     questions = [question] * len(paths)
     generated = answer(loaded, paths, questions)
     probs = p_yes(loaded, paths, questions)
-    by_threshold = point is not None and is_task_question(question)
     return [
         {
             "image": str(p),
@@ -166,62 +173,6 @@ def predict(
         }
         for p, text, prob in zip(paths, generated, probs, strict=True)
     ], loaded.load_report
-
-
-MAX_OPERATING_POINT_BYTES = 1 << 20
-
-
-def saved_threshold(checkpoint: Path) -> tuple[float | None, str]:
-    """The operating point ``curate eval`` wrote beside ``checkpoint``, and a note on it.
-
-    A point chosen for another checkpoint of the run is not used (the note says so).
-
-    Raises:
-        DataError: the file is not an operating point, or its threshold is not in [0, 1].
-    """
-    import math
-
-    from curation.contract import OPERATING_POINT_FILE
-
-    path = checkpoint.parent / OPERATING_POINT_FILE
-    if not os.path.lexists(path):
-        return None, ""
-    fix = "Fix: run curate eval again, delete the file, or pass --threshold."
-    from curation._io import not_a_file, path_kind
-
-    kind = path_kind(path, "operating point")
-    if kind != "file":  # a FIFO would block, /dev/zero would fill memory
-        raise DataError(f"{path} {not_a_file(kind)}. {fix}")
-    try:
-        with open(path, "rb") as fh:  # curate eval writes a few hundred bytes
-            raw = fh.read(MAX_OPERATING_POINT_BYTES + 1)
-        if len(raw) > MAX_OPERATING_POINT_BYTES:
-            raise DataError(
-                f"{path}: larger than {MAX_OPERATING_POINT_BYTES} bytes, not an operating "
-                f"point written by curate eval. {fix}"
-            )
-        data = json.loads(raw.decode("utf-8"))
-        value = data["threshold"]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
-        raise DataError(
-            f"{path}: not an operating point written by curate eval (needs a 'threshold'). {fix}"
-        ) from None
-    from curation.evaluate.metrics import NEVER_YES
-
-    # eval's "never yes" point sits just above 1 (a budget no threshold within 1 meets)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (math.isfinite(value) and 0 <= value <= NEVER_YES)
-    ):
-        raise DataError(f"{path}: 'threshold' must be a number from 0 to 1, got {value!r}. {fix}")
-    chosen_for = data.get("checkpoint") if isinstance(data, dict) else None
-    if isinstance(chosen_for, str) and chosen_for != checkpoint.name:
-        return None, (
-            f"{path.name} was chosen for {chosen_for}, not {checkpoint.name}: not used "
-            f"(run curate eval {checkpoint.name}, or pass --threshold)"
-        )
-    return float(value), f"operating point from {path.name}"
 
 
 def check_images_open(paths: list[Path]) -> None:

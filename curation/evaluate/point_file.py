@@ -1,0 +1,145 @@
+"""``operating_point.json``: the P(yes) threshold ``curate eval`` chose, beside its checkpoint.
+
+One module writes and reads it (eval writes, predict and eval's clean-up read). The file
+names the checkpoint it was chosen for by name and by a fingerprint of its bytes, so a
+point copied beside another run's checkpoint of the same name is not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from curation.contract import OPERATING_POINT_FILE
+from curation.errors import DataError
+
+#: curate eval writes a few hundred bytes; a larger file is not one of ours.
+MAX_BYTES = 1 << 20
+#: Bytes read from each end of a checkpoint for its fingerprint (a BLIP-2 checkpoint is GBs).
+_EDGE = 1 << 20
+
+
+def fingerprint(checkpoint: Path) -> str:
+    """sha256 of a checkpoint's size and its first and last MiB (cheap on multi-GB files).
+
+    Two epochs of one run differ there: the zip's first entries are weights, its last the
+    directory of every record's offset.
+    """
+    h = hashlib.sha256()
+    size = checkpoint.stat().st_size
+    h.update(str(size).encode())
+    with open(checkpoint, "rb") as fh:
+        h.update(fh.read(_EDGE))
+        if size > _EDGE:
+            fh.seek(max(_EDGE, size - _EDGE))
+            h.update(fh.read(_EDGE))
+    return h.hexdigest()
+
+
+def write_point(out_dir: Path, point: dict[str, Any], checkpoint: Path) -> Path:
+    """Write ``point`` (threshold, recall, ...) for ``checkpoint`` into ``out_dir``."""
+    from curation._io import atomic_write_json
+
+    path = out_dir / OPERATING_POINT_FILE
+    atomic_write_json(
+        path,
+        {**point, "checkpoint": checkpoint.name, "checkpoint_sha256": fingerprint(checkpoint)},
+    )
+    return path
+
+
+def _read(path: Path, fix: str) -> dict[str, Any]:
+    """The file's JSON object; DataError naming what is wrong with it."""
+    from curation._io import not_a_file, path_kind
+
+    kind = path_kind(path, "operating point")
+    if kind != "file":  # a FIFO would block, /dev/zero would fill memory
+        raise DataError(f"{path} {not_a_file(kind)}. {fix}")
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror}). {fix}") from None
+    if len(raw) > MAX_BYTES:
+        raise DataError(
+            f"{path}: larger than {MAX_BYTES} bytes, not an operating point written by "
+            f"curate eval. {fix}"
+        )
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text, not an operating point. {fix}") from None
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}). {fix}") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply. {fix}") from None
+    if not isinstance(data, dict):
+        raise DataError(
+            f"{path}: a JSON {type(data).__name__}, not the object curate eval writes "
+            f"({{'threshold': ..., 'checkpoint': ...}}). {fix}"
+        )
+    return data
+
+
+def chosen_for(path: Path) -> tuple[str | None, str | None]:
+    """(checkpoint name, fingerprint) a point file names; (None, None) if unreadable or unsaid."""
+    try:
+        data = _read(path, "")
+    except DataError:
+        return None, None
+    name, sha = data.get("checkpoint"), data.get("checkpoint_sha256")
+    return (name if isinstance(name, str) else None, sha if isinstance(sha, str) else None)
+
+
+def is_for(path: Path, checkpoint: Path) -> bool | None:
+    """Whether the point at ``path`` was chosen for ``checkpoint`` (None: the file does not say)."""
+    name, sha = chosen_for(path)
+    if name is None and sha is None:
+        return None
+    if name is not None and name != checkpoint.name:
+        return False
+    return sha is None or sha == fingerprint(checkpoint)
+
+
+def saved_threshold(checkpoint: Path) -> tuple[float | None, str]:
+    """The operating point ``curate eval`` wrote beside ``checkpoint``, and a note on it.
+
+    A point chosen for another checkpoint (another name, or the same name with other
+    bytes) is not used; the note says so.
+
+    Raises:
+        DataError: the file is not an operating point, or its threshold is not in [0, 1].
+    """
+    from curation.evaluate.metrics import NEVER_YES
+
+    path = checkpoint.parent / OPERATING_POINT_FILE
+    if not os.path.lexists(path):
+        return None, ""
+    fix = "Fix: run curate eval again, delete the file, or pass --threshold."
+    data = _read(path, fix)
+    if "threshold" not in data:
+        raise DataError(f"{path}: no 'threshold' key, not an operating point. {fix}")
+    value = data["threshold"]
+    # eval's "never yes" point sits just above 1 (a budget no threshold within 1 meets)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and 0 <= value <= NEVER_YES)
+    ):
+        raise DataError(f"{path}: 'threshold' must be a number from 0 to 1, got {value!r}. {fix}")
+    name, sha = data.get("checkpoint"), data.get("checkpoint_sha256")
+    if isinstance(name, str) and name != checkpoint.name:
+        return None, (
+            f"{path.name} was chosen for {name}, not {checkpoint.name}: not used "
+            f"(run curate eval {checkpoint.name}, or pass --threshold)"
+        )
+    if isinstance(sha, str) and sha != fingerprint(checkpoint):
+        return None, (
+            f"{path.name} was chosen for another file named {checkpoint.name} (its bytes "
+            f"differ): not used (run curate eval {checkpoint.name}, or pass --threshold)"
+        )
+    return float(value), f"operating point from {path.name}"

@@ -1,0 +1,168 @@
+"""Cases the issue-13 hostile run reported and the previous session left alone.
+
+Each test reproduces one report (README and commands only) and checks the promise
+it broke: the problem named with its fix, no traceback, nothing used that was not
+meant for this checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from _harness import expect, invoke, untouched
+from conftest import SAMPLE
+
+pytest.importorskip("lavis")
+
+IMAGE = SAMPLE / "fall" / "0000.png"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An export of the sample with two trained epochs: OUT/runs/r1/checkpoint_{0,1}.pth."""
+    out = tmp_path_factory.mktemp("attack6") / "ex"
+    expect(invoke(["export", "--task", SAMPLE / "annotations.json", "--out", out]), 0)
+    expect(invoke(["train", out / "lavis.yaml", "run.max_epoch=2", "--run-id", "r1"]), 0)
+    return out
+
+
+@pytest.fixture
+def export(trained: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "ex"
+    shutil.copytree(trained, copy)
+    return copy
+
+
+def _predict(ckpt: Path, *args: object) -> list[dict]:
+    outcome = invoke(["predict", ckpt, IMAGE, "--json", *args])
+    expect(outcome, 0)
+    return json.loads(outcome.output[outcome.output.index("[") :])
+
+
+def test_a_point_copied_beside_another_checkpoint_of_the_same_name_is_not_used(
+    export: Path, tmp_path: Path
+) -> None:
+    """Before: the point named its checkpoint by file name only, so one chosen for
+    another run's checkpoint_1.pth steered this run's checkpoint_1.pth."""
+    import torch
+
+    from curation.training.checkpoints import read_checkpoint
+
+    run = export / "runs" / "r1"
+    val = export / "val.json"
+    evaluated = invoke(["eval", run / "checkpoint_1.pth", "--data", val, "--out", tmp_path / "ev"])
+    assert evaluated.exit_code in (0, 3), str(evaluated)  # 3: the barely trained model's alarm
+    foreign = json.loads((tmp_path / "ev" / "operating_point.json").read_text())
+    assert foreign["checkpoint"] == "checkpoint_1.pth" and len(foreign["checkpoint_sha256"]) == 64
+    # the same name, other bytes: another training of the run's checkpoint_1.pth
+    other = export / "runs" / "r2"  # config.yaml's model paths are relative to the run folder
+    other.mkdir()
+    state = read_checkpoint(run / "checkpoint_1.pth")
+    name = next(iter(state["model"]))
+    state["model"][name] = state["model"][name] + 1e-3
+    torch.save(state, other / "checkpoint_1.pth")
+    shutil.copy(run / "config.yaml", other / "config.yaml")
+    (other / "operating_point.json").write_text(json.dumps({**foreign, "threshold": 0.0}))
+    with untouched(other):
+        outcome = invoke(["predict", other / "checkpoint_1.pth", IMAGE])
+    expect(outcome, 0, "its bytes differ", "not used")
+    row = _predict(other / "checkpoint_1.pth")[0]
+    assert row["threshold"] is None and row["answer"] == row["generated"]
+    # beside the checkpoint it was chosen for, the same file is used
+    shutil.copy(run / "checkpoint_1.pth", other / "checkpoint_1.pth")
+    assert _predict(other / "checkpoint_1.pth")[0]["threshold"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[0.5]", "a JSON list, not the object"),
+        ('{"recall": 1.0}', "no 'threshold' key"),
+        (b"\xff\xfe{}", "not UTF-8"),
+    ],
+    ids=["syntax", "list", "no-threshold", "binary"],
+)
+def test_a_malformed_operating_point_says_what_is_wrong_with_it(
+    export: Path, content: str | bytes, needle: str
+) -> None:
+    """Before: every one of these read "needs a 'threshold'", even a file that had one."""
+    point = export / "runs" / "r1" / "operating_point.json"
+    if isinstance(content, bytes):
+        point.write_bytes(content)
+    else:
+        point.write_text(content)
+    with untouched(export):
+        outcome = invoke(["predict", export / "runs" / "r1" / "checkpoint_1.pth", IMAGE])
+    expect(outcome, 1, "operating_point.json", needle, "Fix:")
+
+
+def test_a_threshold_for_another_question_says_it_was_not_used(export: Path) -> None:
+    """Before: the note under the table was the bare word '--threshold'."""
+    ckpt = export / "runs" / "r1" / "checkpoint_1.pth"
+    outcome = invoke(
+        ["predict", ckpt, IMAGE, "--question", "Is there a dog?", "--threshold", "0.5"]
+    )
+    expect(outcome, 0, "not the task question", "--threshold 0.5", "paraphrases only")
+    assert "\n--threshold\n" not in outcome.output
+
+
+def test_predict_shows_the_threshold_without_rounding_it_to_another_side(export: Path) -> None:
+    """Before: 0.9935678 printed as 0.994, so a P(yes) shown as 0.994 could be a 'no'."""
+    run = export / "runs" / "r1"
+    point = {"threshold": 0.9935678839683533, "checkpoint": "checkpoint_1.pth"}
+    (run / "operating_point.json").write_text(json.dumps(point))
+    outcome = invoke(["predict", run / "checkpoint_1.pth", IMAGE])
+    expect(outcome, 0, "P(yes) >= 0.993568")
+    never = {"threshold": 1.0000000000000002, "checkpoint": "checkpoint_1.pth"}
+    (run / "operating_point.json").write_text(json.dumps(never))
+    outcome = invoke(["predict", run / "checkpoint_1.pth", IMAGE])
+    expect(outcome, 0, "answered no to every image", "above 1")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.5", "1.5"])
+def test_a_false_alarm_budget_that_is_not_a_rate_is_named(export: Path, value: str) -> None:
+    """Before: nan read 'Input should be less than or equal to 1'."""
+    ckpt = export / "runs" / "r1" / "checkpoint_1.pth"
+    with untouched(export):
+        outcome = invoke(["eval", ckpt, "--data", export / "test.json", "--max-false-alarm", value])
+    expect(outcome, 2, "--max-false-alarm", "must be a number from 0 to 1")
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        # pydantic read true as 1: a one-epoch run nobody asked for
+        ("run.max_epoch=true", "run.max_epoch: expected a number, got the boolean true"),
+        ("run.init_lr=yes", "run.init_lr: expected a number, got the boolean true"),
+        ("model.num_query_token=on", "model.num_query_token: expected a number"),
+        # null built the full EVA-ViT-g (1B parameters) into the tiny model
+        ("model.vit=null", "model.vit is null, but the tiny preset"),
+        # a check across two keys printed with an empty key and pydantic's prefix
+        ("model.image_size=32", "(the config): datasets."),
+    ],
+)
+def test_config_values_that_change_the_model_silently_are_named(
+    export: Path, override: str, needle: str
+) -> None:
+    with untouched(export):
+        outcome = invoke(["train", export / "lavis.yaml", override, "--run-id", "bad"])
+    expect(outcome, 1, needle)
+    assert "Value error," not in outcome.output and "\n  : " not in outcome.output
+    assert not (export / "runs" / "bad").exists()
+
+
+def test_an_empty_vit_mapping_is_the_preset_s_vit_as_lavis_builds_it(export: Path) -> None:
+    """LAVIS merges model: over the preset's file: {} keeps its ViT. The check saw the
+    defaults (16 px patches) where LAVIS built the preset's; now both see the preset's."""
+    from curation.presets import get_preset
+    from curation.schemas.config import VitConfig
+    from curation.training.config import load_train_config
+
+    # the small preset's ViT (a conv stem, 8 px patches) is not VitConfig's defaults
+    loaded = load_train_config(export / "lavis.yaml", ["model.model_type=small", "model.vit={}"])
+    preset = get_preset(loaded.config.model.model_type).model["vit"]
+    assert loaded.config.model.vit == VitConfig(**preset) != VitConfig()
