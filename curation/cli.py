@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -195,8 +196,19 @@ class EasyVqaSplit(StrEnum):
     test = "test"
 
 
-ValShare = Annotated[float, typer.Option(help="Share of records for val.", min=0, max=1)]
-TestShare = Annotated[float, typer.Option(help="Share of records for test.", min=0, max=1)]
+def _fraction(value: float | None) -> float | None:
+    """A share or a rate: a finite number from 0 to 1 (click's range check lets nan through)."""
+    if value is not None and not (math.isfinite(value) and 0 <= value <= 1):
+        raise typer.BadParameter(f"must be a number from 0 to 1, got {value}")
+    return value
+
+
+ValShare = Annotated[
+    float, typer.Option(help="Share of records for val (0 to 1).", callback=_fraction)
+]
+TestShare = Annotated[
+    float, typer.Option(help="Share of records for test (0 to 1).", callback=_fraction)
+]
 CopyOption = Annotated[bool, typer.Option("--copy", help="Copy images instead of hard-linking.")]
 OverwriteOption = Annotated[
     bool,
@@ -588,9 +600,8 @@ def eval_(
         float,
         typer.Option(
             help="False-alarm budget of the operating point: the P(yes) threshold that "
-            "catches the most validation falls within it (of those, the highest).",
-            min=0,
-            max=1,
+            "catches the most validation falls within it (of those, the highest); 0 to 1.",
+            callback=_fraction,
         ),
     ] = 0.05,
     trust_checkpoint: TrustCheckpointOption = False,

@@ -10,15 +10,46 @@ relative to the YAML file's folder.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from curation.contract import MODEL_ARCH, PROMPT
 
 
+def _leaf_types(annotation: Any) -> set[Any]:
+    """The types a field admits: ``int | None`` -> {int, NoneType}; ``Literal[1]`` -> {int}."""
+    if get_origin(annotation) is Literal:
+        return {type(v) for v in get_args(annotation)}
+    args = get_args(annotation)
+    if args and get_origin(annotation) in (Union, UnionType):
+        return set().union(*(_leaf_types(a) for a in args))
+    return {annotation}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads true as 1 for an int field; YAML reads yes/no/on/off as booleans
+        if isinstance(value, bool) and info.field_name:
+            leaves = _leaf_types(cls.model_fields[info.field_name].annotation)
+            if leaves & {int, float} and bool not in leaves:
+                raise ValueError(
+                    f"expected a number, got the boolean {str(value).lower()} (YAML reads "
+                    "true/false/yes/no/on/off as booleans)"
+                )
+        return value
 
 
 class VitConfig(_Strict):
@@ -87,6 +118,14 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _patch_fits_the_image(self) -> ModelConfig:
+        from curation.presets import get_preset
+
+        if self.vit is None and get_preset(self.model_type).model.get("vit") is not None:
+            raise ValueError(
+                f"model.vit is null, but the {self.model_type} preset's model has a small ViT: "
+                "null would build the full EVA-ViT-g (1B parameters) into it. Fix: remove "
+                "the model.vit override (or set its keys, e.g. model.vit.depth=3)"
+            )
         if self.vit is not None and self.vit.patch_size > self.image_size:
             raise ValueError(
                 f"vit.patch_size ({self.vit.patch_size}) is larger than image_size "

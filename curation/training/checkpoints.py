@@ -205,7 +205,8 @@ def load_state(
         raise DataError(
             f"{path} does not fit this model: {len(shapes)} tensor(s) have another shape, "
             f"e.g. {'; '.join(shapes[:3])}. It was written for another preset or architecture. "
-            "Fix: use the config.yaml of the run that wrote this checkpoint (--config)."
+            "Fix: use it with the config of the run that wrote it (that run's config.yaml: "
+            "predict and eval take it as --config; train as its CONFIG argument)."
         )
     result = model.load_state_dict(state, strict=False)
     frozen = {n for n, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
@@ -253,5 +254,6 @@ def require_match(report: Mapping[str, Any], what: str) -> None:
             f"{report['path']} does not match the {what}: "
             f"{len(report['missing'])} missing key(s) {report['missing'][:5]}, "
             f"{len(report['unexpected'])} unexpected key(s) {report['unexpected'][:5]}. "
-            "Fix: use the config.yaml of the run that wrote this checkpoint (--config)."
+            "Fix: use it with the config of the run that wrote it (that run's config.yaml: "
+            "predict and eval take it as --config; train as its CONFIG argument)."
         )

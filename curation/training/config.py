@@ -67,6 +67,32 @@ def apply_overrides(data: dict[str, Any], items: Sequence[str]) -> dict[str, Any
     return data
 
 
+def _merged(base: Any, over: Any) -> Any:
+    """OmegaConf.merge's rule for plain data: mappings merge key by key, the rest replaces."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in over.items()}}
+    return copy.deepcopy(over)
+
+
+def with_preset_model(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its ``model:`` merged over the preset's, as LAVIS builds the model.
+
+    LAVIS reads the preset file ``model.model_type`` names and merges the config's
+    ``model:`` over it (``Config.build_model_config``): ``model.vit: {}`` keeps the preset's
+    ViT. The check must see the model LAVIS will build, not the config's text alone.
+    """
+    model = data.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("model_type"), str):
+        return data  # the validator names what is wrong
+    from curation.presets import get_preset
+
+    try:
+        preset = get_preset(model["model_type"])
+    except UsageError:
+        return data  # an unknown preset: the validator names it
+    return {**data, "model": _merged(preset.model, model)}
+
+
 def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> LoadedConfig:
     """Read, override and validate a run config.
 
@@ -82,7 +108,7 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> Loaded
     data = read_yaml(path, "Fix: pass the export's lavis.yaml (curate train OUT/lavis.yaml).")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with model, datasets and run sections")
-    data = apply_overrides(data, overrides)
+    data = with_preset_model(apply_overrides(data, overrides))
     try:
         config = TrainConfig.model_validate(data)
     except ValidationError as exc:
@@ -103,8 +129,11 @@ def config_error_text(path: Path, exc: ValidationError) -> str:
         "(times --nnodes).",
     }
     for err in exc.errors(include_url=False):
-        key = ".".join(str(p) for p in err["loc"])
+        # a model-level check (one that compares two keys) has no location of its own
+        key = ".".join(str(p) for p in err["loc"]) or "(the config)"
         msg = err["msg"]
+        if err["type"] == "value_error":  # our own check's text, without pydantic's prefix
+            msg = msg.removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling)"
             close = difflib.get_close_matches(str(err["loc"][-1]), _keys_at(err["loc"][:-1]), 1)

@@ -367,7 +367,7 @@ def build_vision_encoder(
 
     from curation.schemas.config import VitConfig  # the one place model.vit's defaults live
 
-    spec = VitConfig.model_validate(vit) if vit else None
+    spec = VitConfig.model_validate(vit) if vit is not None else None
     if spec:
         dims = {
             "patch_size": spec.patch_size,
