@@ -11,10 +11,14 @@ phrasings of the question), easy-VQA as general VQA, a BLIP-2 preset with
 random weights, CPU. For every renderer and seed:
 
   Run A, the seed's mistake: train on the task's positives only (all "yes").
-  Run B, the cure: `curate mix --vqav2-ratio 0.7` with balanced task data.
   Run C, balance alone: B's balanced task records, no general VQA.
+  Run B, the cure: `curate mix --vqav2-ratio 0.7` with balanced task data. In the
+  full recipe (``b_warm_start``) B fine-tunes C's final checkpoint on the mix, as a
+  user fine-tunes a BLIP-2 that can already see: from random weights, 70% general
+  VQA keeps this small model from ever finding the `clutter` task (it holds it once
+  found; docs/collapse_results.md). SHORT trains B from random weights.
 
-B and C train for the same number of steps (A, which cannot learn a "no" it
+B and C train for about the same number of steps (A, which cannot learn a "no" it
 never sees, for fewer), with the same seed and model, and all three are
 scored on B's held-out test split (task and general parts), plus the
 question-following check: unrelated questions ("Is there a dog in this
@@ -48,12 +52,16 @@ RUN_NAMES = {
     "B": "B: mix 0.7, balanced",
     "C": "C: balanced, no general VQA",
 }
+#: B's name when it fine-tunes C's checkpoint (RECIPE's b_warm_start).
+B_WARM_NAME = "B: C's model, then mix 0.7"
 #: The full run's recipe: what fits this 2-core CPU (see docs/collapse_results.md).
 #: A, with no "no" in its data, gets fewer steps: it says "yes" to everything within a
 #: hundred steps, and more steps cannot teach it an answer it never sees.
 #: `small`, not `tiny`: tiny's 16 px linear patches never learned the clutter scenes, even
 #: alone (run C). lr 1e-3, not 2e-3: at 2e-3 the small model stayed at chance on clutter.
 #: 850 steps: at 1,000 (C then trains 4 epochs) the grid took 930 s, over the 15 minutes.
+#: b_warm_start: B fine-tunes C's final checkpoint (C's run is B's first stage, so the grid
+#: costs no more); from random weights B stayed at chance on clutter in every setting tried.
 RECIPE: dict[str, Any] = {
     "model": "small",
     "per_class": 5000,
@@ -64,11 +72,13 @@ RECIPE: dict[str, Any] = {
     "batch": 32,
     "renderers": ["stick", "clutter"],
     "seeds": [0, 1, 2],
+    "b_warm_start": True,
 }
-#: The CI version: one renderer, one seed, fewer scenes and steps, runs A and B
-#: (tests/test_collapse.py).
+#: The CI version: one renderer, one seed, fewer scenes and steps, runs A and B, B from
+#: random weights (tests/test_collapse.py).
 SHORT: dict[str, Any] = {
     **RECIPE,
+    "b_warm_start": False,
     "per_class": 300,
     "steps": 800,
     "a_steps": 800,
@@ -130,14 +140,25 @@ def epochs_for(n_train: int, steps: int, batch: int) -> int:
     return max(1, round(steps / max(1, n_train // batch)))
 
 
-def train_and_score(work: Path, name: str, n_train: int, recipe: dict[str, Any], seed: int) -> dict:
-    """Train run ``name`` for about ``recipe['steps']`` steps; score it on B's test split."""
+def train_and_score(
+    work: Path,
+    name: str,
+    n_train: int,
+    recipe: dict[str, Any],
+    seed: int,
+    start_from: Path | None = None,
+) -> dict:
+    """Train run ``name`` for about ``recipe['steps']`` steps; score it on B's test split.
+
+    ``start_from``: a checkpoint whose weights the run starts from (``model.pretrained``).
+    """
     steps = (recipe.get("a_steps") or recipe["steps"]) if name == "A" else recipe["steps"]
     epochs = epochs_for(n_train, steps, recipe["batch"])
     t0 = time.perf_counter()
     run = train(
         work / name / "lavis.yaml",
         [
+            *([f"model.pretrained={start_from.resolve()}"] if start_from else []),
             f"run.max_epoch={epochs}",
             f"run.init_lr={recipe['lr']}",
             f"run.warmup_steps={recipe['warmup_steps']}",
@@ -165,6 +186,8 @@ def train_and_score(work: Path, name: str, n_train: int, recipe: dict[str, Any],
     following = check_question_following(ckpt, falls)
     return {
         "train_records": n_train,
+        "started_from": str(start_from) if start_from else None,
+        "checkpoint": str(ckpt),
         "epochs": epochs,
         "steps": run.steps,
         "train_seconds": round(train_seconds, 1),
@@ -187,7 +210,12 @@ def run_one(
     ann = make_task(work, renderer, recipe["per_class"], seed, size)
     here = work / renderer / f"seed{seed}"
     n_train = write_runs(here, ann, seed, recipe["model"])
-    cell = {name: train_and_score(here, name, n_train[name], recipe, seed) for name in runs}
+    warm = recipe.get("b_warm_start") and "B" in runs
+    cell: dict[str, Any] = {}
+    for name in sorted(runs, key=lambda r: (warm and r == "B", RUNS.index(r))):  # C before B
+        start = Path(cell["C"]["checkpoint"]) if warm and name == "B" else None
+        cell[name] = train_and_score(here, name, n_train[name], recipe, seed, start)
+    cell = {name: cell[name] for name in runs}
     (here / "cell.json").write_text(json.dumps(cell, indent=2) + "\n")  # kept if a later cell fails
     return cell
 
@@ -217,6 +245,11 @@ def run_experiment(
     (one per CPU core; each trains with torch's threads as set, e.g. OMP_NUM_THREADS=1).
     """
     recipe = {**RECIPE, **(recipe or {})}
+    if recipe.get("b_warm_start") and "B" in runs and "C" not in runs:
+        raise SystemExit(
+            "B fine-tunes C's checkpoint in this recipe (b_warm_start): run C too "
+            "(--runs B,C), or train B from random weights (--b-from-scratch)"
+        )
     for name in recipe["renderers"]:
         if name not in RENDERERS:
             raise SystemExit(f"unknown renderer {name!r}; choose from {sorted(RENDERERS)}")
@@ -315,6 +348,10 @@ def targets(results: dict[str, Any]) -> dict[str, bool]:
     return out
 
 
+def run_name(run: str, recipe: dict[str, Any]) -> str:
+    return B_WARM_NAME if run == "B" and recipe.get("b_warm_start") else RUN_NAMES[run]
+
+
 def _f(v: Any) -> str:
     return "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
@@ -339,6 +376,16 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['jobs']} job(s) at once) on {results['cpus']} CPUs shared with other work "
         f"(load average at the end: {load}).",
         "",
+        *(
+            [
+                "B starts from C's final checkpoint and trains its own steps on the mix "
+                "(its *s per run* leaves out C's); from random weights it stayed at chance "
+                "on clutter (docs/collapse_results.md).",
+                "",
+            ]
+            if recipe.get("b_warm_start") and "B" in runs
+            else []
+        ),
         f"Each cell: mean ± standard deviation over {len(seeds)} seed(s), scored on run B's "
         "held-out test split. *Unrelated yes*: yes-rate to "
         + ", ".join(f'"{q}"' for q in UNRELATED_QUESTIONS)
@@ -354,7 +401,7 @@ def markdown(results: dict[str, Any]) -> str:
             row = summary[f"{r}/{run}"]
             n = row["n_seeds"]
             lines.append(
-                f"| {r} | {RUN_NAMES[run]} | "
+                f"| {r} | {run_name(run, recipe)} | "
                 + " | ".join(_spread(row[key]) for key, _ in METRICS[:4])
                 + f" | {_spread(row['following.yes_rate'])} | {row['collapse_alarms']}/{n} | "
                 f"{row['following_passed']}/{n} | {row['seconds']:.0f} |"
@@ -375,6 +422,11 @@ def main() -> None:
     keys = ("model", "per_class", "steps", "a_steps", "lr", "warmup_steps", "batch")
     for key in keys:
         parser.add_argument(f"--{key.replace('_', '-')}", type=type(RECIPE[key]))
+    parser.add_argument(
+        "--b-from-scratch",
+        action="store_true",
+        help="train B from random weights, not from C's checkpoint (b_warm_start off)",
+    )
     parser.add_argument("overrides", nargs="*", help="more train overrides (key=value)")
     args = parser.parse_args()
     recipe = dict(SHORT if args.short else RECIPE)
@@ -387,6 +439,8 @@ def main() -> None:
         recipe["seeds"] = [int(s) for s in args.seeds.split(",")]
     if args.overrides:
         recipe["overrides"] = args.overrides
+    if args.b_from_scratch:
+        recipe["b_warm_start"] = False
     runs = tuple(r for r in args.runs.split(",") if r)
     results = run_experiment(args.work, recipe, runs, args.jobs)
     print(markdown(results))

@@ -77,8 +77,9 @@ its validation split) is saved beside its checkpoint, where `curate predict` use
 Be warned: a toy BLIP-2 (the `small` preset) trained from random weights for about a
 minute of CPU on synthetic stick-figure scenes; it shows the mechanism, not how a real
 BLIP-2 does on real photos. On the experiment's second renderer (cluttered rooms) the
-mix does not learn the task at this size while balance alone does:
-docs/collapse_results.md. The full experiment (two renderers, three seeds, runs A/B/C
+mix from random weights never finds the task at this size; started from a model that
+has learned it on balanced data (as a user starts from a pretrained BLIP-2), the mix
+keeps it (0.95) and adds general VQA: docs/collapse_results.md. The full experiment (two renderers, three seeds, runs A/B/C
 and the question-following check) is `python pipelines/collapse_experiment.py`.
 NOTE
 echo "demo done: outputs in $OUT/"

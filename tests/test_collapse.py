@@ -72,3 +72,35 @@ def test_mix_cures_always_yes(tmp_path: Path) -> None:
         assert report["collapse_alarm"] is (code == 3)
         library = json.loads(Path(cell[name]["eval"]).read_text())
         assert report["task"]["yes_rate_negatives"] == library["task"]["yes_rate_negatives"]
+
+
+def test_the_full_recipe_s_b_fine_tunes_c_s_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    """RECIPE's b_warm_start: C trains first and B starts from C's last checkpoint (the grid's
+    clutter B stayed at chance from random weights); SHORT keeps B from random weights."""
+    pipeline = load_pipeline()
+    assert pipeline.RECIPE["b_warm_start"] is True and pipeline.SHORT["b_warm_start"] is False
+    calls: list[tuple[str, Path | None]] = []
+
+    def fake_train(work, name, n_train, recipe, seed, start_from=None):  # noqa: ANN001, ANN202
+        calls.append((name, start_from))
+        return {"checkpoint": str(work / name / "ckpt.pth")}
+
+    monkeypatch.setattr(pipeline, "train_and_score", fake_train)
+    monkeypatch.setattr(pipeline, "make_task", lambda *a: tmp_path / "ann.json")
+
+    def fake_write(here: Path, *args: object) -> dict[str, int]:
+        here.mkdir(parents=True, exist_ok=True)
+        return {"A": 1, "B": 1, "C": 1}
+
+    monkeypatch.setattr(pipeline, "write_runs", fake_write)
+    recipe = {**pipeline.RECIPE, "renderers": ["stick"], "seeds": [0]}
+    cell = pipeline.run_one(tmp_path, "stick", 0, recipe, ("A", "B", "C"))
+    assert list(cell) == ["A", "B", "C"]  # reported in the usual order
+    here = tmp_path / "stick" / "seed0"
+    assert calls == [("A", None), ("C", None), ("B", here / "C" / "ckpt.pth")]
+    calls.clear()
+    pipeline.run_one(tmp_path, "stick", 0, {**recipe, "b_warm_start": False}, ("A", "B"))
+    assert calls == [("A", None), ("B", None)]
+    with pytest.raises(SystemExit, match="run C too"):
+        pipeline.run_experiment(tmp_path, recipe, runs=("A", "B"))
+    assert pipeline.run_name("B", recipe) == pipeline.B_WARM_NAME
