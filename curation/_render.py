@@ -578,6 +578,22 @@ def label_issues_result(console: Console, result: FindIssuesResult, max_shown: i
         markup=False,
         soft_wrap=True,
     )
+    if result.barely_learned:
+        auc = "n/a" if result.roc_auc is None else f"{result.roc_auc:.2f}"
+        fix = (
+            "train the folds longer (e.g. run.max_epoch=30) or a larger preset (--model small)"
+            if result.mode == "folds"
+            else "use a better-trained checkpoint"
+        )
+        console.print(
+            f"warning: the model(s) that scored these samples barely learned the task "
+            f"(out-of-sample ROC-AUC of P(yes) against the labels: {auc}; 0.5 is chance): "
+            f"the flags below are close to random. Fix: {fix}.",
+            style="yellow",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     skipped = {k: v for k, v in result.skipped.items() if v}
     if skipped:
         shown = ", ".join(f"{v} {k}" for k, v in skipped.items())

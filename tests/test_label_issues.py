@@ -100,3 +100,33 @@ def test_folds_keep_groups_together_and_are_balanced() -> None:
 def test_fewer_than_two_folds_is_a_usage_error(k: int) -> None:
     with pytest.raises(UsageError, match="at least 2"):
         assign_folds(["a", "b", "c"], k)
+
+
+def test_find_issues_warns_when_the_scoring_models_barely_learned() -> None:
+    """Folds trained too briefly give near-random P(yes); cleanlab still flags some, and
+    the user was not told the flags were noise."""
+    import io
+
+    from rich.console import Console
+
+    from curation import _render
+    from curation.curator.find_issues import FindIssuesResult, ScoredSample
+
+    def result(p_yes: list[float], labels: list[str]) -> FindIssuesResult:
+        samples = [
+            ScoredSample(str(i), f"{i}.png", lab, p, 0.0, False, "fold 1")
+            for i, (lab, p) in enumerate(zip(labels, p_yes, strict=True))
+        ]
+        return FindIssuesResult("d", "folds", samples)
+
+    labels, good, _ = planted(100, 10, seed=2)
+    rng = random.Random(3)
+    noise = [rng.uniform(0.45, 0.55) for _ in labels]
+    printed = {}
+    for name, probs in (("good", good), ("noise", noise)):
+        out = io.StringIO()
+        _render.label_issues_result(Console(file=out, width=200), result(probs, labels))
+        printed[name] = out.getvalue()
+    assert result(good, labels).roc_auc > 0.8 and "barely learned" not in printed["good"]
+    assert result(noise, labels).barely_learned
+    assert "barely learned the task" in printed["noise"] and "run.max_epoch" in printed["noise"]

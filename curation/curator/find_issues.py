@@ -39,7 +39,7 @@ from curation._io import (
     remove_stale_temp_folders,
 )
 from curation.answers import yes_no
-from curation.errors import DataError, UsageError
+from curation.errors import ConfigError, DataError, UsageError
 from curation.label_issues import SCORE_MEANING, find_label_issues
 from curation.record_types import ExportRecord
 
@@ -61,6 +61,11 @@ class ScoredSample:
     score: float
     flagged: bool
     scored_by: str  # "fold 2" or "val" / "test" of the checkpoint's export
+
+
+#: Below this out-of-sample ROC-AUC the scoring models barely learned the task and
+#: find-issues warns: cleanlab then flags mostly at random.
+MIN_USEFUL_AUC = 0.7
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,19 @@ class FindIssuesResult:
     view: str = VIEW_NAME
 
     @property
+    def roc_auc(self) -> float | None:
+        """ROC-AUC of the out-of-sample P(yes) against the given labels (0.5: chance)."""
+        from curation.evaluate.metrics import roc_auc
+
+        return roc_auc([s.label == "yes" for s in self.samples], [s.p_yes for s in self.samples])
+
+    @property
+    def barely_learned(self) -> bool:
+        """The scoring models ranked the labels little better than chance: flags are noise."""
+        auc = self.roc_auc
+        return auc is None or auc < MIN_USEFUL_AUC
+
+    @property
     def flagged(self) -> list[ScoredSample]:
         """The flagged samples, highest score first."""
         return sorted((s for s in self.samples if s.flagged), key=lambda s: (-s.score, s.sample_id))
@@ -103,6 +121,7 @@ class FindIssuesResult:
             "score": f"{SCORE_FIELD}: {SCORE_MEANING}",
             "checkpoint": str(self.checkpoint) if self.checkpoint else None,
             "scored": len(self.samples),
+            "roc_auc": self.roc_auc,
             "flagged": len(self.flagged),
             "skipped": self.skipped,
             "folds": [
@@ -387,16 +406,24 @@ def _train_and_score(
             extra_manifest={"fiftyone_dataset": request.dataset, "find_issues_fold": f + 1},
         )
         started = time.perf_counter()
-        run = train(
-            folder / "lavis.yaml",
-            [
-                f"run.seed={request.seed}",
-                "run.valid_splits=[]",
-                "run.test_splits=[]",
-                *request.overrides,
-            ],
-            run_id="oof",
-        )
+        try:
+            run = train(
+                folder / "lavis.yaml",
+                [
+                    f"run.seed={request.seed}",
+                    "run.valid_splits=[]",
+                    "run.test_splits=[]",
+                    *request.overrides,
+                ],
+                run_id="oof",
+            )
+        except ConfigError as exc:  # named against a temporary file that is then removed
+            problems = str(exc).split("\n", 1)[-1]
+            raise ConfigError(
+                f"find-issues: the fold trainings' config (the {request.model} preset's export "
+                f"with your override(s) {' '.join(request.overrides) or '(none)'}) is not "
+                f"valid:\n{problems}"
+            ) from None
         ckpt = latest_checkpoint(run.checkpoints)
         if ckpt is None:
             raise DataError(f"fold {f + 1}: the training in {run.run_dir} wrote no checkpoint")

@@ -161,3 +161,25 @@ def test_review_of_a_view_that_is_not_saved(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no saved view 'likely-mislabelled'.*find-issues"):
         review_target(name, "likely-mislabelled")
     assert review_target(name).name == name  # the whole dataset without --view
+
+
+def test_a_bad_training_override_is_named_as_the_user_s_not_a_temporary_file(
+    tmp_path: Path,
+) -> None:
+    """Before: the error named OUT's hidden temporary fold-1/lavis.yaml, removed right after."""
+    name = ingested(tmp_path, 6, 6)
+    with untouched(tmp_path):
+        outcome = invoke(
+            [
+                "find-issues",
+                "--dataset",
+                name,
+                "--folds",
+                "2",
+                "--out",
+                tmp_path / "out",
+                "run.max_epoch=true",
+            ]
+        )
+    expect(outcome, 1, "your override(s) run.max_epoch=true", "run.max_epoch: expected a number")
+    assert ".tmp-" not in outcome.output and not (tmp_path / "out").exists()
