@@ -143,3 +143,12 @@ def untouched(*roots: Path, allow: Iterable[Path] = ()) -> Iterator[None]:
     assert not (created or removed or changed), (
         f"inputs touched: created {created[:10]}, removed {removed[:10]}, changed {changed[:10]}"
     )
+
+
+def trained_export(folder: Path, epochs: int) -> Path:
+    """The bundled sample exported into ``folder/ex`` and trained ``epochs`` epochs as run r1."""
+    sample = REPO / "raw" / "sample"
+    out = folder / "ex"
+    expect(invoke(["export", "--task", sample / "annotations.json", "--out", out]), 0)
+    expect(invoke(["train", out / "lavis.yaml", f"run.max_epoch={epochs}", "--run-id", "r1"]), 0)
+    return out

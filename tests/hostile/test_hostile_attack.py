@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _harness import expect, invoke, untouched
+from _harness import expect, invoke, trained_export, untouched
 from conftest import SAMPLE
 
 pytest.importorskip("lavis")
@@ -27,10 +27,7 @@ IMAGE = SAMPLE / "fall" / "0000.png"
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An export of the sample with one trained epoch: OUT/runs/r1/checkpoint_0.pth."""
-    out = tmp_path_factory.mktemp("attack") / "ex"
-    expect(invoke(["export", "--task", SAMPLE / "annotations.json", "--out", out]), 0)
-    expect(invoke(["train", out / "lavis.yaml", "run.max_epoch=1", "--run-id", "r1"]), 0)
-    return out
+    return trained_export(tmp_path_factory.mktemp("attack"), 1)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _harness import expect, invoke, untouched
+from _harness import expect, invoke, trained_export, untouched
 from conftest import SAMPLE
 
 pytest.importorskip("lavis")
@@ -23,10 +23,7 @@ IMAGE = SAMPLE / "fall" / "0000.png"
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An export of the sample with two trained epochs: OUT/runs/r1/checkpoint_{0,1}.pth."""
-    out = tmp_path_factory.mktemp("attack6") / "ex"
-    expect(invoke(["export", "--task", SAMPLE / "annotations.json", "--out", out]), 0)
-    expect(invoke(["train", out / "lavis.yaml", "run.max_epoch=2", "--run-id", "r1"]), 0)
-    return out
+    return trained_export(tmp_path_factory.mktemp("attack6"), 2)
 
 
 @pytest.fixture

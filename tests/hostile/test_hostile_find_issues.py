@@ -40,10 +40,12 @@ def ingested(tmp_path: Path, n_fall: int, n_no_fall: int, n_unsure: int = 0) -> 
     return name
 
 
-def folds_run(tmp_path: Path, name: str, k: str = "2"):  # noqa: ANN201 - the harness's outcome
-    """`curate find-issues --dataset NAME --folds K --out tmp/out`, checking tmp is untouched."""
+def folds_run(tmp_path: Path, name: str, k: str = "2", *extra: str):  # noqa: ANN201 - an outcome
+    """`curate find-issues --dataset NAME --folds K --out tmp/out [EXTRA]`, tmp untouched."""
     with untouched(tmp_path):
-        return invoke(["find-issues", "--dataset", name, "--folds", k, "--out", tmp_path / "out"])
+        return invoke(
+            ["find-issues", "--dataset", name, "--folds", k, "--out", tmp_path / "out", *extra]
+        )
 
 
 def test_missing_dataset_is_a_usage_error(tmp_path: Path) -> None:
@@ -168,18 +170,6 @@ def test_a_bad_training_override_is_named_as_the_user_s_not_a_temporary_file(
 ) -> None:
     """Before: the error named OUT's hidden temporary fold-1/lavis.yaml, removed right after."""
     name = ingested(tmp_path, 6, 6)
-    with untouched(tmp_path):
-        outcome = invoke(
-            [
-                "find-issues",
-                "--dataset",
-                name,
-                "--folds",
-                "2",
-                "--out",
-                tmp_path / "out",
-                "run.max_epoch=true",
-            ]
-        )
+    outcome = folds_run(tmp_path, name, "2", "run.max_epoch=true")
     expect(outcome, 1, "your override(s) run.max_epoch=true", "run.max_epoch: expected a number")
     assert ".tmp-" not in outcome.output and not (tmp_path / "out").exists()
