@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import os
 import shlex
 import time
@@ -74,6 +76,35 @@ def _start_lock(fo: Any) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@functools.cache
+def _close_at_exit() -> None:
+    """Close the database clients when the command ends (once per process).
+
+    Left to the interpreter's shutdown, pymongo and the database service's process
+    handle print ResourceWarnings with 40-line stacks after a command's last line:
+    noise that reads like a crash.
+    """
+
+    def close() -> None:
+        import fiftyone.core.odm.database as fod
+
+        # the service's process outlives this one by design (FiftyOne stops it when its
+        # last client is gone). Its handle, collected at shutdown, would warn "subprocess
+        # N is still running": mark it settled, as nothing here waits on it any more.
+        with contextlib.suppress(Exception):
+            handle = getattr(fod._db_service.child, "_Popen__subproc", None)
+            if handle is not None and handle.poll() is None:
+                handle.returncode = 0
+        with contextlib.suppress(Exception):
+            fod._disconnect()
+        with contextlib.suppress(Exception):
+            import mongoengine
+
+            mongoengine.disconnect_all()
+
+    atexit.register(close)
+
+
 def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> None:
     """Connect to FiftyOne's database, retrying with backoff if it does not come up."""
     import fiftyone.core.odm.database as fod
@@ -82,6 +113,7 @@ def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> 
 
     if not fod._is_client_closed(fod._client):
         return  # connected already
+    _close_at_exit()
     if fo.config.database_uri:
         _connect_to_server(fo, fod)
         return

@@ -39,7 +39,7 @@ from curation._io import (
     remove_stale_temp_folders,
 )
 from curation.answers import yes_no
-from curation.errors import ConfigError, DataError, UsageError
+from curation.errors import CurationError, DataError, UsageError
 from curation.label_issues import SCORE_MEANING, find_label_issues
 from curation.record_types import ExportRecord
 
@@ -417,13 +417,8 @@ def _train_and_score(
                 ],
                 run_id="oof",
             )
-        except ConfigError as exc:  # named against a temporary file that is then removed
-            problems = str(exc).split("\n", 1)[-1]
-            raise ConfigError(
-                f"find-issues: the fold trainings' config (the {request.model} preset's export "
-                f"with your override(s) {' '.join(request.overrides) or '(none)'}) is not "
-                f"valid:\n{problems}"
-            ) from None
+        except CurationError as exc:  # named against a temporary file that is then removed
+            raise _fold_error(exc, request, folder) from None
         ckpt = latest_checkpoint(run.checkpoints)
         if ckpt is None:
             raise DataError(f"fold {f + 1}: the training in {run.run_dir} wrote no checkpoint")
@@ -443,6 +438,25 @@ def _train_and_score(
             )
         )
     return probs, runs
+
+
+def _fold_error(exc: CurationError, request: FindIssuesRequest, folder: Path) -> CurationError:
+    """``exc`` from a fold's training, said of the user's overrides, not of the fold's
+    temporary export (removed when find-issues fails)."""
+    text = str(exc)
+    for path in (folder / "lavis.yaml", folder):
+        text = text.replace(f"{path}: ", "").replace(str(path), "the fold export")
+    message = (
+        f"find-issues: training fold {folder.name.removeprefix('fold-')} (the "
+        f"{request.model} preset with your override(s) "
+        f"{' '.join(request.overrides) or '(none)'}) was refused: {text}"
+    )
+    try:
+        error = type(exc)(message)
+    except TypeError:  # an error class with its own constructor
+        error = DataError(message)
+    error.exit_code = exc.exit_code
+    return error
 
 
 def _provenance(export: Path, split: str) -> list[dict[str, Any]]:

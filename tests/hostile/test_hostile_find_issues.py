@@ -173,3 +173,38 @@ def test_a_bad_training_override_is_named_as_the_user_s_not_a_temporary_file(
     outcome = folds_run(tmp_path, name, "2", "run.max_epoch=true")
     expect(outcome, 1, "your override(s) run.max_epoch=true", "run.max_epoch: expected a number")
     assert ".tmp-" not in outcome.output and not (tmp_path / "out").exists()
+
+
+def test_a_finished_run_ends_on_its_last_line_not_on_warning_stacks(tmp_path: Path) -> None:
+    """Before: after its report, find-issues printed about 95 lines of ResourceWarning
+    stacks (unclosed MongoClients, the database service's handle) and tokenizers' fork
+    warnings: a successful run that read like a crash. Run as the user runs it: the
+    installed `curate` script in its own process, so the interpreter's shutdown is real."""
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("curate")
+    if not script.exists():
+        pytest.skip("no installed curate script beside this interpreter")
+    name = ingested(tmp_path, 8, 8)
+    args = ["find-issues", "--dataset", name, "--folds", "2", "--out", tmp_path / "out"]
+    proc = subprocess.run(
+        [script, *map(str, args), "run.max_epoch=1", "run.batch_size_train=4"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "next: curate review" in proc.stdout
+    for noise in ("ResourceWarning", "Unclosed MongoClient", "just got forked", "Traceback"):
+        assert noise not in proc.stdout + proc.stderr, proc.stderr[-3000:]
+
+
+def test_a_fold_refusal_names_the_override_not_a_removed_temporary_file(tmp_path: Path) -> None:
+    """Before: 'error: OUT/.out.tmp-N/fold-1/lavis.yaml: 6 training record(s), fewer than
+    one batch', a file find-issues removed on the way out."""
+    name = ingested(tmp_path, 6, 6)
+    outcome = folds_run(tmp_path, name, "2", "run.batch_size_train=100")
+    expect(outcome, 1, "training fold 1", "your override(s) run.batch_size_train=100")
+    expect(outcome, 1, "fewer than one batch")
+    assert ".tmp-" not in outcome.output and not (tmp_path / "out").exists()
