@@ -200,7 +200,7 @@ def _fraction(value: float | None) -> float | None:
     """A share or a rate: a finite number from 0 to 1 (click's range check lets nan through)."""
     if value is not None and not (math.isfinite(value) and 0 <= value <= 1):
         raise typer.BadParameter(f"must be a number from 0 to 1, got {value}")
-    return value
+    return None if value is None else value + 0.0  # -0.0 would be written as -0.0
 
 
 ValShare = Annotated[

@@ -1,8 +1,9 @@
 """``operating_point.json``: the P(yes) threshold ``curate eval`` chose, beside its checkpoint.
 
 One module writes and reads it (eval writes, predict and eval's clean-up read). The file
-names the checkpoint it was chosen for by name and by a fingerprint of its bytes, so a
-point copied beside another run's checkpoint of the same name is not used.
+names the checkpoint it was chosen for by name and by a fingerprint of its bytes
+(``checkpoint_fingerprint``), so a point copied beside another run's checkpoint of the
+same name is not used; nor is one without a fingerprint (edited, or from before it).
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ MAX_BYTES = 1 << 20
 _EDGE = 1 << 20
 
 
-def fingerprint(checkpoint: Path) -> str:
-    """sha256 of a checkpoint's size and its first and last MiB (cheap on multi-GB files).
+#: The key holding :func:`fingerprint` in the file.
+FINGERPRINT_KEY = "checkpoint_fingerprint"
 
-    Two epochs of one run differ there: the zip's first entries are weights, its last the
-    directory of every record's offset.
+
+def fingerprint(checkpoint: Path) -> str:
+    """``size:sha256`` of a checkpoint's size and first and last MiB (cheap on multi-GB files).
+
+    Not the file's sha256sum (that would read GBs at every predict). Two epochs of one run
+    differ there: the zip's first entries are weights, its last the directory of offsets.
     """
     h = hashlib.sha256()
     size = checkpoint.stat().st_size
@@ -37,7 +42,7 @@ def fingerprint(checkpoint: Path) -> str:
         if size > _EDGE:
             fh.seek(max(_EDGE, size - _EDGE))
             h.update(fh.read(_EDGE))
-    return h.hexdigest()
+    return f"{size}:{h.hexdigest()}"
 
 
 def write_point(out_dir: Path, point: dict[str, Any], checkpoint: Path) -> Path:
@@ -47,7 +52,7 @@ def write_point(out_dir: Path, point: dict[str, Any], checkpoint: Path) -> Path:
     path = out_dir / OPERATING_POINT_FILE
     atomic_write_json(
         path,
-        {**point, "checkpoint": checkpoint.name, "checkpoint_sha256": fingerprint(checkpoint)},
+        {**point, "checkpoint": checkpoint.name, FINGERPRINT_KEY: fingerprint(checkpoint)},
     )
     return path
 
@@ -57,6 +62,8 @@ def _read(path: Path, fix: str) -> dict[str, Any]:
     from curation._io import not_a_file, path_kind
 
     kind = path_kind(path, "operating point")
+    if kind == "missing" and path.is_symlink():
+        raise DataError(f"{path} is a link to {os.readlink(path)}, which does not exist. {fix}")
     if kind != "file":  # a FIFO would block, /dev/zero would fill memory
         raise DataError(f"{path} {not_a_file(kind)}. {fix}")
     try:
@@ -85,24 +92,19 @@ def _read(path: Path, fix: str) -> dict[str, Any]:
     return data
 
 
-def chosen_for(path: Path) -> tuple[str | None, str | None]:
-    """(checkpoint name, fingerprint) a point file names; (None, None) if unreadable or unsaid."""
+def is_for(path: Path, checkpoint: Path) -> bool | None:
+    """Whether the point at ``path`` was chosen for ``checkpoint`` (None: unreadable, or it
+    names no checkpoint)."""
     try:
         data = _read(path, "")
     except DataError:
-        return None, None
-    name, sha = data.get("checkpoint"), data.get("checkpoint_sha256")
-    return (name if isinstance(name, str) else None, sha if isinstance(sha, str) else None)
-
-
-def is_for(path: Path, checkpoint: Path) -> bool | None:
-    """Whether the point at ``path`` was chosen for ``checkpoint`` (None: the file does not say)."""
-    name, sha = chosen_for(path)
-    if name is None and sha is None:
         return None
-    if name is not None and name != checkpoint.name:
+    name, sha = data.get("checkpoint"), data.get(FINGERPRINT_KEY)
+    if not isinstance(name, str) and not isinstance(sha, str):
+        return None
+    if name != checkpoint.name:
         return False
-    return sha is None or sha == fingerprint(checkpoint)
+    return not isinstance(sha, str) or sha == fingerprint(checkpoint)
 
 
 def saved_threshold(checkpoint: Path) -> tuple[float | None, str]:
@@ -131,15 +133,33 @@ def saved_threshold(checkpoint: Path) -> tuple[float | None, str]:
         or not (math.isfinite(value) and 0 <= value <= NEVER_YES)
     ):
         raise DataError(f"{path}: 'threshold' must be a number from 0 to 1, got {value!r}. {fix}")
-    name, sha = data.get("checkpoint"), data.get("checkpoint_sha256")
-    if isinstance(name, str) and name != checkpoint.name:
+    name, sha = data.get("checkpoint"), data.get(FINGERPRINT_KEY)
+    again = f"run curate eval {checkpoint.name}, or pass --threshold"
+    if name != checkpoint.name:
+        chosen = f"was chosen for {name}" if isinstance(name, str) else "names no checkpoint"
+        return None, f"{path.name} {chosen}, not {checkpoint.name}: not used ({again})"
+    if not isinstance(sha, str):
         return None, (
-            f"{path.name} was chosen for {name}, not {checkpoint.name}: not used "
-            f"(run curate eval {checkpoint.name}, or pass --threshold)"
+            f"{path.name} has no {FINGERPRINT_KEY} (edited, or written by an older curate "
+            f"eval), so nothing shows it was chosen for this file: not used ({again})"
         )
-    if isinstance(sha, str) and sha != fingerprint(checkpoint):
+    if sha != fingerprint(checkpoint):
         return None, (
             f"{path.name} was chosen for another file named {checkpoint.name} (its bytes "
-            f"differ): not used (run curate eval {checkpoint.name}, or pass --threshold)"
+            f"differ): not used ({again})"
         )
-    return float(value), f"operating point from {path.name}"
+    return float(value), _describe(path.name, data)
+
+
+def _describe(name: str, data: dict[str, Any]) -> str:
+    """Where the point came from: the split it was chosen on and its size, if said."""
+    on, n = data.get("chosen_on"), data.get("n")
+    said = ", ".join(
+        part
+        for part in (
+            f"chosen on {on}" if isinstance(on, str) else "",
+            f"{n} records" if isinstance(n, int) and not isinstance(n, bool) else "",
+        )
+        if part
+    )
+    return f"operating point from {name}" + (f", {said}" if said else "")

@@ -139,6 +139,8 @@ def predict(
         raise UsageError(f"image(s) not found: {', '.join(missing)}")
     if threshold is not None and not 0 <= threshold <= 1:
         raise UsageError(f"--threshold must be between 0 and 1, got {threshold}")
+    if threshold is not None:
+        threshold += 0.0  # -0.0 prints as "-0"
     if not question.strip():
         raise UsageError(
             "--question is empty. Fix: ask a question, e.g. --question 'Is anyone "
@@ -153,6 +155,12 @@ def predict(
         else saved_threshold(Path(checkpoint))
     )
     by_threshold = point is not None and is_task_question(question)
+    if point is None and not note and is_task_question(question):
+        note = (
+            "no operating point beside the checkpoint: the answer is the generated text "
+            f"(choose one with curate eval {Path(checkpoint).name} --data VAL.json, or pass "
+            "--threshold)"
+        )
     if point is not None and not by_threshold:
         note = (
             f"not the task question: answered with the generated text (the threshold, "

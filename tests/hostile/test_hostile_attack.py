@@ -172,7 +172,14 @@ def test_eval_s_never_yes_operating_point_is_one_predict_accepts(export: Path) -
 
     point = threshold_at_false_alarm([True, False], [0.5, 1.0], 0.0)
     assert point["threshold"] == NEVER_YES and point["recall"] == 0.0
-    saved = {"threshold": point["threshold"], "checkpoint": "checkpoint_0.pth"}
+    from curation.evaluate.point_file import FINGERPRINT_KEY, fingerprint
+
+    ckpt = export / "runs" / "r1" / "checkpoint_0.pth"
+    saved = {
+        "threshold": point["threshold"],
+        "checkpoint": ckpt.name,
+        FINGERPRINT_KEY: fingerprint(ckpt),
+    }
     (export / "runs" / "r1" / "operating_point.json").write_text(json.dumps(saved))
     outcome = invoke(["predict", export / "runs" / "r1" / "checkpoint_0.pth", IMAGE, "--json"])
     expect(outcome, 0)

@@ -17,6 +17,8 @@ from conftest import SAMPLE
 
 pytest.importorskip("lavis")
 
+from curation.evaluate.point_file import FINGERPRINT_KEY, fingerprint  # noqa: E402
+
 IMAGE = SAMPLE / "fall" / "0000.png"
 
 
@@ -53,7 +55,8 @@ def test_a_point_copied_beside_another_checkpoint_of_the_same_name_is_not_used(
     evaluated = invoke(["eval", run / "checkpoint_1.pth", "--data", val, "--out", tmp_path / "ev"])
     assert evaluated.exit_code in (0, 3), str(evaluated)  # 3: the barely trained model's alarm
     foreign = json.loads((tmp_path / "ev" / "operating_point.json").read_text())
-    assert foreign["checkpoint"] == "checkpoint_1.pth" and len(foreign["checkpoint_sha256"]) == 64
+    assert foreign["checkpoint"] == "checkpoint_1.pth"
+    assert foreign[FINGERPRINT_KEY] == fingerprint(run / "checkpoint_1.pth")
     # the same name, other bytes: another training of the run's checkpoint_1.pth
     other = export / "runs" / "r2"  # config.yaml's model paths are relative to the run folder
     other.mkdir()
@@ -110,11 +113,15 @@ def test_a_threshold_for_another_question_says_it_was_not_used(export: Path) -> 
 def test_predict_shows_the_threshold_without_rounding_it_to_another_side(export: Path) -> None:
     """Before: 0.9935678 printed as 0.994, so a P(yes) shown as 0.994 could be a 'no'."""
     run = export / "runs" / "r1"
-    point = {"threshold": 0.9935678839683533, "checkpoint": "checkpoint_1.pth"}
+    mine = {
+        "checkpoint": "checkpoint_1.pth",
+        FINGERPRINT_KEY: fingerprint(run / "checkpoint_1.pth"),
+    }
+    point = {"threshold": 0.9935678839683533, **mine}
     (run / "operating_point.json").write_text(json.dumps(point))
     outcome = invoke(["predict", run / "checkpoint_1.pth", IMAGE])
     expect(outcome, 0, "P(yes) >= 0.993568")
-    never = {"threshold": 1.0000000000000002, "checkpoint": "checkpoint_1.pth"}
+    never = {"threshold": 1.0000000000000002, **mine}
     (run / "operating_point.json").write_text(json.dumps(never))
     outcome = invoke(["predict", run / "checkpoint_1.pth", IMAGE])
     expect(outcome, 0, "answered no to every image", "above 1")
@@ -163,3 +170,47 @@ def test_an_empty_vit_mapping_is_the_preset_s_vit_as_lavis_builds_it(export: Pat
     loaded = load_train_config(export / "lavis.yaml", ["model.model_type=small", "model.vit={}"])
     preset = get_preset(loaded.config.model.model_type).model["vit"]
     assert loaded.config.model.vit == VitConfig(**preset) != VitConfig()
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [{}, {FINGERPRINT_KEY: None}, {FINGERPRINT_KEY: 5}, {"checkpoint": None}],
+    ids=["no-fingerprint", "null", "number", "no-name"],
+)
+def test_a_point_that_does_not_prove_its_checkpoint_is_not_used(
+    export: Path, identity: dict
+) -> None:
+    """Before: without checkpoint_sha256 (or with null or 5 in it) another run's point
+    steered this checkpoint's answers, silently."""
+    run = export / "runs" / "r1"
+    ckpt = run / "checkpoint_1.pth"
+    point = {"threshold": 0.0, "checkpoint": ckpt.name, **identity}
+    (run / "operating_point.json").write_text(json.dumps(point))
+    outcome = invoke(["predict", ckpt, IMAGE])
+    expect(outcome, 0, "not used", "curate eval checkpoint_1.pth")
+    row = _predict(ckpt)[0]
+    assert row["threshold"] is None and row["answer"] == row["generated"]
+
+
+def test_predict_says_where_its_threshold_came_from_or_that_there_is_none(
+    export: Path, tmp_path: Path
+) -> None:
+    run = export / "runs" / "r1"
+    ckpt = run / "checkpoint_1.pth"
+    outcome = invoke(["predict", ckpt, IMAGE])
+    expect(outcome, 0, "no operating point beside the checkpoint", "curate eval checkpoint_1.pth")
+    evaluated = invoke(["eval", ckpt, "--data", export / "val.json"])
+    assert evaluated.exit_code in (0, 3), str(evaluated)
+    saved = json.loads((run / "operating_point.json").read_text())
+    expect(invoke(["predict", ckpt, IMAGE]), 0, f"chosen on {saved['chosen_on']}", "records")
+    # a dangling link is named as one, not as a missing file
+    (run / "operating_point.json").unlink()
+    (run / "operating_point.json").symlink_to(tmp_path / "gone.json")
+    expect(invoke(["predict", ckpt, IMAGE]), 1, "is a link to", "which does not exist")
+
+
+def test_a_negative_zero_is_zero(export: Path) -> None:
+    ckpt = export / "runs" / "r1" / "checkpoint_1.pth"
+    outcome = invoke(["predict", ckpt, IMAGE, "--threshold", "-0"])
+    expect(outcome, 0, "P(yes) >= 0.000000")
+    assert "-0" not in outcome.output.split("answered yes when")[-1]
