@@ -379,7 +379,9 @@ def train(
     """
     from curation import _render
     from curation.training.checkpoints import trusted_checkpoints
+    from curation.training.config import refuse_repeated_keys
 
+    refuse_repeated_keys(overrides or [])
     if nproc_per_node is None:
         if nnodes != 1 or node_rank != 0 or rdzv_endpoint is not None:
             raise UsageError(
@@ -888,7 +890,9 @@ def find_issues(
     from curation import _render
     from curation.curator.find_issues import FindIssuesRequest
     from curation.curator.find_issues import find_issues as run_find_issues
+    from curation.training.config import refuse_repeated_keys
 
+    refuse_repeated_keys(overrides or [])
     _use_database(database_uri)
     request = FindIssuesRequest(
         dataset=dataset,

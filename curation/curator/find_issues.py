@@ -444,6 +444,9 @@ def _fold_error(exc: CurationError, request: FindIssuesRequest, folder: Path) ->
     """``exc`` from a fold's training, said of the user's overrides, not of the fold's
     temporary export (removed when find-issues fails)."""
     text = str(exc)
+    head, sep, rest = text.partition("\n")
+    if sep and "problem(s) in the config" in head:  # the header names the temp file
+        text = "the config has problems:\n" + rest
     for path in (folder / "lavis.yaml", folder):
         text = text.replace(f"{path}: ", "").replace(str(path), "the fold export")
     message = (

@@ -284,7 +284,14 @@ def check_eval_out(out_dir: Path, image_root: Path, inputs: list[Path]) -> None:
         UsageError: ``out_dir`` is a file, is (or is inside) the image root or the
             project's raw/ folder, or one of eval's output files is an input.
     """
-    from curation._io import check_output_path, is_within, project_raw, real_path, same_file
+    from curation._io import (
+        check_output_path,
+        is_within,
+        project_raw,
+        real_path,
+        refuse_replacing_a_special_file,
+        same_file,
+    )
 
     check_output_path(out_dir, "--out")
     if out_dir.exists() and not out_dir.is_dir():
@@ -306,6 +313,14 @@ def check_eval_out(out_dir: Path, image_root: Path, inputs: list[Path]) -> None:
                     f"--out {out_dir} would replace the input {item} with {name}. "
                     "Fix: give --out another folder; inputs are never changed."
                 )
+        # said before the scoring, not after it with half the outputs written
+        target = out_dir / name
+        refuse_replacing_a_special_file(target, "eval's output")
+        if target.is_dir() and not target.is_symlink():
+            raise UsageError(
+                f"eval's output {target} is a folder. Fix: move it away, or give --out "
+                "another folder."
+            )
 
 
 def _task_p_yes(

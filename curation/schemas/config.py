@@ -36,7 +36,8 @@ def _leaf_types(annotation: Any) -> set[Any]:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and nan are no learning rate or size: "greater than 0" would not say why
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -120,11 +121,19 @@ class ModelConfig(_Strict):
     def _patch_fits_the_image(self) -> ModelConfig:
         from curation.presets import get_preset
 
-        if self.vit is None and get_preset(self.model_type).model.get("vit") is not None:
+        preset = get_preset(self.model_type).model
+        if self.vit is None and preset.get("vit") is not None:
             raise ValueError(
                 f"model.vit is null, but the {self.model_type} preset's model has a small ViT: "
                 "null would build the full EVA-ViT-g (1B parameters) into it. Fix: remove "
                 "the model.vit override (or set its keys, e.g. model.vit.depth=3)"
+            )
+        if self.qformer is None and preset.get("qformer") is not None:
+            raise ValueError(
+                f"model.qformer is null, but the {self.model_type} preset's model sets its "
+                "Q-Former's size: null would take it from the tokenizer folder's config.json "
+                "and the run's config.yaml would not record it. Fix: remove the model.qformer "
+                "override (or set its keys, e.g. model.qformer.layers=3)"
             )
         if self.vit is not None and self.vit.patch_size > self.image_size:
             raise ValueError(

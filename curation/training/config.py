@@ -54,6 +54,23 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[list[str], Any]]:
     return parsed
 
 
+def refuse_repeated_keys(items: Sequence[str]) -> None:
+    """A user's ``KEY=VALUE`` list names each key once (the config file's own rule).
+
+    Raises:
+        UsageError: a key given twice (the last would win, silently).
+    """
+    seen: dict[str, str] = {}
+    for item in items:
+        key = item.partition("=")[0].strip()
+        if key in seen:
+            raise UsageError(
+                f"override {key} is given twice ({seen[key]!r} and {item!r}); only one would "
+                "count. Fix: give each key once."
+            )
+        seen[key] = item
+
+
 def apply_overrides(data: dict[str, Any], items: Sequence[str]) -> dict[str, Any]:
     data = copy.deepcopy(data)
     for keys, value in parse_overrides(items):
@@ -112,12 +129,14 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> Loaded
     try:
         config = TrainConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(config_error_text(path, exc)) from None
+        raise ConfigError(config_error_text(path, exc, overrides)) from None
     return LoadedConfig(config, path)
 
 
-def config_error_text(path: Path, exc: ValidationError) -> str:
-    lines = [f"{path}: {exc.error_count()} problem(s) in the config:"]
+def config_error_text(path: Path, exc: ValidationError, overrides: Sequence[str] = ()) -> str:
+    given = [(item.partition("=")[0].strip(), item) for item in overrides]
+    with_them = f" with your override(s) {' '.join(overrides)}" if overrides else ""
+    lines = [f"{path}{with_them}: {exc.error_count()} problem(s) in the config:"]
     hints = {
         "run.task": "set run.task: vqa (LAVIS needs it; without it nothing is trained).",
         "run.inference_method": "BLIP-2 has no 'rank' inference; use generate.",
@@ -142,6 +161,12 @@ def config_error_text(path: Path, exc: ValidationError) -> str:
                     f"unknown key; did you mean {'.'.join([*map(str, err['loc'][:-1]), close[0]])}?"
                 )
         hint = next((h for k, h in hints.items() if key.startswith(k)), "")
+        # the override that set this key (or the section above it), if one did
+        source = next(
+            (item for k, item in reversed(given) if key == k or key.startswith(f"{k}.")), None
+        )
+        if source and not hint:
+            hint = f"this comes from your override {source}; change or drop it"
         lines.append(f"  {key}: {msg}" + (f". Fix: {hint}" if hint else ""))
     return "\n".join(lines)
 

@@ -40,7 +40,8 @@ _REQUIRED_INSIDE = {"t5_model": ("config.json",), "qformer_tokenizer": ("vocab.t
 def check_model_files(loaded: LoadedConfig) -> None:
     """Raise ``DataError`` naming each missing local model file, what it is and where to get it."""
     model = loaded.config.model
-    needed = list(get_preset(model.model_type).required_files)
+    preset = get_preset(model.model_type)
+    needed = list(preset.required_files)
     if model.load_finetuned:
         needed.append("finetuned")
     problems = []
@@ -57,6 +58,16 @@ def check_model_files(loaded: LoadedConfig) -> None:
         missing_inside = [f for f in _REQUIRED_INSIDE.get(key, ()) if not (path / f).is_file()]
         if not ok or (kind == "dir" and missing_inside):
             detail = f" (no {', '.join(missing_inside)} inside)" if ok else ""
+            if preset.export_hook and key in ("t5_model", "qformer_tokenizer"):
+                # the toy presets' files are written by export, not downloaded
+                problems.append(
+                    f"model.{key}: {path} not found{detail}. The {preset.name} preset's "
+                    f"{what} is written by curate export into the export's model/ folder, "
+                    f"and {value} is relative to {loaded.path.parent}. Fix: keep the run "
+                    "folder inside its export (OUT/runs/<run-id>/), or pass --config with "
+                    f"a config whose model.{key} points at that folder."
+                )
+                continue
             problems.append(
                 f"model.{key}: {path} not found{detail}. It is {what}. Get it from {where}; "
                 f"nothing is downloaded at run time. Set it with model.{key}=PATH."

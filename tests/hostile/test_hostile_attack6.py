@@ -147,6 +147,14 @@ def test_a_false_alarm_budget_that_is_not_a_rate_is_named(export: Path, value: s
         ("model.vit=null", "model.vit is null, but the tiny preset"),
         # a check across two keys printed with an empty key and pydantic's prefix
         ("model.image_size=32", "(the config): datasets."),
+        # null took the Q-Former's size from the tokenizer folder, unrecorded
+        ("model.qformer=null", "model.qformer is null, but the tiny preset"),
+        # inf passed the check and failed at step 1; nan read "greater than 0"
+        ("run.init_lr=.inf", "run.init_lr: Input should be a finite number"),
+        ("run.init_lr=.nan", "run.init_lr: Input should be a finite number"),
+        # the error blamed the file, which is valid; the override was not named
+        ("model={}", "your override model={}; change or drop it"),
+        ("run.max_epoch=0", "from your override run.max_epoch=0"),
     ],
 )
 def test_config_values_that_change_the_model_silently_are_named(
@@ -214,3 +222,47 @@ def test_a_negative_zero_is_zero(export: Path) -> None:
     outcome = invoke(["predict", ckpt, IMAGE, "--threshold", "-0"])
     expect(outcome, 0, "P(yes) >= 0.000000")
     assert "-0" not in outcome.output.split("answered yes when")[-1]
+
+
+@pytest.mark.parametrize("what", ["link", "folder"])
+def test_eval_refuses_an_output_it_cannot_replace_before_scoring(
+    export: Path, tmp_path: Path, what: str
+) -> None:
+    """Before: eval scored everything, wrote eval.json, eval.md and three plots, and only
+    then refused operating_point.json (a link or a folder): exit 2 with half its outputs."""
+    run = export / "runs" / "r1"
+    point = run / "operating_point.json"
+    if what == "link":
+        victim = tmp_path / "victim.txt"
+        victim.write_text("V")
+        point.symlink_to(victim)
+    else:
+        point.mkdir()
+    with untouched(tmp_path):
+        outcome = invoke(["eval", run / "checkpoint_1.pth", "--data", export / "val.json"])
+    expect(outcome, 2, "operating_point.json", "Fix:")
+    assert not (run / "eval.json").exists() and not (run / "eval.md").exists()
+
+
+def test_a_key_given_twice_on_the_command_line_is_refused(export: Path) -> None:
+    """Before: run.max_epoch=1 run.max_epoch=2 trained 2 epochs, silently."""
+    with untouched(export):
+        outcome = invoke(
+            ["train", export / "lavis.yaml", "run.max_epoch=1", "run.max_epoch=2", "--run-id", "d"]
+        )
+    expect(outcome, 2, "run.max_epoch is given twice", "Fix:")
+
+
+def test_a_run_folder_moved_out_of_its_export_says_so_not_download_flan_t5(
+    export: Path, tmp_path: Path
+) -> None:
+    """Before: 'Get it from the Hugging Face model google/flan-t5-xl' for the tiny preset,
+    whose T5 export writes."""
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("checkpoint_1.pth", "config.yaml"):
+        shutil.copy(export / "runs" / "r1" / name, moved / name)
+    with untouched(tmp_path):
+        outcome = invoke(["predict", moved / "checkpoint_1.pth", IMAGE])
+    expect(outcome, 1, "written by curate export", "keep the run folder inside its export")
+    assert "flan-t5-xl" not in outcome.output
