@@ -104,3 +104,52 @@ def test_the_full_recipe_s_b_fine_tunes_c_s_checkpoint(tmp_path: Path, monkeypat
     with pytest.raises(SystemExit, match="run C too"):
         pipeline.run_experiment(tmp_path, recipe, runs=("A", "B"))
     assert pipeline.run_name("B", recipe) == pipeline.B_WARM_NAME
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--runs", "X"], "not one of A, B, C"),
+        (["--runs", "C,C"], "given twice"),
+        (["--seeds", "x"], "a whole number"),
+        (["--batch", "0"], "above 0"),
+        (["--lr", "nan"], "above 0"),
+        (["--renderers", "stick,stick"], "given twice"),
+        (["--runs", "B"], "run C too"),
+    ],
+)
+def test_the_experiment_s_bad_flags_are_usage_errors_before_any_work(
+    tmp_path: Path, args: list[str], needle: str
+) -> None:
+    """Before: tracebacks (tuple.index, int(), ZeroDivisionError) after scenes were rendered."""
+    import subprocess
+    import sys
+
+    script = REPO / "pipelines" / "collapse_experiment.py"
+    work = tmp_path / "work"
+    done = subprocess.run(
+        [sys.executable, str(script), "--work", str(work), *args], capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr
+    assert needle in done.stderr and "Traceback" not in done.stderr
+    assert not work.exists()
+
+
+def test_a_target_met_at_zero_is_met() -> None:
+    """Before: `mean or 1` read B's 0.00 yes-rate on negatives as 1 and the target as NO."""
+    pipeline = load_pipeline()
+    stat = {"mean": 0.0, "sd": 0.0, "min": 0.0, "max": 0.0}
+    b = {
+        "task.balanced_accuracy": {**stat, "mean": 0.95},
+        "task.yes_rate_negatives": stat,
+        "collapse_alarms": 0,
+        "following_passed": 1,
+        "n_seeds": 1,
+    }
+    results = {
+        "recipe": {"renderers": ["stick"]},
+        "summary": {"stick/B": b},
+        "runs": ["B"],
+        "seconds": 1.0,
+    }
+    assert pipeline.targets(results)["stick: B yes-rate on negatives <= 0.10 (mean)"] is True

@@ -51,7 +51,11 @@ def test_question_following_fails_a_model_that_says_yes_to_anything(monkeypatch)
     import curation.training.predict as predict
 
     images = [Path(f"{i}.png") for i in range(4)]
-    answers = {"yes": ["yes", "Yes.", "yes", "yes"], "no": ["no", "no", "circle", "yes"]}
+    answers = {
+        "yes": ["yes", "Yes.", "yes", "yes"],
+        "no": ["no", "no", "circle", "yes"],
+        "garbage": ["circle", "blue", "no", "red"],  # never "yes", yet it follows nothing
+    }
     for kind, said in answers.items():
         monkeypatch.setattr(predict, "answer", lambda model, imgs, qs, batch, s=said: s)
         result = following.question_following(object(), images)
@@ -59,6 +63,8 @@ def test_question_following_fails_a_model_that_says_yes_to_anything(monkeypatch)
         assert set(result.per_question) == set(following.UNRELATED_QUESTIONS)
         if kind == "yes":
             assert result.yes_rate == 1.0 and not result.passed
+        elif kind == "garbage":
+            assert result.yes_rate == 0.0 and result.no_rate == 0.25 and not result.passed
         else:
             one = result.per_question[following.UNRELATED_QUESTIONS[0]]
             assert one == {"yes": 0.25, "no": 0.5, "other": 0.25}

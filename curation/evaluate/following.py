@@ -27,7 +27,8 @@ UNRELATED_QUESTIONS: tuple[str, ...] = (
     "Is there a triangle?",
     "Is there a car in the picture?",
 )
-#: Saying "yes" to more than this share of them fails the check (the collapse alarm's line).
+#: Saying "yes" to more than this share of them fails the check (the collapse alarm's line);
+#: so does saying "no" to less than the rest (answers that are neither follow nothing).
 MAX_UNRELATED_YES = COLLAPSE_NEGATIVE_YES
 
 
@@ -44,15 +45,24 @@ class FollowingResult:
         return sum(rates) / len(rates) if rates else 0.0
 
     @property
+    def no_rate(self) -> float:
+        rates = [v["no"] for v in self.per_question.values()]
+        return sum(rates) / len(rates) if rates else 0.0
+
+    @property
     def passed(self) -> bool:
-        return self.yes_rate <= MAX_UNRELATED_YES
+        """Mostly the truthful "no": a model answering "blue" to "Is there a dog?" no more
+        follows the question than one answering "yes"."""
+        return self.yes_rate <= MAX_UNRELATED_YES and self.no_rate >= 1 - MAX_UNRELATED_YES
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "n_images": self.n_images,
             "questions": self.per_question,
             "yes_rate": self.yes_rate,
+            "no_rate": self.no_rate,
             "max_yes_rate": MAX_UNRELATED_YES,
+            "min_no_rate": 1 - MAX_UNRELATED_YES,
             "passed": self.passed,
         }
 

@@ -133,8 +133,21 @@ def _per_kind_plot(plt: Any, task: dict[str, Any], path: Path) -> Path:
 
 
 def _save(fig: Any, path: Path) -> Path:
+    """Write the figure as every output is written: a temp file renamed over ``path``.
+
+    savefig opens ``path`` for writing: through a hard link in --out it rewrote a file
+    outside it, and a kill mid-write left half a PNG.
+    """
+    import io
+
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
+    from curation._io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
     return path

@@ -191,10 +191,15 @@ def test_ctrl_c_while_fiftyone_reads_its_config_is_not_swallowed(monkeypatch) ->
         return iter(())
 
     monkeypatch.setattr(foc.metadata, "distributions", interrupted_listing)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    with pytest.raises(KeyboardInterrupt):
-        database._own_config(fo)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # a runner started in the background (nohup, `cmd &`) inherits SIGINT ignored: give the
+    # test the handler an interactive user has
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            database._own_config(fo)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.parametrize("inside", ["", "manifest.json", "fold-1/report.json"])
