@@ -266,3 +266,24 @@ def test_a_run_folder_moved_out_of_its_export_says_so_not_download_flan_t5(
         outcome = invoke(["predict", moved / "checkpoint_1.pth", IMAGE])
     expect(outcome, 1, "written by curate export", "keep the run folder inside its export")
     assert "flan-t5-xl" not in outcome.output
+
+
+def test_eval_never_writes_through_a_hard_link_in_out(export: Path, tmp_path: Path) -> None:
+    """Before: savefig opened confusion.png, yes_rate.png and reliability.png in place, so a
+    hard link in --out to a file elsewhere had that file rewritten with a PNG."""
+    import os
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "ev"
+    out.mkdir()
+    for name in ("confusion.png", "yes_rate.png", "reliability.png", "eval.json"):
+        (outside / name).write_text(f"mine: {name}")
+        os.link(outside / name, out / name)
+    with untouched(outside):
+        outcome = invoke(
+            ["eval", export / "runs" / "r1" / "checkpoint_1.pth", "--data", export / "val.json"]
+            + ["--out", out]
+        )
+        assert outcome.exit_code in (0, 3), str(outcome)
+    assert (out / "confusion.png").read_bytes().startswith(b"\x89PNG")
