@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -385,6 +386,20 @@ def eval_result(console: Console, result: EvalResult) -> None:
                 markup=False,
                 soft_wrap=True,
             )
+    op = t.get("operating_point") or {}
+    if op.get("threshold") is not None:
+        chosen = op.get("chosen_on") or "?"
+        console.print(
+            f"operating point: P(yes) >= {op['threshold']:.6f}, chosen on {chosen} "
+            f"(there: recall {_fmt(op.get('chosen_recall'))}, false alarms "
+            f"{_fmt(op.get('chosen_false_alarm_rate'))}); on {os.path.basename(r.data)}: recall "
+            f"{_fmt(op.get('recall'))}, false alarms {_fmt(op.get('false_alarm_rate'))}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     if r.collapse_alarm:
         for reason in r.collapse_reasons:
             console.print(f"[bold red]COLLAPSE ALARM:[/] {escape(reason)}", soft_wrap=True)

@@ -10,7 +10,7 @@ import contextlib
 import functools
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -45,6 +45,34 @@ def _error(text: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the command is, so its clean-up runs as for Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _terminate_like_ctrl_c() -> Iterator[None]:
+    """While a command runs, SIGTERM (kill, a scheduler's stop) unwinds it like Ctrl-C:
+    temp folders removed, nothing half-written. Without this the process died on the
+    spot and left OUT's temporary folder behind."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(
+        signal.SIGTERM
+    ) not in (signal.SIG_DFL, None):
+        yield  # not ours to change (a thread, or a handler someone else installed)
+        return
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def handles_errors(func: F) -> F:
     """Turn a ``CurationError`` into a red message and its exit code (never a traceback).
 
@@ -55,7 +83,11 @@ def handles_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with _terminate_like_ctrl_c():
+                return func(*args, **kwargs)
+        except _Terminated:
+            _error("terminated (SIGTERM); outputs are written whole or not at all")
+            raise typer.Exit(143) from None
         except CurationError as exc:
             _error(str(exc))
             raise typer.Exit(exc.exit_code) from None
@@ -439,6 +471,9 @@ def predict(
     answers, report = run_predict(checkpoint, images, question, config, trust_checkpoint, threshold)
     if as_json:
         print(json.dumps(answers, indent=2))
+        note = report.get("operating_point") or ""
+        if note and not note.startswith("operating point from"):  # why it was not used
+            err_console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
         return
     _render.predictions(console, answers, report, question)
 

@@ -449,6 +449,7 @@ def _fold_error(exc: CurationError, request: FindIssuesRequest, folder: Path) ->
         text = "the config has problems:\n" + rest
     for path in (folder / "lavis.yaml", folder):
         text = text.replace(f"{path}: ", "").replace(str(path), "the fold export")
+    text = text.replace(str(folder.parent), "OUT")  # the temporary folder OUT becomes
     message = (
         f"find-issues: training fold {folder.name.removeprefix('fold-')} (the "
         f"{request.model} preset with your override(s) "

@@ -92,6 +92,15 @@ def _read(path: Path, fix: str) -> dict[str, Any]:
     return data
 
 
+def chosen_for_name(path: Path) -> str:
+    """The checkpoint name a point file says it was chosen for ("another checkpoint")."""
+    try:
+        name = _read(path, "").get("checkpoint")
+    except DataError:
+        name = None
+    return name if isinstance(name, str) else "another checkpoint"
+
+
 def is_for(path: Path, checkpoint: Path) -> bool | None:
     """Whether the point at ``path`` was chosen for ``checkpoint`` (None: unreadable, or it
     names no checkpoint)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class EvalResult:
     report: EvalReport
     out: Path
     files: list[Path]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def collapse_alarm(self) -> bool:
@@ -246,13 +247,22 @@ def evaluate(
     from curation.evaluate.point_file import is_for, write_point
 
     point = out_dir / OPERATING_POINT_FILE
+    notes = []
     if threshold is not None:
+        if point.is_file() and is_for(point, checkpoint) is False:
+            from curation.evaluate.point_file import chosen_for_name
+
+            notes.append(
+                f"replaced {point}, which was chosen for {chosen_for_name(point)}: predict "
+                f"now has an operating point for {checkpoint.name} only (eval the other "
+                "checkpoint with its own --out to keep both)"
+            )
         files.append(write_point(out_dir, threshold, checkpoint))
     elif point.is_file() and not point.is_symlink() and is_for(point, checkpoint) is not False:
         # a stale point for this checkpoint must not steer predict; one chosen for another
         # checkpoint of the run (predict uses it only for that one) is kept
         point.unlink()
-    return EvalResult(report, out_dir, files)
+    return EvalResult(report, out_dir, files, notes)
 
 
 #: Every file eval writes into --out.
@@ -315,7 +325,13 @@ def check_eval_out(out_dir: Path, image_root: Path, inputs: list[Path]) -> None:
                 )
         # said before the scoring, not after it with half the outputs written
         target = out_dir / name
-        refuse_replacing_a_special_file(target, "eval's output")
+        try:
+            refuse_replacing_a_special_file(target, "eval's output")
+        except UsageError as exc:
+            raise UsageError(
+                f"{str(exc).partition('; ')[0]}: eval writes {name} there. Fix: remove it, "
+                "or give --out another folder."
+            ) from None
         if target.is_dir() and not target.is_symlink():
             raise UsageError(
                 f"eval's output {target} is a folder. Fix: move it away, or give --out "

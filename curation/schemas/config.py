@@ -293,6 +293,9 @@ class TrainConfig(_Strict):
         for name, dataset in self.datasets.items():
             for split in ("train", "eval"):
                 size = (getattr(dataset.vis_processor, split).model_extra or {}).get("image_size")
+                where = f"datasets.{name}.vis_processor.{split}.image_size"
+                if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+                    raise ValueError(f"{where} must be a whole number of pixels, got {size!r}")
                 if size is not None and size != self.model.image_size:
                     raise ValueError(
                         f"datasets.{name}.vis_processor.{split}.image_size ({size}) differs from "

@@ -167,7 +167,8 @@ def config_error_text(path: Path, exc: ValidationError, overrides: Sequence[str]
         )
         if source and not hint:
             hint = f"this comes from your override {source}; change or drop it"
-        lines.append(f"  {key}: {msg}" + (f". Fix: {hint}" if hint else ""))
+        stop = "" if msg.endswith(("?", ".")) else "."
+        lines.append(f"  {key}: {msg}" + (f"{stop} Fix: {hint}" if hint else ""))
     return "\n".join(lines)
 
 

@@ -62,7 +62,8 @@ def check_model_files(loaded: LoadedConfig) -> None:
                 # the toy presets' files are written by export, not downloaded
                 problems.append(
                     f"model.{key}: {path} not found{detail}. The {preset.name} preset's "
-                    f"{what} is written by curate export into the export's model/ folder, "
+                    f"{what.removeprefix('the ')} is written by curate export into the "
+                    "export's model/ folder, "
                     f"and {value} is relative to {loaded.path.parent}. Fix: keep the run "
                     "folder inside its export (OUT/runs/<run-id>/), or pass --config with "
                     f"a config whose model.{key} points at that folder."

@@ -155,6 +155,13 @@ def test_a_false_alarm_budget_that_is_not_a_rate_is_named(export: Path, value: s
         # the error blamed the file, which is valid; the override was not named
         ("model={}", "your override model={}; change or drop it"),
         ("run.max_epoch=0", "from your override run.max_epoch=0"),
+        # nan read "differs from model.image_size (64)"
+        (
+            "datasets.falldown_vqa.vis_processor.train.image_size=.nan",
+            "image_size must be a whole number of pixels",
+        ),
+        # "did you mean run.max_epoch?." with a stray full stop
+        ("run. max_epoch=2", "did you mean run.max_epoch? Fix:"),
     ],
 )
 def test_config_values_that_change_the_model_silently_are_named(
@@ -265,7 +272,7 @@ def test_a_run_folder_moved_out_of_its_export_says_so_not_download_flan_t5(
     with untouched(tmp_path):
         outcome = invoke(["predict", moved / "checkpoint_1.pth", IMAGE])
     expect(outcome, 1, "written by curate export", "keep the run folder inside its export")
-    assert "flan-t5-xl" not in outcome.output
+    assert "flan-t5-xl" not in outcome.output and "preset's the " not in outcome.output
 
 
 def test_eval_never_writes_through_a_hard_link_in_out(export: Path, tmp_path: Path) -> None:
@@ -287,3 +294,29 @@ def test_eval_never_writes_through_a_hard_link_in_out(export: Path, tmp_path: Pa
         )
         assert outcome.exit_code in (0, 3), str(outcome)
     assert (out / "confusion.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_eval_says_when_it_replaces_another_checkpoint_s_point(export: Path) -> None:
+    """Before: eval of checkpoint_0 in the run folder replaced checkpoint_best's operating
+    point without a word; predict for best then found it 'not used'."""
+    run = export / "runs" / "r1"
+    shutil.copy(run / "checkpoint_1.pth", run / "checkpoint_best.pth")  # another name
+    first = invoke(["eval", run / "checkpoint_best.pth", "--data", export / "val.json"])
+    assert first.exit_code in (0, 3), str(first)
+    assert "operating point: P(yes) >= " in first.output and "chosen on" in first.output
+    second = invoke(["eval", run / "checkpoint_1.pth", "--data", export / "val.json"])
+    assert second.exit_code in (0, 3), str(second)
+    assert "replaced" in second.output and "chosen for checkpoint_best.pth" in second.output
+    outcome = invoke(["predict", run / "checkpoint_1.pth", IMAGE, "--json"])
+    expect(outcome, 0)
+    point = json.loads((run / "operating_point.json").read_text())
+    assert point["checkpoint"] == "checkpoint_1.pth"
+
+
+def test_predict_json_says_on_stderr_why_a_point_was_not_used(export: Path) -> None:
+    run = export / "runs" / "r1"
+    (run / "operating_point.json").write_text(
+        json.dumps({"threshold": 0.5, "checkpoint": "checkpoint_9.pth"})
+    )
+    outcome = invoke(["predict", run / "checkpoint_1.pth", IMAGE, "--json"])
+    expect(outcome, 0, "note: operating_point.json was chosen for checkpoint_9.pth")

@@ -208,3 +208,37 @@ def test_a_fold_refusal_names_the_override_not_a_removed_temporary_file(tmp_path
     expect(outcome, 1, "training fold 1", "your override(s) run.batch_size_train=100")
     expect(outcome, 1, "fewer than one batch")
     assert ".tmp-" not in outcome.output and not (tmp_path / "out").exists()
+
+
+def test_sigterm_mid_training_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
+    """Before: SIGTERM (kill, a scheduler's stop) ended find-issues on the spot: exit 143,
+    no message, and OUT's hidden temporary folder left behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = Path(sys.executable).with_name("curate")
+    if not script.exists():
+        pytest.skip("no installed curate script beside this interpreter")
+    name = ingested(tmp_path, 8, 8)
+    args = ["find-issues", "--dataset", name, "--folds", "2", "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(
+        [str(script), *args, "run.max_epoch=200", "run.batch_size_train=4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + 300
+    while "training on" not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.readline()
+    time.sleep(3)  # inside the first fold's training
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=120)
+    output = seen + rest
+    assert proc.returncode == 143, output
+    assert "terminated (SIGTERM)" in output and "Traceback" not in output
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    assert not leftovers and not (tmp_path / "out").exists(), leftovers
