@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from enum import StrEnum
@@ -63,7 +64,13 @@ def _terminate_like_ctrl_c() -> Iterator[None]:
         yield  # not ours to change (a thread, or a handler someone else installed)
         return
 
+    owner = os.getpid()
+
     def terminated(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:  # a forked worker (multiprocessing) inherited this handler:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # it dies as it would have, silently
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
         raise _Terminated
 
     signal.signal(signal.SIGTERM, terminated)

@@ -242,3 +242,27 @@ def test_sigterm_mid_training_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
     assert "terminated (SIGTERM)" in output and "Traceback" not in output
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")]
     assert not leftovers and not (tmp_path / "out").exists(), leftovers
+
+
+def test_a_forked_worker_dies_of_sigterm_as_before_not_with_a_traceback() -> None:
+    """CI caught it: multiprocessing's pool, forked while the command's SIGTERM handler was
+    installed, inherited it; pool.terminate() then made each worker raise and print a
+    traceback. A forked child now dies of SIGTERM as it would have."""
+    import multiprocessing
+    import signal
+    import time
+
+    from curation.cli import _terminate_like_ctrl_c
+
+    before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with _terminate_like_ctrl_c():
+            child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+            child.start()
+            time.sleep(0.5)
+            child.terminate()  # SIGTERM
+            child.join(10)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert child.exitcode == -signal.SIGTERM  # killed by the signal, not exit 1 from a raise
