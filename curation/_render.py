@@ -262,7 +262,10 @@ def predictions(
             soft_wrap=True,
         )
     elif point is not None:
-        console.print(f"answered yes when P(yes) >= {point:.6f} ({escape(note)})", soft_wrap=True)
+        console.print(
+            f"answered yes when P(yes) >= {threshold_text(point)} ({escape(note)})",
+            soft_wrap=True,
+        )
     elif note:
         console.print(escape(note), soft_wrap=True, highlight=False)
 
@@ -339,6 +342,15 @@ def progress_bar(console: Console, label: str) -> Iterator[Callable[[int, int], 
         yield update
 
 
+def threshold_text(value: float) -> str:
+    """A P(yes) threshold to 6 significant digits, unless that would show 0 or 1 for what is
+    not (1e-14, 0.99999994: a reader would take "P(yes) >= 1" as "never")."""
+    if value > 1:
+        return f"{value!r} (above 1: never yes)"
+    text = f"{value:.6g}"
+    return repr(value) if text in ("0", "1") and value not in (0.0, 1.0) else text
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "[red]YES[/]", False: "no", None: "n/a"}[value]
@@ -390,7 +402,7 @@ def eval_result(console: Console, result: EvalResult) -> None:
     if op.get("threshold") is not None:
         chosen = op.get("chosen_on") or "?"
         console.print(
-            f"operating point: P(yes) >= {op['threshold']:.6f}, chosen on {chosen} "
+            f"operating point: P(yes) >= {threshold_text(op['threshold'])}, chosen on {chosen} "
             f"(there: recall {_fmt(op.get('chosen_recall'))}, false alarms "
             f"{_fmt(op.get('chosen_false_alarm_rate'))}); on {os.path.basename(r.data)}: recall "
             f"{_fmt(op.get('recall'))}, false alarms {_fmt(op.get('false_alarm_rate'))}",

@@ -227,7 +227,7 @@ def test_predict_says_where_its_threshold_came_from_or_that_there_is_none(
 def test_a_negative_zero_is_zero(export: Path) -> None:
     ckpt = export / "runs" / "r1" / "checkpoint_1.pth"
     outcome = invoke(["predict", ckpt, IMAGE, "--threshold", "-0"])
-    expect(outcome, 0, "P(yes) >= 0.000000")
+    expect(outcome, 0, "P(yes) >= 0 (--threshold 0)")
     assert "-0" not in outcome.output.split("answered yes when")[-1]
 
 
@@ -320,3 +320,15 @@ def test_predict_json_says_on_stderr_why_a_point_was_not_used(export: Path) -> N
     )
     outcome = invoke(["predict", run / "checkpoint_1.pth", IMAGE, "--json"])
     expect(outcome, 0, "note: operating_point.json was chosen for checkpoint_9.pth")
+
+
+def test_a_threshold_is_never_printed_as_0_or_1_when_it_is_not() -> None:
+    """The demo's eval printed 'P(yes) >= 0.000000' for 1.39e-14 and '1.000000' for A's
+    never-yes point: 6 fixed decimals hid both."""
+    from curation._render import threshold_text
+
+    assert threshold_text(0.9935678839683533) == "0.993568"
+    assert threshold_text(1.39e-14) == "1.39e-14"
+    assert threshold_text(0.99999994) == "0.99999994"
+    assert threshold_text(1.0000000000000002).endswith("(above 1: never yes)")
+    assert threshold_text(0.0) == "0" and threshold_text(1.0) == "1"
