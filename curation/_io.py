@@ -373,7 +373,9 @@ def shell_quote(path: str | Path) -> str:
     return shlex.quote(text)
 
 
-def refuse_replacing_a_special_file(path: Path, option: str = "the output") -> None:
+def refuse_replacing_a_special_file(
+    path: Path, option: str = "the output", fix: str | None = None
+) -> None:
     """A write renames a temp file over ``path``: refuse when that would replace a link,
     a device (``/dev/null``), a FIFO or a socket instead of writing to it.
 
@@ -393,8 +395,8 @@ def refuse_replacing_a_special_file(path: Path, option: str = "the output") -> N
     else:
         what = "a device, FIFO or socket, not a plain file"
     raise UsageError(
-        f"{option} {path} is {what}; writing there would replace it. "
-        f"Fix: give {option} the path of a plain file (a new one, or an earlier output)."
+        f"{option} {path} is {what}; writing there would replace it. Fix: "
+        + (fix or f"give {option} the path of a plain file (a new one, or an earlier output).")
     )
 
 

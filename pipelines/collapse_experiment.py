@@ -238,6 +238,16 @@ def _cpu_seconds() -> float:
     )
 
 
+def runs_problem(recipe: dict[str, Any], runs: tuple[str, ...]) -> str | None:
+    """Why ``runs`` cannot be run under ``recipe`` (None: they can)."""
+    if recipe.get("b_warm_start") and "B" in runs and "C" not in runs:
+        return (
+            "B fine-tunes C's checkpoint in this recipe (b_warm_start): run C too "
+            "(--runs B,C), or train B from random weights (--b-from-scratch)"
+        )
+    return None
+
+
 def run_experiment(
     work: Path, recipe: dict[str, Any] | None = None, runs: tuple[str, ...] = RUNS, jobs: int = 1
 ) -> dict[str, Any]:
@@ -247,11 +257,8 @@ def run_experiment(
     (one per CPU core; each trains with torch's threads as set, e.g. OMP_NUM_THREADS=1).
     """
     recipe = {**RECIPE, **(recipe or {})}
-    if recipe.get("b_warm_start") and "B" in runs and "C" not in runs:
-        raise SystemExit(
-            "B fine-tunes C's checkpoint in this recipe (b_warm_start): run C too "
-            "(--runs B,C), or train B from random weights (--b-from-scratch)"
-        )
+    if problem := runs_problem(recipe, runs):
+        raise SystemExit(problem)
     for name in recipe["renderers"]:
         if name not in RENDERERS:
             raise SystemExit(f"unknown renderer {name!r}; choose from {sorted(RENDERERS)}")
@@ -510,11 +517,8 @@ def main() -> None:
     if args.b_from_scratch:
         recipe["b_warm_start"] = False
     runs = tuple(args.runs)
-    if recipe.get("b_warm_start") and "B" in runs and "C" not in runs:
-        parser.error(
-            "B fine-tunes C's checkpoint in this recipe: run C too (--runs B,C), "
-            "or train B from random weights (--b-from-scratch)"
-        )
+    if problem := runs_problem(recipe, runs):
+        parser.error(problem)  # exit 2, before anything is rendered
     try:
         results = run_experiment(args.work, recipe, runs, args.jobs)
     except CurationError as exc:  # the toolkit's own message, without a traceback

@@ -92,28 +92,21 @@ def _read(path: Path, fix: str) -> dict[str, Any]:
     return data
 
 
-def chosen_for_name(path: Path) -> str:
-    """The checkpoint name a point file says it was chosen for ("another checkpoint")."""
-    try:
-        name = _read(path, "").get("checkpoint")
-    except DataError:
-        name = None
-    return name if isinstance(name, str) else "another checkpoint"
-
-
-def is_for(path: Path, checkpoint: Path) -> bool | None:
+def chosen_for(path: Path, checkpoint: Path) -> tuple[bool | None, str]:
     """Whether the point at ``path`` was chosen for ``checkpoint`` (None: unreadable, or it
-    names no checkpoint)."""
+    names no checkpoint), and the checkpoint name it gives ("another checkpoint" if none);
+    one read of the file."""
     try:
         data = _read(path, "")
     except DataError:
-        return None
+        return None, "another checkpoint"
     name, sha = data.get("checkpoint"), data.get(FINGERPRINT_KEY)
+    shown = name if isinstance(name, str) else "another checkpoint"
     if not isinstance(name, str) and not isinstance(sha, str):
-        return None
+        return None, shown
     if name != checkpoint.name:
-        return False
-    return not isinstance(sha, str) or sha == fingerprint(checkpoint)
+        return False, shown
+    return not isinstance(sha, str) or sha == fingerprint(checkpoint), shown
 
 
 def saved_threshold(checkpoint: Path) -> tuple[float | None, str]:

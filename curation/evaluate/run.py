@@ -21,6 +21,7 @@ from curation.evaluate.metrics import (
     threshold_at_false_alarm,
     vqa_accuracy,
 )
+from curation.evaluate.point_file import chosen_for, write_point
 from curation.evaluate.report import FIGURES, EvalReport
 
 
@@ -244,21 +245,18 @@ def evaluate(
     if pushed:
         report.fiftyone = pushed
     files = write_report(out_dir, report)
-    from curation.evaluate.point_file import is_for, write_point
-
     point = out_dir / OPERATING_POINT_FILE
+    mine, chosen = chosen_for(point, checkpoint) if point.is_file() else (None, "")
     notes = []
     if threshold is not None:
-        if point.is_file() and is_for(point, checkpoint) is False:
-            from curation.evaluate.point_file import chosen_for_name
-
+        if mine is False:
             notes.append(
-                f"replaced {point}, which was chosen for {chosen_for_name(point)}: predict "
-                f"now has an operating point for {checkpoint.name} only (eval the other "
-                "checkpoint with its own --out to keep both)"
+                f"replaced {point}, which was chosen for {chosen}: predict now has an "
+                f"operating point for {checkpoint.name} only (eval the other checkpoint "
+                "with its own --out to keep both)"
             )
         files.append(write_point(out_dir, threshold, checkpoint))
-    elif point.is_file() and not point.is_symlink() and is_for(point, checkpoint) is not False:
+    elif point.is_file() and not point.is_symlink() and mine is not False:
         # a stale point for this checkpoint must not steer predict; one chosen for another
         # checkpoint of the run (predict uses it only for that one) is kept
         point.unlink()
@@ -325,13 +323,11 @@ def check_eval_out(out_dir: Path, image_root: Path, inputs: list[Path]) -> None:
                 )
         # said before the scoring, not after it with half the outputs written
         target = out_dir / name
-        try:
-            refuse_replacing_a_special_file(target, "eval's output")
-        except UsageError as exc:
-            raise UsageError(
-                f"{str(exc).partition('; ')[0]}: eval writes {name} there. Fix: remove it, "
-                "or give --out another folder."
-            ) from None
+        refuse_replacing_a_special_file(
+            target,
+            "eval's output",
+            f"remove it, or give --out another folder (eval writes {name}).",
+        )
         if target.is_dir() and not target.is_symlink():
             raise UsageError(
                 f"eval's output {target} is a folder. Fix: move it away, or give --out "

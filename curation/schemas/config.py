@@ -118,7 +118,7 @@ class ModelConfig(_Strict):
     apply_lemmatizer: bool = False
 
     @model_validator(mode="after")
-    def _patch_fits_the_image(self) -> ModelConfig:
+    def _sections_the_preset_sets(self) -> ModelConfig:
         from curation.presets import get_preset
 
         preset = get_preset(self.model_type).model
@@ -135,6 +135,10 @@ class ModelConfig(_Strict):
                 "and the run's config.yaml would not record it. Fix: remove the model.qformer "
                 "override (or set its keys, e.g. model.qformer.layers=3)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _patch_fits_the_image(self) -> ModelConfig:
         if self.vit is not None and self.vit.patch_size > self.image_size:
             raise ValueError(
                 f"vit.patch_size ({self.vit.patch_size}) is larger than image_size "
@@ -298,9 +302,9 @@ class TrainConfig(_Strict):
                     raise ValueError(f"{where} must be a whole number of pixels, got {size!r}")
                 if size is not None and size != self.model.image_size:
                     raise ValueError(
-                        f"datasets.{name}.vis_processor.{split}.image_size ({size}) differs from "
-                        f"model.image_size ({self.model.image_size}): the ViT is built for one "
-                        "size. Fix: set both to the same value"
+                        f"{where} ({size}) differs from model.image_size "
+                        f"({self.model.image_size}): the ViT is built for one size. Fix: set "
+                        "both to the same value"
                     )
         return self
 

@@ -37,6 +37,11 @@ class LoadedConfig:
         return p if p.is_absolute() else (self.base / p)
 
 
+def override_key(item: str) -> str:
+    """``run.max_epoch=1`` -> ``run.max_epoch``: the dotted key an override sets."""
+    return item.partition("=")[0].strip()
+
+
 def parse_overrides(items: Sequence[str]) -> list[tuple[list[str], Any]]:
     """``run.max_epoch=1`` -> ``(["run", "max_epoch"], 1)`` (values parsed as YAML)."""
     parsed = []
@@ -50,7 +55,7 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[list[str], Any]]:
             value = raw
         except RecursionError:
             raise UsageError(f"override {key!r}: the value is nested too deeply") from None
-        parsed.append((key.strip().split("."), value))
+        parsed.append((override_key(item).split("."), value))
     return parsed
 
 
@@ -62,7 +67,7 @@ def refuse_repeated_keys(items: Sequence[str]) -> None:
     """
     seen: dict[str, str] = {}
     for item in items:
-        key = item.partition("=")[0].strip()
+        key = override_key(item)
         if key in seen:
             raise UsageError(
                 f"override {key} is given twice ({seen[key]!r} and {item!r}); only one would "
@@ -134,7 +139,7 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> Loaded
 
 
 def config_error_text(path: Path, exc: ValidationError, overrides: Sequence[str] = ()) -> str:
-    given = [(item.partition("=")[0].strip(), item) for item in overrides]
+    given = [(override_key(item), item) for item in overrides]
     with_them = f" with your override(s) {' '.join(overrides)}" if overrides else ""
     lines = [f"{path}{with_them}: {exc.error_count()} problem(s) in the config:"]
     hints = {

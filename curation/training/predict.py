@@ -154,8 +154,9 @@ def predict(
         if threshold is not None
         else saved_threshold(Path(checkpoint))
     )
-    by_threshold = point is not None and is_task_question(question)
-    if point is None and not note and is_task_question(question):
+    task = is_task_question(question)
+    by_threshold = point is not None and task
+    if point is None and not note and task:
         note = (
             "no operating point beside the checkpoint: the answer is the generated text "
             f"(choose one with curate eval {Path(checkpoint).name} --data VAL.json, or pass "
