@@ -421,3 +421,75 @@ def refuse_replacing_non_json(path: Path, option: str = "the output") -> None:
             f"{option} {path} exists and is not a JSON file (an image or other data?); "
             f"it is never replaced. Fix: give {option} a new path, e.g. report.json."
         )
+
+
+def read_user_file(path: str | Path, what: str, fix: str, *, max_bytes: int | None = None) -> bytes:
+    """The bytes of a file a user named; anything but a regular file is refused unread.
+
+    ``/dev/zero`` never ends and a FIFO blocks until someone writes to it, so a
+    reader must look before it reads: a device, FIFO, socket or folder is named,
+    never read. ``max_bytes`` refuses a file larger than any honest one of its kind.
+
+    Raises:
+        UsageError: ``path`` is missing, a folder, not a regular file, unreadable, or
+            larger than ``max_bytes``; the message names ``what``, the path and ``fix``.
+    """
+    path = Path(path)
+    kind = path_kind(path, what)
+    if kind != "file":
+        raise UsageError(f"{what} {path} {not_a_file(kind)}. {fix}")
+    try:
+        # O_NONBLOCK: a FIFO put in its place since the check above opens without waiting
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot read it ({exc.strerror or exc}). {fix}") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{what} {path} {not_a_file('special')}. {fix}")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise UsageError(
+                f"{what} {path} is {st.st_size:,} bytes, more than the {max_bytes:,} such a "
+                f"file can hold. {fix}"
+            )
+        try:
+            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise UsageError(
+                f"{what} {path}: cannot read it ({exc.strerror or exc}). {fix}"
+            ) from None
+    if max_bytes is not None and len(data) > max_bytes:  # it grew while being read
+        raise UsageError(f"{what} {path} is more than {max_bytes:,} bytes. {fix}")
+    return data
+
+
+def check_report_path(path: Path, command: str, report_keys: Iterable[str], fix: str) -> None:
+    """A ``--json`` report goes to a new file or replaces an earlier report of ``command``.
+
+    An existing file is replaced only when it is a JSON object holding every key
+    of ``report_keys``; reading it is bounded like any user file, and one nested
+    too deeply (``json`` recurses) or of any other shape is simply not a report.
+
+    Raises:
+        UsageError: a folder, a device/FIFO/socket, a path the system refuses, or an
+            existing file that is not such a report.
+    """
+    kind = path_kind(path, "--json")
+    if kind == "dir":
+        raise UsageError(f"--json {path} is a folder; the report is one JSON file. {fix}")
+    if kind == "special":
+        refuse_replacing_a_special_file(path, "--json", fix.removeprefix("Fix: "))
+        raise UsageError(f"--json {path} {not_a_file(kind)}. {fix}")  # a link that loops
+    check_output_path(path, "--json")
+    if kind != "file":
+        return
+    refuse_replacing_non_json(path, "--json")
+    try:
+        old = json.loads(read_user_file(path, "--json", fix).decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        old = None
+    if not (isinstance(old, dict) and set(old) >= set(report_keys)):
+        raise UsageError(
+            f"--json {path} exists and is not a curate {command} report; refusing to "
+            f"overwrite it. {fix}"
+        )

@@ -17,3 +17,6 @@ MODEL_ARCH = "falldown_blip2_t5"
 PROMPT = "Question: {} Short answer:"
 #: Written by ``curate eval`` beside eval.json (by default the run folder); read by predict.
 OPERATING_POINT_FILE = "operating_point.json"
+#: The largest seed: numpy's seeding takes 0 to 2**32 - 1 (``random`` and torch take more),
+#: and a run seeds all three, so every seed option and ``run.seed`` take 0 to this.
+SEED_MAX = 2**32 - 1

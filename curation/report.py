@@ -143,5 +143,8 @@ class ValidationReport:
             "problems": [asdict(p) for p in self.problems],
         }
 
+    #: an existing ``--json`` file is replaced only when it holds these keys (an earlier report)
+    REPORT_KEYS = ("ok", "files", "records", "problems")
+
     def write_json(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")

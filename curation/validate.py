@@ -24,7 +24,7 @@ import msgspec
 from pydantic import TypeAdapter, ValidationError
 
 from curation._fastpath import Columns, decode_clean, decode_record, gc_paused, split_records
-from curation._io import shell_quote
+from curation._io import read_user_file, shell_quote
 from curation.answers import canonical_label, yes_no
 from curation.errors import DataError, UsageError
 from curation.images import (
@@ -112,7 +112,7 @@ def _read(path: Path) -> bytes:
         raise UsageError(f"file not found: {path}")
     if path.is_dir():
         raise UsageError(f"{path} is a folder; pass an annotation JSON file")
-    return path.read_bytes()
+    return read_user_file(path, "annotation file", "Fix: pass an annotation JSON file.")
 
 
 def _validate_one(path: Path, report: ValidationReport) -> tuple[Columns | None, int]:

@@ -10,7 +10,6 @@ split's yes/no balance and ``negative_kind`` counts.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from typing import Any, ClassVar
 from curation._io import atomic_write_json
 from curation.answers import normalize_answer, yes_no
 from curation.curator._fo import load_dataset
-from curation.errors import UsageError
 from curation.images import check_images
 from curation.schemas.questions import same_question_key
 
@@ -53,24 +51,10 @@ _REPORT_KEYS = {"dataset", "samples", "counts", "balance"}
 
 
 def check_report_path(path: Path) -> None:
-    fix = "Fix: --json a new file such as check-report.json"
-    from curation._io import check_output_path, path_kind
+    from curation._io import check_report_path as guard
 
-    real = path.resolve()  # through symlinks and "..": the file that would be replaced
-    kind = path_kind(real, "--json")
-    if kind == "dir":
-        raise UsageError(f"--json {path} is a folder; the report is one JSON file. {fix}")
-    check_output_path(real, "--json")  # the shared rule: a parent that is a file, long names
-    if kind == "file":
-        try:
-            old = json.loads(real.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            old = None
-        if not (isinstance(old, dict) and set(old) >= _REPORT_KEYS):
-            raise UsageError(
-                f"--json {path} exists and is not a curate check report; refusing to "
-                f"overwrite it. {fix}"
-            )
+    # through symlinks and "..": the file that would be replaced
+    guard(path.resolve(), "check", _REPORT_KEYS, "Fix: --json a new file such as check-report.json")
 
 
 def hamming_pairs(hashes: list[int], threshold: int) -> list[tuple[int, int]]:

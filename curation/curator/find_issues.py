@@ -42,6 +42,7 @@ from curation.answers import yes_no
 from curation.errors import CurationError, DataError, UsageError
 from curation.label_issues import SCORE_MEANING, find_label_issues
 from curation.record_types import ExportRecord
+from curation.schemas.config import seed_problem
 
 SCORE_FIELD = "label_issue_score"
 P_YES_FIELD = "p_yes_oof"
@@ -196,6 +197,8 @@ def find_issues(
             f"--folds must be at least 2, got {request.folds}: each model scores only the "
             "samples it did not train on. Fix: --folds 3"
         )
+    if (problem := seed_problem(request.seed)) is not None:
+        raise UsageError(f"--seed {problem}. Fix: --seed 0 (or any seed in that range)")
     if request.folds is not None and request.out is None:
         raise UsageError(
             "--folds trains K models and needs a folder for them. Fix: --out exports/NAME-issues"
@@ -237,24 +240,10 @@ def check_report_path(path: Path) -> None:
     Raises:
         UsageError: a folder, a file that is not such a report, or a path the system refuses.
     """
-    from curation._io import path_kind
+    from curation._io import check_report_path as guard
 
     fix = "Fix: --json a new file such as label_issues.json"
-    real = path.resolve()
-    kind = path_kind(real, "--json")
-    if kind == "dir":
-        raise UsageError(f"--json {path} is a folder; the report is one JSON file. {fix}")
-    check_output_path(real, "--json")
-    if kind == "file":
-        try:
-            old = json.loads(real.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-            old = None
-        if not (isinstance(old, dict) and set(old) >= _REPORT_KEYS):
-            raise UsageError(
-                f"--json {path} exists and is not a curate find-issues report; refusing to "
-                f"overwrite it. {fix}"
-            )
+    guard(path.resolve(), "find-issues", _REPORT_KEYS, fix)
 
 
 def _labelled(dataset: str) -> tuple[list[ExportRecord], list[str], dict[str, int]]:
@@ -305,15 +294,22 @@ def _scored(
     ]
 
 
-def _check_folds(dataset: str, labels: Sequence[str], folds: Sequence[int], k: int) -> None:
-    """Every fold holds a sample, and every training part (the other folds) both answers."""
-    groups = len(set(folds))
-    if groups < k:
+def _check_fold_count(dataset: str, samples: int, groups: int, k: int) -> None:
+    """Every fold gets a group of copies and near-copies: ``k`` is at most ``groups``.
+
+    Raises:
+        DataError: more folds than groups (each names the counts and the largest K).
+    """
+    if k > groups:
         raise DataError(
-            f"dataset {dataset!r}: {len(labels)} labelled task sample(s) in fewer than {k} "
+            f"dataset {dataset!r}: {samples} labelled task sample(s) in fewer than {k} "
             f"groups of copies and near-copies (found {groups}): --folds {k} would leave a fold "
-            "empty. Fix: a smaller --folds (at least 2), or more samples."
+            f"empty. Fix: a smaller --folds (2 to {groups}), or more samples."
         )
+
+
+def _check_folds(dataset: str, labels: Sequence[str], folds: Sequence[int], k: int) -> None:
+    """Every training part (the other folds) holds both answers."""
     for f in range(k):
         train = {lab for lab, g in zip(labels, folds, strict=True) if g != f}
         if len(train) < 2:
@@ -337,7 +333,10 @@ def _by_folds(request: FindIssuesRequest, k: int, out: Path, say: Progress) -> F
     with contextlib.suppress(OSError):
         remove_stale_temp_folders(out)
     check_export_out(out, image_folders, request.overwrite)
-    folds = assign_folds(group_keys(records), k, request.seed)
+    keys = group_keys(records)
+    # before dealing: K folds of at most len(keys) groups (a K of 10**20 is no list to fill)
+    _check_fold_count(request.dataset, len(labels), len(set(keys)), k)
+    folds = assign_folds(keys, k, request.seed)
     _check_folds(request.dataset, labels, folds, k)
     target = Path(os.path.abspath(out))
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"

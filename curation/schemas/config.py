@@ -11,9 +11,10 @@ relative to the YAML file's folder.
 from __future__ import annotations
 
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,7 +23,24 @@ from pydantic import (
     model_validator,
 )
 
-from curation.contract import MODEL_ARCH, PROMPT
+from curation.contract import MODEL_ARCH, PROMPT, SEED_MAX
+
+
+def seed_problem(value: int) -> str | None:
+    """What is wrong with ``value`` as a seed, or None when every generator takes it."""
+    if 0 <= value <= SEED_MAX:
+        return None
+    return f"{value} is not a seed: a seed is a whole number from 0 to {SEED_MAX}"
+
+
+def _in_seed_range(value: int) -> int:
+    if (problem := seed_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
+#: a seed, checked where the config is read (numpy refuses others only once training runs)
+Seed = Annotated[int, AfterValidator(_in_seed_range)]
 
 
 def _leaf_types(annotation: Any) -> set[Any]:
@@ -114,7 +132,7 @@ class ModelConfig(_Strict):
     use_grad_checkpoint: bool = False
     max_txt_len: int = Field(32, gt=0)
     prompt: str = ""
-    init_seed: int = 0
+    init_seed: Seed = 0
     apply_lemmatizer: bool = False
 
     @model_validator(mode="after")
@@ -245,7 +263,7 @@ class RunConfig(_Strict):
     prompt: Literal[""] = Field(
         "", description="Leave empty: the dataset applies datasets.*.prompt everywhere."
     )
-    seed: int = 42
+    seed: Seed = 42
     output_dir: str = "runs"
     amp: bool = False
     # speed options (curation/training/_lavis_compat.py: FalldownRunner, train_autocast,

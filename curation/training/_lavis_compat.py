@@ -453,6 +453,9 @@ def _seed_everything(seed: int) -> None:
     import numpy as np
     import torch
 
+    # an epoch's seed is run.seed + epoch (+ a rank offset): past numpy's 2**32 - 1 it
+    # wraps around rather than failing at the second epoch of run.seed=4294967295
+    seed %= 2**32
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from curation._io import atomic_write_text
+from curation._yaml import YAMLTooLarge, parse_yaml, read_yaml
 from curation.errors import ConfigError, UsageError
 from curation.schemas.config import TrainConfig
 
@@ -50,7 +51,9 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[list[str], Any]]:
         if not sep or not key.strip() or any(not part for part in key.split(".")):
             raise UsageError(f"override {item!r} is not key=value. Example: run.max_epoch=1")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml(raw) if raw.strip() else ""
+        except YAMLTooLarge as exc:
+            raise UsageError(f"override {key!r}: the value is too large: {exc}") from None
         except yaml.YAMLError:
             value = raw
         except RecursionError:
@@ -125,8 +128,6 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> Loaded
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"config not found: {path}")
-    from curation._yaml import read_yaml
-
     data = read_yaml(path, "Fix: pass the export's lavis.yaml (curate train OUT/lavis.yaml).")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with model, datasets and run sections")
