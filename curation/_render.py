@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from curation._io import shell_quote
+from curation.evaluate.report import threshold_text, yes_rule
 from curation.fix import FixResult
 from curation.report import ValidationReport
 from curation.schemas.questions import TASK_QUESTION
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from curation.curator.find_issues import FindIssuesResult
     from curation.curator.ingest import IngestResult
     from curation.curator.video import VideoIngestResult
-    from curation.evaluate.run import EvalResult
+    from curation.evaluate.run import Comparison, EvalResult
     from curation.export import ExportSummary
     from curation.mix import MixResult
     from curation.training.train import TrainEvent, TrainResult
@@ -342,15 +343,6 @@ def progress_bar(console: Console, label: str) -> Iterator[Callable[[int, int], 
         yield update
 
 
-def threshold_text(value: float) -> str:
-    """A P(yes) threshold to 6 significant digits, unless that would show 0 or 1 for what is
-    not (1e-14, 0.99999994: a reader would take "P(yes) >= 1" as "never")."""
-    if value > 1:
-        return f"{value!r} (above 1: never yes)"
-    text = f"{value:.6g}"
-    return repr(value) if text in ("0", "1") and value not in (0.0, 1.0) else text
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "[red]YES[/]", False: "no", None: "n/a"}[value]
@@ -370,7 +362,7 @@ def eval_result(console: Console, result: EvalResult) -> None:
     table.add_column("value", justify="right")
     for figure, value in r.figures():
         if figure.kind == "threshold" and isinstance(value, float):
-            table.add_row(figure.label, f"{value:.3g}")
+            table.add_row(figure.label, threshold_text(value))
         elif figure.kind != "flag":
             table.add_row(figure.label, _fmt(value))
     for kind, acc in (g.get("per_answer_type") or {}).items():
@@ -402,7 +394,7 @@ def eval_result(console: Console, result: EvalResult) -> None:
     if op.get("threshold") is not None:
         chosen = op.get("chosen_on") or "?"
         console.print(
-            f"operating point: P(yes) >= {threshold_text(op['threshold'])}, chosen on {chosen} "
+            f"operating point: {yes_rule(op['threshold'])}, chosen on {chosen} "
             f"(there: recall {_fmt(op.get('chosen_recall'))}, false alarms "
             f"{_fmt(op.get('chosen_false_alarm_rate'))}); on {os.path.basename(r.data)}: recall "
             f"{_fmt(op.get('recall'))}, false alarms {_fmt(op.get('false_alarm_rate'))}",
@@ -425,17 +417,31 @@ def eval_result(console: Console, result: EvalResult) -> None:
     )
 
 
-def compare_table(console: Console, paths: list[Path], rows: list[tuple[str, list[Any]]]) -> None:
+def compare_table(console: Console, paths: list[Path], comparison: Comparison) -> None:
+    from rich.text import Text
+
+    columns = comparison.columns
     names = [chr(ord("A") + i) if i < 26 else str(i) for i in range(len(paths))]
-    for name, p in zip(names, paths, strict=True):
-        console.print(f"{name}: {p}", highlight=False, soft_wrap=True, markup=False)
+    for name, c in zip(names, columns, strict=True):
+        scored = "data not recorded" if c.data is None else f"scored {c.data}"
+        count = "n not recorded" if c.n is None else f"n={c.n}"
+        console.print(
+            f"{name}: {c.path} ({scored}, {count})", highlight=False, soft_wrap=True, markup=False
+        )
     table = Table(title="eval comparison", title_justify="left")
     table.add_column("figure", no_wrap=True)
     for name in names:
         table.add_column(name, justify="right")
-    for label, values in rows:
-        table.add_row(label, *(_fmt(v) for v in values))
+    table.add_row("data file", *(escape(os.path.basename(c.data or "?")) for c in columns))
+    table.add_row("records (n)", *("?" if c.n is None else str(c.n) for c in columns))
+    for figure, values in comparison.rows:
+        if figure.kind == "threshold":
+            table.add_row(figure.label, *(threshold_text(v) for v in values))
+        else:
+            table.add_row(figure.label, *(_fmt(v) for v in values))
     console.print(table)
+    for warning in comparison.warnings:
+        console.print(Text(f"WARNING: {warning}", style="bold yellow"), soft_wrap=True)
 
 
 def ingest_result(console: Console, result: IngestResult) -> None:

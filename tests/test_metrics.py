@@ -148,6 +148,7 @@ def test_compare_table(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "yes-rate on negatives" in line)
     assert "1.000" in row and "0.100" in row
+    assert "does not say which data it scored" in result.output
     assert CliRunner().invoke(app, ["eval", "--compare", str(tmp_path / "a.json")]).exit_code == 2
 
 
@@ -173,6 +174,86 @@ def test_one_figure_table_feeds_markdown_terminal_compare_and_plots(tmp_path: Pa
     assert {p.name for p in files} >= {"eval.json", "eval.md", "confusion.png", "yes_rate.png"}
     (tmp_path / "b").mkdir()
     write_report(tmp_path / "b", report)
-    rows = compare([tmp_path / "eval.json", tmp_path / "b" / "eval.json"])
-    assert [label for label, _ in rows] == [f.label for f in FIGURES]
-    assert dict(rows)["task accuracy"] == [0.75, 0.75]
+    rows = compare([tmp_path / "eval.json", tmp_path / "b" / "eval.json"]).rows
+    assert [figure.label for figure, _ in rows] == [f.label for f in FIGURES]
+    assert {f.label: v for f, v in rows}["task accuracy"] == [0.75, 0.75]
+
+
+def _eval_json(path: Path, data: str, records: int, **task: object) -> Path:
+    body = {
+        "data": data,
+        "n": records,
+        "task": {"n": records, "yes_rate": 0.5, **task},
+        "general": {"n": 0},
+        "collapse_alarm": False,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(body))
+    return path
+
+
+def test_compare_shows_each_column_s_data_and_n_and_warns_when_they_differ(
+    tmp_path: Path,
+) -> None:
+    a = _eval_json(tmp_path / "a" / "eval.json", "exports/one/test.json", 120)
+    b = _eval_json(tmp_path / "b" / "eval.json", "exports/two/val.json", 40)
+    result = CliRunner().invoke(app, ["eval", "--compare", str(a), str(b)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert f"A: {a} (scored exports/one/test.json, n=120)" in result.output
+    assert f"B: {b} (scored exports/two/val.json, n=40)" in result.output
+    row = next(line for line in result.output.splitlines() if "records (n)" in line)
+    assert "120" in row and "40" in row
+    assert "WARNING: the reports scored different data" in result.output
+    # the same data: no warning
+    same = _eval_json(tmp_path / "c" / "eval.json", "exports/one/test.json", 120)
+    result = CliRunner().invoke(app, ["eval", "--compare", str(a), str(same)])
+    assert result.exit_code == 0 and "WARNING" not in result.output, result.output
+
+
+def test_compare_tells_two_files_of_one_name_apart_by_their_checksum(tmp_path: Path) -> None:
+    from curation.evaluate.run import compare
+
+    a = _eval_json(tmp_path / "a" / "eval.json", "test.json", 10)
+    b = _eval_json(tmp_path / "b" / "eval.json", "test.json", 10)
+    for path, sha in ((a, "1" * 64), (b, "2" * 64)):
+        body = json.loads(path.read_text())
+        path.write_text(json.dumps({**body, "data_sha256": sha}))
+    assert any("different data" in w for w in compare([a, b]).warnings)
+    c = _eval_json(tmp_path / "c" / "eval.json", "elsewhere/test.json", 12)
+    body = json.loads(c.read_text())
+    c.write_text(json.dumps({**body, "data_sha256": "1" * 64}))
+    warnings = compare([a, c]).warnings  # one file under two paths: same data, other n
+    assert warnings == ["the reports scored different numbers of records: A n=10, B n=12."]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("yes_rate", "abc"),
+        ("yes_rate", 1.7),
+        ("accuracy", True),
+        ("roc_auc", [0.5]),
+        ("n", -3),
+        ("n", "12"),
+    ],
+)
+def test_compare_refuses_a_malformed_report(tmp_path: Path, field: str, value: object) -> None:
+    good = _eval_json(tmp_path / "a" / "eval.json", "test.json", 10)
+    bad = _eval_json(tmp_path / "b" / "eval.json", "test.json", 10, **{field: value})
+    result = CliRunner().invoke(app, ["eval", "--compare", str(good), str(bad)])
+    assert result.exit_code == 1, result.output
+    assert f"{bad}: task.{field} is {json.dumps(value)}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_compare_refuses_a_malformed_threshold_and_flag(tmp_path: Path) -> None:
+    good = _eval_json(tmp_path / "a" / "eval.json", "test.json", 10)
+    bad = _eval_json(
+        tmp_path / "b" / "eval.json", "test.json", 10, operating_point={"threshold": "0.5"}
+    )
+    body = json.loads(bad.read_text())
+    bad.write_text(json.dumps({**body, "collapse_alarm": "no"}))
+    result = CliRunner().invoke(app, ["eval", "--compare", str(good), str(bad)])
+    assert result.exit_code == 1, result.output
+    assert 'task.operating_point.threshold is "0.5"' in result.output
+    assert 'collapse_alarm is "no"' in result.output

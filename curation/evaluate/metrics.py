@@ -298,13 +298,17 @@ def threshold_at_false_alarm(
     at a time while the false-alarm rate stays within the budget, and stops at the last
     score that caught a fall: going lower adds false alarms and catches nothing (on a
     validation split the model separates perfectly, that margin is what keeps false
-    alarms down on the next split). Candidates are the observed scores, and one above the
-    highest (answer "no" to everything: no false alarms). One sorted sweep.
+    alarms down on the next split). Candidates are the observed scores, and
+    :data:`NEVER_YES` (answer "no" to everything: no false alarms). One sorted sweep.
+
+    When no observed score catches a fall within the budget the point is ``NEVER_YES``,
+    above every P(yes), not just above the highest score seen here: a higher P(yes) on
+    the next split must not turn into "yes" (``never_yes`` in the result says so).
     """
     if not 0 <= max_false_alarm <= 1:
         raise ValueError(f"max_false_alarm must be in [0, 1], got {max_false_alarm}")
     n_neg = sum(1 for t in truths if not t)
-    best = math.nextafter(max(scores, default=0.0), 2.0)  # says "no" to every score
+    best = NEVER_YES  # says "no" to every P(yes), here and on any later split
     fp, i = 0, 0
     pairs = sorted(zip(scores, truths, strict=True), key=lambda x: -x[0])
     while i < len(pairs):  # lower the threshold one distinct score at a time
@@ -318,7 +322,16 @@ def threshold_at_false_alarm(
         if caught:
             best = pairs[i][0]
         i = j
-    return {**rates_at(truths, scores, best), "max_false_alarm": max_false_alarm}
+    return {
+        **rates_at(truths, scores, best),
+        "max_false_alarm": max_false_alarm,
+        "never_yes": is_never_yes(best),
+    }
+
+
+def is_never_yes(threshold: float) -> bool:
+    """Whether "yes when P(yes) >= threshold" can never say yes (the threshold is above 1)."""
+    return threshold > 1.0
 
 
 def probability_metrics(
@@ -340,5 +353,6 @@ def probability_metrics(
             "chosen_on": threshold.get("chosen_on", ""),
             "chosen_false_alarm_rate": threshold.get("false_alarm_rate"),
             "chosen_recall": threshold.get("recall"),
+            "never_yes": is_never_yes(threshold["threshold"]),
         }
     return out

@@ -45,6 +45,31 @@ FIGURES: tuple[Figure, ...] = (
 )
 
 
+def threshold_text(value: float | None) -> str:
+    """A P(yes) threshold as every report shows it (eval.md, eval's table, --compare, predict).
+
+    6 significant digits, unless that would show 0 or 1 for what is not (1e-14 and
+    0.99999994 are written out whole: "P(yes) >= 0.000" reads as "yes to everything");
+    a threshold above 1 is eval's "never yes" point and says so.
+    """
+    if value is None:
+        return "n/a"
+    if value > 1:
+        return f"{value!r} (above 1: never yes)"
+    text = f"{value:.6g}"
+    return repr(value) if text in ("0", "1") and value not in (0.0, 1.0) else text
+
+
+def yes_rule(value: float) -> str:
+    """When a threshold answers yes, in words: "P(yes) >= 0.000341", or "never yes (...)"."""
+    if value > 1:
+        return (
+            "never yes (the threshold is above 1: no P(yes) threshold met the false-alarm "
+            "budget where it was chosen)"
+        )
+    return f"P(yes) >= {threshold_text(value)}"
+
+
 def lookup(data: dict[str, Any], dotted: str) -> Any:
     node: Any = data
     for key in dotted.split("."):
@@ -66,6 +91,8 @@ class EvalReport:
     collapse_reasons: list[str]
     predictions: list[dict[str, Any]] = field(default_factory=list)
     fiftyone: dict[str, Any] | None = None
+    #: sha256 of the data file scored: ``eval --compare`` tells two files of one name apart
+    data_sha256: str | None = None
 
     def get(self, dotted: str) -> Any:
         return lookup(self.to_dict(), dotted)
@@ -91,6 +118,8 @@ class EvalReport:
         }
         if self.fiftyone is not None:
             out["fiftyone"] = self.fiftyone
+        if self.data_sha256 is not None:
+            out["data_sha256"] = self.data_sha256
         return out
 
     @classmethod
@@ -113,4 +142,5 @@ class EvalReport:
             collapse_reasons=list(data.get("collapse_reasons") or []),
             predictions=list(data.get("predictions") or []),
             fiftyone=data.get("fiftyone"),
+            data_sha256=data.get("data_sha256"),
         )

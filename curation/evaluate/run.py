@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curation._io import atomic_write_json, atomic_write_text
+from curation._io import atomic_write_json, atomic_write_text, sha256_file
 from curation.answers import normalize_answer, to_yes_no, yes_no
 from curation.contract import OPERATING_POINT_FILE
 from curation.errors import DataError, UsageError
 from curation.evaluate.metrics import (
+    NEVER_YES,
     collapse_reasons,
     general_metrics,
     per_kind_rates,
@@ -22,7 +24,14 @@ from curation.evaluate.metrics import (
     vqa_accuracy,
 )
 from curation.evaluate.point_file import chosen_for, write_point
-from curation.evaluate.report import FIGURES, EvalReport
+from curation.evaluate.report import (
+    FIGURES,
+    EvalReport,
+    Figure,
+    lookup,
+    threshold_text,
+    yes_rule,
+)
 
 
 @dataclass
@@ -238,6 +247,7 @@ def evaluate(
         data=str(data),
         image_root=str(root),
         **score(records, provenance, predictions, probs, threshold),
+        data_sha256=sha256_file(data),
     )
     from curation.curator.exports import push_to_fiftyone
 
@@ -411,7 +421,7 @@ def _show(kind: str, value: Any) -> str:
     if kind == "number":
         return "n/a" if value is None else f"{value:.3f}"
     if kind == "threshold":
-        return "n/a" if value is None else f"{value:.3g}"
+        return threshold_text(value)
     return _pct(value)
 
 
@@ -430,7 +440,7 @@ def summary_markdown(report: EvalReport) -> str:
     op = t.get("operating_point")
     if op:
         lines += [
-            f"Operating point: answer yes when P(yes) >= {op['threshold']:.3f}, chosen on "
+            f"Operating point: {yes_rule(op['threshold'])}, chosen on "
             f"{op['chosen_on']} for at most {_pct(op['max_false_alarm'])} false alarms; on this "
             f"split it catches {_pct(op['recall'])} of the falls with "
             f"{_pct(op['false_alarm_rate'])} false alarms.",
@@ -452,7 +462,7 @@ def per_kind_markdown(task: dict[str, Any]) -> list[str]:
     op = task.get("operating_point") or {}
     at = op.get("false_alarms_by_kind") is not None
     head = "| truth | kind or class | records | said yes (generated) | false-alarm or miss rate |"
-    head += f" rate at P(yes) >= {op['threshold']:.3f} |" if at else ""
+    head += " rate at the operating point |" if at else ""
     lines = [
         "False alarms per negative kind (truth no) and misses per positive class (truth yes):",
         "",
@@ -515,21 +525,136 @@ def _read_eval_report(path: Path) -> dict[str, Any]:
     return report
 
 
-def compare(paths: list[str | Path]) -> list[tuple[str, list[Any]]]:
-    """Rows of a side-by-side table: (figure, value per eval.json).
+@dataclass(frozen=True)
+class ComparedReport:
+    """One column of ``eval --compare``: the report and what it scored."""
+
+    path: Path
+    data: str | None  # the data file as eval recorded it
+    n: int | None  # records scored
+    data_sha256: str | None
+
+
+@dataclass
+class Comparison:
+    """``eval --compare``: one column per eval.json, one row per figure, and warnings."""
+
+    columns: list[ComparedReport]
+    rows: list[tuple[Figure, list[Any]]]
+    warnings: list[str]
+
+
+def compare(paths: list[str | Path]) -> Comparison:
+    """Side-by-side figures of eval.json files, with a warning when they scored other data.
 
     Raises:
         UsageError: fewer than two files, or a file that does not exist.
-        DataError: a file that is not an eval report (each is named).
+        DataError: a file that is not an eval report, or one whose figures are not the
+            numbers curate eval writes (each problem named).
     """
     if len(paths) < 2:
         raise UsageError("--compare needs at least two eval.json files")
     reports = [_read_eval_report(Path(p)) for p in paths]
+    problems = [
+        problem for p, r in zip(paths, reports, strict=True) for problem in report_problems(p, r)
+    ]
+    if problems:
+        shown = "\n".join(problems[:10])
+        more = f"\n... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise DataError(
+            f"{shown}{more}\nFix: compare the eval.json files curate eval wrote (run "
+            "curate eval again for a file that was edited)."
+        )
+    columns = [
+        ComparedReport(Path(p), r.get("data"), r.get("n"), r.get("data_sha256"))
+        for p, r in zip(paths, reports, strict=True)
+    ]
+    rows = [(f, [lookup(r, f.key) for r in reports]) for f in FIGURES]
+    return Comparison(columns, rows, _data_warnings(columns))
 
-    def get(report: dict[str, Any], dotted: str) -> Any:
-        node: Any = report
-        for key in dotted.split("."):
-            node = node.get(key) if isinstance(node, dict) else None
-        return node
 
-    return [(f.label, [get(r, f.key) for r in reports]) for f in FIGURES]
+def _kind_problem(kind: str, value: Any) -> str | None:
+    """What a figure of this kind must be, when ``value`` is not that (None: it is)."""
+    if value is None:
+        return None
+    if kind == "flag":
+        return None if isinstance(value, bool) else "true or false"
+    top = NEVER_YES if kind == "threshold" else 1.0
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and math.isfinite(value) and 0 <= value <= top:
+        return None
+    return (
+        "a P(yes) threshold from 0 to 1 (or just above 1: never yes), or null"
+        if (kind == "threshold")
+        else "a number from 0 to 1, or null"
+    )
+
+
+def report_problems(path: str | Path, report: dict[str, Any]) -> list[str]:
+    """Each figure of an eval.json that is not what curate eval writes, as one line."""
+    out = []
+    checks = [(f.key, f.kind) for f in FIGURES]
+    for key, kind in checks:
+        value = lookup(report, key)
+        if expected := _kind_problem(kind, value):
+            out.append(
+                f"{path}: {key} is {_json_text(value)}; curate eval writes {expected} there."
+            )
+    for key in ("n", "task.n", "general.n"):
+        value = lookup(report, key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            out.append(f"{path}: {key} is {_json_text(value)}; curate eval writes a count there.")
+    for key in ("data", "data_sha256"):
+        value = report.get(key)
+        if value is not None and not isinstance(value, str):
+            out.append(f"{path}: {key} is {_json_text(value)}; curate eval writes a string there.")
+    return out
+
+
+def _json_text(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _data_warnings(columns: list[ComparedReport]) -> list[str]:
+    """Why these columns may not be comparable: other data, other record counts."""
+    names = [_column_name(i) for i in range(len(columns))]
+    warnings = [
+        f"{name} ({c.path}) does not say which data it scored: its figures may not be "
+        "comparable with the others."
+        for name, c in zip(names, columns, strict=True)
+        if c.data is None
+    ]
+    known = [(name, c) for name, c in zip(names, columns, strict=True) if c.data is not None]
+    if all(c.data_sha256 for _, c in known):
+        keys = {c.data_sha256 for _, c in known}  # one file under two paths is one data
+    else:
+        keys = {c.data for _, c in known}
+    if len(keys) > 1:
+        warnings.append(
+            "the reports scored different data: "
+            + "; ".join(f"{name} {c.data} ({_n_text(c.n)})" for name, c in known)
+            + ". A figure that differs may differ because of the data, not the model."
+        )
+    counts = {c.n for c in columns}
+    if len(keys) <= 1 and len(counts) > 1:
+        warnings.append(
+            "the reports scored different numbers of records: "
+            + ", ".join(f"{name} {_n_text(c.n)}" for name, c in zip(names, columns, strict=True))
+            + "."
+        )
+    return warnings
+
+
+def _n_text(n: int | None) -> str:
+    return "n not recorded" if n is None else f"n={n}"
+
+
+def _column_name(i: int) -> str:
+    """A, B, ... Z, then 26, 27, ...: the column names of ``eval --compare``."""
+    return chr(ord("A") + i) if i < 26 else str(i)

@@ -253,7 +253,8 @@ def test_mix_summary_shows_bracketed_out_folder(task: Path, tmp_path: Path) -> N
 def test_compare_table_shows_bracketed_names(tmp_path: Path) -> None:
     report = {
         "n": 2,
-        "task": {"n": 2, "yes_rate": 0.5, "accuracy": "[/]odd"},
+        "data": "[/]odd.json",
+        "task": {"n": 2, "yes_rate": 0.5},
         "general": {"n": 0},
         "collapse_alarm": False,
     }
