@@ -100,7 +100,9 @@ def make_task(work: Path, renderer: str, per_class: int, seed: int, size: int) -
 def write_runs(work: Path, ann: Path, seed: int, model: str) -> dict[str, int]:
     """Export B (the mix), A (B's task positives) and C (B's balanced task part) into ``work``.
 
-    A and C keep B's val and test splits, so all three are scored on the same records.
+    A and C hold only task records (their val and test: B's task records); all three are
+    scored on B's test split, general VQA included. A toy preset's tokenizer is the same in
+    every export, so A's and C's checkpoints read B's questions, and B can start from C's.
     Returns the training records per run.
     """
     task = task_records_from_file(ann)
@@ -123,8 +125,8 @@ def write_runs(work: Path, ann: Path, seed: int, model: str) -> dict[str, int]:
     for name, (records, what) in trains.items():
         splits: dict[str, list[ExportRecord]] = {
             "train": records,
-            "val": plan_b.splits["val"],
-            "test": plan_b.splits["test"],
+            "val": [r for r in plan_b.splits["val"] if r.part == "task"],
+            "test": [r for r in plan_b.splits["test"] if r.part == "task"],
         }
         write_export(
             work / name,

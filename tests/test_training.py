@@ -372,3 +372,57 @@ def test_small_preset_trains_saves_its_stem_and_predicts(tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     (answer,) = json.loads(result.output[result.output.index("[") :])
     assert 0.0 <= answer["p_yes"] <= 1.0 and answer["answer"] in ("yes", "no")
+
+
+def _other_export(tmp_path: Path, question: str) -> Path:
+    """Another export of the `tiny` preset: the sample scenes asked ``question``, seed 1."""
+    records = json.loads((SAMPLE / "annotations.json").read_text())
+    for record in records:
+        record["text_input"] = question
+    ann = tmp_path / "annotations.json"
+    ann.write_text(json.dumps(records))
+    out = tmp_path / "other"
+    export_task(ann, SAMPLE, out, ExportOptions(seed=1, model="tiny"))
+    return out
+
+
+def test_a_toy_checkpoint_fits_another_export_of_its_preset(
+    trained, export_dir: Path, tmp_path: Path
+) -> None:
+    """A checkpoint of one `tiny` export starts a run on another export with other words."""
+    from transformers import T5TokenizerFast
+
+    other = _other_export(tmp_path, "Has somebody collapsed onto the linoleum floor?")
+    # one text, one token sequence in both exports: a word means the same to both models
+    x, y = (T5TokenizerFast.from_pretrained(str(e / "model" / "t5")) for e in (export_dir, other))
+    for text in ("Is anyone falling in this image?", "Has somebody collapsed?", "yes", "no"):
+        assert x(text).input_ids == y(text).input_ids
+    ckpt = export_dir / "runs" / "base" / "checkpoint_5.pth"
+    run = train(
+        other / "lavis.yaml", [f"model.pretrained={ckpt}", "run.max_epoch=1"], run_id="from_x"
+    )
+    assert run.losses and all(loss == loss for loss in run.losses)
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(other / "runs" / "from_x" / "checkpoint_0.pth"),
+            str(SAMPLE / "fall" / "0000.png"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_a_word_no_export_saw_is_read_not_the_unknown_token(export_dir: Path) -> None:
+    from transformers import T5TokenizerFast
+
+    tok = T5TokenizerFast.from_pretrained(str(export_dir / "model" / "t5"))
+    texts = json.dumps([json.loads((export_dir / f"{s}.json").read_text()) for s in ("train",)])
+    for question in ("Is there a cat in this image?", "Is there a zyzzyva near the 猫?"):
+        unseen = [w for w in question.lower().rstrip("?").split() if w not in texts.lower()]
+        assert unseen  # words this export's data never holds
+        ids = tok(question).input_ids
+        assert tok.unk_token_id not in ids
+        assert tok.decode(ids, skip_special_tokens=True) == question.lower()
+    # two questions about different unseen things are two different token sequences
+    assert tok("Is there a cat?").input_ids != tok("Is there a dog?").input_ids

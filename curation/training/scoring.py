@@ -36,5 +36,7 @@ def p_yes(
             "text_input": [loaded.question(q) for q in questions[start : start + batch_size]],
         }
         scores = loaded.model.score_answers(samples, ("yes", "no"))
-        out.extend(torch.softmax(scores.float(), dim=1)[:, 0].tolist())
+        # in float64: a log-likelihood gap over ~17 is exactly 1.0 in float32, and ties at 1.0
+        # would blur the ROC curve and the operating point among the surest answers
+        out.extend(torch.softmax(scores.double(), dim=1)[:, 0].tolist())
     return out

@@ -1,46 +1,83 @@
-"""Local tokenizer and config files for the ``tiny`` preset (nothing from a hub).
+"""Local tokenizer and config files for the toy presets (``tiny``, ``small``; nothing from a hub).
 
-The tiny preset is LAVIS's ``Blip2T5`` at toy sizes with random weights: the
-export writes a word-level T5 tokenizer made from the export's own questions
-and answers, a tiny T5 config (no weights: the model initialises them from a
-seed), and a minimal BERT vocabulary for the Q-Former's tokenizer.
+The toy presets are LAVIS's ``Blip2T5`` at toy sizes with random weights. Every
+export writes the same T5 tokenizer: the words of the shipped list
+``curation/data/toy_vocab.txt`` plus the 256 byte symbols of a byte-level
+tokenizer, so any text is read (a word not in the list is spelled as its UTF-8
+bytes, never mapped to the unknown token) and a checkpoint of one export fits
+every other export of its preset. Beside it: a tiny T5 config (no weights: the
+model initialises them from a seed) and a minimal BERT vocabulary for the
+Q-Former's tokenizer.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
 from curation._io import atomic_write_json, atomic_write_text
 from curation.errors import require
 
+VOCAB_FILE = Path(__file__).resolve().parent.parent / "data" / "toy_vocab.txt"
 SPECIALS = ("<pad>", "</s>", "<unk>")
-PROMPT_WORDS = "question short answer : yes no"
+#: The byte-level pre-tokenizer marks a word that follows a space with this symbol.
+SPACE = "\u0120"  # "Ġ"
 
 
-def _words(text: str) -> list[str]:
-    pre_tokenizers = require("tokenizers", "lavis").pre_tokenizers
-    return [w for w, _ in pre_tokenizers.Whitespace().pre_tokenize_str(text.lower())]
+@functools.cache
+def vocabulary_words() -> tuple[str, ...]:
+    """The shipped word list, in id order (comments and blank lines skipped)."""
+    lines = VOCAB_FILE.read_text(encoding="utf-8").splitlines()
+    return tuple(w for line in lines if (w := line.strip()) and not w.startswith("#"))
 
 
-def write_tiny_model_files(folder: Path, texts: Iterable[str], d_model: int = 64) -> None:
+def tokenizer_vocabulary() -> dict[str, int]:
+    """Token -> id: the specials, the listed words (as whole words after a space), the bytes."""
+    tokenizers = require("tokenizers", "lavis")
+    alphabet = sorted(tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    vocab: dict[str, int] = {}
+    for token in (*SPECIALS, *(SPACE + w for w in vocabulary_words()), *alphabet):
+        vocab.setdefault(token, len(vocab))
+    return vocab
+
+
+def vocabulary_fingerprint() -> str:
+    """sha256 of the token list: equal for two exports whose checkpoints fit each other."""
+    tokens = "\n".join(tokenizer_vocabulary())
+    return hashlib.sha256(tokens.encode("utf-8")).hexdigest()
+
+
+def write_tiny_model_files(folder: Path, texts: Iterable[str] = (), d_model: int = 64) -> None:
     """Write ``folder/t5`` (config + tokenizer) and ``folder/qformer_tokenizer``.
+
+    ``texts`` (the export's questions and answers, what a preset hook is given) do not
+    change the files: the vocabulary is the shipped one, so every export of a preset
+    can load another's checkpoint.
 
     Raises:
         MissingDependencyError: ``tokenizers`` (the ``lavis`` extra) is not installed.
     """
-    # the tiny preset only makes sense with the lavis extra (it is what trains it);
+    # the toy presets only make sense with the lavis extra (it is what trains them);
     # without it, say what to install instead of a ModuleNotFoundError
     tokenizers = require("tokenizers", "lavis")
-    Tokenizer, models = tokenizers.Tokenizer, tokenizers.models
+    Tokenizer, models, decoders = tokenizers.Tokenizer, tokenizers.models, tokenizers.decoders
     normalizers, pre_tokenizers = tokenizers.normalizers, tokenizers.pre_tokenizers
     processors = tokenizers.processors
 
-    words = sorted({w for t in [PROMPT_WORDS, *texts] for w in _words(t)})
-    vocab = {tok: i for i, tok in enumerate([*SPECIALS, *words])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    vocab = tokenizer_vocabulary()
+    # word pieces with no continuation mark: a listed word is one token, anything else
+    # falls back to its byte symbols, each of which is in the vocabulary
+    tok = Tokenizer(
+        models.WordPiece(
+            vocab, unk_token="<unk>", continuing_subword_prefix="", max_input_chars_per_word=10**6
+        )
+    )
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)
+    # bytes back to text, without the space the pre-tokenizer put before the first word
+    tok.decoder = decoders.Sequence([decoders.ByteLevel(), decoders.Strip(" ", 1, 0)])
     # T5 ends every sequence with </s>; without it generation never stops
     tok.post_processor = processors.TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
