@@ -127,6 +127,10 @@ def groups_line(console: Console, groups: dict[str, Any] | None) -> None:
     if groups.get("content_only"):
         text += f"; {groups['content_only']} records with no {by} or video grouped by content"
     console.print(text, highlight=False, markup=False, soft_wrap=True)
+    from rich.text import Text
+
+    for warning in groups.get("warnings", []):
+        console.print(Text(f"WARNING: {warning}", style="bold yellow"), soft_wrap=True)
 
 
 class TrainProgress:
@@ -303,6 +307,15 @@ def mix_summary(console: Console, result: MixResult) -> None:
             highlight=False,
             soft_wrap=True,
         )
+        if plan.distractors(split):
+            console.print(
+                f'{split}: {plan.distractors(split)} distractor questions about task images, '
+                f'answered "no" (--distractor-share {plan.distractor_share:g} of the general '
+                "records; 0 for none)",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
         if plan.hard_negative_share:
             h = plan.hard_negatives(split)
             console.print(
@@ -444,6 +457,15 @@ def compare_table(console: Console, paths: list[Path], comparison: Comparison) -
         console.print(Text(f"WARNING: {warning}", style="bold yellow"), soft_wrap=True)
 
 
+def _relabelled_and_held(result: IngestResult) -> str:
+    """", 3 relabelled, 1 removed (in no segment now); it holds 40 yes, 90 no, 8 unsure"."""
+    text = f", {result.relabelled} relabelled" if result.relabelled else ""
+    text += f", {result.removed} removed (in no segment now)" if result.removed else ""
+    names = {"general": "general VQA", "other": "other answers"}
+    held = ", ".join(f"{n} {names.get(what, what)}" for what, n in result.holds.items())
+    return text + (f"; it holds {held}" if held else "")
+
+
 def ingest_result(console: Console, result: IngestResult) -> None:
 
     from rich.text import Text
@@ -458,6 +480,7 @@ def ingest_result(console: Console, result: IngestResult) -> None:
         f"ingested {result.source} into FiftyOne dataset {result.dataset!r}: {result.added} added, "
         f"{result.already_present} already there, {result.total} in the dataset"
         + (f" ({result.unsure} unsure, unlabelled until reviewed)" if result.unsure else "")
+        + _relabelled_and_held(result)
         + f"; checking and hashing images {result.hash_seconds:.1f} s, adding {result.add_seconds:.1f} s",
         soft_wrap=True,
         highlight=False,
@@ -544,13 +567,25 @@ def video_ingest_result(console: Console, result: VideoIngestResult) -> None:
         f"{result.videos} video(s), {result.frames} frame(s) sampled"
         + (f" ({result.unsure} unsure, unlabelled until reviewed)" if result.unsure else "")
         + (f", {result.unlabelled} in no segment (not ingested)" if result.unlabelled else "")
-        + f"; {r.added} added, {r.already_present} already there, {r.total} in the dataset; "
+        + f"; {r.added} added, {r.already_present} already there, {r.total} in the dataset"
+        + _relabelled_and_held(r)
+        + "; "
         f"decoding, writing and hashing frames {result.decode_seconds:.1f} s, adding "
         f"{r.add_seconds:.1f} s",
         soft_wrap=True,
         highlight=False,
         markup=False,
     )
+    if result.per_class:
+        console.print(
+            "frames per class (labelled/unsure): "
+            + ", ".join(f"{n} {c['labelled']}/{c['unsure']}" for n, c in result.per_class.items()),
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
+    for warning in result.empty_yes:
+        console.print(Text(f"warning: {warning}", style="bold yellow"), soft_wrap=True)
     console.print(
         f"frames: {result.frames_dir}; videos with their segments (the App's video player): "
         f"dataset {result.videos_dataset!r}",

@@ -86,13 +86,15 @@ class ClassMap(BaseModel):
         Raises:
             KeyError: no such class (the caller names the file and row).
         """
-        if isinstance(label, int) or (isinstance(label, str) and label.strip().isdigit()):
-            wanted = int(label)
+        text = label.strip() if isinstance(label, str) else label
+        # ASCII digits only: "²" and "٣" pass str.isdigit(), and int() refuses the first
+        if isinstance(text, int) or (text.isascii() and text.isdigit()):
+            wanted = int(text)
             for name, rule in self.classes.items():
                 if rule.id == wanted:
                     return name, rule
             raise KeyError(label)
-        name = str(label).strip()
+        name = str(text)
         if name in self.classes:
             return name, self.classes[name]
         raise KeyError(label)

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from curation import __version__
-from curation.contract import BUILDER_NAME
+from curation.contract import BUILDER_NAME, seed_problem
 from curation.errors import CurationError, UsageError
 from curation.schemas.questions import TASK_QUESTION
 
@@ -80,6 +80,13 @@ def _terminate_like_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def seed_option(value: int) -> int:
+    """A ``--seed`` option's check: the range every generator a command seeds takes."""
+    if (problem := seed_problem(value)) is not None:
+        raise typer.BadParameter(problem)
+    return value
+
+
 def handles_errors(func: F) -> F:
     """Turn a ``CurationError`` into a red message and its exit code (never a traceback).
 
@@ -91,6 +98,9 @@ def handles_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             with _terminate_like_ctrl_c():
+                # the database is chosen here, once, before any command's body runs: a body
+                # that returned early (video ingest did) used FiftyOne's own database instead
+                _use_database(kwargs.get("database_uri"))
                 return func(*args, **kwargs)
         except _Terminated:
             _error("terminated (SIGTERM); outputs are written whole or not at all")
@@ -108,6 +118,14 @@ def handles_errors(func: F) -> F:
         except KeyboardInterrupt:
             _error("interrupted (Ctrl-C); outputs are written whole or not at all")
             raise typer.Exit(130) from None
+        except Exception as exc:
+            from curation.curator.database import lost_server_error
+
+            lost = lost_server_error(exc)  # the database server went away mid-command
+            if lost is None:
+                raise
+            _error(str(lost))
+            raise typer.Exit(lost.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -164,14 +182,18 @@ def validate(
     Exit code 0: valid (warnings allowed); 1: problems found; 2: usage error.
     """
     from curation import _render
-    from curation._io import refuse_overwriting_inputs, same_file
+    from curation._io import check_report_path, refuse_overwriting_inputs, same_file
     from curation.fix import fix_file
+    from curation.report import ValidationReport
     from curation.validate import validate_files
 
     if fix is not None and len(files) != 1:
         raise typer.BadParameter("--fix takes exactly one input file", param_hint="--fix")
     if json_report is not None:
         refuse_overwriting_inputs(json_report, files, "--json")
+        check_report_path(
+            json_report, "validate", ValidationReport.REPORT_KEYS, "Fix: --json a new file."
+        )
         if fix is not None and same_file(json_report, fix):
             raise UsageError(
                 f"--json {json_report} and --fix {fix} are the same file. "
@@ -339,7 +361,9 @@ def export(
             "images/ sub-folder when more of the file's first 20 image paths exist there]."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the split (same seed, same files).")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed for the split (same seed, same files).", callback=seed_option)
+    ] = 0,
     model: ModelOption = "tiny",
     val_share: ValShare = 0.1,
     test_share: TestShare = 0.1,
@@ -362,7 +386,6 @@ def export(
 
     if (task is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --task FILE or --dataset NAME")
-    _use_database(database_uri)
     options = ExportOptions(
         seed=seed,
         model=model,
@@ -534,7 +557,9 @@ def mix(
             "one yes and one no is refused with the smallest that works)."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of every random choice.", callback=seed_option)
+    ] = 0,
     val_share: ValShare = 0.1,
     test_share: TestShare = 0.1,
     model: ModelOption = "tiny",
@@ -557,6 +582,21 @@ def mix(
             "as configs/class_map.yaml]."
         ),
     ] = None,
+    distractor_share: Annotated[
+        float,
+        typer.Option(
+            help="Share of the train split's general records that ask a task image about a "
+            "thing it does not show ('Is there a giraffe?'), answered 'no', so the model "
+            "learns that the question decides the answer (0: none).",
+        ),
+    ] = 0.1,
+    distractors: Annotated[
+        Path | None,
+        typer.Option(
+            help="Distractor questions YAML (templates and things no task image shows) "
+            "[default: the packaged one, same as configs/distractors.yaml]."
+        ),
+    ] = None,
 ) -> None:
     """Mix task (fall) data, balanced to --yes-share, with general VQA at --vqav2-ratio.
 
@@ -571,7 +611,6 @@ def mix(
     from curation.sources import GeneralSources, parse_columns
     from curation.split import split_fractions
 
-    _use_database(database_uri)
     request = MixRequest(
         out=out,
         ratio=vqav2_ratio,
@@ -600,6 +639,8 @@ def mix(
         split_file=split_file,
         hard_negative_share=hard_negative_share,
         class_map=class_map,
+        distractor_share=distractor_share,
+        distractors=distractors,
     )
     _render.mix_summary(console, mix_from_request(request))
 
@@ -660,7 +701,6 @@ def eval_(
     from curation.evaluate.run import compare as compare_reports
     from curation.evaluate.run import evaluate
 
-    _use_database(database_uri)
     if compare:
         _render.compare_table(console, paths, compare_reports(paths))
         return
@@ -713,13 +753,24 @@ def ingest(
             help="Question paraphrases for folder images [default: the packaged list, same as configs/questions.yaml]."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for choosing each image's question.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed for choosing each image's question.", callback=seed_option)
+    ] = 0,
     max_records: Annotated[
         int | None,
         typer.Option(help="easy-vqa only: ingest this many questions (seeded sample).", min=1),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Delete the dataset first and start again.")
+    ] = False,
+    relabel: Annotated[
+        bool,
+        typer.Option(
+            "--relabel",
+            help="Rewrite the stored labels of samples the source now labels otherwise (a "
+            "corrected label file, another --margin) and remove frames now in no segment; "
+            "review tags are kept. Without it such a re-ingest is refused, naming how many.",
+        ),
     ] = False,
     # --- videos (issue 12): a segment file with --videos, or a folder of whole clips ---
     videos: Annotated[
@@ -751,6 +802,13 @@ def ingest(
             help="Videos: where frame JPEGs go [default: FiftyOne's dataset dir/NAME/frames]."
         ),
     ] = None,
+    middle: Annotated[
+        bool,
+        typer.Option(
+            help="Videos: also keep the middle frame of each 'yes' segment, labelled even "
+            "within --margin (a short fall keeps a frame)."
+        ),
+    ] = True,
 ) -> None:
     """Add images with their question and answer to a persistent FiftyOne dataset.
 
@@ -779,12 +837,15 @@ def ingest(
             questions=_questions(questions),
             seed=seed,
             overwrite=overwrite,
+            relabel=relabel,
+            keep_middle=middle,
         )
         _render.video_ingest_result(console, video_result)
         return
     video_only = {"--fps": fps, "--every-n": every_n, "--class-map": class_map}
     video_only |= {"--frames-dir": frames_dir, "--skip-bad": skip_bad or None}
     video_only["--margin"] = None if margin == 0.5 else margin
+    video_only["--no-middle"] = None if middle else True
     given = [name for name, value in video_only.items() if value is not None]
     if given:
         raise UsageError(
@@ -792,7 +853,6 @@ def ingest(
             f"folder of clips), not to {source}. Fix: leave them out"
         )
 
-    _use_database(database_uri)
     result = run_ingest(
         source,
         dataset,
@@ -801,6 +861,7 @@ def ingest(
         seed=seed,
         overwrite=overwrite,
         max_records=max_records,
+        relabel=relabel,
     )
     _render.ingest_result(console, result)
 
@@ -828,7 +889,6 @@ def check(
     from curation import _render
     from curation.curator.checks import run_checks
 
-    _use_database(database_uri)
     if json_report is not None:  # refuse a bad --json before the checks run
         from curation.curator.checks import check_report_path
 
@@ -865,7 +925,6 @@ def review(
     """
     from curation.curator.review import launch
 
-    _use_database(database_uri)
     session = launch(dataset, port=port, address=address, browser=not no_browser, view=view)
     console.print(
         f"FiftyOne App: {session.url}  (saved views: flagged, answer-yes, answer-no, "
@@ -907,7 +966,9 @@ def find_issues(
         typer.Option(help="--folds: folder for the fold exports, runs and label_issues.json."),
     ] = None,
     model: ModelOption = "tiny",
-    seed: Annotated[int, typer.Option(help="Seed of the folds and the trainings.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the folds and the trainings.", callback=seed_option)
+    ] = 0,
     overwrite: OverwriteOption = False,
     config: Annotated[
         Path | None,
@@ -935,7 +996,6 @@ def find_issues(
     from curation.training.config import refuse_repeated_keys
 
     refuse_repeated_keys(overrides or [])
-    _use_database(database_uri)
     request = FindIssuesRequest(
         dataset=dataset,
         folds=folds,

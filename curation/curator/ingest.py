@@ -14,7 +14,7 @@ import hashlib
 import random
 import shlex
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,6 +97,12 @@ class IngestResult:
     hash_seconds: float = 0.0
     add_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    #: Stored samples whose labels ``relabel`` rewrote, and those it removed (no longer labelled).
+    relabelled: int = 0
+    removed: int = 0
+    #: What the dataset holds after the ingest: task samples per answer ("yes", "no",
+    #: "unsure": none yet) and general VQA records ("general").
+    holds: dict[str, int] = field(default_factory=dict)
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -285,6 +291,7 @@ def ingest(
     seed: int = 0,
     overwrite: bool = False,
     max_records: int | None = None,
+    relabel: bool = False,
 ) -> IngestResult:
     """Add a source to the persistent FiftyOne dataset ``dataset`` (idempotently).
 
@@ -293,7 +300,8 @@ def ingest(
     source, its place in it and its image bytes, so the same source ingested again
     (from any folder, by a relative or absolute path) adds nothing, and another
     source with the same base name adds its own samples. A new dataset appears only
-    once every sample is in it.
+    once every sample is in it. A source that now answers a stored sample otherwise
+    is refused unless ``relabel`` (see ``add_items``).
     """
     from curation.curator._fo import check_dataset_name
 
@@ -329,7 +337,9 @@ def ingest(
             "easy-vqa, easy-vqa:train or easy-vqa:test)"
         )
 
-    return add_items(dataset, items, overwrite=overwrite, source=text, warnings=warnings)
+    return add_items(
+        dataset, items, overwrite=overwrite, source=text, warnings=warnings, relabel=relabel
+    )
 
 
 def add_items(
@@ -340,11 +350,19 @@ def add_items(
     source: str = "",
     warnings: list[str] | None = None,
     scans: dict[Path, ImageScan] | None = None,
+    relabel: bool = False,
+    no_longer_labelled: NoLongerLabelled | None = None,
 ) -> IngestResult:
     """Check and hash every item's image, then add the new ones to ``dataset`` (all or none).
 
     The second half of ``ingest``; video ingest calls it with the frames it cut and
     their ``scans`` (hashed as they were written, so they are not read again).
+
+    A stored sample that an item gives another answer (or another class, kind or
+    segment), and one that ``no_longer_labelled`` names (a frame now in no segment),
+    would keep a label its source no longer gives: without ``relabel`` that is a
+    ``DataError`` and nothing is written; with it, their labels are rewritten (review
+    tags kept) and the others removed, all or nothing.
     """
     import time
 
@@ -378,7 +396,16 @@ def add_items(
     t1 = time.perf_counter()  # FiftyOne's import and database start are not counted
     # one writer per dataset at a time, across machines: the lock lives in the database
     with database_lock(dataset_lock_key(dataset), f"curate ingest {text}") as lock:
-        new, ds = _write_items(fo, dataset, items, scans, overwrite=overwrite, lock=lock)
+        new, ds, relabelled, removed = _write_items(
+            fo,
+            dataset,
+            items,
+            scans,
+            overwrite=overwrite,
+            lock=lock,
+            relabel=relabel,
+            no_longer_labelled=no_longer_labelled,
+        )
     t2 = time.perf_counter()
     return IngestResult(
         dataset,
@@ -390,7 +417,130 @@ def add_items(
         hash_seconds=hash_seconds,
         add_seconds=t2 - t1,
         warnings=warnings,
+        relabelled=relabelled,
+        removed=removed,
+        holds=holdings(ds),
     )
+
+
+def holdings(ds: Any) -> dict[str, int]:
+    """Task samples per answer ("unsure": none yet) and general VQA records of ``ds``."""
+    from fiftyone import ViewField as F
+
+    schema = ds.get_field_schema()
+    parts = ds.count_values("part") if "part" in schema else {}
+    task = ds.match(F("part") != "general") if "part" in schema else ds
+    answers = task.count_values("answer") if "answer" in schema else {}
+    held = {"yes": answers.get("yes", 0), "no": answers.get("no", 0)}
+    held["unsure"] = answers.get(None, 0)
+    other = sum(n for a, n in answers.items() if a not in ("yes", "no", None))
+    if other:
+        held["other"] = other
+    if parts.get("general"):
+        held["general"] = parts["general"]
+    return held
+
+
+#: How video ingest names stored samples of its source that the source no longer labels:
+#: called with the dataset and the ingest keys of this run's items, it returns
+#: (sample id, "video#frame") pairs.
+NoLongerLabelled = Callable[[Any, set[str]], list[tuple[str, str]]]
+
+#: The fields, beside the answers and the ``unsure`` tag, that say how a sample is labelled.
+LABEL_FIELDS = ("activity", "negative_kind", "segment")
+
+
+@dataclass
+class _Relabel:
+    """A stored sample whose source now labels it otherwise: its stored and its new labels."""
+
+    sample_id: str
+    name: str  # for messages: the item's original id
+    old: dict[str, Any]
+    new: dict[str, Any]
+
+    @property
+    def answer_changed(self) -> bool:
+        return self.old["answers"] != self.new["answers"]
+
+    def shown(self) -> str:
+        def said(values: dict[str, Any]) -> str:
+            answer = values["answers"][0] if values["answers"] else "unsure"
+            kind = values.get("activity") or values.get("negative_kind")
+            return f"{answer!r}" + (f" ({kind})" if kind else "")
+
+        return f"{self.name}: {said(self.old)} -> {said(self.new)}"
+
+
+def _labels_of(answers: list[str], tags: list[str], fields: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"answers": list(answers), "unsure": "unsure" in tags}
+    out.update({f: fields.get(f) for f in LABEL_FIELDS})
+    return out
+
+
+def _relabels(ds: Any, stored: dict[str, Item]) -> list[_Relabel]:
+    """The samples among ``stored`` (ingest key -> item) whose stored labels differ."""
+    if not stored:
+        return []
+    from fiftyone import ViewField as F
+
+    schema = ds.get_field_schema()
+    present = [f for f in LABEL_FIELDS if f in schema]
+    view = ds.match(F("ingest_key").is_in(sorted(stored)))
+    rows = view.values(["id", "ingest_key", "answers", "tags", *present])
+    out = []
+    for sid, key, answers, tags, *values in zip(*rows, strict=True):
+        it = stored[key]
+        old = _labels_of(answers or [], tags or [], dict(zip(present, values, strict=True)))
+        new = _labels_of(it.answers, it.tags, {f: it.fields.get(f) for f in present})
+        if old != new:
+            out.append(_Relabel(sid, it.original_id, old, new))
+    return out
+
+
+def _relabel_refusal(dataset: str, relabels: list[_Relabel], gone: list[tuple[str, str]]) -> str:
+    answers = sum(r.answer_changed for r in relabels)
+    parts = []
+    if answers:
+        parts.append(f"{answers} would get another answer")
+    if len(relabels) > answers:
+        parts.append(f"{len(relabels) - answers} another class, kind or segment")
+    if gone:
+        parts.append(f"{len(gone)} lie in no segment of it now (they would not be ingested)")
+    shown = [r.shown() for r in sorted(relabels, key=lambda r: not r.answer_changed)[:3]]
+    shown += [f"{where}: in no segment" for _, where in gone[:2]]
+    return (
+        f"dataset {dataset!r} holds {len(relabels) + len(gone)} sample(s) of this source that "
+        f"it now labels otherwise: {', '.join(parts)} (e.g. {'; '.join(shown)}); nothing was "
+        "changed or added. Fix: --relabel rewrites their stored labels (and removes the "
+        "samples in no segment; review tags are kept), or --overwrite starts the dataset again"
+    )
+
+
+def _apply_relabels(ds: Any, relabels: list[_Relabel], new: bool) -> None:
+    """Write the new labels (``new``) or put the stored ones back (``new=False``)."""
+    if not relabels:
+        return
+    schema = ds.get_field_schema()
+    tags = dict(
+        zip(*ds.select([r.sample_id for r in relabels]).values(["id", "tags"]), strict=True)
+    )
+    answers, answer, tag_values = {}, {}, {}
+    fields: dict[str, dict[str, Any]] = {f: {} for f in LABEL_FIELDS if f in schema}
+    for r in relabels:
+        values = r.new if new else r.old
+        sid = r.sample_id
+        answers[sid] = list(values["answers"])
+        answer[sid] = values["answers"][0] if values["answers"] else None
+        kept = [t for t in tags.get(sid) or [] if t != "unsure"]
+        tag_values[sid] = [*kept, "unsure"] if values["unsure"] else kept
+        for f, by_id in fields.items():
+            by_id[sid] = values.get(f)
+    ds.set_values("answers", answers, key_field="id")
+    ds.set_values("answer", answer, key_field="id")
+    ds.set_values("tags", tag_values, key_field="id")
+    for f, by_id in fields.items():
+        ds.set_values(f, by_id, key_field="id")
 
 
 def _write_items(
@@ -401,8 +551,11 @@ def _write_items(
     *,
     overwrite: bool = False,
     lock: DatabaseLock | None = None,
-) -> tuple[list[tuple[Item, str]], Any]:
-    """Add the items not yet in ``dataset`` (a new one appears whole); (added, dataset).
+    relabel: bool = False,
+    no_longer_labelled: NoLongerLabelled | None = None,
+) -> tuple[list[tuple[Item, str]], Any, int, int]:
+    """Add the items not yet in ``dataset`` (a new one appears whole); (added, dataset,
+    relabelled, removed): see ``add_items`` for ``relabel``.
 
     Call it holding ``database_lock(dataset_lock_key(dataset), ...)``: with two writers,
     both could see "no such dataset" or "key not there yet". A unique index on
@@ -413,6 +566,7 @@ def _write_items(
     from curation.curator._fo import (
         PARTIAL_PREFIX,
         check_dataset_name,
+        partial_dataset_name,
         slug_clash,
         user_datasets,
     )
@@ -428,10 +582,14 @@ def _write_items(
     replaces = overwrite and dataset in user_datasets(fo)
     is_new = replaces or dataset not in user_datasets(fo)
     # a new dataset is filled under a temporary, non-persistent name and renamed when
-    # complete: a failed or killed ingest leaves no half-filled (or empty) dataset
-    # behind, and FiftyOne deletes the temporary one when its last client exits
-    ds = fo.Dataset(f"{PARTIAL_PREFIX}{uuid.uuid4().hex}") if is_new else fo.load_dataset(dataset)
+    # complete: a failed ingest deletes it; a killed one's is deleted by the next command
+    # once this ingest's lock is gone (its name carries the lock's owner)
+    if is_new:
+        partial = partial_dataset_name(lock) if lock else f"{PARTIAL_PREFIX}{uuid.uuid4().hex}"
+    ds = fo.Dataset(partial) if is_new else fo.load_dataset(dataset)
     run = uuid.uuid4().hex
+    relabels: list[_Relabel] = []
+    relabelled = False
     try:
         _declare_fields(fo, ds, frames=any(it.fields for it in items))
         _unique_ingest_keys(ds)
@@ -445,12 +603,26 @@ def _write_items(
             if not where
         }
         new = []
+        stored: dict[str, Item] = {}  # key -> item, for the items already in the dataset
+        new_keys: set[str] = set()
         for it in items:
             sha = scans[it.filepath].sha256
             k = it.key(sha)
             if k not in existing and (it.legacy_key(), sha) not in legacy:
                 existing.add(k)  # the same record twice in one source is one sample
+                new_keys.add(k)
                 new.append((it, k))
+            elif k not in new_keys:
+                stored.setdefault(k, it)
+        # a source that now labels a stored sample otherwise (a corrected label file,
+        # another --margin): the sample must not keep the old label while the summary
+        # says "already there"
+        relabels = [] if is_new else _relabels(ds, stored)
+        gone = []
+        if not is_new and no_longer_labelled is not None:
+            gone = no_longer_labelled(ds, {*stored, *(k for _, k in new)})
+        if (relabels or gone) and not relabel:
+            raise DataError(_relabel_refusal(dataset, relabels, gone))
         samples = [
             _sample(fo, it, k, scans[it.filepath].sha256, scans[it.filepath].phash, run)
             for it, k in new
@@ -467,11 +639,17 @@ def _write_items(
                     f"same time ({type(exc).__name__}); nothing of this run was kept. Fix: "
                     "run the ingest again (it adds only what is missing)."
                 ) from None
+        relabelled = True  # from here on, a failure puts the stored labels back
+        _apply_relabels(ds, relabels, new=True)
         if lock is not None:
             lock.check()  # never commit after losing the lock
+        if gone:  # the one step not taken back: last, after every other write held
+            ds.delete_samples([sid for sid, _ in gone])
         if is_new:
             if replaces:
                 fo.delete_dataset(dataset)
+            # persistent first: killed between the two, it is a partial dataset still
+            ds.persistent = True
             try:
                 ds.name = dataset
             except ValueError as exc:  # created meanwhile by another process
@@ -479,7 +657,6 @@ def _write_items(
                     f"--dataset {dataset!r} could not be created: {exc}. Fix: run again "
                     "(it now adds to that dataset) or pick another name"
                 ) from None
-            ds.persistent = True
     except BaseException:
         if is_new:
             with contextlib.suppress(Exception):
@@ -489,8 +666,10 @@ def _write_items(
             from fiftyone import ViewField as F
 
             ds.delete_samples(ds.match(F("ingest_run") == run))
+            if relabelled:
+                _apply_relabels(ds, relabels, new=False)
         raise
-    return new, ds
+    return new, ds, len(relabels), len(gone)
 
 
 SAMPLE_FIELDS = {

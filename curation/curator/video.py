@@ -31,6 +31,7 @@ FiftyOne's own frame sampling (``fiftyone.utils.video``) shells out to the
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import csv
 import hashlib
@@ -38,10 +39,12 @@ import io
 import math
 import os
 import random
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -106,6 +109,10 @@ class VideoIngestResult:
     videos_dataset: str
     skipped: list[SkippedVideo] = field(default_factory=list)
     decode_seconds: float = 0.0
+    #: per class (``activity``): sampled frames labelled and unsure
+    per_class: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: each "yes" segment that gave no labelled frame, named with the reason and the fix
+    empty_yes: list[str] = field(default_factory=list)
 
 
 class _VideoProblem(Exception):
@@ -386,6 +393,40 @@ def _raise_all(problems: list[str], head: str) -> None:
         raise DataError(f"{head}:\n  {shown}{more}")
 
 
+def _folder_key(name: str) -> str:
+    """A folder name compared as label folders are: case-folded, "-" and " " as "_"."""
+    return name.casefold().replace("-", "_").replace(" ", "_")
+
+
+def _kind_of_folder(folder: str, class_map: ClassMap) -> str:
+    """The negative kind a ``no_fall/<folder>/`` names: the class map's own spelling of a
+    class it names (``Sitting`` -> ``sitting``), else the folder name normalised."""
+    key = _folder_key(folder)
+    for name in class_map.classes:
+        if _folder_key(name) == key:
+            return name
+    return key
+
+
+def _kind_refusal(folder: str, kind: str, class_map: ClassMap) -> str:
+    """Why ``no_fall/<folder>/`` cannot hold negatives ('' when it can): it names a fall
+    (``Fall/``, ``falls/``, ``Fallen/``), the unsure folder, or a class not answered 'no'."""
+    is_label, answer = label_of_folder(kind)
+    rule = class_map.classes.get(kind)
+    if is_label and answer != "no":
+        what = f"is the label folder {'fall/' if answer == 'yes' else 'unsure/'}"
+        answer = answer or "unsure"
+    elif rule is not None and rule.answer != "no":
+        what, answer = f"names the class {kind!r}", rule.answer
+    else:
+        return ""
+    return (
+        f"the folder no_fall/{folder}/ {what}, which answers {answer!r}, not 'no'. Fix: move "
+        f"the clip to {'fall/' if answer == 'yes' else 'unsure/'}, or rename the folder to "
+        "the kind of non-fall it shows"
+    )
+
+
 def clip_folder_segments(folder: Path, class_map: ClassMap) -> list[SegmentRow]:
     """Whole clips of ``fall/``, ``no_fall/`` (``no_fall/<kind>/``) and ``unsure/``."""
     segments = []
@@ -406,25 +447,19 @@ def clip_folder_segments(folder: Path, class_map: ClassMap) -> list[SegmentRow]:
                 refused.append(problem)
                 continue
             kind_parts = path.relative_to(sub).parts[:-1]
-            kind = kind_parts[0] if kind_parts and answer == "no" else None
+            kind = _kind_of_folder(kind_parts[0], class_map) if kind_parts else None
             if answer == "yes":
                 name, rule = "fall", ClassRule(id=1, answer="yes")
                 with contextlib.suppress(KeyError):
                     name, rule = class_map.rule("fall")
             elif answer == "no":
-                name = kind or "no_fall"
-                try:  # no_fall/fall/: a negative kind that the class map answers otherwise
-                    _, known = class_map.rule(name)
-                except KeyError:
-                    known = None
-                if known is not None and known.answer != "no":
-                    refused.append(
-                        f"{path}: the folder no_fall/{kind}/ names the class {kind!r}, which "
-                        f"the class map answers {known.answer!r}, not 'no'. Fix: move the clip "
-                        f"to {'fall/' if known.answer == 'yes' else 'unsure/'}, or rename the "
-                        "folder to the kind of non-fall it shows"
-                    )
+                refusal = _kind_refusal(kind_parts[0], kind, class_map) if kind else ""
+                if refusal:
+                    refused.append(f"{path}: {refusal}")
                     continue
+                if kind is not None and label_of_folder(kind) == (True, "no"):
+                    kind = None  # no_fall/No-Fall/: a label folder inside its own kind
+                name = kind or "no_fall"
                 rule = ClassRule(
                     id=0, answer="no", negative_kind=class_map.negative_kind_of(kind or "") or kind
                 )
@@ -458,43 +493,153 @@ class _Cut:
     fps: float
     frames: int  # decoded
     duration: float
-    size: tuple[int, int]
+    size: tuple[int, int]  # as shown: after the rotation the file asks for
     unsure: int
     unlabelled: int
     segments: list[SegmentRow]
     sha256: str
     scans: dict[Path, ImageScan]
+    #: per segment of ``segments``: its first and last frame number (from 1, FiftyOne's
+    #: ``support``), None when no decoded frame lies in it
+    supports: list[tuple[int, int] | None] = field(default_factory=list)
+    #: per class: [labelled, unsure] sampled frames
+    per_class: dict[str, list[int]] = field(default_factory=dict)
+    #: the "yes" segments that gave no labelled frame, each named with the reason
+    empty_yes: list[str] = field(default_factory=list)
 
 
-def _in_seconds(seg: SegmentRow, fps: float) -> tuple[float, float]:
-    if seg.in_frames:
-        return seg.start / fps, (seg.end + 1) / fps
-    return seg.start, seg.end
+class _Stopped(Exception):
+    """The ingest was interrupted (Ctrl-C, SIGTERM) while this video was being cut."""
+
+
+def _exact(value: float) -> Fraction:
+    """A number as the user wrote it (``0.7`` is 7/10, not the binary float next to it)."""
+    return Fraction(repr(float(value)))
+
+
+class FrameSampler:
+    """Which decoded frames are kept, one decision per frame in presentation order.
+
+    ``every_n`` N keeps frames 0, N, 2N, ... (by decoded index); ``fps`` F keeps the
+    first frame at or after each time k/F (k = 0, 1, 2, ...), so no kept frame precedes
+    its time and a frame showing through several times k/F is kept once. Times are
+    exact (``Fraction``: the frame's pts times the stream's time base), so a frame at
+    exactly k/F is the one kept.
+    """
+
+    def __init__(self, fps: float | None = None, every_n: int | None = None) -> None:
+        if (fps is None) == (every_n is None):
+            raise ValueError("give fps or every_n")
+        self._fps = _exact(fps) if fps is not None else None
+        self._every_n = every_n
+        self._next = 0  # the k of the first time k/F that no kept frame covers yet
+
+    def take(self, index: int, time: Fraction) -> bool:
+        if self._every_n is not None:
+            return index % self._every_n == 0
+        assert self._fps is not None
+        slot = time * self._fps
+        if slot < self._next:
+            return False
+        self._next = math.floor(slot) + 1
+        return True
+
+
+def sample_indices(
+    times: Sequence[Fraction | float], *, fps: float | None = None, every_n: int | None = None
+) -> list[int]:
+    """Indices of the frames that ingest keeps, given the frames' times (s) in decoded order."""
+    sampler = FrameSampler(fps, every_n)
+    return [i for i, t in enumerate(times) if sampler.take(i, Fraction(t))]
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """A segment on the decoded video: seconds rows by time, frame rows by frame index."""
+
+    seg: SegmentRow
+    start: Fraction  # seconds (frame rows: the time of their first frame)
+    end: Fraction | float  # seconds, exclusive; math.inf: to the end of the video
+
+    def covers(self, index: int, t: Fraction) -> bool:
+        if self.seg.in_frames:
+            return self.seg.start <= index <= self.seg.end
+        return self.start <= t < self.end
+
+    def text(self) -> str:
+        if self.seg.in_frames:
+            return f"frames {self.seg.start:g}-{self.seg.end:g}"
+        end = f"{self.seg.end:g}" if math.isfinite(self.seg.end) else "end"
+        return f"{self.seg.start:g}-{end}"  # as the row gives it
 
 
 def _label(
-    t: float, spans: list[tuple[float, float, SegmentRow]], boundaries: list[float], margin: float
-) -> tuple[str | None, SegmentRow | None, str, str | None] | None:
-    """(answer or None, the segment, the segment text, activity) of a frame at ``t``; None: none."""
-    covering = [(s, e, seg) for s, e, seg in spans if s <= t < e]
+    index: int, t: Fraction, spans: list[_Span], boundaries: list[Fraction], margin: Fraction
+) -> tuple[str | None, SegmentRow | None, str, str | None, list[_Span]] | None:
+    """(answer or None, the segment, the segment text, activity, the covering spans) of a
+    frame; None when no segment covers it."""
+    covering = [sp for sp in spans if sp.covers(index, t)]
     if not covering:
         return None
-    text = "+".join(f"{s:g}-{e:g}" if math.isfinite(e) else f"{s:g}-end" for s, e, _ in covering)
-    answers = {seg.rule.answer for _, _, seg in covering}
+    text = "+".join(sp.text() for sp in covering)
+    answers = {sp.seg.rule.answer for sp in covering}
     if len(answers) > 1:  # overlapping segments that disagree: a reviewer decides
-        return None, None, text, "/".join(sorted({seg.name for _, _, seg in covering}))
-    s, e, seg = max(covering, key=lambda c: c[0])
+        return None, None, text, "/".join(sorted({sp.seg.name for sp in covering})), covering
+    seg = max(covering, key=lambda sp: sp.start).seg
     answer = seg.rule.answer
     near = any(abs(t - b) < margin for b in boundaries)
     if answer == "unsure" or near:
-        return None, seg, text, seg.name
-    return answer, seg, text, seg.name
+        return None, seg, text, seg.name, covering
+    return answer, seg, text, seg.name, covering
 
 
 _KIND_PROBLEM = {
     "dir": "not a file",
     "special": "not a regular file (a FIFO, device or looping link)",
 }
+
+
+def _presentation_times(path: Path, stream_index: int, origin: Fraction) -> list[Fraction]:
+    """The times of the frames that decode, in presentation order, from the packets alone.
+
+    Packets an edit list cuts away (``is_discard``) decode to no frame; the others'
+    pts, sorted, are the decoded frames' (B-frames come out of order).
+    """
+    av = require("av", "video")
+    with av.open(str(path)) as container:
+        stream = container.streams[stream_index]
+        tb = Fraction(stream.time_base) if stream.time_base else Fraction(0)
+        pts = [
+            Fraction(p.pts) * tb - origin
+            for p in container.demux(stream)
+            if p.size and p.pts is not None and not p.is_discard
+        ]
+    return sorted(pts)
+
+
+def _frame_rows_problem(seg: SegmentRow, path: Path, count: int) -> str | None:
+    """A frame-numbered row naming a frame the video does not have, in frame numbers."""
+    last = count - 1
+    for fld, value in (("start_frame", seg.start), ("end_frame", seg.end)):
+        if value > last:
+            return (
+                f"{seg.where}: {fld}: frame {value:g} is past the last frame of {path} "
+                f"({count} frames decode, numbered 0-{last}). Fix: correct the row "
+                f"({fld} at most {last})"
+            )
+    return None
+
+
+def _rotated(image: Any, rotation: float) -> Any:
+    """The frame as it is shown: ``rotation`` is the display matrix's angle (degrees,
+    counter-clockwise, FFmpeg's ``av_display_rotation_get``), as phones write it."""
+    from PIL import Image
+
+    quarter = round(rotation / 90) % 4
+    if quarter == 0:
+        return image
+    turn = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180}
+    return image.transpose(turn.get(quarter, Image.Transpose.ROTATE_270))
 
 
 def _cut_video(
@@ -507,10 +652,14 @@ def _cut_video(
     margin: float,
     class_map: ClassMap,
     make_item: Any,
+    keep_middle: bool = True,
+    stop: threading.Event | None = None,
 ) -> _Cut:
     """Decode one video, sample its frames, write the labelled ones; raise ``_VideoProblem``."""
     av = require("av", "video")
     imagehash = require("imagehash", "fiftyone")
+    from curation import images
+
     video = seg_list[0].video
     path = root / video
     kind = path_kind(path, "video")
@@ -543,109 +692,190 @@ def _cut_video(
                     f"{path}: holds no video stream. Fix: replace it, or --skip-bad"
                 )
             stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if width * height > images.MAX_PIXELS:  # refused before a frame is decoded
+                raise _VideoProblem(_too_large(path, width, height, images.MAX_PIXELS))
             rate = stream.average_rate or stream.guessed_rate
             native = float(rate) if rate else 0.0
             if native <= 0:
                 raise _VideoProblem(f"{path}: no frame rate in the file. Fix: re-encode it")
-            tb = float(stream.time_base) if stream.time_base else 0.0
+            tb = Fraction(stream.time_base) if stream.time_base else Fraction(0)
             if stream.duration and tb:
-                duration = stream.duration * tb
+                duration = float(stream.duration * tb)
             elif container.duration:
                 duration = container.duration / 1_000_000
             else:
                 duration = math.inf
-            origin = stream.start_time * tb if stream.start_time is not None and tb else 0.0
+            origin = Fraction(stream.start_time) * tb if stream.start_time is not None else 0
+            origin = Fraction(origin)
             if duration <= 0:
                 raise _VideoProblem(
                     f"{path}: holds no frames (its length is 0). Fix: replace it, or --skip-bad"
                 )
-            spans = [(*_in_seconds(s, native), s) for s in seg_list]
             period = 1.0 / native
-            for s, e, seg in spans:
-                if s >= duration:
-                    raise _VideoProblem(
-                        f"{seg.where}: start: {s:g} s is past the end of {path}, which lasts "
-                        f"{duration:g} s. Fix: correct the row (or the video it names)"
+            # frame-numbered rows name decoded frames: their times, read from the packets
+            # first, place their boundaries (a variable frame rate has no one period)
+            times_ahead: list[Fraction] = []
+            if any(s.in_frames for s in seg_list):
+                times_ahead = _presentation_times(path, stream.index, origin)
+                for seg in seg_list:
+                    problem = seg.in_frames and _frame_rows_problem(seg, path, len(times_ahead))
+                    if problem:
+                        raise _VideoProblem(problem)
+            spans: list[_Span] = []
+            boundaries_set: set[Fraction] = set()
+            for seg in seg_list:
+                if seg.in_frames:
+                    first, last = int(seg.start), int(seg.end)
+                    start: Fraction = times_ahead[first]
+                    end: Fraction | float = (
+                        times_ahead[last + 1] if last + 1 < len(times_ahead) else math.inf
                     )
-                if math.isfinite(e) and e > duration + period + 1e-6:
+                    spans.append(_Span(seg, start, end))
+                    if first > 0:
+                        boundaries_set.add(start)
+                    if math.isfinite(end):
+                        boundaries_set.add(Fraction(end))
+                    continue
+                if seg.start >= duration:
                     raise _VideoProblem(
-                        f"{seg.where}: end: {e:g} s is past the end of {path}, which lasts "
-                        f"{duration:g} s. Fix: correct the row (end at most {duration:g})"
+                        f"{seg.where}: start: {seg.start:g} s is past the end of {path}, which "
+                        f"lasts {duration:g} s. Fix: correct the row (or the video it names)"
                     )
-            # the video's own start and end are no boundary between two labels
-            boundaries = sorted(
-                {s for s, _, _ in spans if s > 1e-9}
-                | {e for _, e, _ in spans if math.isfinite(e) and e < duration - 1e-9}
-            )
+                if math.isfinite(seg.end) and seg.end > duration + period + 1e-6:
+                    raise _VideoProblem(
+                        f"{seg.where}: end: {seg.end:g} s is past the end of {path}, which "
+                        f"lasts {duration:g} s. Fix: correct the row (end at most {duration:g})"
+                    )
+                start = _exact(seg.start)
+                # an end within one frame of the video's end (6.0 for a clip of 6.006 s) is
+                # the video's end: no boundary, and the last frames are the segment's
+                end = (
+                    _exact(seg.end)
+                    if math.isfinite(seg.end) and seg.end < duration - period + 1e-9
+                    else math.inf
+                )
+                spans.append(_Span(seg, start, end))
+                if start > 0:  # the video's own start and end are no boundary
+                    boundaries_set.add(start)
+                if math.isfinite(end):
+                    boundaries_set.add(Fraction(end))
+            boundaries = sorted(boundaries_set)
+            exact_margin = _exact(margin)
+            # the middle of each "yes" segment: (time or frame index, the span)
+            middles: list[tuple[Fraction | int, _Span]] = []
+            if keep_middle:
+                for sp in spans:
+                    if sp.seg.rule.answer != "yes":
+                        continue
+                    if sp.seg.in_frames:
+                        middles.append(((int(sp.seg.start) + int(sp.seg.end)) // 2, sp))
+                    else:
+                        stop_at = sp.end if math.isfinite(sp.end) else _exact(duration)
+                        middles.append(((sp.start + Fraction(stop_at)) / 2, sp))
             digest = sha256_file(path)
             folder = frames_dir / f"{video}-{digest[:12]}"
             items: list[Item] = []
             scans: dict[Path, ImageScan] = {}
+            per_class: dict[str, list[int]] = {}
+            labelled_in: dict[int, int] = {}  # id(span) -> labelled frames in it
             unsure = unlabelled = 0
-            decoded = 0
-            target = 0  # the k of the next sampling time k / fps
-            half = period / 2
+            decoded = discarded = 0
+            times: list[Fraction] = []
+            sampler = FrameSampler(fps, None) if every_n is None else FrameSampler(None, every_n)
             size = (0, 0)
             try:
-                for i, frame in enumerate(container.decode(stream)):
-                    decoded = i + 1
-                    t = frame.time - origin if frame.time is not None else i * period
-                    if every_n:
-                        take = i % every_n == 0
-                    else:  # the first frame at or after each k / fps, half a frame early
-                        reach = t + half + 1e-9
-                        take = reach >= target / fps  # type: ignore[operator]
-                        if take:  # the next k with k / fps past reach: jump, then settle
-                            target = max(target, math.floor(reach * fps) - 1)  # type: ignore[operator]
-                            while target / fps <= reach:  # type: ignore[operator]
-                                target += 1
-                    if not take:
-                        continue
-                    label = _label(t, spans, boundaries, margin)
-                    if label is None:
-                        unlabelled += 1
-                        continue
-                    answer, seg, text, activity = label
-                    image = frame.to_image()
-                    size = image.size
-                    buf = io.BytesIO()
-                    image.save(buf, "JPEG", quality=JPEG_QUALITY)
-                    data = buf.getvalue()
-                    file = folder / f"{i:06d}.jpg"
-                    # hashed here rather than read back: the sha256 of the file's bytes, the
-                    # phash of the frame (at JPEG quality 95 the file's phash is the same
-                    # 64 bits; tests/test_video.py compares them)
-                    scans[file] = ImageScan(
-                        None, hashlib.sha256(data).hexdigest(), str(imagehash.phash(image))
-                    )
-                    if not (file.is_file() and file.read_bytes() == data):
-                        if not file.exists():
-                            created.append(file)
-                        file.parent.mkdir(parents=True, exist_ok=True)
-                        atomic_write_bytes(file, data, durable=False)  # flushed once, later
-                    unsure += answer is None
-                    kind_ = None
-                    if seg is not None and seg.rule.answer == "no":
-                        kind_ = seg.rule.negative_kind or class_map.negative_kind_of(seg.name)
-                    first = seg or seg_list[0]
-                    items.append(
-                        make_item(
-                            file,
-                            answer,
-                            f"{video}#{i}",
-                            {
-                                "video": video,
-                                "time": round(t, 6),
-                                "frame_index": i,
-                                "segment": text,
-                                "subject": first.subject,
-                                "camera": first.camera,
-                                "source_dataset": first.source_dataset,
-                                "activity": activity,
-                                "negative_kind": kind_ if answer != "yes" else None,
-                            },
+                for packet in container.demux(stream):
+                    if stop is not None and stop.is_set():
+                        raise _Stopped
+                    discarded += packet.is_discard
+                    for frame in packet.decode():
+                        i = decoded
+                        decoded += 1
+                        if frame.width * frame.height > images.MAX_PIXELS:
+                            raise _VideoProblem(
+                                _too_large(path, frame.width, frame.height, images.MAX_PIXELS)
+                            )
+                        t = (
+                            Fraction(frame.pts) * tb - origin
+                            if frame.pts is not None and tb
+                            else Fraction(i) / _exact(native)
                         )
-                    )
+                        times.append(t)
+                        middle = None
+                        if middles:
+                            middle = next(
+                                (
+                                    m
+                                    for m in middles
+                                    if (i >= m[0] if m[1].seg.in_frames else t >= m[0])
+                                    and m[1].covers(i, t)
+                                ),
+                                None,
+                            )
+                            # each middle is the first frame at or after it: taken once
+                            middles = [
+                                m
+                                for m in middles
+                                if not (i >= m[0] if m[1].seg.in_frames else t >= m[0])
+                            ]
+                        if not sampler.take(i, t) and middle is None:
+                            continue
+                        label = _label(
+                            i, t, spans, boundaries, Fraction(0) if middle else exact_margin
+                        )
+                        if label is None:
+                            unlabelled += 1
+                            continue
+                        answer, seg, text, activity, covering = label
+                        if answer is None:
+                            for name in {sp.seg.name for sp in covering}:
+                                per_class.setdefault(name, [0, 0])[1] += 1
+                        else:
+                            assert seg is not None
+                            per_class.setdefault(seg.name, [0, 0])[0] += 1
+                            for sp in covering:
+                                labelled_in[id(sp)] = labelled_in.get(id(sp), 0) + 1
+                        image = _rotated(frame.to_image(), frame.rotation or 0)
+                        size = image.size
+                        buf = io.BytesIO()
+                        image.save(buf, "JPEG", quality=JPEG_QUALITY)
+                        data = buf.getvalue()
+                        file = folder / f"{i:06d}.jpg"
+                        # hashed here rather than read back: the sha256 of the file's bytes,
+                        # the phash of the frame (at JPEG quality 95 the file's phash is the
+                        # same 64 bits; tests/test_video.py compares them)
+                        scans[file] = ImageScan(
+                            None, hashlib.sha256(data).hexdigest(), str(imagehash.phash(image))
+                        )
+                        if not (file.is_file() and file.read_bytes() == data):
+                            if not file.exists():
+                                created.append(file)
+                            file.parent.mkdir(parents=True, exist_ok=True)
+                            atomic_write_bytes(file, data, durable=False)  # flushed once, later
+                        unsure += answer is None
+                        kind_ = None
+                        if seg is not None and seg.rule.answer == "no":
+                            kind_ = seg.rule.negative_kind or class_map.negative_kind_of(seg.name)
+                        first_seg = seg or covering[0].seg
+                        items.append(
+                            make_item(
+                                file,
+                                answer,
+                                f"{video}#{i}",
+                                {
+                                    "video": video,
+                                    "time": round(float(t), 6),
+                                    "frame_index": i,
+                                    "segment": text,
+                                    "subject": first_seg.subject,
+                                    "camera": first_seg.camera,
+                                    "source_dataset": first_seg.source_dataset,
+                                    "activity": activity,
+                                    "negative_kind": kind_ if answer != "yes" else None,
+                                },
+                            )
+                        )
             except (av.error.FFmpegError, EOFError) as exc:
                 raise _VideoProblem(
                     f"{path}: decoding failed after {decoded} frame(s) ({exc}); the file is "
@@ -655,13 +885,23 @@ def _cut_video(
                 raise _VideoProblem(
                     f"{path}: holds no frames (0 decoded). Fix: replace it, or --skip-bad"
                 )
-            if stream.frames and decoded < stream.frames:
+            # an edit list (a trimmed MP4) cuts packets that the header still counts
+            expected = stream.frames - discarded if stream.frames else 0
+            if expected and decoded < expected:
                 raise _VideoProblem(
-                    f"{path}: truncated: its header says {stream.frames} frames, only "
+                    f"{path}: truncated: its header says {expected} frames, only "
                     f"{decoded} decode. Fix: replace it (re-download or re-copy), or --skip-bad"
                 )
             if not math.isfinite(duration):
                 duration = decoded * period
+            supports = [_support(sp, times) for sp in spans]
+            empty_yes = [
+                _no_yes_frame(sp, margin, keep_middle)
+                for sp in spans
+                if sp.seg.rule.answer == "yes" and not labelled_in.get(id(sp))
+            ]
+            if size == (0, 0):
+                size = (width, height)
             return _Cut(
                 video,
                 path,
@@ -676,17 +916,63 @@ def _cut_video(
                 seg_list,
                 digest,
                 scans,
+                supports,
+                per_class,
+                empty_yes,
             )
     except BaseException:
-        _remove(created)
+        _remove(created, frames_dir)
         raise
 
 
-def _remove(files: Sequence[Path]) -> None:
+def _too_large(path: Path, width: int, height: int, limit: int) -> str:
+    return (
+        f"{path}: frames of {width}x{height} pixels are over the limit of {limit:,} pixels "
+        "that images have (a decompression bomb, or a video too large to cut safely). Fix: "
+        "scale it down (ffmpeg -i IN -vf scale=1920:-2 OUT.mp4), or --skip-bad"
+    )
+
+
+def _support(span: _Span, times: list[Fraction]) -> tuple[int, int] | None:
+    """The segment's frames as FiftyOne numbers them (from 1, both ends inclusive): the
+    decoded frames it covers, so that segments meeting between two frames share none."""
+    if span.seg.in_frames:
+        first, last = int(span.seg.start), min(int(span.seg.end), len(times) - 1)
+    else:
+        first = bisect.bisect_left(times, span.start)
+        end = span.end if math.isfinite(span.end) else None
+        last = (bisect.bisect_left(times, end) if end is not None else len(times)) - 1
+    return (first + 1, last + 1) if first <= last else None
+
+
+def _no_yes_frame(span: _Span, margin: float, keep_middle: bool) -> str:
+    seg = span.seg
+    where = f"{seg.where}: the {seg.name!r} segment ({span.text()}{'' if seg.in_frames else ' s'})"
+    if keep_middle:
+        return (
+            f"{where} gives no labelled frame: no decoded frame lies in it, or segments that "
+            "answer otherwise overlap its middle. Fix: check the row's times"
+        )
+    return (
+        f"{where} gives no labelled frame: every sampled frame in it is within --margin "
+        f"{margin:g} s of a boundary, or none is sampled. Fix: keep each 'yes' segment's "
+        "middle frame (leave out --no-middle), or a smaller --margin or higher --fps"
+    )
+
+
+def _remove(files: Sequence[Path], root: Path | None = None) -> None:
+    """Delete ``files`` and the folders they leave empty, up to ``root`` (kept)."""
     for f in files:
         with contextlib.suppress(OSError):
             f.unlink()
-    for d in sorted({f.parent for f in files}, key=lambda p: len(p.parts), reverse=True):
+    folders: set[Path] = set()
+    for f in files:
+        parent = f.parent
+        while root is not None and parent != root and parent.is_relative_to(root):
+            folders.add(parent)
+            parent = parent.parent
+        folders.add(f.parent)
+    for d in sorted(folders, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):
             d.rmdir()  # only when empty
 
@@ -772,6 +1058,8 @@ def ingest_videos(
     questions: Sequence[str] = (TASK_QUESTION,),
     seed: int = 0,
     overwrite: bool = False,
+    relabel: bool = False,
+    keep_middle: bool = True,
 ) -> VideoIngestResult:
     """Cut labelled frames out of videos and add them to ``dataset`` (idempotently).
 
@@ -779,6 +1067,16 @@ def ingest_videos(
     folder the paths in it are relative to), or a folder of whole clips. All or
     nothing: a video that cannot be read stops the ingest with nothing added and
     no frame file left, unless ``skip_bad``, which leaves it out and reports why.
+    ``keep_middle`` keeps, beside the sampled frames, the frame at the middle of each
+    "yes" segment, labelled "yes" even within ``margin`` of a boundary, so that a fall
+    shorter than twice the margin still gives a labelled frame. Interrupted (Ctrl-C,
+    SIGTERM), it stops decoding and removes the frames it wrote.
+
+    Ingested again after the label file (or ``margin``, or the class map) changed,
+    stored frames that it now labels otherwise, or that lie in no segment of it now,
+    are a ``DataError`` naming how many, with nothing changed; ``relabel`` rewrites
+    their labels (and the segments in ``NAME-videos``) and removes those in no
+    segment, all or nothing.
 
     Raises:
         UsageError: bad options or paths.
@@ -802,6 +1100,11 @@ def ingest_videos(
         )
     if every_n is not None and every_n < 1:
         raise UsageError(f"--every-n must be at least 1 (got {every_n})")
+    if overwrite and relabel:
+        raise UsageError(
+            "--overwrite and --relabel exclude each other: --overwrite starts the dataset "
+            "again, --relabel rewrites the labels of the frames already in it. Fix: give one"
+        )
     if not (math.isfinite(margin) and margin >= 0):
         raise UsageError(f"--margin must be 0 or more seconds (got {margin})")
     cmap = load_class_map(class_map)
@@ -856,6 +1159,8 @@ def ingest_videos(
         skipped: list[SkippedVideo] = []
         problems: list[str] = []
 
+        stop = threading.Event()
+
         def cut(segs: list[SegmentRow]) -> _Cut | _VideoProblem:
             try:
                 return _cut_video(
@@ -867,6 +1172,8 @@ def ingest_videos(
                     margin=margin,
                     class_map=cmap,
                     make_item=make_item,
+                    keep_middle=keep_middle,
+                    stop=stop,
                 )
             except _VideoProblem as exc:
                 return exc
@@ -874,8 +1181,22 @@ def ingest_videos(
         try:
             # one thread per core: PyAV decodes and PIL encodes with the GIL released
             workers = max(1, min(len(by_video), os.cpu_count() or 1))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = [(video, pool.submit(cut, segs)) for video, segs in by_video.items()]
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="curate-video")
+            futures = [(video, pool.submit(cut, segs)) for video, segs in by_video.items()]
+            try:
+                for _, future in futures:
+                    future.exception()  # waits; Ctrl-C and SIGTERM interrupt the wait
+            except BaseException:
+                # the other videos stop at their next packet, those not started never
+                # start, and the frames written so far go (below) with the rest
+                stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                for _, future in futures:
+                    ok = future.done() and not future.cancelled() and not future.exception()
+                    if ok and isinstance(future.result(), _Cut):
+                        cuts.append(future.result())
+                raise
+            pool.shutdown(wait=True)
             failures = []
             for video, future in futures:
                 if future.exception() is not None:
@@ -906,15 +1227,24 @@ def ingest_videos(
                     "the segments and the videos"
                 )
             scans = {p: scan for c in cuts for p, scan in c.scans.items()}
-            result = add_items(dataset, items, overwrite=overwrite, source=str(labels), scans=scans)
+            stale = _no_longer_labelled(source_path, by_video, cuts, skipped)
+            result = add_items(
+                dataset,
+                items,
+                overwrite=overwrite,
+                source=str(labels),
+                scans=scans,
+                relabel=relabel,
+                no_longer_labelled=stale,
+            )
         except BaseException:
-            _remove([f for c in cuts for f in c.created])
+            _remove([f for c in cuts for f in c.created], out)
             raise
         from curation.curator._lock import database_lock, dataset_lock_key
 
         # the sibling video dataset: one writer at a time too (shared database, issue 14)
         with database_lock(dataset_lock_key(videos_dataset), f"curate ingest {labels}"):
-            _add_videos(videos_dataset, dataset, cuts, source_path, overwrite)
+            _add_videos(videos_dataset, dataset, cuts, source_path, overwrite, relabel)
     return VideoIngestResult(
         result,
         fmt,
@@ -926,13 +1256,82 @@ def ingest_videos(
         videos_dataset,
         skipped,
         decode_seconds,
+        _per_class(cuts),
+        [w for c in cuts for w in c.empty_yes],
     )
 
 
+def _per_class(cuts: list[_Cut]) -> dict[str, dict[str, int]]:
+    totals: dict[str, list[int]] = {}
+    for c in cuts:
+        for name, (labelled, unsure) in c.per_class.items():
+            total = totals.setdefault(name, [0, 0])
+            total[0] += labelled
+            total[1] += unsure
+    return {n: {"labelled": v[0], "unsure": v[1]} for n, v in sorted(totals.items())}
+
+
+def _covers(seg: SegmentRow, time: float, index: int, duration: float, fps: float) -> bool:
+    """Whether a frame (its time from the video's start and its index) lies in ``seg``.
+
+    A row in frame numbers holds its frames by index (both ends inclusive), a row in
+    seconds the frames from ``start`` up to ``end``; an end within one frame of the
+    video's end is the video's end.
+    """
+    if seg.in_frames:
+        return seg.start <= index <= seg.end
+    end = seg.end
+    if math.isfinite(duration) and fps > 0 and end >= duration - 1.0 / fps:
+        end = math.inf
+    return seg.start <= time < end
+
+
+def _no_longer_labelled(
+    source_path: str,
+    by_video: dict[str, list[SegmentRow]],
+    cuts: list[_Cut],
+    skipped: list[SkippedVideo],
+) -> Any:
+    """The stored frames of this label file that it no longer labels (for ``add_items``).
+
+    A frame this run did not cut (another --fps, or now in no segment) is checked against
+    the segments alone: one in no segment, or of a video the file no longer names, would
+    keep a label no row gives it. A skipped video's frames are left as they are.
+    """
+    cut_of = {c.video: c for c in cuts}
+    left_alone = {s.video for s in skipped}
+
+    def find(ds: Any, keys: set[str]) -> list[tuple[str, str]]:
+        from fiftyone import ViewField as F
+
+        wanted = ["id", "ingest_key", "video", "time", "frame_index"]
+        if not set(wanted) <= set(ds.get_field_schema()):
+            return []
+        view = ds.match(F("source_path") == source_path)
+        gone = []
+        for sid, key, video, at, index in zip(*view.values(wanted), strict=True):
+            if key in keys or video is None or video in left_alone:
+                continue
+            cut = cut_of.get(video)
+            duration, fps = (cut.duration, cut.fps) if cut is not None else (math.inf, 0.0)
+            segs = by_video.get(video, [])
+            if not any(_covers(s, at or 0.0, index or 0, duration, fps) for s in segs):
+                gone.append((sid, f"{video}#{index}"))
+        return gone
+
+    return find
+
+
 def _add_videos(
-    name: str, frames_dataset: str, cuts: list[_Cut], source_path: str, overwrite: bool
+    name: str,
+    frames_dataset: str,
+    cuts: list[_Cut],
+    source_path: str,
+    overwrite: bool,
+    relabel: bool = False,
 ) -> None:
-    """Each video with its segments as ``TemporalDetections`` in the sibling video dataset."""
+    """Each video with its segments as ``TemporalDetections`` in the sibling video dataset
+    (with ``relabel``, a video already there gets the label file's segments again)."""
     from curation.curator._fo import fiftyone, user_datasets
 
     fo = fiftyone()
@@ -941,24 +1340,23 @@ def _add_videos(
     ds = fo.load_dataset(name) if name in user_datasets(fo) else fo.Dataset(name, persistent=True)
     existing = set(ds.distinct("ingest_key")) if "ingest_key" in ds.get_field_schema() else set()
     samples = []
+    relabelled: dict[str, Any] = {}
     for c in cuts:
         key = hashlib.sha1(
             f"{source_path}\0{c.video}\0{c.sha256}".encode("utf-8", "surrogatepass")
         ).hexdigest()
-        if key in existing:
+        if key in existing and not relabel:
             continue
         detections = []
-        for seg in c.segments:
-            s, e = _in_seconds(seg, c.fps)
-            first = int(s * c.fps) + 1
-            last = (
-                c.frames
-                if not math.isfinite(e)
-                else min(c.frames, max(first, math.ceil(e * c.fps)))
-            )
+        for seg, support in zip(c.segments, c.supports, strict=True):
+            if support is None:  # no decoded frame lies in it (named in empty_yes if "yes")
+                continue
             detections.append(
-                fo.TemporalDetection(label=seg.name, support=[first, last], answer=seg.rule.answer)
+                fo.TemporalDetection(label=seg.name, support=list(support), answer=seg.rule.answer)
             )
+        if key in existing:
+            relabelled[key] = fo.TemporalDetections(detections=detections)
+            continue
         seg0 = c.segments[0]
         sample = fo.Sample(
             filepath=str(c.path.resolve()),
@@ -980,5 +1378,8 @@ def _add_videos(
             duration=c.duration,
         )
         samples.append(sample)
+    if relabelled:
+        ids = dict(zip(*ds.values(["ingest_key", "id"]), strict=True))
+        ds.set_values("segments", {ids[k]: v for k, v in relabelled.items()}, key_field="id")
     if samples:
         ds.add_samples(samples, progress=False)
