@@ -37,12 +37,18 @@ _Str = Annotated[str, msgspec.Meta(min_length=1)]
 
 class _LazyRecord(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A record whose answers stay raw JSON: ten small strings a record would cost
-    more memory than the file itself; they are checked chunk by chunk instead."""
+    more memory than the file itself; they are checked chunk by chunk instead.
 
-    instance_id: int | _Str
+    ``question``/``question_id`` are LAVIS's coco-vqa keys: they stand in for
+    ``text_input``/``instance_id`` where a record has only those (an export has both).
+    """
+
     image: _Str
-    text_input: _Str
     answer: msgspec.Raw
+    instance_id: int | _Str | None = None
+    text_input: _Str | None = None
+    question: _Str | None = None
+    question_id: int | _Str | None = None
 
 
 _Answers = Annotated[list[_Str], msgspec.Meta(min_length=1)]
@@ -139,12 +145,16 @@ def decode_clean(data: bytes) -> Columns | None:
         return None
     if not records:
         return None
+    ids = list(map(attrgetter("instance_id"), records))
+    texts = list(map(attrgetter("text_input"), records))
+    if not _lavis_keys_fit(records, ids, texts):
+        return None
     raw_answers = list(map(attrgetter("answer"), records))
     cols = Columns(
         range(len(records)),
-        list(map(attrgetter("instance_id"), records)),
+        ids,  # type: ignore[arg-type]
         _shared(map(attrgetter("image"), records)),
-        _shared(map(attrgetter("text_input"), records)),
+        _shared(texts),  # type: ignore[arg-type]
         RawAnswers(raw_answers),  # type: ignore[arg-type]
         [],
     )
@@ -185,6 +195,29 @@ def decode_clean(data: bytes) -> Columns | None:
     return cols
 
 
+def _lavis_keys_fit(
+    records: Sequence[_LazyRecord], ids: list[int | str | None], texts: list[str | None]
+) -> bool:
+    """Fill ``ids``/``texts`` from ``question_id``/``question`` where a record has only
+    those; False where one is missing, blank, or a ``question`` differs from its
+    ``text_input`` (the record-by-record path names it). C-speed when they are absent."""
+    questions = list(map(attrgetter("question"), records))
+    question_ids = list(map(attrgetter("question_id"), records))
+    no_questions = questions.count(None) == len(questions)
+    if no_questions and question_ids.count(None) == len(question_ids):
+        return None not in ids and None not in texts
+    for i, (q, qid) in enumerate(zip(questions, question_ids, strict=True)):
+        if (q is not None and q.isspace()) or (qid is not None and _blank(qid)):
+            return False
+        if ids[i] is None:
+            ids[i] = qid
+        if texts[i] is None:
+            texts[i] = q
+        elif q is not None and q != texts[i]:
+            return False
+    return None not in ids and None not in texts
+
+
 def _shared(strings: Iterable[str]) -> list[str]:
     """The strings, equal ones as one object: a task file asks one question thousands of
     times, and VQAv2 asks about each image about five times (C-speed, no Python loop)."""
@@ -215,6 +248,10 @@ def decode_record(raw: msgspec.Raw) -> tuple[_LazyRecord, str] | None:
         answers = _ANSWER.decode(rec.answer)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
+    ids, texts = [rec.instance_id], [rec.text_input]
+    if not _lavis_keys_fit([rec], ids, texts):
+        return None
+    rec.instance_id, rec.text_input = ids[0], texts[0]
     if (
         _blank(rec.instance_id)
         or rec.text_input.isspace()

@@ -103,7 +103,9 @@ def process_punctuation(text: str) -> str:
             out = out.replace(p, "")
         else:
             out = out.replace(p, " ")
-    return _PERIOD_STRIP.sub("", out)
+    # the official script passes re.UNICODE (32) where sub() takes its count: at most 32
+    # periods go, as there
+    return _PERIOD_STRIP.sub("", out, count=re.UNICODE)
 
 
 def process_digit_article(text: str) -> str:

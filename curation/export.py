@@ -6,6 +6,7 @@ Shape (shared by ``curate export`` and ``curate mix``)::
     OUT/{split}.provenance.json            source, original id and answers per record
     OUT/images/                            one image root (vis_root), content-named files
     OUT/vqa_eval/{val,test}_*.json         official VQAv2-format files for LAVIS's VQATask
+    OUT/vqa_eval/answer_list.json          every answer (LAVIS's coco-vqa builder reads one)
     OUT/model/                             tiny preset only: local tokenizer + config files
     OUT/lavis.yaml                         ready for `curate train`
     OUT/manifest.json                      counts, seed, inputs with sha256, tool version
@@ -138,7 +139,9 @@ def write_export(
     with contextlib.suppress(OSError):  # first: a killed run's old export may come back to OUT
         remove_stale_temp_folders(out)
     check_export_out(out, [*inputs, *protect, *sorted(image_folders)], overwrite)
-    _check_trainable(splits, (extra_manifest or {}).get("groups"))
+    extra = extra_manifest or {}
+    fractions = extra.get("fractions") or (extra.get("mix") or {}).get("fractions")
+    _check_trainable(splits, extra.get("groups"), fractions)
     target = Path(os.path.abspath(out))
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     try:
@@ -189,26 +192,36 @@ def _image_folders(image: Path) -> tuple[Path, ...]:
 
 
 def _check_trainable(
-    splits: dict[str, list[ExportRecord]], groups: dict[str, Any] | None = None
+    splits: dict[str, list[ExportRecord]],
+    groups: dict[str, Any] | None = None,
+    fractions: Sequence[float] | None = None,
 ) -> None:
     """Refuse what ``curate train`` would refuse: an empty split, an empty question or answer.
 
-    ``groups`` (the splitter's info) lets the message blame too few groups when it is that.
+    ``groups`` (the splitter's info) lets the message blame too few groups when it is that;
+    ``fractions`` a share of 0.
     """
+    from curation.split import finer_key_hint
+
     total = sum(len(v) for v in splits.values())
     few = ""
+    given = bool(groups and groups.get("split_file"))
     if groups:
         n = sum(groups.get("groups_per_split", {}).values())
         by = groups.get("group_by")
         few = (
-            f" The records form {n} group(s) by {by} (a group never straddles splits): "
-            f"with few groups, --group-by a finer key (e.g. video)"
-            + (", or fix the --split-file" if groups.get("split_file") else "")
-            + "."
+            f" The records form {n} group(s) by {by} (a group never straddles splits); "
+            f"with few groups: {'fix the --split-file' if given else finer_key_hint(by)}."
         )
     if not splits.get("train"):
         raise DataError("the train split is empty: nothing to train on.")
-    for split in SPLITS[1:]:
+    for k, split in enumerate(SPLITS[1:], start=1):
+        if not splits.get(split) and fractions is not None and not given and not fractions[k]:
+            raise DataError(
+                f"the {split} split is empty: --{split}-share is 0, and curate train needs "
+                f"records in train, val and test. Fix: --{split}-share 0.1 (or any share "
+                "above 0)."
+            )
         if not splits.get(split):
             raise DataError(
                 f"the {split} split is empty ({total} records in all), and curate train needs "
@@ -284,7 +297,7 @@ def _write_into(job: _Job) -> ExportSummary:
     next_id = 0
     for split in SPLITS:
         annotations, provenance = [], []
-        for rec in splits.get(split, []):
+        for position, rec in enumerate(splits.get(split, [])):
             name = names.get(rec.image)
             if name is None:
                 if not rec.image.is_file():
@@ -304,6 +317,10 @@ def _write_into(job: _Job) -> ExportSummary:
                     "image": name,
                     "text_input": rec.question,
                     "answer": list(rec.answers),
+                    # LAVIS's stock coco-vqa builder reads these two; question_id is the
+                    # record's position, the id of its entry in vqa_eval/{split}_*.json
+                    "question": rec.question,
+                    "question_id": position,
                 }
             )
             provenance.append(
@@ -325,6 +342,8 @@ def _write_into(job: _Job) -> ExportSummary:
         atomic_write_json(tmp / f"{split}.provenance.json", provenance)
         if split != "train":
             _write_vqa_eval(tmp / "vqa_eval", split, annotations, provenance)
+    answers = {a for recs in splits.values() for r in recs for a in r.answers}
+    atomic_write_json(tmp / "vqa_eval" / "answer_list.json", sorted(answers))
 
     hook = get_preset(model).hook()
     if hook is not None:
@@ -362,10 +381,17 @@ def _write_vqa_eval(
 
     A record with one answer gets it ten times: the official leave-one-out
     accuracy then scores it by exact match (one copy would always score 0).
+    Answers are written normalised as the official scorer normalises a prediction
+    (``normalize_answer``: punctuation, number words, articles, case): it never
+    normalises the ground truth, so "two" or "Yes" would never match a prediction.
+    ``curate eval`` scores the same way, so both give one accuracy.
     """
+    from curation.answers import normalize_answer
+
     questions, anns = [], []
     for i, (a, p) in enumerate(zip(annotations, provenance, strict=True)):
-        answers = a["answer"] if len(a["answer"]) > 1 else a["answer"] * 10
+        normal = [normalize_answer(x) for x in a["answer"]]
+        answers = normal if len(normal) > 1 else normal * 10
         questions.append({"question_id": i, "image_id": i, "question": a["text_input"]})
         anns.append(
             {
@@ -373,7 +399,7 @@ def _write_vqa_eval(
                 "image_id": i,
                 "question_type": p["source"],
                 "answer_type": p["answer_type"],
-                "multiple_choice_answer": Counter(a["answer"]).most_common(1)[0][0],
+                "multiple_choice_answer": Counter(normal).most_common(1)[0][0],
                 "answers": [
                     {"answer": x, "answer_confidence": "yes", "answer_id": k + 1}
                     for k, x in enumerate(answers)

@@ -36,9 +36,12 @@ from curation.images import (
 from curation.report import Problem, ValidationReport
 from curation.schemas.annotation import (
     KEY_ALIASES,
+    LAVIS_COCO_KEYS,
     VQARecord,
+    builders_reading,
     has_lone_surrogate,
     image_path_problem,
+    with_contract_keys,
 )
 from curation.schemas.questions import same_question_key
 
@@ -104,7 +107,8 @@ def load_records(path: str | Path) -> list[dict[str, Any]]:
         raise DataError(f"{path} does not follow the LAVIS VQA contract:\n{shown}{tail}") from None
     if not records:
         raise DataError(f"{path}: the file holds no records. Fix: add at least one record.")
-    return [r.model_dump() for r in records]
+    # unset: a record without question/question_id gets no None for them
+    return [r.model_dump(exclude_unset=True) for r in records]
 
 
 def _read(path: Path) -> bytes:
@@ -250,6 +254,7 @@ def _add_record(
     rec_problems = _record_problems(file, index, value, surrogates_possible)
     report.extend(rec_problems)
     if not any(p.severity == "error" for p in rec_problems):
+        value = with_contract_keys(value)  # LAVIS's coco-vqa keys stand in for ours
         cols.append(
             index, value["instance_id"], value["image"], value["text_input"], value["answer"]
         )
@@ -437,7 +442,7 @@ def _record_problems(
                 index=index,
             )
         ]
-    rid = rec.get("instance_id")
+    rid = with_contract_keys(rec).get("instance_id")
     rid = rid if isinstance(rid, int | str) and not isinstance(rid, bool) else None
     if surrogates_possible and (surrogates := _surrogate_problems(file, index, rid, rec)):
         return surrogates  # the model cannot even read such strings: report them alone
@@ -468,7 +473,23 @@ def _record_problems(
     else:
         if model.__pydantic_extra__:
             problems.extend(_extra_key_warnings(file, index, rid, model.__pydantic_extra__))
+        if model.question is not None and model.question != model.text_input:
+            problems.append(_two_questions_problem(file, index, rid))
     return problems
+
+
+def _two_questions_problem(file: str, index: int, rid: Any) -> Problem:
+    return Problem(
+        file,
+        "two_questions",
+        f"'question' and 'text_input' differ: {builders_reading('text_input')}, so the "
+        "two would train on different questions.",
+        "make them the same (or keep one of the two keys).",
+        "warning",
+        index,
+        rid,
+        "question",
+    )
 
 
 def _nested_value_problem(file: str, index: int, rid: Any, key: str | None) -> Problem:
@@ -514,22 +535,28 @@ def _map_errors(
 ) -> list[Problem]:
     problems: list[Problem] = []
     wrong_keys_reported: set[str] = set()
-    id_reported = False
+    ids_reported: set[str] = set()
+    # a key the record lacks was filled from LAVIS's coco-vqa key: that key's own error says it
+    filled = {
+        k for k, theirs in LAVIS_COCO_KEYS.items() if k not in rec and rec.get(theirs) is not None
+    }
     for err in errors:
         loc, etype, value = err["loc"], err["type"], err.get("input")
         fname = str(loc[0]) if loc else None
+        if fname in filled:
+            continue
         where = ".".join(str(p) for p in loc)
         kw = {"index": index, "instance_id": rid, "field": where or None}
-        if fname == "instance_id" and len(loc) > 1 and isinstance(value, str):
-            if loc[1] == "int":
+        if fname in ("instance_id", "question_id") and len(loc) > 1 and isinstance(value, str):
+            if loc[1] in ("int", "none"):
                 continue  # a string id: only the string branch's complaint matters
-            kw["field"] = "instance_id"
-            where = "instance_id"
-        if fname == "instance_id" and len(loc) > 1 and not isinstance(value, str):
+            kw["field"] = fname
+            where = fname
+        if fname in ("instance_id", "question_id") and len(loc) > 1 and not isinstance(value, str):
             # one problem for the union (int | string), not one per branch
-            if id_reported:
+            if fname in ids_reported:
                 continue
-            id_reported = True
+            ids_reported.add(fname)
             kind = _json_type(value)
             kind = "a boolean" if isinstance(value, bool) else f"a {kind}"
             if isinstance(value, float):
@@ -543,7 +570,7 @@ def _map_errors(
                     'make it an int (1) or a non-empty string ("1").',
                     index=index,
                     instance_id=rid,
-                    field="instance_id",
+                    field=fname,
                 )
             )
         elif etype == "missing" and fname:
@@ -554,7 +581,8 @@ def _map_errors(
                     Problem(
                         file,
                         "wrong_key",
-                        f"missing; the record has '{found[0]}', but LAVIS's builder reads '{fname}'.",
+                        f"missing; the record has '{found[0]}', which no builder reads: "
+                        f"{builders_reading(fname)}.",
                         f"rename '{found[0]}' to '{fname}' (or run with --fix).",
                         **kw,
                     )
@@ -564,8 +592,14 @@ def _map_errors(
                     Problem(
                         file,
                         "missing_key",
-                        "missing.",
-                        f"add '{fname}' (the contract's keys: {', '.join(CONTRACT_KEYS)}).",
+                        f"missing ({builders_reading(fname)}).",
+                        f"add '{fname}' (the contract's keys: {', '.join(CONTRACT_KEYS)}"
+                        + (
+                            f"; LAVIS's coco-vqa format has '{LAVIS_COCO_KEYS[fname]}' instead"
+                            if fname in LAVIS_COCO_KEYS
+                            else ""
+                        )
+                        + ").",
                         **kw,
                     )
                 )
@@ -618,7 +652,9 @@ def _map_errors(
                     **kw,
                 )
             )
-    extras = {k: rec[k] for k in rec if k not in CONTRACT_KEYS and k not in wrong_keys_reported}
+    extras = {
+        k: rec[k] for k in rec if k not in VQARecord.model_fields and k not in wrong_keys_reported
+    }
     problems.extend(_extra_key_warnings(file, index, rid, extras))
     return problems
 

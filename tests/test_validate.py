@@ -42,12 +42,65 @@ def test_string_answer_explains_the_yes_crash(image_dir: Path) -> None:
 
 def test_wrong_key_gets_did_you_mean(image_dir: Path) -> None:
     rec = record(1)
-    rec["question"] = rec.pop("text_input")
+    rec["prompt"] = rec.pop("text_input")
     f = write_json(image_dir / "a.json", [rec])
     result = run(f)
     assert result.exit_code == 1
-    assert "the record has 'question', but LAVIS's builder reads 'text_input'" in result.output
-    assert "rename 'question' to 'text_input'" in result.output
+    assert (
+        "the record has 'prompt', which no builder reads: curate train's builder "
+        "(falldown_vqa) reads 'text_input', LAVIS's coco-vqa builder reads 'question'"
+    ) in result.output
+    assert "rename 'prompt' to 'text_input'" in result.output
+
+
+def lavis_coco_record(question_id: int, image: str, answer: list[str]) -> dict:
+    """A record as LAVIS's own coco-vqa files hold it (coco/annotations/vqa_train.json)."""
+    return {
+        "question_id": question_id,
+        "question": "Is anyone falling in this image?",
+        "answer": answer,
+        "image": image,
+    }
+
+
+def test_lavis_s_own_coco_vqa_format_is_accepted(image_dir: Path) -> None:
+    f = write_json(
+        image_dir / "a.json",
+        [lavis_coco_record(1, "fall.png", ["yes"]), lavis_coco_record(2, "stand.png", ["no"])],
+    )
+    result = run(f)
+    assert result.exit_code == 0, result.output
+    assert "wrong_key" not in result.output and "unknown key" not in result.output
+    from curation.validate import load_records
+
+    loaded = load_records(f)
+    assert [(r["instance_id"], r["text_input"]) for r in loaded] == [
+        (1, "Is anyone falling in this image?"),
+        (2, "Is anyone falling in this image?"),
+    ]
+
+
+def test_lavis_s_coco_vqa_format_is_checked_like_ours(image_dir: Path) -> None:
+    first = lavis_coco_record(1, "fall.png", ["yes"])
+    second = {**lavis_coco_record(1, "stand.png", ["no"]), "question": "  "}
+    result = run(write_json(image_dir / "a.json", [first, second]))
+    assert result.exit_code == 1
+    assert "record #1 (instance_id=1): question: is empty or blank" in result.output
+    # a duplicate question_id is a duplicate id
+    second["question"] = "Is anyone falling in this image?"
+    result = run(write_json(image_dir / "a.json", [first, second]))
+    assert result.exit_code == 1 and "instance_id 1 is also record #0" in result.output
+
+
+def test_a_question_that_differs_from_text_input_is_named(image_dir: Path) -> None:
+    rec = {**record(1), "question": "What colour is the floor?", "question_id": 0}
+    result = run(write_json(image_dir / "a.json", [rec, record(2, "stand.png", ["no"])]))
+    assert result.exit_code == 0, result.output
+    assert "'question' and 'text_input' differ" in result.output
+    assert "LAVIS's coco-vqa builder reads 'question'" in result.output
+    same = {**record(1), "question": record(1)["text_input"], "question_id": 0}
+    result = run(write_json(image_dir / "a.json", [same, record(2, "stand.png", ["no"])]))
+    assert result.exit_code == 0 and "0 warning(s)" in result.output, result.output
 
 
 def test_unknown_key_is_a_warning(image_dir: Path) -> None:
@@ -238,7 +291,7 @@ def test_fix_round_trip(image_dir: Path, tmp_path: Path) -> None:
         {
             "instance_id": 2,
             "image": "sub\\stand.png",
-            "question": " Is anyone falling? ",
+            "prompt": " Is anyone falling? ",
             "answer": "no",
         },
         record(1, answer="yes"),  # exact duplicate of #0 once fixed
@@ -252,7 +305,7 @@ def test_fix_round_trip(image_dir: Path, tmp_path: Path) -> None:
     result = run(src, "--fix", out)
     assert src.read_bytes() == before  # input never changed
     assert result.exit_code == 1  # the missing image remains
-    assert "renamed 'question' to 'text_input'" in result.output
+    assert "renamed 'prompt' to 'text_input'" in result.output
     assert "dropped, the same image, question and answer as record #0" in result.output
     assert "could not fix" in result.output and "missing.png" in result.output
     fixed = json.loads(out.read_text())

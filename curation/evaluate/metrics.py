@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from curation.answers import normalize_answer, process_punctuation, to_yes_no
+from curation.answers import normalize_answer, to_yes_no
 
 #: One answer on at least this share of the predictions ...
 COLLAPSE_SHARE = 0.95
@@ -22,17 +22,20 @@ def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
     """VQAv2 accuracy of one prediction against its human answers (0..1).
 
     With several human answers: min(#matching others / 3, 1), averaged over
-    the ten leave-one-out subsets, as the official evaluation does. With one
+    the leave-one-out subsets, as the official evaluation does. With one
     answer (task records, easy-VQA) the leave-one-out formula would always
-    give 0 (the trap in LAVIS's copy of the evaluator): exact match after
-    normalisation instead.
+    give 0 (the trap in LAVIS's copy of the evaluator): exact match instead
+    (what the export's ten copies of it give in LAVIS's scorer).
+
+    The human answers are normalised like the prediction. The official script
+    normalises only the prediction, so a ground truth "two", "a dog" or "Yes"
+    never matches; the export writes its ``vqa_eval`` answers normalised, so
+    LAVIS's ``VQAEval`` on them and this function agree.
     """
     pred = normalize_answer(prediction)
-    if len(answers) == 1:
-        return float(pred == normalize_answer(answers[0]))
-    gts = list(answers)
-    if len(set(gts)) > 1:  # as the official script: punctuation only when answers differ
-        gts = [process_punctuation(a) for a in gts]
+    gts = [normalize_answer(a) for a in answers]
+    if len(gts) == 1:
+        return float(pred == gts[0])
     scores = []
     for i in range(len(gts)):
         others = gts[:i] + gts[i + 1 :]

@@ -1,28 +1,38 @@
 """The LAVIS VQA annotation contract, as pydantic models.
 
-LAVIS's VQA datasets read a JSON array of records with the keys
-``instance_id``, ``image``, ``text_input`` and ``answer`` (a *list* of
-strings). These models are the single source of truth for that contract:
-the validator, the fixer, the exporters and the generated JSON Schema in
-``schemas/`` all come from them.
+LAVIS's VQA datasets read a JSON array of records with an image path, a
+question, an id and ``answer`` (a *list* of strings). Two builders name the
+question and the id differently: ours (``falldown_vqa``, what ``curate train``
+uses) reads ``text_input`` and ``instance_id``; LAVIS's stock coco-vqa builder
+(``COCOVQADataset``, ``COCOVQAEvalDataset``) reads ``question`` and
+``question_id``. An export writes both; a file with either is accepted. These
+models are the single source of truth for that contract: the validator, the
+fixer, the exporters and the generated JSON Schema in ``schemas/`` all come
+from them.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 NonBlank = Annotated[StrictStr, Field(min_length=1, pattern=r"\S")]
 
 #: Keys people use instead of the contract's, mapped to the key LAVIS reads.
 KEY_ALIASES: dict[str, str] = {
-    "question": "text_input",
     "questions": "text_input",
     "text": "text_input",
     "prompt": "text_input",
-    "question_id": "instance_id",
     "id": "instance_id",
     "qid": "instance_id",
     "answers": "answer",
@@ -37,6 +47,33 @@ KEY_ALIASES: dict[str, str] = {
     "filepath": "image",
     "path": "image",
 }
+
+#: Our builder's key -> the key LAVIS's stock coco-vqa builder reads for the same thing.
+LAVIS_COCO_KEYS: dict[str, str] = {"text_input": "question", "instance_id": "question_id"}
+
+
+def builders_reading(key: str) -> str:
+    """Which builder reads ``key`` (one of the contract's), and what the other one reads."""
+    from curation.contract import BUILDER_NAME
+
+    theirs = LAVIS_COCO_KEYS.get(key)
+    if theirs is None:
+        return f"both curate train's builder ({BUILDER_NAME}) and LAVIS's coco-vqa builder read '{key}'"
+    return (
+        f"curate train's builder ({BUILDER_NAME}) reads '{key}', LAVIS's coco-vqa builder "
+        f"reads '{theirs}'"
+    )
+
+
+def with_contract_keys(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with ``text_input``/``instance_id`` taken from LAVIS's coco-vqa keys
+    (``question``/``question_id``) where it has only those (a copy; else the record)."""
+    filled = {
+        ours: record[theirs]
+        for ours, theirs in LAVIS_COCO_KEYS.items()
+        if ours not in record and record.get(theirs) is not None
+    }
+    return {**record, **filled} if filled else record
 
 
 #: Longest image path accepted (Linux allows 4,096 bytes; no real annotation comes close).
@@ -77,14 +114,28 @@ def image_path_problem(path: str) -> str | None:  # noqa: PLR0911 - one rule per
     return None
 
 
+def _either_key_required(schema: dict[str, Any]) -> None:
+    """The JSON Schema's form of "text_input or question, instance_id or question_id"."""
+    schema["required"] = [k for k in schema["required"] if k not in LAVIS_COCO_KEYS]
+    schema["allOf"] = [
+        {"anyOf": [{"required": [ours]}, {"required": [theirs]}]}
+        for ours, theirs in LAVIS_COCO_KEYS.items()
+    ]
+
+
 class VQARecord(BaseModel):
     """One record of a LAVIS VQA annotation file.
 
-    Unknown keys are allowed (LAVIS ignores them) and reported as warnings
-    by the validator.
+    ``question``/``question_id`` (LAVIS's coco-vqa builder) stand in for
+    ``text_input``/``instance_id`` (ours) when a record has only those. Unknown
+    keys are allowed (LAVIS ignores them) and reported as warnings by the validator.
     """
 
-    model_config = ConfigDict(extra="allow", title="LAVIS VQA annotation record")
+    model_config = ConfigDict(
+        extra="allow",
+        title="LAVIS VQA annotation record",
+        json_schema_extra=_either_key_required,
+    )
 
     instance_id: StrictInt | NonBlank = Field(
         description="Unique id of the record within the file (int or string)."
@@ -103,6 +154,25 @@ class VQARecord(BaseModel):
         min_length=1,
         description='Non-empty list of answers, e.g. ["yes"]. Never a bare string.',
     )
+    question: NonBlank | None = Field(
+        default=None,
+        description=(
+            "The question as LAVIS's stock coco-vqa builder (COCOVQADataset) reads it; "
+            "stands in for text_input when that is absent. An export writes both."
+        ),
+    )
+    question_id: StrictInt | NonBlank | None = Field(
+        default=None,
+        description=(
+            "The id LAVIS's coco-vqa evaluation (COCOVQAEvalDataset, VQATask) matches "
+            "against the vqa_eval files; stands in for instance_id when that is absent."
+        ),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lavis_coco_keys(cls, data: Any) -> Any:
+        return with_contract_keys(data) if isinstance(data, dict) else data
 
     @field_validator("image")
     @classmethod
