@@ -73,12 +73,19 @@ def _check(fractions: Sequence[float]) -> None:
 
 
 def assign_splits(
-    keys: Sequence[Hashable], fractions: Sequence[float], rng: random.Random
+    keys: Sequence[Hashable],
+    fractions: Sequence[float],
+    rng: random.Random,
+    answers: Sequence[str] | None = None,
 ) -> list[str]:
     """The split of each item; items with equal keys share one.
 
     Distinct keys are sorted, shuffled with ``rng`` and dealt, each to the
-    split furthest below its target share of the items.
+    split furthest below its target share of the items. With ``answers`` (one
+    per item, e.g. "yes"/"no") the dealing is stratified: a group goes to the
+    split furthest below its target share of the group's own answers (ties: of
+    all items), so each split gets each answer in proportion where the groups
+    allow it.
     """
     _check(fractions)
     members: dict[Hashable, list[int]] = defaultdict(list)
@@ -87,11 +94,22 @@ def assign_splits(
     order = sorted(members, key=str)
     rng.shuffle(order)
     total = len(keys)
+    labels = list(answers) if answers is not None else [""] * total
+    per_answer = Counter(labels)
     taken = dict.fromkeys(SPLITS, 0)
+    taken_answer: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
     out = [""] * total
     for key in order:
-        split = max(SPLITS, key=lambda s: fractions[SPLITS.index(s)] * total - taken[s])
+        mine = Counter(labels[i] for i in members[key])
+
+        def need(s: str, mine: Counter[str] = mine) -> tuple[float, float]:
+            share = fractions[SPLITS.index(s)]
+            own = sum(n * (share * per_answer[a] - taken_answer[s][a]) for a, n in mine.items())
+            return (own, share * total - taken[s])
+
+        split = max(SPLITS, key=need)
         taken[split] += len(members[key])
+        taken_answer[split].update(mine)
         for i in members[key]:
             out[i] = split
     return out
@@ -119,14 +137,38 @@ def check_group_by(group_by: str | None) -> None:
 
 
 def group_value(rec: ExportRecord, by: str) -> str | None:
-    """The record's value under ``--group-by by``; subject and camera ids are qualified by
-    their source dataset ("le2i/3"). None when the record does not know it."""
+    """The record's value under ``--group-by by``, as a split file names it: subject and
+    camera ids qualified by their source dataset ("le2i/3"), a video as its path. None when
+    the record does not know it."""
     value = getattr(rec, GROUP_BY[by])
     if value is None or str(value) == "":
         return None
     if by in ("subject", "camera") and rec.source_dataset:
         return f"{rec.source_dataset}/{value}"
     return str(value)
+
+
+def join_key(by: str, value: object, source_dataset: object = None) -> str | None:
+    """The key that joins records under ``by`` (a ``GROUP_BY`` name), the same for the
+    splitter and ``curate check``'s leak groups; None when the value is unknown.
+
+    A subject, camera or video is qualified by its source dataset when known (subject 3 of
+    le2i is not subject 3 of up_fall); a video path that already starts with its dataset's
+    folder keeps its name ("le2i/video/a.mp4").
+    """
+    if value is None or str(value) == "":
+        return None
+    text, dataset = str(value), str(source_dataset or "")
+    if by == "dataset" or not dataset:
+        return text
+    if by == "video" and text.startswith(f"{dataset}/"):
+        return text
+    return f"{dataset}/{text}"
+
+
+def record_join_key(rec: ExportRecord, by: str) -> str | None:
+    """``join_key`` of one record."""
+    return join_key(by, getattr(rec, GROUP_BY[by]), rec.source_dataset)
 
 
 def resolve_group_by(records: Sequence[ExportRecord], group_by: str | None) -> str:
@@ -140,11 +182,11 @@ def resolve_group_by(records: Sequence[ExportRecord], group_by: str | None) -> s
 def _links(rec: ExportRecord, by: str | None) -> list[str]:
     """The metadata joins of one record: its video, and its ``by`` key."""
     links = []
-    video = group_value(rec, "video")
+    video = record_join_key(rec, "video")
     if video is not None:  # one clip, one split, whatever the --group-by
-        links.append(f"video:{rec.source_dataset or ''}/{video}")
+        links.append(f"video:{video}")
     if by is not None and by != "video":
-        value = group_value(rec, by)
+        value = record_join_key(rec, by)
         if value is not None:
             links.append(f"{by}:{value}")
     return links
@@ -234,15 +276,18 @@ def split_by_groups(
         DataError: a record's group the split file does not list, or copies the file puts
             in two splits.
     """
+    from curation.answers import yes_no
+
     by = resolve_group_by(records, group_by)
     _check(fractions)
     keys = group_keys(records, by)
     values = [group_value(r, by) for r in records]
     videos = [group_value(r, "video") for r in records]
+    answers = [yes_no(r.answers) for r in records]
     if split_file is not None:
         where = _assign_from_file(records, keys, values, videos, by, Path(split_file))
     else:
-        where = assign_splits(keys, fractions, random.Random(seed))
+        where = assign_splits(keys, fractions, random.Random(seed), answers)
     splits = {s: [r for r, w in zip(records, where, strict=True) if w == s] for s in SPLITS}
     groups = {s: len({k for k, w in zip(keys, where, strict=True) if w == s}) for s in SPLITS}
     named = {
@@ -266,7 +311,53 @@ def split_by_groups(
         "groups_per_split": groups,  # split groups (joined by content, copies, video, key)
         "keys_per_split": named,  # distinct --group-by values (subjects, videos, ...)
     }
+    per_split = {
+        s: dict(sorted(Counter(a for a, w in zip(answers, where, strict=True) if w == s).items()))
+        for s in SPLITS
+    }
+    info["answers_per_split"] = per_split
+    info["warnings"] = one_answer_warnings(per_split, info["group_by"], split_file is not None)
     return GroupedSplit(splits, info)
+
+
+def one_answer_warnings(
+    per_split: dict[str, dict[str, int]], by: str, from_file: bool = False
+) -> list[str]:
+    """A warning for each split that holds records of only one of "yes" and "no" while the
+    data has both: its recall or false-alarm rate cannot be measured, and balancing empties
+    it."""
+    every = {a for counts in per_split.values() for a, n in counts.items() if n}
+    if not {"yes", "no"} <= every:
+        return []
+    if from_file:
+        fix = "Fix: move groups between the splits of the --split-file"
+    else:
+        fix = (
+            "the groups did not allow both there. Fix: raise that split's share, or "
+            + finer_key_hint(by)
+        )
+    found = []
+    for split, counts in per_split.items():
+        sides = [a for a in ("yes", "no") if counts.get(a)]
+        if len(sides) == 1:
+            other = "no" if sides[0] == "yes" else "yes"
+            measure = "false-alarm rate" if other == "no" else "recall"
+            found.append(
+                f"the {split} split holds {counts[sides[0]]} {sides[0]!r} record(s) and no "
+                f"{other!r}: its {measure} cannot be measured, and balancing would empty it; "
+                f"{fix}."
+            )
+    return found
+
+
+def finer_key_hint(by: str | None) -> str:
+    """What to do about too few groups by ``by``: a finer ``--group-by`` where one exists
+    (video is the finest: frames of one clip always share a split)."""
+    if by in ("subject", "camera", "dataset"):
+        return "--group-by video (a finer key)"
+    if by == "video":
+        return "export more videos (video is the finest key: a clip is never split)"
+    return "export more images"
 
 
 _SPLIT_FILE_FIX = (
@@ -299,6 +390,7 @@ def load_split_file(path: str | Path) -> dict[str, str]:
     is_json = path.suffix.lower() == ".json" or text.lstrip().startswith(("{", "["))
     pairs = _json_pairs(path, text) if is_json else _csv_pairs(path, text)
     where: dict[str, str] = {}
+    first_at: dict[str, str] = {}
     for split, key, at in pairs:
         if split not in SPLITS:
             raise UsageError(
@@ -313,6 +405,13 @@ def load_split_file(path: str | Path) -> dict[str, str]:
                 f"{split!r}; a group in two splits is the leak the file should prevent. Fix: "
                 "keep it under one split."
             )
+        if key in first_at:
+            raise UsageError(
+                f"--split-file {path}: group {key!r} is listed twice under {split!r} "
+                f"({first_at[key]} and {at}); a key listed twice is usually a typo for "
+                "another group. Fix: list each group once."
+            )
+        first_at[key] = at
     if not where:
         raise UsageError(f"--split-file {path} lists no groups. {_SPLIT_FILE_FIX}")
     return where
@@ -348,7 +447,9 @@ def _json_pairs(path: Path, text: str) -> list[tuple[str, str, str]]:
                 f"--split-file {path} key {split!r}: give a list of group keys (strings or "
                 f"whole numbers). {_SPLIT_FILE_FIX}"
             )
-        pairs += [(str(split), str(k).strip(), f"key {split!r}") for k in keys]
+        pairs += [
+            (str(split), str(k).strip(), f"key {split!r} item #{n}") for n, k in enumerate(keys)
+        ]
     return pairs
 
 
@@ -387,17 +488,29 @@ def _assign_from_file(
     """Each record's split as the file lists its group (its ``by`` value, else its video).
 
     Raises:
-        DataError: records whose group the file does not list, or a split group (copies,
-            a video) whose members the file puts in two splits.
+        DataError: records whose group the file does not list, a subject (or other ``by``
+            key) and one of its videos listed under different splits, or a split group
+            (copies, a video, a ``by`` key) whose members the file puts in two splits.
     """
     listed = load_split_file(path)
     where: list[str] = []
     unlisted: Counter[str] = Counter()
+    contradictions: Counter[tuple[str, str]] = Counter()
     for value, video in zip(values, videos, strict=True):
-        found = next((listed[k] for k in (value, video) if k is not None and k in listed), "")
+        found = [(k, listed[k]) for k in dict.fromkeys((value, video)) if k and k in listed]
+        if len(found) == 2 and found[0][1] != found[1][1]:
+            contradictions[(found[0][0], found[1][0])] += 1
         if not found:
             unlisted[value or video or "(no subject, video, camera or dataset)"] += 1
-        where.append(found)
+        where.append(found[0][1] if found else "")
+    if contradictions:
+        (key, video), n = sorted(contradictions.items())[0]
+        raise DataError(
+            f"--split-file {path} contradicts itself: it lists {by} {key!r} under "
+            f"{listed[key]!r} and that {by}'s video {video!r} under {listed[video]!r} ({n} "
+            f"record(s); {len(contradictions)} such pair(s)). Fix: list the {by} or its "
+            "videos, not both, or put them under one split."
+        )
     if unlisted:
         shown = ", ".join(f"{k!r} ({n} records)" for k, n in sorted(unlisted.items())[:5])
         more = f" and {len(unlisted) - 5} more" if len(unlisted) > 5 else ""
@@ -419,15 +532,50 @@ def _assign_from_file(
         members[key].add(split)
     torn = [k for k, s in members.items() if len(s) > 1]
     if torn:
-        example = next(r for r, k in zip(records, keys, strict=True) if k == torn[0])
+        idx = [i for i, k in enumerate(keys) if k == torn[0]]
         raise DataError(
             f"--split-file {path} puts one split group in {len(members[torn[0]])} splits "
-            f"({', '.join(sorted(members[torn[0]]))}): its records share image content, a "
-            f"curator copy group or a video, e.g. {example.image} (record "
-            f"{example.original_id or '-'}); {len(torn)} such group(s). Fix: list those groups "
-            "under one split, or tag the copies exclude in review."
+            f"({', '.join(sorted(members[torn[0]]))}): "
+            f"{_why_joined(records, idx, where, values, videos, by, listed)}; {len(torn)} "
+            "such group(s)."
         )
     return where
+
+
+def _why_joined(
+    records: Sequence[ExportRecord],
+    idx: Sequence[int],
+    where: Sequence[str],
+    values: Sequence[str | None],
+    videos: Sequence[str | None],
+    by: str,
+    listed: dict[str, str],
+) -> str:
+    """What ties the records ``idx`` of one torn split group together, and the fix."""
+    for name, keys in ((by, values), ("video", videos)):
+        splits: dict[str, set[str]] = defaultdict(set)
+        for i in idx:
+            if keys[i] is not None:
+                splits[keys[i]].add(where[i])
+        key = next((k for k, s in sorted(splits.items()) if len(s) > 1), None)
+        if key is None:
+            continue
+        text = f"the records of {name} {key!r} are listed under {', '.join(sorted(splits[key]))}"
+        by_video = [i for i in idx if keys[i] == key and videos[i] in listed]
+        if name != "video" and by_video:
+            shown = sorted({f"{videos[i]!r} ({where[i]})" for i in by_video})[:3]
+            return (
+                f"{text}, through its videos {', '.join(shown)}: the file lists videos, and "
+                f"--group-by {by} keeps a {by} in one split. Fix: --group-by video, which "
+                f"reads the file as given, or list each {by} under one split"
+            )
+        return f"{text}. Fix: list each {name} under one split"
+    example = records[idx[0]]
+    return (
+        "its records are copies or near-copies (the same image content, or one curator copy "
+        f"group from curate check), e.g. {example.image} (record {example.original_id or '-'}). "
+        "Fix: list those groups under one split, or tag the copies exclude in review"
+    )
 
 
 def assign_folds(keys: Sequence[Hashable], k: int, seed: int = 0) -> list[int]:

@@ -10,6 +10,7 @@ split's yes/no balance and ``negative_kind`` counts.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,6 +102,73 @@ def _groups(n: int, pairs: list[tuple[int, int]]) -> list[list[int]]:
     return [g for g in members.values() if len(g) > 1]
 
 
+#: Written to the dataset's info beside ``near_dup_group``: its groups join frames of two
+#: videos only when the videos are copies (older checks joined any two frames).
+NEAR_DUP_RULE = "video-copies"
+
+#: A video is a copy of another when at least this share of its frames (of the one with
+#: fewer frames) has a near copy at the same time in the other.
+VIDEO_COPY_SHARE = 2 / 3
+
+
+def video_copies(
+    pairs: list[tuple[int, int]],
+    videos: list[str | None],
+    times: list[Any] | None,
+    phashes: list[str],
+    hamming: int,
+) -> set[frozenset[str]]:
+    """Pairs of videos that are copies of each other (a re-encode, another folder's copy).
+
+    Frame by frame, a fixed camera makes frames of different people look alike to a 64-bit
+    perceptual hash; a copy of a clip matches it at every moment. So two videos are copies
+    when, aligning each frame of the one with fewer frames to the other's frame nearest in
+    time (within half a frame interval), at least ``VIDEO_COPY_SHARE`` of them are within
+    ``hamming`` bits. Only video pairs with a near pair among ``pairs`` are compared.
+    """
+    import bisect
+    import statistics
+
+    if times is None:
+        return set()
+    frames: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for i, (video, t) in enumerate(zip(videos, times, strict=True)):
+        if video is not None and t is not None:
+            frames[video].append((float(t), i))
+    for found in frames.values():
+        found.sort()
+
+    def spacing(video: str) -> float:
+        ts = [t for t, _ in frames[video]]
+        gaps = [b - a for a, b in zip(ts, ts[1:], strict=False) if b > a]
+        return statistics.median(gaps) if gaps else math.inf
+
+    candidates = {
+        frozenset((videos[a], videos[b]))
+        for a, b in pairs
+        if videos[a] is not None and videos[b] is not None and videos[a] != videos[b]
+    }
+    copies = set()
+    for pair in candidates:
+        short, long = sorted(pair, key=lambda v: (len(frames[v]), v))  # type: ignore[arg-type]
+        if not frames[short] or not frames[long]:
+            continue
+        tol = min(spacing(short), spacing(long), 1.0) / 2
+        other = [t for t, _ in frames[long]]
+        matched = 0
+        for t, i in frames[short]:
+            k = bisect.bisect_left(other, t)
+            near = [j for j in (k - 1, k) if 0 <= j < len(other) and abs(other[j] - t) <= tol]
+            if not near:
+                continue
+            j = frames[long][min(near, key=lambda j: abs(other[j] - t))][1]
+            if bin(int(phashes[i], 16) ^ int(phashes[j], 16)).count("1") <= hamming:
+                matched += 1
+        if matched >= VIDEO_COPY_SHARE * len(frames[short]):
+            copies.add(pair)
+    return copies  # type: ignore[return-value]
+
+
 def _label(answers: list[str]) -> str:
     """What an answer says, for comparing two labels of one image and question."""
     verdict = yes_no(answers)
@@ -145,9 +213,31 @@ class Columns:
         return self.cached("by_sha", compute)
 
     def near_pairs(self) -> list[tuple[int, int]]:
-        return self.cached(
-            "near_pairs", lambda: hamming_pairs([int(p, 16) for p in self.phashes], self.hamming)
-        )
+        """Near copies: phashes within ``hamming`` bits; two frames of different videos only
+        when their videos are copies of each other (``video_copies``)."""
+
+        def compute() -> list[tuple[int, int]]:
+            pairs = hamming_pairs([int(p, 16) for p in self.phashes], self.hamming)
+            videos = self.videos()
+            copies = video_copies(pairs, videos, self.meta.get("time"), self.phashes, self.hamming)
+            return [
+                (a, b)
+                for a, b in pairs
+                if videos[a] is None
+                or videos[b] is None
+                or videos[a] == videos[b]
+                or frozenset((videos[a], videos[b])) in copies
+            ]
+
+        return self.cached("near_pairs", compute)
+
+    def videos(self) -> list[str | None]:
+        """Each sample's video as the splitter joins it (``curation.split.join_key``)."""
+        from curation.split import join_key
+
+        values = self.meta.get("video") or [None] * len(self)
+        datasets = self.meta.get("source_dataset") or [None] * len(self)
+        return [join_key("video", v, d) for v, d in zip(values, datasets, strict=True)]
 
     def image_issues(self) -> dict[Path, Any]:
         return self.cached("images", lambda: check_images([Path(p) for p in self.paths]))
@@ -262,16 +352,19 @@ LEAK_GROUPS = ("subject", "video")
 
 
 def group_members(cols: Columns, by: str) -> dict[str, list[int]]:
-    """Sample indices per ``by`` key (subject qualified by source dataset, as the splitter)."""
+    """Sample indices per ``by`` key, keyed as the splitter joins them
+    (``curation.split.join_key``: subject and video qualified by source dataset)."""
+    from curation.split import join_key
+
     values = cols.meta.get(by)
     if values is None:
         return {}
     datasets = cols.meta.get("source_dataset") or [None] * len(cols)
     members: dict[str, list[int]] = defaultdict(list)
     for i, (v, ds) in enumerate(zip(values, datasets, strict=True)):
-        if v is None or v == "":
-            continue
-        members[f"{ds}/{v}" if ds and by == "subject" else str(v)].append(i)
+        key = join_key(by, v, ds)
+        if key is not None:
+            members[key].append(i)
     return members
 
 
@@ -310,7 +403,7 @@ def run_checks(name: str, hamming: int = 4, use_brain: bool = True) -> CheckRepo
     ds = load_dataset(name)
     fields = ["id", "filepath", "sha256", "phash", "answers", "question", "split", "source"]
     schema = ds.get_field_schema()
-    wanted = ("subject", "video", "source_dataset", "negative_kind")
+    wanted = ("subject", "video", "time", "source_dataset", "negative_kind")
     frame = [f for f in wanted if f in FRAME_FIELDS and f in schema]
     values = ds.values(fields + frame)
     cols = Columns(
@@ -391,3 +484,5 @@ def _write_tags(
             ds.add_sample_field(name, fo.IntField)
     ds.set_values("dup_group", group_of, key_field="id")
     ds.set_values("near_dup_group", near_of, key_field="id")
+    ds.info["near_dup_rule"] = NEAR_DUP_RULE  # the export joins these groups across videos
+    ds.save()

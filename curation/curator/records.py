@@ -58,17 +58,17 @@ def _frame_values(values: dict[str, list], frame: list[str], i: int) -> dict[str
     return out
 
 
-def _split_group(values: dict[str, list], i: int) -> str:
+def _split_group(values: dict[str, list], i: int, across_videos: bool = True) -> str:
     """Sample ``i``'s curator split group: its near-copy group, else its copy group.
 
-    A frame cut from a video joins near copies only within its own video:
-    frames of one fixed camera look alike whoever walks through them, and
-    joining them would merge every subject of that camera into one group
-    (no cross-subject split left). Exact copies still join across videos.
+    ``curate check`` joins frames of two videos as near copies only when the videos are
+    copies of each other (``checks.video_copies``), so its groups hold across videos. A
+    dataset checked before that rule (``across_videos`` False) joined any look-alike frames
+    (one fixed camera, whoever walks through it): its near groups count within a video only.
     """
     near, dup = values["near_dup_group"][i], values["dup_group"][i]
     video = values["video"][i] if "video" in values else None
-    if near is not None and video:
+    if near is not None and video and not across_videos:
         return f"dup:{dup}" if dup is not None else f"near:{near}@{video}"
     if near is not None:
         return f"near:{near}"
@@ -81,7 +81,7 @@ def records_from_dataset(name: str) -> DatasetRecords:
     ``exclude`` drops a sample, ``relabel:yes``/``relabel:no`` replace its
     answer; samples without an answer (``unsure/``) stay out until relabelled.
     Copies and near-copies share a split group, so they never straddle splits
-    (near copies among video frames only within their video: ``_split_group``).
+    (near copies across videos when ``curate check`` found the videos copies: ``_split_group``).
     """
     ds = load_dataset(name)
     fields = ds.get_field_schema()
@@ -108,6 +108,9 @@ def records_from_dataset(name: str) -> DatasetRecords:
         )
     )
     refuse_misspelled_review_tags(name, values["tags"])
+    from curation.curator.checks import NEAR_DUP_RULE
+
+    across_videos = ds.info.get("near_dup_rule") == NEAR_DUP_RULE
     for f in ("dup_group", "near_dup_group"):
         if f not in fields:
             values[f] = [None] * len(values["id"])
@@ -131,7 +134,7 @@ def records_from_dataset(name: str) -> DatasetRecords:
         if not answers:
             result.unlabelled += 1
             continue
-        group = _split_group(values, i)
+        group = _split_group(values, i, across_videos)
         if values["part"][i] == "general":
             general_rows.append(
                 PoolRow(
