@@ -61,3 +61,12 @@ def test_bad_maps_are_named(tmp_path: Path) -> None:
         load_class_map(bad)
     with pytest.raises(UsageError, match="not found"):
         load_class_map(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("label", ["²", "¹", "1²", "٣", "３", "①"])
+def test_a_label_in_other_digits_is_no_class_id(label: str) -> None:
+    # "²".isdigit() is true and int("²") fails; "٣" (Arabic-Indic three) was class 3
+    cmap = load_class_map()
+    with pytest.raises(KeyError):
+        cmap.rule(label)
+    assert cmap.rule(" 3 ")[0] == OMNIFALL[3]

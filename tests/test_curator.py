@@ -308,3 +308,196 @@ def test_review_app_renders_in_a_real_browser(tmp_path: Path) -> None:
     img = Image.open(shot).convert("L")
     lo, hi = img.getextrema()
     assert hi - lo > 100  # not a blank page
+
+
+# --- video label files: reading them, and ingesting them again after a correction ------
+
+
+@pytest.fixture(scope="module")
+def two_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fall clip and one sit clip (10 fps, 3.5 s) with OmniFall's labels.csv."""
+    pytest.importorskip("av")
+    from curation.synthetic_video import write_clips
+
+    root = tmp_path_factory.mktemp("two-clips")
+    write_clips(root, scenarios=("fall", "sit"), subjects=1, cameras=1, seed=5, size=48)
+    return root
+
+
+def label_rows(labels: Path) -> list[dict[str, str]]:
+    import csv
+
+    with labels.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_label_rows(labels: Path, rows: list[dict[str, str]]) -> Path:
+    import csv
+
+    with labels.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return labels
+
+
+def stored_labels(name: str) -> dict[str, tuple]:
+    """original_id -> (answers, unsure tag, activity, negative_kind, segment, tags)."""
+    ds = fo.load_dataset(name)
+    fields = ["original_id", "answers", "tags", "activity", "negative_kind", "segment"]
+    return {
+        oid: (tuple(a or ()), "unsure" in (t or []), act, kind, seg, tuple(sorted(t or [])))
+        for oid, a, t, act, kind, seg in zip(*ds.values(fields), strict=True)
+    }
+
+
+def test_reingesting_a_corrected_label_file_is_refused_then_relabelled(
+    two_clips: Path, tmp_path: Path
+) -> None:
+    from curation.curator.video import ingest_videos
+
+    labels = tmp_path / "labels.csv"
+    shutil.copy(two_clips / "labels.csv", labels)
+    name = unique("relabel")
+    args = {"videos": two_clips, "every_n": 2, "frames_dir": tmp_path / "frames"}
+    first = ingest_videos(labels, name, **args)
+    before = stored_labels(name)
+    assert first.ingest.added == len(before)
+    # a reviewer's tag on a frame the correction changes stays on it
+    ds = fo.load_dataset(name)
+    tagged = ds.match(
+        (fo.ViewField("activity") == "fallen") & (fo.ViewField("answer") == "yes")
+    ).first()
+    tagged.tags.append("exclude")
+    tagged.save()
+    before = stored_labels(name)
+    # the correction: the fall clip's "fallen" row was walking; the sit clip's "sit_down"
+    # row goes (its frames lie in no segment now)
+    rows = label_rows(labels)
+    fallen, sit_down = (cmap_id("fallen"), cmap_id("sit_down"))
+    for r in rows:
+        if r["path"].endswith("fall") and r["label"] == fallen:
+            r["label"] = cmap_id("walk")
+    rows = [r for r in rows if not (r["path"].endswith("sit") and r["label"] == sit_down)]
+    write_label_rows(labels, rows)
+    with pytest.raises(DataError) as refused:
+        ingest_videos(labels, name, **args)
+    message = str(refused.value)
+    assert "would get another answer" in message and "--relabel" in message
+    assert "in no segment" in message
+    assert stored_labels(name) == before  # nothing changed
+    # the same correction through the CLI: exit 1, one line naming the fix
+    out = runner.invoke(
+        app,
+        ["ingest", str(labels), "--dataset", name, "--every-n", "2"]
+        + ["--videos", str(two_clips), "--frames-dir", str(tmp_path / "frames")],
+    )
+    assert out.exit_code == 1 and "--relabel" in out.output and "Traceback" not in out.output
+    assert stored_labels(name) == before
+
+    done = ingest_videos(labels, name, relabel=True, **args)
+    after = stored_labels(name)
+    changed = {k for k in after if after[k][:5] != before[k][:5]}
+    removed = set(before) - set(after)
+    assert not set(after) - set(before)
+    assert done.ingest.relabelled == len(changed) > 0
+    assert done.ingest.removed == len(removed) > 0
+    assert all("sit.mp4" in k for k in removed)
+    assert all(after[k][2] != "fallen" for k in after)  # no frame keeps the old class
+    assert after[tagged.original_id][5] == before[tagged.original_id][5]  # review tag kept
+    assert after[tagged.original_id][0] == ("no",)
+    # the summary's counts are the dataset's
+    ds = fo.load_dataset(name)
+    counts = ds.count_values("answer")
+    assert done.ingest.holds == {
+        "yes": counts.get("yes", 0),
+        "no": counts.get("no", 0),
+        "unsure": counts.get(None, 0),
+    }
+    # the videos dataset shows the corrected segments
+    videos = fo.load_dataset(f"{name}-videos")
+    fall = videos.match(fo.ViewField("video").ends_with("fall.mp4")).first()
+    assert "fallen" not in [d.label for d in fall.segments.detections]
+    # and now the label file and the dataset agree: a plain re-ingest is accepted
+    again = ingest_videos(labels, name, **args)
+    assert again.ingest.added == 0 and again.ingest.relabelled == 0
+    assert stored_labels(name) == after
+
+
+def cmap_id(name: str) -> str:
+    from curation.class_map import load_class_map
+
+    return str(load_class_map().rule(name)[1].id)
+
+
+def test_reingesting_with_another_margin_is_refused_then_relabelled(
+    two_clips: Path, tmp_path: Path
+) -> None:
+    from curation.curator.video import ingest_videos
+
+    name = unique("margin")
+    args = {"videos": two_clips, "every_n": 1, "frames_dir": tmp_path / "frames"}
+    first = ingest_videos(two_clips / "labels.csv", name, margin=0.5, **args)
+    assert first.unsure > 0
+    before = stored_labels(name)
+    with pytest.raises(DataError, match=r"--relabel"):
+        ingest_videos(two_clips / "labels.csv", name, margin=0.0, **args)
+    assert stored_labels(name) == before
+    with pytest.raises(UsageError, match="exclude each other"):
+        ingest_videos(two_clips / "labels.csv", name, margin=0.0, overwrite=True, relabel=True)
+    done = ingest_videos(two_clips / "labels.csv", name, margin=0.0, relabel=True, **args)
+    after = stored_labels(name)
+    assert set(after) == set(before)
+    # margin 0: only the unsure class (none here) leaves a frame unsure
+    assert sum(v[1] for v in after.values()) == done.unsure < first.unsure
+    assert done.ingest.relabelled == sum(after[k][:5] != before[k][:5] for k in after)
+
+
+def test_a_failed_relabel_leaves_every_stored_label(
+    two_clips: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fiftyone.core.dataset import Dataset
+
+    from curation.curator.video import ingest_videos
+
+    name = unique("relabel-fail")
+    args = {"videos": two_clips, "every_n": 2, "frames_dir": tmp_path / "frames"}
+    ingest_videos(two_clips / "labels.csv", name, margin=0.5, **args)
+    before = stored_labels(name)
+    real = Dataset.set_values
+    calls: list[str] = []
+
+    def failing(self, field_name, *a, **kw):  # noqa: ANN001, ANN202
+        calls.append(field_name)
+        if field_name == "tags" and calls.count("tags") == 1:
+            raise RuntimeError("the server went away")
+        return real(self, field_name, *a, **kw)
+
+    monkeypatch.setattr(Dataset, "set_values", failing)
+    with pytest.raises(RuntimeError, match="went away"):
+        ingest_videos(two_clips / "labels.csv", name, margin=0.0, relabel=True, **args)
+    assert "answers" in calls  # the answers had been rewritten ...
+    assert stored_labels(name) == before  # ... and were put back
+
+
+def test_reingesting_a_corrected_annotation_file_is_refused_then_relabelled(
+    image_dir: Path,
+) -> None:
+    from conftest import record
+
+    from curation.curator.ingest import ingest as ingest_source
+
+    path = write_json(
+        image_dir / "train.json",
+        [record(1, "fall.png", ["yes"]), record(2, "stand.png", ["no"])],
+    )
+    name = unique("relabel-file")
+    assert ingest_source(path, name).added == 2
+    write_json(path, [record(1, "fall.png", ["yes"]), record(2, "stand.png", ["yes"])])
+    with pytest.raises(DataError, match=r"1 would get another answer.*--relabel"):
+        ingest_source(path, name)
+    assert sorted(fo.load_dataset(name).values("answer")) == ["no", "yes"]
+    done = ingest_source(path, name, relabel=True)
+    assert done.relabelled == 1 and done.added == 0
+    assert fo.load_dataset(name).values("answer") == ["yes", "yes"]
+    assert done.holds == {"yes": 2, "no": 0, "unsure": 0}

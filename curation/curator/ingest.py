@@ -665,9 +665,9 @@ def _write_items(
             # add_samples writes in batches: take back whatever this run wrote
             from fiftyone import ViewField as F
 
-            ds.delete_samples(ds.match(F("ingest_run") == run))
             if relabelled:
                 _apply_relabels(ds, relabels, new=False)
+            ds.delete_samples(ds.match(F("ingest_run") == run))
         raise
     return new, ds, len(relabels), len(gone)
 

@@ -41,6 +41,7 @@ import os
 import random
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ from curation.curator.ingest import (
     label_of_folder,
 )
 from curation.errors import DataError, UsageError, require
-from curation.images import ImageScan
+from curation.images import ImageScan, name_form_mismatch
 from curation.schemas.questions import TASK_QUESTION
 
 OMNIFALL_COLUMNS = ("path", "label", "start", "end", "subject", "cam", "dataset")
@@ -130,7 +131,12 @@ def is_video_source(source: str | Path) -> bool:
         except OSError:
             return False
         header = {h.strip() for h in head.split(",")}
-        return set(OMNIFALL_COLUMNS) <= header or {"video", "label"} <= header
+        # a spreadsheet's "CSV" separated by ";" is a segment file too (refused with the fix)
+        return (
+            set(OMNIFALL_COLUMNS) <= header
+            or {"video", "label"} <= header
+            or _other_delimiter(head) is not None
+        )
     if kind != "dir":
         return False
     found = False
@@ -145,6 +151,31 @@ def is_video_source(source: str | Path) -> bool:
 
 
 # --- reading the label file -------------------------------------------------------------
+
+_DELIMITER_NAMES = {";": "semicolons (';')", "\t": "tabs", "|": "bars ('|')"}
+
+
+def _other_delimiter(header: str) -> str | None:
+    """The separator other than ',' that makes ``header`` a segment file's header, if any
+    (spreadsheets in locales with a decimal comma save "CSV" with ';')."""
+    for delimiter in _DELIMITER_NAMES:
+        cells = {c.strip().strip('"').lower() for c in header.split(delimiter)}
+        if set(OMNIFALL_COLUMNS) <= cells or {"video", "label"} <= cells:
+            return delimiter
+    return None
+
+
+def _refuse_other_delimiter(labels: Path, header: str) -> None:
+    """A segment file separated by ';' (or tabs): one error naming the separator and the fix."""
+    delimiter = _other_delimiter(header)
+    if delimiter is None:
+        return
+    raise DataError(
+        f"{labels}: the columns are separated by {_DELIMITER_NAMES[delimiter]}, not commas "
+        "(a spreadsheet saved in a locale with decimal commas does that); nothing was "
+        "ingested. Fix: save it as CSV with ',' as the field separator and '.' in numbers "
+        "(LibreOffice: Save As, Text CSV, Field delimiter ',')"
+    )
 
 
 def _problem(where: str, fld: str, what: str, fix: str) -> str:
@@ -193,9 +224,18 @@ def _id_problem(rec: dict[str, Any], where: str, problems: list[str]) -> None:
 
 
 def _video_path(
-    text: str, where: str, root: Path, problems: list[str], fld: str = "video", shown: str = ""
+    text: str,
+    where: str,
+    root: Path,
+    problems: list[str],
+    fld: str = "video",
+    shown: str = "",
+    file: bool = True,
 ) -> str | None:
-    """The relative path ``text`` if it stays inside ``root``; else a problem and None."""
+    """The relative path ``text`` if it stays inside ``root``; else a problem and None.
+
+    A ``file`` missing only because its name is in another Unicode form is a problem too.
+    """
     fix = "give the path relative to --videos, without '..', backslashes or a leading '/'"
     shown = shown or text
     if not text or "\0" in text or "\\" in text or text.startswith("/"):
@@ -208,6 +248,21 @@ def _video_path(
     full = real_path(root / text)
     if not is_within(full, real_path(root)):
         problems.append(_problem(where, fld, f"{shown!r} is a link to {full}, outside {root}", fix))
+        return None
+    if file and not os.path.lexists(root / text) and (on_disk := name_form_mismatch(root / text)):
+        # macOS and some zip tools write decomposed (NFD) names: other bytes, same look
+        form = "NFC" if unicodedata.is_normalized("NFC", text) else "NFD"
+        problems.append(
+            _problem(
+                where,
+                fld,
+                f"{shown!r} is not found as written ({form}), but its folder holds "
+                f"{on_disk!r}: the same name in Unicode {'NFD' if form == 'NFC' else 'NFC'} "
+                "form",
+                f"rename the file to the {form} form (convmv --{form.lower()}), or write the "
+                "name as it is on disk",
+            )
+        )
         return None
     return PurePosixPath(*parts).as_posix()
 
@@ -224,9 +279,12 @@ def _segment(
             problems.append(
                 _problem(where, "path" if not path else "dataset", "is empty", "fill it in")
             )
-        elif _video_path(path, where, root, problems, "path") is not None:
-            # the file is {videos}/{dataset}/video/{path}.mp4 (OmniFall's layout)
-            full = f"{dataset}/video/{path}.mp4"
+        elif _video_path(path, where, root, problems, "path", file=False) is not None:
+            # the file is {videos}/{dataset}/video/{path}.mp4 (OmniFall's layout); a path
+            # that already ends in .mp4 names the file itself, not {path}.mp4.mp4
+            full = f"{dataset}/video/{path}"
+            if not (path.lower().endswith(".mp4") and not (root / f"{full}.mp4").exists()):
+                full += ".mp4"
             video = _video_path(full, where, root, problems, "path", shown=f"{path} ({full})")
         in_frames = False
         start_key, end_key = "start", "end"
@@ -337,6 +395,7 @@ def read_segments(
                 f"{labels}: the header names the column(s) {', '.join(twice)} more than once; "
                 "nothing was ingested. Fix: keep one column of each name"
             )
+        _refuse_other_delimiter(labels, text.split("\n", 1)[0])
         if set(OMNIFALL_COLUMNS) <= set(header):
             fmt = "omnifall"
         elif {"video", "label"} <= set(header) and (
@@ -762,15 +821,11 @@ def _cut_video(
                     boundaries_set.add(Fraction(end))
             boundaries = sorted(boundaries_set)
             exact_margin = _exact(margin)
-            # the middle of each "yes" segment: (time or frame index, the span)
-            middles: list[tuple[Fraction | int, _Span]] = []
+            # the middle of each "yes" segment (the first frame at or after it is kept)
+            middles: list[tuple[Fraction, _Span]] = []
             if keep_middle:
                 for sp in spans:
-                    if sp.seg.rule.answer != "yes":
-                        continue
-                    if sp.seg.in_frames:
-                        middles.append(((int(sp.seg.start) + int(sp.seg.end)) // 2, sp))
-                    else:
+                    if sp.seg.rule.answer == "yes":
                         stop_at = sp.end if math.isfinite(sp.end) else _exact(duration)
                         middles.append(((sp.start + Fraction(stop_at)) / 2, sp))
             digest = sha256_file(path)
@@ -804,21 +859,10 @@ def _cut_video(
                         times.append(t)
                         middle = None
                         if middles:
-                            middle = next(
-                                (
-                                    m
-                                    for m in middles
-                                    if (i >= m[0] if m[1].seg.in_frames else t >= m[0])
-                                    and m[1].covers(i, t)
-                                ),
-                                None,
-                            )
-                            # each middle is the first frame at or after it: taken once
-                            middles = [
-                                m
-                                for m in middles
-                                if not (i >= m[0] if m[1].seg.in_frames else t >= m[0])
-                            ]
+                            reached = [m for m in middles if t >= m[0]]
+                            middle = next((m for m in reached if m[1].covers(i, t)), None)
+                            if reached:  # each middle's frame is the first at or after it
+                                middles = [m for m in middles if t < m[0]]
                         if not sampler.take(i, t) and middle is None:
                             continue
                         label = _label(
@@ -1122,6 +1166,8 @@ def ingest_videos(
         segments = clip_folder_segments(source, cmap)
     else:
         if videos is None:
+            with contextlib.suppress(OSError, UnicodeDecodeError), source.open("rb") as fh:
+                _refuse_other_delimiter(source, fh.readline(4096).decode("utf-8-sig"))
             raise UsageError(
                 f"{source} is a label file: --videos DIR says where its videos are. "
                 "Fix: curate ingest LABELS.csv --videos DIR --dataset NAME"
