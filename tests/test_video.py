@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import uuid
 from pathlib import Path
@@ -89,7 +90,9 @@ def test_every_frame_is_labelled_as_its_segment_says(clips: Path, tmp_path: Path
         assert f["segment"] == f"{start:g}-{end:g}"
         inner = {s for s, _, _ in segs if s > 0} | {e for _, e, _ in segs if e < segs[-1][1]}
         near = any(abs(f["time"] - b) < margin for b in inner)
-        if near or rule.answer == "unsure":
+        # a "yes" segment's middle frame (the first at or after its middle) keeps its answer
+        middle = math.ceil((start + end) / 2 * FPS - 1e-9) == f["frame_index"]
+        if (near and not (middle and rule.answer == "yes")) or rule.answer == "unsure":
             seen_unsure += 1
             assert f["answer"] is None and f["answers"] == [] and "unsure" in f["tags"], f
         else:
@@ -118,15 +121,32 @@ def test_every_frame_is_labelled_as_its_segment_says(clips: Path, tmp_path: Path
         assert imagehash.hex_to_hash(scan.phash) - imagehash.hex_to_hash(phash) <= 2
 
 
+def _timeline(scenario: str) -> list[tuple[float, float, str]]:
+    out, start = [], 0.0
+    for label, seconds in SCENARIOS[scenario]:
+        out.append((start, start + seconds, label))
+        start += seconds
+    return out
+
+
 def test_the_bundled_clips_ingest_by_the_cli_and_again_add_nothing(tmp_path: Path) -> None:
     name = unique("video-sample")
     args = ["ingest", VIDEOS / "labels.csv", "--videos", VIDEOS, "--dataset", name]
     args += ["--frames-dir", tmp_path / "frames"]
     manifest = json.loads((VIDEOS / "manifest.json").read_text())
     n_videos = len(manifest["videos"])
-    # --fps 2 on 3.5 s clips: the frames at 0, 0.5, ... 3.0 s
+    # --fps 2 on 3.5 s clips: the frames at 0, 0.5, ... 3.0 s, and the frame at or after
+    # the middle of each "yes" segment (1.75 -> 1.8 s for "fall" 1.5-2.0)
+    cmap = load_class_map()
     expected = sum(
-        len([k for k in range(100) if k / 2 < CLIP_SECONDS[v["scenario"]]])
+        len(
+            {k * FPS // 2 for k in range(100) if k / 2 < CLIP_SECONDS[v["scenario"]]}
+            | {
+                math.ceil((start + end) / 2 * FPS - 1e-9)
+                for start, end, label in _timeline(v["scenario"])
+                if cmap.rule(label)[1].answer == "yes"
+            }
+        )
         for v in manifest["videos"]
     )
     before = sorted((p, p.stat().st_mtime_ns) for p in SAMPLE.rglob("*"))
@@ -167,7 +187,12 @@ def test_the_bundled_clips_ingest_by_the_cli_and_again_add_nothing(tmp_path: Pat
 def test_sampling_counts(clips: Path, tmp_path: Path, options: dict) -> None:
     name = unique("video-rate")
     result = ingest_videos(
-        clips / "labels.csv", name, videos=clips, frames_dir=tmp_path / "f", **options
+        clips / "labels.csv",
+        name,
+        videos=clips,
+        frames_dir=tmp_path / "f",
+        keep_middle=False,  # the schedule alone
+        **options,
     )
 
     def per_clip(seconds: float) -> int:
