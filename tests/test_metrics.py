@@ -63,6 +63,14 @@ def test_single_answer_is_exact_match_after_normalisation() -> None:
     assert vqa_accuracy("yes", ["no"]) == 0.0
 
 
+def test_human_answers_are_normalised_like_the_prediction() -> None:
+    # "two" x4 and "2" x6: every human answer reads 2, so "2" matches all ten
+    assert vqa_accuracy("2", ["two"] * 4 + ["2"] * 6) == 1.0
+    # three of four read "dog": leave-one-out (2/3, 2/3, 2/3, 3/3) / 4
+    assert vqa_accuracy("dog", ["a dog", "the dog", "Dog", "cat"]) == pytest.approx(0.75)
+    assert vqa_accuracy("cat", ["a dog", "the dog", "Dog", "cat"]) == pytest.approx(1 / 4)
+
+
 def test_task_metrics_by_hand() -> None:
     truths = ["yes", "yes", "yes", "no", "no"]
     preds = ["yes", "No.", "yes", "yes", "a man standing"]
