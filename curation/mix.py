@@ -20,6 +20,13 @@ from typing import Any
 
 from curation._io import check_export_out
 from curation.answers import yes_no
+from curation.distractors import (
+    DEFAULT_DISTRACTOR_SHARE,
+    DISTRACTOR_SOURCE,
+    check_distractor_share,
+    distractor_records,
+    load_distractors,
+)
 from curation.errors import DataError, UsageError
 from curation.export import ExportRecord, ExportSummary, ModelPreset, write_export
 from curation.presets import get_preset
@@ -40,6 +47,12 @@ class MixPlan:
     groups: dict[str, Any] = field(default_factory=dict)  # how the task records were grouped
     hard_negative_share: float = 0.0
     lookalike_kinds: tuple[str, ...] = ()
+    distractor_share: float = 0.0
+    distractor_questions: int = 0  # how many distinct questions they were drawn from
+
+    def distractors(self, split: str) -> int:
+        """Distractor records (task images asked about an absent thing, answer "no")."""
+        return sum(r.source == DISTRACTOR_SOURCE for r in self.splits[split])
 
     def hard_negatives(self, split: str) -> dict[str, Any]:
         """The task's "no" records of ``split``: look-alike kinds, others, the share."""
@@ -214,12 +227,18 @@ def plan_mix(
     split_file: str | Path | None = None,
     hard_negative_share: float = 0.0,
     lookalike_kinds: Collection[str] = (),
+    distractor_share: float = DEFAULT_DISTRACTOR_SHARE,
+    distractor_questions: Sequence[str] | None = None,
 ) -> MixPlan:
     """Choose every record of the mix. Same inputs and seed, same plan.
 
     Task records are split by ``group_by`` (or as ``split_file`` says; see
     ``curation.split.split_by_groups``); with ``hard_negative_share`` S, at
     least S of each split's kept "no" records are of ``lookalike_kinds``.
+    ``distractor_share`` D of the train split's general records are distractor
+    questions (``distractor_questions``, default: the package's) about its task
+    images, answered "no" (``curation.distractors``); val and test keep only real
+    general VQA, so their scores and the question-following check stay unseen.
 
     Raises:
         UsageError: a ratio or share out of range, an unknown ``group_by``, a bad split file.
@@ -232,6 +251,7 @@ def plan_mix(
     if max_records is not None and max_records < 1:
         raise UsageError(f"--max-records must be positive, got {max_records}")
     check_hard_negative_share(hard_negative_share)
+    check_distractor_share(distractor_share)
     check_group_by(group_by)
     if not task:
         raise DataError("no task records to mix")
@@ -255,6 +275,13 @@ def plan_mix(
         _refuse_no_lookalikes(task, hard_negative_share, lookalike_kinds)
     grouped = split_by_groups(task, fractions, seed, group_by, split_file)
     task_splits = grouped.splits
+    questions: Sequence[str] = ()
+    if ratio > 0 and distractor_share > 0:
+        questions = (
+            distractor_questions
+            if distractor_questions is not None
+            else load_distractors().questions()
+        )
     general_rows = [row for pool in pools for row in pool.rows]
     pool_splits = _split_pool(general_rows, fractions, seed) if general_rows else {}
 
@@ -274,6 +301,11 @@ def plan_mix(
         except HardNegativeShortfall as exc:
             raise HardNegativeShortfall(f"the {split} split: {exc}") from None
         need = general_needed(len(kept), ratio)
+        n_distract = round(need * distractor_share) if split == "train" and questions else 0
+        distract = distractor_records(
+            kept, n_distract, questions, random.Random(f"{seed}-distractors-{split}")
+        )
+        need -= len(distract)
         pool = pool_splits.get(split, [])
         available[split] = len(pool)
         if need > len(pool):
@@ -296,7 +328,7 @@ def plan_mix(
             )
             for r in chosen
         ]
-        splits[split] = kept + general
+        splits[split] = kept + general + distract
     return MixPlan(
         splits,
         dropped,
@@ -307,6 +339,8 @@ def plan_mix(
         grouped.info,
         hard_negative_share,
         tuple(sorted(lookalike_kinds)),
+        distractor_share if questions else 0.0,
+        len(questions),
     )
 
 
@@ -379,8 +413,12 @@ def mix(
     split_file: str | Path | None = None,
     hard_negative_share: float = 0.0,
     lookalike_kinds: Collection[str] = (),
+    distractor_share: float = DEFAULT_DISTRACTOR_SHARE,
+    distractors_file: str | Path | None = None,
 ) -> tuple[MixPlan, ExportSummary]:
     """Plan the mix and write it as an export folder (with ``composition.png``).
+
+    ``distractors_file``: the distractor questions (default: the package's list).
 
     ``out`` must stay clear of ``protect`` (image roots), the inputs and every
     pool's image folders: it is never, never holds and is never inside one.
@@ -397,6 +435,10 @@ def mix(
         split_file=split_file,
         hard_negative_share=hard_negative_share,
         lookalike_kinds=lookalike_kinds,
+        distractor_share=distractor_share,
+        distractor_questions=(
+            load_distractors(distractors_file).questions() if distractors_file else None
+        ),
     )
     missing = sorted(
         {str(r.image) for recs in plan.splits.values() for r in recs if not r.image.is_file()}
@@ -404,6 +446,7 @@ def mix(
     if missing:
         raise DataError(f"{len(missing)} image file(s) not found, e.g. {', '.join(missing[:3])}")
     given = [Path(split_file)] if split_file is not None else []
+    given += [Path(distractors_file)] if distractors_file and plan.distractor_share else []
     inputs = [*task_inputs, *given, *(p for pool in pools for p in pool.inputs)]
     extra: dict[str, Any] = {"fiftyone_dataset": fiftyone_dataset} if fiftyone_dataset else {}
     extra |= {"groups": plan.groups}
@@ -422,6 +465,18 @@ def mix(
                 if plan.splits[s]
             },
             **_hard_manifest(plan),
+            "distractors": {
+                "share": plan.distractor_share,
+                "questions": plan.distractor_questions,
+                "file": Path(distractors_file).name if distractors_file else "(package default)",
+                "answer": "no",
+                "records": {s: plan.distractors(s) for s in SPLITS},
+                "share_of_records": {
+                    s: round(plan.distractors(s) / len(plan.splits[s]), 6)
+                    for s in SPLITS
+                    if plan.splits[s]
+                },
+            },
         },
     }
     chart = composition_png(plan)
@@ -477,6 +532,8 @@ class MixRequest:
     split_file: Path | None = None
     hard_negative_share: float = 0.0
     class_map: Path | None = None  # which negative kinds look alike [default: the package's]
+    distractor_share: float = DEFAULT_DISTRACTOR_SHARE
+    distractors: Path | None = None  # distractor questions [default: the package's]
 
     def command(self) -> str:
         """The manifest's command line.
@@ -496,6 +553,10 @@ class MixRequest:
             parts.append(f"--split-file {self.split_file.name}")
         if self.hard_negative_share:
             parts.append(f"--hard-negative-share {self.hard_negative_share:g}")
+        if self.distractor_share != DEFAULT_DISTRACTOR_SHARE:
+            parts.append(f"--distractor-share {self.distractor_share:g}")
+        if self.distractors is not None:
+            parts.append(f"--distractors {self.distractors.name}")
         return " ".join(parts)
 
 
@@ -526,7 +587,10 @@ def mix_from_request(request: MixRequest) -> MixResult:
     check_export_out(request.out, early, request.overwrite)
     request.general.check()
     check_hard_negative_share(request.hard_negative_share)
+    check_distractor_share(request.distractor_share)
     check_group_by(request.group_by)
+    if request.distractors is not None:
+        load_distractors(request.distractors)  # a malformed file before any data is loaded
     lookalikes: list[str] = []
     if request.split_file is not None:
         from curation.split import load_split_file
@@ -578,6 +642,8 @@ def mix_from_request(request: MixRequest) -> MixResult:
         split_file=request.split_file,
         hard_negative_share=request.hard_negative_share,
         lookalike_kinds=lookalikes,
+        distractor_share=request.distractor_share,
+        distractors_file=request.distractors,
     )
     return MixResult(plan, summary, len(records), request.dataset, review)
 

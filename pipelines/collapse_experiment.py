@@ -12,7 +12,9 @@ random weights, CPU. For every renderer and seed:
 
   Run A, the seed's mistake: train on the task's positives only (all "yes").
   Run C, balance alone: B's balanced task records, no general VQA.
-  Run B, the cure: `curate mix --vqav2-ratio 0.7` with balanced task data. In the
+  Run B, the cure: `curate mix --vqav2-ratio 0.7` with balanced task data (and, as
+  `curate mix` does by default, 10% of its general records asking task images about
+  things they do not show, answered "no": `curation.distractors`). In the
   full recipe (``b_warm_start``) B fine-tunes C's final checkpoint on the mix, as a
   user fine-tunes a BLIP-2 that can already see: from random weights, 70% general
   VQA keeps this small model from ever finding the `clutter` task (it holds it once
@@ -21,8 +23,9 @@ random weights, CPU. For every renderer and seed:
 B and C train for about the same number of steps (A, which cannot learn a "no" it
 never sees, for fewer), with the same seed and model, and all three are
 scored on B's held-out test split (task and general parts), plus the
-question-following check: unrelated questions ("Is there a dog in this
-image?") about the test split's fall images, where the truth is "no".
+question-following check: unrelated questions about the test split's fall images, where
+the truth is "no", in easy-VQA's words ("Is there a triangle in the image?") and in words
+easy-VQA never uses ("Is there a cat in this image?"); none is a distractor question.
 Copy this file and edit RECIPE to try other settings.
 """
 
@@ -38,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from curation.evaluate.following import UNRELATED_QUESTIONS, check_question_following
+from curation.evaluate.following import FOLLOWING_QUESTIONS, check_question_following
 from curation.evaluate.run import evaluate
 from curation.export import ExportRecord, task_records_from_file, write_export
 from curation.mix import mix
@@ -75,6 +78,8 @@ RECIPE: dict[str, Any] = {
     "renderers": ["stick", "clutter"],
     "seeds": [0, 1, 2],
     "b_warm_start": True,
+    # share of B's train general records that are distractor questions (curate mix's default)
+    "distractor_share": 0.1,
 }
 #: The CI version: one renderer, one seed, fewer scenes and steps, runs A and B, B from
 #: random weights (tests/test_collapse.py).
@@ -97,7 +102,9 @@ def make_task(work: Path, renderer: str, per_class: int, seed: int, size: int) -
     return ann if ann.exists() else write_scene_set(raw, per_class, per_class, seed, size, renderer)
 
 
-def write_runs(work: Path, ann: Path, seed: int, model: str) -> dict[str, int]:
+def write_runs(
+    work: Path, ann: Path, seed: int, model: str, distractor_share: float = 0.1
+) -> dict[str, int]:
     """Export B (the mix), A (B's task positives) and C (B's balanced task part) into ``work``.
 
     A and C hold only task records (their val and test: B's task records); all three are
@@ -116,6 +123,7 @@ def write_runs(work: Path, ann: Path, seed: int, model: str) -> dict[str, int]:
         model=model,
         overwrite=True,
         command="collapse_experiment: run B",
+        distractor_share=distractor_share,
     )
     task_train = [r for r in plan_b.splits["train"] if r.part == "task"]
     trains = {
@@ -213,7 +221,7 @@ def run_one(
     size = get_preset(recipe["model"]).image_size
     ann = make_task(work, renderer, recipe["per_class"], seed, size)
     here = work / renderer / f"seed{seed}"
-    n_train = write_runs(here, ann, seed, recipe["model"])
+    n_train = write_runs(here, ann, seed, recipe["model"], recipe.get("distractor_share", 0.0))
     warm = recipe.get("b_warm_start") and "B" in runs
     cell: dict[str, Any] = {}
     for name in sorted(runs, key=lambda r: (warm and r == "B", RUNS.index(r))):  # C before B
@@ -299,7 +307,10 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("task.roc_auc", "ROC-AUC of P(yes)"),
     ("general.vqa_accuracy", "easy-VQA accuracy"),
     ("following.yes_rate", "yes to unrelated questions"),
+    *((f"following.vocabularies.{v}.no", f'"no" in {v}') for v in FOLLOWING_QUESTIONS),
 )
+#: B's question-following target: "no" to at least this share in each vocabulary (mean).
+FOLLOWING_NO_TARGET = 0.9
 
 
 def _get(cell: dict[str, Any], dotted: str) -> Any:
@@ -353,6 +364,11 @@ def targets(results: dict[str, Any]) -> dict[str, bool]:
             out[f"{r}: B follows the question on every seed"] = (
                 b["following_passed"] == b["n_seeds"]
             )
+            for v in FOLLOWING_QUESTIONS:
+                no = b.get(f"following.vocabularies.{v}.no", {}).get("mean")
+                out[f'{r}: B says "no" to >= {FOLLOWING_NO_TARGET:.0%} in {v} (mean)'] = (
+                    no is not None and no >= FOLLOWING_NO_TARGET
+                )
     out["whole experiment under 15 minutes"] = results["seconds"] < 900
     return out
 
@@ -395,15 +411,23 @@ def markdown(results: dict[str, Any]) -> str:
             if recipe.get("b_warm_start") and "B" in runs
             else []
         ),
+        f"B's train split: {recipe.get('distractor_share', 0.0):g} of its general records "
+        'are distractor questions about task images, answered "no" (`curate mix '
+        "--distractor-share`; things from curation/data/distractors.yaml, none of them asked "
+        "below).",
+        "",
         f"Each cell: mean ± standard deviation over {len(seeds)} seed(s), scored on run B's "
-        "held-out test split. *Unrelated yes*: yes-rate to "
-        + ", ".join(f'"{q}"' for q in UNRELATED_QUESTIONS)
-        + ' about the test fall images (truth: "no"); the check fails above 50%.',
+        "held-out test split. Question following, about the test fall images (truth: "
+        '"no"): *"no" in easy-VQA\'s words* is the share of "no" answers to '
+        + ", ".join(f'"{q}"' for q in FOLLOWING_QUESTIONS["easy-VQA's words"])
+        + '; *"no" in unseen words* to '
+        + ", ".join(f'"{q}"' for q in FOLLOWING_QUESTIONS["unseen words"])
+        + "; *unrelated yes* is the yes-rate to all six (the check fails above 50%).",
         "",
         "| renderer | run | balanced accuracy | yes-rate on negatives | ROC-AUC | "
-        "easy-VQA accuracy | unrelated yes | collapse alarm | follows the question | "
-        "s per run |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        'easy-VQA accuracy | "no" in easy-VQA\'s words | "no" in unseen words | '
+        "unrelated yes | collapse alarm | follows the question | s per run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in recipe["renderers"]:
         for run in runs:
@@ -411,7 +435,7 @@ def markdown(results: dict[str, Any]) -> str:
             n = row["n_seeds"]
             lines.append(
                 f"| {r} | {run_name(run, recipe)} | "
-                + " | ".join(_spread(row[key]) for key, _ in METRICS[:4])
+                + " | ".join(_spread(row[key]) for key, _ in (*METRICS[:4], *METRICS[5:]))
                 + f" | {_spread(row['following.yes_rate'])} | {row['collapse_alarms']}/{n} | "
                 f"{row['following_passed']}/{n} | {row['seconds']:.0f} |"
             )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, SAMPLE
+from typer.testing import CliRunner
 
 from curation.class_map import load_class_map
-from curation.contract import BUILDER_NAME, PROMPT
+from curation.cli import app
+from curation.contract import BUILDER_NAME, PROMPT, SEED_MAX
+from curation.distractors import load_distractors
 from curation.errors import UsageError
 from curation.presets import PRESET_DIR, get_preset, preset_files, preset_names
 from curation.schemas.config import ModelConfig
@@ -18,6 +23,7 @@ from curation.training.plugin_data import DATA
 LOADERS = {
     "questions.yaml": lambda p: load_questions(p).questions,
     "class_map.yaml": lambda p: load_class_map(p).classes,
+    "distractors.yaml": lambda p: load_distractors(p).questions(),
 }
 
 
@@ -116,3 +122,74 @@ def test_the_conv_stem_gives_the_patch_grid_lavis_expects(patch: int, size: int)
     tokens = vit(torch.randn(2, 3, size, size))
     assert tokens.shape == (2, (size // patch) ** 2 + 1, 64)  # patches + the class token
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in vit.patch_embed.proj.modules())
+
+
+# --- seeds: 0 to SEED_MAX wherever one is read ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from curation.export import ExportOptions, export_task
+
+    out = tmp_path_factory.mktemp("seeds") / "export"
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="tiny"))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("run.seed=-1", "run.seed"),
+        (f"run.seed={SEED_MAX + 1}", "run.seed"),
+        ("model.init_seed=-5", "model.init_seed"),
+        ("model.init_seed=99999999999999999999", "model.init_seed"),
+    ],
+)
+def test_a_seed_out_of_range_is_refused_before_training(
+    sample_export: Path, override: str, key: str
+) -> None:
+    result = CliRunner().invoke(app, ["train", str(sample_export / "lavis.yaml"), override])
+    assert result.exit_code == 1, result.output
+    assert f"{key}: " in result.output and f"a whole number from 0 to {SEED_MAX}" in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, ValueError)
+    assert not (sample_export / "runs").exists()
+
+
+def test_the_largest_seed_trains_past_its_first_epoch(sample_export: Path) -> None:
+    # each epoch reseeds from run.seed + epoch, which passes numpy's 2**32 - 1 at epoch 1
+    overrides = [f"run.seed={SEED_MAX}", "run.max_epoch=2", "run.valid_splits=[]"]
+    args = ["train", str(sample_export / "lavis.yaml"), *overrides, "--run-id", "top"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert (sample_export / "runs" / "top" / "checkpoint_1.pth").is_file()
+
+
+@pytest.mark.parametrize("value", ["-1", str(SEED_MAX + 1)])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["find-issues", "--dataset", "any", "--folds", "2", "--out", "OUT"],
+        ["export", "--task", "TASK", "--out", "OUT"],
+        ["mix", "--task", "TASK", "--out", "OUT", "--vqav2-ratio", "0"],
+        ["ingest", "FOLDER", "--dataset", "any"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_a_seed_option_out_of_range_is_a_usage_error(
+    tmp_path: Path, args: list[str], value: str
+) -> None:
+    where = {"OUT": str(tmp_path / "out"), "TASK": str(SAMPLE / "annotations.json")}
+    where["FOLDER"] = str(SAMPLE)
+    argv = [where.get(a, a) for a in args]
+    result = CliRunner().invoke(app, [*argv, "--seed", value], terminal_width=200)
+    assert result.exit_code == 2, result.output
+    assert "--seed" in result.output and f"whole number from 0 to {SEED_MAX}" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_find_issues_checks_its_seed_in_the_library() -> None:
+    from curation.curator.find_issues import FindIssuesRequest, find_issues
+
+    request = FindIssuesRequest(dataset="any", folds=2, out=Path("unused"), seed=-1)
+    with pytest.raises(UsageError, match=f"--seed -1 is not a seed: .* 0 to {SEED_MAX}"):
+        find_issues(request)

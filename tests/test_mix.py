@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from curation.cli import app
+from curation.distractors import load_distractors
 from curation.errors import DataError
 from curation.export import ExportRecord
 from curation.mix import mix, plan_mix
@@ -194,13 +195,19 @@ def test_provenance_round_trip(task_file: Path, vqa_dir: Path, tmp_path: Path) -
         for a in json.loads((vqa_dir / "annotations.json").read_text())["annotations"]
     }
     task = {r["instance_id"]: r for r in json.loads(task_file.read_text())}
+    distractor_questions = load_distractors().questions()
     for split in ("train", "val", "test"):
         recs = json.loads((out / f"{split}.json").read_text())
         for rec, prov in zip(
             recs, json.loads((out / f"{split}.provenance.json").read_text()), strict=True
         ):
             assert rec["instance_id"] == prov["instance_id"]
-            if prov["part"] == "general":
+            if prov["source"] == "distractor":  # a task image asked about an absent thing
+                task_id = prov["original_id"].split("/distractor-")[0]
+                assert prov["original_image"] == Path(task[task_id]["image"]).name
+                assert rec["answer"] == ["no"] and rec["text_input"] in distractor_questions
+                assert split == "train"
+            elif prov["part"] == "general":
                 original = anns[prov["original_id"]]
                 assert prov["original_answers"] == [a["answer"] for a in original["answers"]]
                 assert rec["answer"] == prov["original_answers"]
@@ -382,3 +389,73 @@ def test_mix_from_request_is_the_whole_command(task_file: Path, tmp_path: Path) 
     assert cli.exit_code == 0, cli.output
     for name in ("train.json", "val.json", "test.json", "manifest.json"):
         assert (tmp_path / "lib" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
+
+
+# --- distractor questions: task images asked about things they do not show -----------------
+
+
+def test_distractors_ask_train_task_images_about_absent_things(
+    task_file: Path, vqa_dir: Path, tmp_path: Path
+) -> None:
+    """Without them, no question about a task image is ever answered "no" for a reason other
+    than the label: a model can answer the fall whatever it is asked."""
+    out = tmp_path / "mix"
+    result = run_mix(task_file, vqa_dir, out)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())["mix"]
+    questions = set(load_distractors().questions())
+    task_images: dict[str, set[str]] = {}
+    for split in ("train", "val", "test"):
+        recs = json.loads((out / f"{split}.json").read_text())
+        provs = json.loads((out / f"{split}.provenance.json").read_text())
+        task_images[split] = {
+            r["image"] for r, p in zip(recs, provs, strict=True) if p["part"] == "task"
+        }
+        general = [(r, p) for r, p in zip(recs, provs, strict=True) if p["part"] == "general"]
+        distract = [(r, p) for r, p in general if p["source"] == "distractor"]
+        assert manifest["distractors"]["records"][split] == len(distract)
+        if split != "train":  # val and test: real general VQA only
+            assert not distract
+            continue
+        # 0.1 of the train split's general records, each a listed question answered "no"
+        assert len(distract) == round(0.1 * len(general)) > 0
+        assert all(r["text_input"] in questions and r["answer"] == ["no"] for r, _ in distract)
+        assert {r["image"] for r, _ in distract} <= task_images["train"]
+        # asked about fall and no-fall images alike
+        answers = {
+            r["image"]: r["answer"] for r, p in zip(recs, provs, strict=True) if p["part"] == "task"
+        }
+        assert {answers[r["image"]][0] for r, _ in distract} == {"yes", "no"}
+    assert manifest["distractors"]["share"] == 0.1
+    assert manifest["distractors"]["questions"] == len(questions)
+    assert "distractor questions about task images" in result.output
+    # --distractor-share 0: none, and every other record as before
+    none = tmp_path / "none"
+    assert run_mix(task_file, vqa_dir, none, "--distractor-share", "0").exit_code == 0
+    train = json.loads((none / "train.provenance.json").read_text())
+    assert not [p for p in train if p["source"] == "distractor"]
+    assert len(train) == len(json.loads((out / "train.json").read_text()))
+
+
+def test_distractor_files_are_checked(task_file: Path, vqa_dir: Path, tmp_path: Path) -> None:
+    bad = {
+        "no slot": 'templates: ["Is there a dog?"]\nthings: ["a giraffe"]\n',
+        "task question": 'templates: ["Is {thing} falling in this image?"]\nthings: ["anyone"]\n',
+    }
+    for name, text in bad.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        result = run_mix(task_file, vqa_dir, tmp_path / name, "--distractors", str(path))
+        assert result.exit_code == 1, result.output
+        assert str(path.name) in result.output and "Fix:" in result.output
+        assert not (tmp_path / name).exists()
+    result = run_mix(task_file, vqa_dir, tmp_path / "x", "--distractor-share", "1.5")
+    assert result.exit_code == 2 and "--distractor-share must be between 0 and 1" in result.output
+    own = tmp_path / "own.yaml"
+    own.write_text('templates: ["Is there {thing} here?"]\nthings: ["a yak"]\n')
+    assert run_mix(task_file, vqa_dir, tmp_path / "own", "--distractors", str(own)).exit_code == 0
+    train = json.loads((tmp_path / "own" / "train.json").read_text())
+    assert "Is there a yak here?" in {r["text_input"] for r in train}
+    manifest = json.loads((tmp_path / "own" / "manifest.json").read_text())
+    assert manifest["mix"]["distractors"]["file"] == "own.yaml"
+    assert "own.yaml" in {Path(i["path"]).name for i in manifest["inputs"]}

@@ -20,13 +20,24 @@ from curation.evaluate.metrics import COLLAPSE_NEGATIVE_YES
 if TYPE_CHECKING:
     from curation.training.predict import LoadedModel
 
-#: Questions whose truthful answer is "no" on every fall scene of both synthetic renderers:
-#: one with a word no export's vocabulary holds, one in easy-VQA's own form, one everyday.
-UNRELATED_QUESTIONS: tuple[str, ...] = (
-    "Is there a dog in this image?",
-    "Is there a triangle?",
-    "Is there a car in the picture?",
-)
+#: Questions whose truthful answer is "no" on every fall scene of both synthetic renderers,
+#: in two vocabularies: easy-VQA's own words and forms (a triangle: neither renderer draws
+#: one), and words easy-VQA never uses. None of them is among `curate mix`'s distractor
+#: questions (curation/data/distractors.yaml), so the check measures what a model
+#: generalised, not what it was shown.
+FOLLOWING_QUESTIONS: dict[str, tuple[str, ...]] = {
+    "easy-VQA's words": (
+        "Is there a triangle in the image?",
+        "Does the image contain a triangle?",
+        "Is a triangle present?",
+    ),
+    "unseen words": (
+        "Is there a cat in this image?",
+        "Is there a dog in this image?",
+        "Is there a car in the picture?",
+    ),
+}
+UNRELATED_QUESTIONS: tuple[str, ...] = tuple(q for qs in FOLLOWING_QUESTIONS.values() for q in qs)
 #: Saying "yes" to more than this share of them fails the check (the collapse alarm's line);
 #: so does saying "no" to less than the rest (answers that are neither follow nothing).
 MAX_UNRELATED_YES = COLLAPSE_NEGATIVE_YES
@@ -55,10 +66,20 @@ class FollowingResult:
         follows the question than one answering "yes"."""
         return self.yes_rate <= MAX_UNRELATED_YES and self.no_rate >= 1 - MAX_UNRELATED_YES
 
+    def by_vocabulary(self) -> dict[str, dict[str, float]]:
+        """Mean yes / no rates per vocabulary of ``FOLLOWING_QUESTIONS`` that was asked."""
+        out: dict[str, dict[str, float]] = {}
+        for name, questions in FOLLOWING_QUESTIONS.items():
+            asked = [self.per_question[q] for q in questions if q in self.per_question]
+            if asked:
+                out[name] = {k: sum(a[k] for a in asked) / len(asked) for k in ("yes", "no")}
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "n_images": self.n_images,
             "questions": self.per_question,
+            "vocabularies": self.by_vocabulary(),
             "yes_rate": self.yes_rate,
             "no_rate": self.no_rate,
             "max_yes_rate": MAX_UNRELATED_YES,
