@@ -501,3 +501,168 @@ def test_reingesting_a_corrected_annotation_file_is_refused_then_relabelled(
     assert done.relabelled == 1 and done.added == 0
     assert fo.load_dataset(name).values("answer") == ["yes", "yes"]
     assert done.holds == {"yes": 2, "no": 0, "unsure": 0}
+
+
+@pytest.mark.parametrize(
+    ("kind", "moved"),
+    [("Fall", "fall/"), ("Falls", "fall/"), ("FALLING", "fall/"), ("Fallen", "fall/")]
+    + [("fall", "fall/"), ("Unsure", "unsure/"), ("Other", "unsure/")],
+)
+def test_no_fall_kind_folders_spelling_a_fall_are_refused(
+    tmp_path: Path, kind: str, moved: str
+) -> None:
+    from curation.class_map import load_class_map
+    from curation.curator.video import clip_folder_segments
+
+    (tmp_path / "fall").mkdir()
+    (tmp_path / "fall" / "a.mp4").write_bytes(b"")
+    (tmp_path / "no_fall" / kind).mkdir(parents=True)
+    (tmp_path / "no_fall" / kind / "b.mp4").write_bytes(b"")
+    with pytest.raises(DataError) as refused:
+        clip_folder_segments(tmp_path, load_class_map())
+    assert f"the folder no_fall/{kind}/" in str(refused.value)
+    assert f"move the clip to {moved}" in str(refused.value)
+
+
+def test_no_fall_kind_folders_are_normalised_like_label_folders(tmp_path: Path) -> None:
+    from curation.class_map import load_class_map
+    from curation.curator.video import clip_folder_segments
+
+    for kind in ("Sitting", "sit-down", "My Kind", "my_kind", "No-Fall"):
+        (tmp_path / "no_fall" / kind).mkdir(parents=True)
+        (tmp_path / "no_fall" / kind / "b.mp4").write_bytes(b"")
+    got = {
+        s.video: (s.rule.answer, s.rule.negative_kind)
+        for s in clip_folder_segments(tmp_path, load_class_map())
+    }
+    assert got == {
+        "no_fall/Sitting/b.mp4": ("no", "sitting"),
+        "no_fall/sit-down/b.mp4": ("no", "sit_down"),
+        "no_fall/My Kind/b.mp4": ("no", "my_kind"),
+        "no_fall/my_kind/b.mp4": ("no", "my_kind"),
+        "no_fall/No-Fall/b.mp4": ("no", None),
+    }
+
+
+OMNIFALL_HEADER = "path,label,start,end,subject,cam,dataset\n"
+
+
+def read_labels(tmp_path: Path, text: str, name: str = "labels.csv"):  # noqa: ANN201
+    from curation.class_map import load_class_map
+    from curation.curator.video import read_segments
+
+    labels = tmp_path / name
+    labels.write_text(text, encoding="utf-8")
+    return read_segments(labels, tmp_path, load_class_map())
+
+
+@pytest.mark.parametrize("label", ["²", "٣", "1²"])
+def test_a_label_in_other_digits_is_named_not_a_traceback(tmp_path: Path, label: str) -> None:
+    with pytest.raises(DataError) as refused:
+        read_labels(tmp_path, f"{OMNIFALL_HEADER}a,{label},0,1,1,1,ds\n")
+    assert f"row 1 (line 2): label: {label!r} is not in the class map" in str(refused.value)
+
+
+def test_an_omnifall_path_ending_in_mp4_names_that_file(tmp_path: Path) -> None:
+    (tmp_path / "ds" / "video").mkdir(parents=True)
+    (tmp_path / "ds" / "video" / "a.mp4").write_bytes(b"")
+    _, segments = read_labels(
+        tmp_path, f"{OMNIFALL_HEADER}a.mp4,1,0,1,1,1,ds\na,0,1,2,1,1,ds\nb.MP4,0,0,1,1,1,ds\n"
+    )
+    assert [s.video for s in segments] == ["ds/video/a.mp4", "ds/video/a.mp4", "ds/video/b.MP4"]
+
+
+def test_a_semicolon_separated_label_file_gets_the_delimiter_fix(tmp_path: Path) -> None:
+    text = OMNIFALL_HEADER.replace(",", ";") + "a;1;0;1,5;1;1;ds\n"
+    with pytest.raises(DataError, match=r"separated by semicolons \(';'\), not commas"):
+        read_labels(tmp_path, text)
+    # without --videos it is a video label file too, not "invalid JSON"
+    out = runner.invoke(app, ["ingest", str(tmp_path / "labels.csv"), "--dataset", "x"])
+    assert out.exit_code == 1, out.output
+    assert "separated by semicolons" in out.output and "JSON" not in out.output
+    generic = "video\tlabel\tstart\tend\na.mp4\tfall\t0\t1\n"
+    with pytest.raises(DataError, match="separated by tabs"):
+        read_labels(tmp_path, generic, "segments.csv")
+
+
+def test_a_video_name_in_another_unicode_form_is_named(tmp_path: Path) -> None:
+    import unicodedata
+
+    nfc = unicodedata.normalize("NFC", "café")
+    nfd = unicodedata.normalize("NFD", nfc)
+    (tmp_path / "ds" / "video").mkdir(parents=True)
+    (tmp_path / "ds" / "video" / f"{nfd}.mp4").write_bytes(b"")
+    with pytest.raises(DataError) as refused:
+        read_labels(tmp_path, f"{OMNIFALL_HEADER}{nfc},1,0,1,1,1,ds\n")
+    message = str(refused.value)
+    assert "row 1 (line 2): path:" in message and "not found as written (NFC)" in message
+    assert f"{nfd}.mp4" in message and "convmv --nfc" in message
+    generic = f"video,label,start,end\nds/video/{nfc}.mp4,fall,0,1\n"
+    with pytest.raises(DataError, match=r"not found as written \(NFC\)"):
+        read_labels(tmp_path, generic, "segments.csv")
+
+
+@pytest.fixture
+def back_to_the_test_database():  # noqa: ANN201
+    """After the test this process uses the test run's own database again."""
+    yield
+    from curation.curator import database
+    from curation.curator._fo import fiftyone
+
+    database.select_database(None)
+    fiftyone().list_datasets()
+
+
+@pytest.mark.parametrize("source", ["label file", "clip folder"])
+def test_video_ingest_uses_the_database_uri(
+    two_clips: Path, tmp_path: Path, source: str, back_to_the_test_database: None
+) -> None:
+    from _mongod import free_port
+
+    if source == "label file":
+        args = [str(two_clips / "labels.csv"), "--videos", str(two_clips)]
+    else:
+        (tmp_path / "clips" / "fall").mkdir(parents=True)
+        shutil.copy(
+            two_clips / "synthetic" / "video" / "s01_c01_fall.mp4", tmp_path / "clips" / "fall"
+        )
+        args = [str(tmp_path / "clips")]
+    name = unique("elsewhere")
+    uri = f"mongodb://curator:pw@127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=300"
+    frames = tmp_path / "frames"
+    out = runner.invoke(
+        app,
+        ["ingest", *args, "--dataset", name, "--frames-dir", str(frames), "--database-uri", uri],
+    )
+    assert out.exit_code == 1, out.output
+    assert "cannot use the MongoDB server mongodb://curator:***@127.0.0.1" in out.output
+    assert "(from --database-uri)" in out.output
+    assert not frames.exists() or not any(frames.rglob("*.jpg"))
+    from curation.curator import database
+    from curation.curator._fo import fiftyone
+
+    database.select_database(None)
+    assert name not in fiftyone().list_datasets()  # nothing went to this run's own database
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check"],
+        ["export", "--out", "{out}"],
+        ["mix", "--out", "{out}", "--vqav2-ratio", "0"],
+        ["review", "--no-browser"],
+        ["find-issues", "--folds", "2", "--out", "{out}"],
+    ],
+)
+def test_every_dataset_command_uses_the_database_uri(
+    tmp_path: Path, command: list[str], back_to_the_test_database: None
+) -> None:
+    from _mongod import free_port
+
+    uri = f"mongodb://curator:pw@127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=300"
+    args = [a.replace("{out}", str(tmp_path / "out")) for a in command]
+    out = runner.invoke(app, [*args, "--dataset", "falls", "--database-uri", uri])
+    assert out.exit_code == 1, out.output
+    assert "cannot use the MongoDB server mongodb://curator:***@127.0.0.1" in out.output
+    assert not (tmp_path / "out").exists()
