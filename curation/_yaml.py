@@ -71,8 +71,8 @@ def _expanded_size(root: yaml.Node) -> int:
             return sizes[key]
         if key in open_nodes:
             raise YAMLTooLarge(
-                f"an alias refers to its own anchor (line {node.start_mark.line + 1}): "
-                "the value would hold itself without end"
+                f"the value anchored at line {node.start_mark.line + 1} holds an alias to "
+                "itself: it would hold itself without end"
             )
         open_nodes.add(key)
         if isinstance(node, yaml.MappingNode):

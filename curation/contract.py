@@ -20,3 +20,10 @@ OPERATING_POINT_FILE = "operating_point.json"
 #: The largest seed: numpy's seeding takes 0 to 2**32 - 1 (``random`` and torch take more),
 #: and a run seeds all three, so every seed option and ``run.seed`` take 0 to this.
 SEED_MAX = 2**32 - 1
+
+
+def seed_problem(value: int) -> str | None:
+    """What is wrong with ``value`` as a seed, or None when every generator takes it."""
+    if 0 <= value <= SEED_MAX:
+        return None
+    return f"{value} is not a seed: a seed is a whole number from 0 to {SEED_MAX}"

@@ -10,6 +10,7 @@ from typing import Any
 from curation._io import (
     atomic_write_bytes,
     dumps_json,
+    read_user_file,
     refuse_overwriting_inputs,
 )
 from curation.answers import canonical_label
@@ -53,7 +54,8 @@ def fix_file(
     """
     path, out = Path(path), Path(out)
     refuse_overwriting_inputs(out, [path], "--fix")
-    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    data = read_user_file(path, "annotation file", "Fix: pass an annotation JSON file.")
+    data = data.removeprefix(b"\xef\xbb\xbf")
     try:
         raw = json.loads(data.decode("utf-8"))
     except RecursionError:

@@ -39,10 +39,10 @@ from curation._io import (
     remove_stale_temp_folders,
 )
 from curation.answers import yes_no
+from curation.contract import seed_problem
 from curation.errors import CurationError, DataError, UsageError
 from curation.label_issues import SCORE_MEANING, find_label_issues
 from curation.record_types import ExportRecord
-from curation.schemas.config import seed_problem
 
 SCORE_FIELD = "label_issue_score"
 P_YES_FIELD = "p_yes_oof"

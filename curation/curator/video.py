@@ -43,7 +43,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
@@ -338,10 +338,9 @@ def _segment(
 
 
 def _decode_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    from curation._io import read_user_file
+
+    data = read_user_file(path, "label file", "Fix: give the CSV or JSON label file.")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -841,10 +840,10 @@ def _cut_video(
             size = (0, 0)
             try:
                 for packet in container.demux(stream):
-                    if stop is not None and stop.is_set():
-                        raise _Stopped
                     discarded += packet.is_discard
                     for frame in packet.decode():
+                        if stop is not None and stop.is_set():
+                            raise _Stopped
                         i = decoded
                         decoded += 1
                         if frame.width * frame.height > images.MAX_PIXELS:
@@ -1230,8 +1229,9 @@ def ingest_videos(
             pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="curate-video")
             futures = [(video, pool.submit(cut, segs)) for video, segs in by_video.items()]
             try:
-                for _, future in futures:
-                    future.exception()  # waits; Ctrl-C and SIGTERM interrupt the wait
+                pending = {future for _, future in futures}
+                while pending:  # short waits: a signal another thread took is handled here
+                    pending = wait(pending, timeout=0.2).not_done
             except BaseException:
                 # the other videos stop at their next packet, those not started never
                 # start, and the frames written so far go (below) with the rest

@@ -23,14 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from curation.contract import MODEL_ARCH, PROMPT, SEED_MAX
-
-
-def seed_problem(value: int) -> str | None:
-    """What is wrong with ``value`` as a seed, or None when every generator takes it."""
-    if 0 <= value <= SEED_MAX:
-        return None
-    return f"{value} is not a seed: a seed is a whole number from 0 to {SEED_MAX}"
+from curation.contract import MODEL_ARCH, PROMPT, seed_problem
 
 
 def _in_seed_range(value: int) -> int:

@@ -266,3 +266,12 @@ def test_a_forked_worker_dies_of_sigterm_as_before_not_with_a_traceback() -> Non
     finally:
         signal.signal(signal.SIGTERM, before)
     assert child.exitcode == -signal.SIGTERM  # killed by the signal, not exit 1 from a raise
+
+
+@pytest.mark.parametrize("k", ["99999999999999999999", "100000000"])
+def test_folds_beyond_the_groups_are_refused_before_dealing(tmp_path: Path, k: str) -> None:
+    # dealing K folds filled a list of K counters: 10**20 overflowed, 10**8 spun for minutes
+    name = ingested(tmp_path, 2, 2)
+    outcome = folds_run(tmp_path, name, k)
+    expect(outcome, 1, f"--folds {k} would leave a fold empty", "a smaller --folds (2 to 4)")
+    assert not (tmp_path / "out").exists()
