@@ -458,9 +458,10 @@ def compare_table(console: Console, paths: list[Path], comparison: Comparison) -
 
 
 def _relabelled_and_held(result: IngestResult) -> str:
-    """", 3 relabelled, 1 removed (in no segment now); it holds 40 yes, 90 no, 8 unsure"."""
+    """", 3 relabelled, 1 removed (...); it holds 40 yes, 90 no, 8 unsure"."""
     text = f", {result.relabelled} relabelled" if result.relabelled else ""
-    text += f", {result.removed} removed (in no segment now)" if result.removed else ""
+    if result.removed:
+        text += f", {result.removed} removed (the source no longer gives them)"
     names = {"general": "general VQA", "other": "other answers"}
     held = ", ".join(f"{n} {names.get(what, what)}" for what, n in result.holds.items())
     return text + (f"; it holds {held}" if held else "")

@@ -666,3 +666,24 @@ def test_every_dataset_command_uses_the_database_uri(
     assert out.exit_code == 1, out.output
     assert "cannot use the MongoDB server mongodb://curator:***@127.0.0.1" in out.output
     assert not (tmp_path / "out").exists()
+
+
+def test_an_older_cut_of_a_frame_is_not_kept_beside_its_new_cut(
+    two_clips: Path, tmp_path: Path
+) -> None:
+    from curation.curator.video import ingest_videos
+
+    name = unique("recut")
+    args = {"videos": two_clips, "every_n": 5, "frames_dir": tmp_path / "frames"}
+    first = ingest_videos(two_clips / "labels.csv", name, **args)
+    # as if the frame had been cut with other bytes (another decoder, the video re-encoded)
+    sample = fo.load_dataset(name).first()
+    sample.ingest_key = "0" * 40
+    sample.save()
+    with pytest.raises(DataError, match=r"1 older cuts of frames cut again.*--relabel"):
+        ingest_videos(two_clips / "labels.csv", name, **args)
+    assert len(fo.load_dataset(name)) == first.ingest.added
+    done = ingest_videos(two_clips / "labels.csv", name, relabel=True, **args)
+    assert (done.ingest.added, done.ingest.removed) == (1, 1)
+    ds = fo.load_dataset(name)
+    assert len(ds) == first.ingest.added and "0" * 40 not in ds.distinct("ingest_key")

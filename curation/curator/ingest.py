@@ -443,8 +443,8 @@ def holdings(ds: Any) -> dict[str, int]:
 
 #: How video ingest names stored samples of its source that the source no longer labels:
 #: called with the dataset and the ingest keys of this run's items, it returns
-#: (sample id, "video#frame") pairs.
-NoLongerLabelled = Callable[[Any, set[str]], list[tuple[str, str]]]
+#: (sample id, "video#frame", why) for each, why e.g. "in no segment now".
+NoLongerLabelled = Callable[[Any, set[str]], list[tuple[str, str, str]]]
 
 #: The fields, beside the answers and the ``unsure`` tag, that say how a sample is labelled.
 LABEL_FIELDS = ("activity", "negative_kind", "segment")
@@ -498,22 +498,27 @@ def _relabels(ds: Any, stored: dict[str, Item]) -> list[_Relabel]:
     return out
 
 
-def _relabel_refusal(dataset: str, relabels: list[_Relabel], gone: list[tuple[str, str]]) -> str:
+def _relabel_refusal(
+    dataset: str, relabels: list[_Relabel], gone: list[tuple[str, str, str]]
+) -> str:
     answers = sum(r.answer_changed for r in relabels)
     parts = []
     if answers:
         parts.append(f"{answers} would get another answer")
     if len(relabels) > answers:
         parts.append(f"{len(relabels) - answers} another class, kind or segment")
-    if gone:
-        parts.append(f"{len(gone)} lie in no segment of it now (they would not be ingested)")
+    whys: dict[str, int] = {}
+    for _, _, why in gone:
+        whys[why] = whys.get(why, 0) + 1
+    parts += [f"{n} {why}" for why, n in whys.items()]
     shown = [r.shown() for r in sorted(relabels, key=lambda r: not r.answer_changed)[:3]]
-    shown += [f"{where}: in no segment" for _, where in gone[:2]]
+    shown += [f"{where}: {why}" for _, where, why in gone[:2]]
     return (
         f"dataset {dataset!r} holds {len(relabels) + len(gone)} sample(s) of this source that "
         f"it now labels otherwise: {', '.join(parts)} (e.g. {'; '.join(shown)}); nothing was "
         "changed or added. Fix: --relabel rewrites their stored labels (and removes the "
-        "samples in no segment; review tags are kept), or --overwrite starts the dataset again"
+        "samples it no longer gives; review tags are kept), or --overwrite starts the "
+        "dataset again"
     )
 
 
@@ -644,7 +649,7 @@ def _write_items(
         if lock is not None:
             lock.check()  # never commit after losing the lock
         if gone:  # the one step not taken back: last, after every other write held
-            ds.delete_samples([sid for sid, _ in gone])
+            ds.delete_samples([sid for sid, _, _ in gone])
         if is_new:
             if replaces:
                 fo.delete_dataset(dataset)

@@ -1338,16 +1338,20 @@ def _no_longer_labelled(
     cuts: list[_Cut],
     skipped: list[SkippedVideo],
 ) -> Any:
-    """The stored frames of this label file that it no longer labels (for ``add_items``).
+    """The stored frames of this label file that it no longer gives (for ``add_items``).
 
-    A frame this run did not cut (another --fps, or now in no segment) is checked against
-    the segments alone: one in no segment, or of a video the file no longer names, would
-    keep a label no row gives it. A skipped video's frames are left as they are.
+    A stored frame this run did not cut is one of: a frame of a video the file no
+    longer names, or in no segment now (either would keep a label no row gives it);
+    an older cut of a frame this run cut again with other bytes (the video or the
+    decoding changed: it would stay beside its new cut); or a frame of another
+    ``--fps``/``--every-n`` inside a segment, left as it is. A skipped video's frames
+    are left as they are.
     """
     cut_of = {c.video: c for c in cuts}
+    cut_again = {(c.video, it.fields.get("frame_index")) for c in cuts for it in c.items}
     left_alone = {s.video for s in skipped}
 
-    def find(ds: Any, keys: set[str]) -> list[tuple[str, str]]:
+    def find(ds: Any, keys: set[str]) -> list[tuple[str, str, str]]:
         from fiftyone import ViewField as F
 
         wanted = ["id", "ingest_key", "video", "time", "frame_index"]
@@ -1361,8 +1365,12 @@ def _no_longer_labelled(
             cut = cut_of.get(video)
             duration, fps = (cut.duration, cut.fps) if cut is not None else (math.inf, 0.0)
             segs = by_video.get(video, [])
-            if not any(_covers(s, at or 0.0, index or 0, duration, fps) for s in segs):
-                gone.append((sid, f"{video}#{index}"))
+            if not segs:
+                gone.append((sid, f"{video}#{index}", "of a video it no longer names"))
+            elif (video, index) in cut_again:
+                gone.append((sid, f"{video}#{index}", "older cuts of frames cut again"))
+            elif not any(_covers(s, at or 0.0, index or 0, duration, fps) for s in segs):
+                gone.append((sid, f"{video}#{index}", "in no segment now"))
         return gone
 
     return find
