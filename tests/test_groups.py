@@ -1,4 +1,4 @@
-"""Issue 12: group-aware splits, look-alike negatives and per-kind false alarms.
+"""Group-aware splits, look-alike negatives and per-kind false alarms.
 
 Frames cut from videos carry subject, video, camera, source dataset, activity
 and negative_kind (``curation.class_map.FRAME_FIELDS``). Until video ingest

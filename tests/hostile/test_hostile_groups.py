@@ -1,4 +1,4 @@
-"""Hostile inputs for --group-by, --split-file and --hard-negative-share (issue 12).
+"""Hostile inputs for --group-by, --split-file and --hard-negative-share.
 
 Each case runs the real command and checks the README's promises: the exit
 code, the problem named with its fix, no traceback, inputs untouched and no
@@ -58,6 +58,8 @@ SPLIT_FILES = {
     "unknown-split": ("split,group\ntraining,le2i/0\n", "split 'training' is not train, val"),
     "empty": ('{"train": []}', "lists no groups"),
     "binary": (b"\xff\xfe\x00bad", "not readable UTF-8"),
+    "twice-json": ('{"train": ["le2i/0", "le2i/0"]}', "'le2i/0' is listed twice under 'train'"),
+    "twice-csv": ("split,group\ntest,le2i/0\ntest,le2i/0\n", "row 2 and row 3"),
 }
 
 
@@ -112,7 +114,22 @@ def test_copies_the_split_file_puts_apart_are_refused(frames: Path, tmp_path: Pa
     out = tmp_path / "out"
     with untouched(root, tmp_path):
         outcome = invoke(_export(root, out, "--split-file", str(listed)))
-    expect(outcome, 1, "puts one split group in 2 splits", "Fix:")
+    expect(outcome, 1, "puts one split group in 2 splits", "copies or near-copies", "Fix:")
+
+
+def test_a_subject_and_its_video_in_two_splits_are_named_both(frames: Path, tmp_path: Path) -> None:
+    listed = write_json(
+        tmp_path / "split.json",
+        {
+            "train": ["le2i/0", "le2i/1", "up_fall/0", "up_fall/1"],
+            "val": ["le2i/2", "up_fall/2"],
+            "test": ["le2i/s0"],
+        },
+    )
+    out = tmp_path / "out"
+    with untouched(frames, tmp_path):
+        outcome = invoke(_export(frames, out, "--split-file", str(listed)))
+    expect(outcome, 1, "subject 'le2i/0' under 'train'", "video 'le2i/s0' under 'test'", "Fix:")
 
 
 @pytest.mark.parametrize("share", ["-0.1", "1.5", "nan"])
