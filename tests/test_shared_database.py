@@ -18,10 +18,13 @@ from pathlib import Path
 import pytest
 from _mongod import (  # noqa: F401 - the fixtures
     AUTH_USER,
+    Mongod,
     auth_mongod_uri,
     curate_env,
     mongod_uri,
+    own_auth_mongod,
     run_curate,
+    user_uri,
 )
 
 from curation.curator.database import mask_secrets, mask_uri, resolve_database
@@ -294,3 +297,112 @@ def test_switching_databases_in_one_process_never_reuses_the_other_ones_dataset(
     # back on the local database: the dataset objects cached under the other client are gone
     assert "8 added" in curate("ingest", local, "--dataset", name, "--overwrite")
     assert len(fo.load_dataset(name)) == 8
+
+
+# an ingest that dies, or whose server goes away, while it writes
+
+#: ``curate ARGS`` that stops after its first batch of samples is written: it touches
+#: READY, then waits for GO (a test kills it, or stops its server, meanwhile).
+STALLED = (
+    "import pathlib, sys, time\n"
+    "import fiftyone.core.dataset as fod\n"
+    "ready, go = map(pathlib.Path, sys.argv[1:3]); del sys.argv[1:3]\n"
+    "real = fod.Dataset.add_samples\n"
+    "def stalled(self, *args, **kwargs):\n"
+    "    out = real(self, *args, **kwargs)\n"
+    "    ready.touch()\n"
+    "    while not go.exists(): time.sleep(0.01)\n"
+    "    return out\n"
+    "fod.Dataset.add_samples = stalled\n"
+    "from curation.cli import app; app()\n"
+)
+
+
+def stalled_curate(tmp_path: Path, args: list[str]) -> tuple[subprocess.Popen[str], Path, Path]:
+    """``curate ARGS`` as a process, once it has written samples; (process, its log, GO)."""
+    tag = uuid.uuid4().hex[:8]
+    ready, go, log = (tmp_path / f"{n}-{tag}" for n in ("ready", "go", "log"))
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", STALLED, str(ready), str(go), *args],
+            env=curate_env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    deadline = time.monotonic() + 240
+    while not ready.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.02)
+    return proc, log, go
+
+
+def datasets_on(uri: str) -> dict[str, int]:
+    """Every dataset the server holds (temporary ones too) and its sample count, by pymongo."""
+    import pymongo
+
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+    try:
+        db = client["fiftyone"]
+        return {
+            d["name"]: db[d["sample_collection_name"]].count_documents({})
+            for d in db.datasets.find({}, {"name": 1, "sample_collection_name": 1})
+        }
+    finally:
+        client.close()
+
+
+@pytest.mark.slow
+def test_a_killed_ingest_leaves_no_partial_dataset_with_the_documented_role(
+    tmp_path: Path,
+    auth_mongod_uri: str,  # noqa: F811
+) -> None:
+    """The user has only the README's role (readWrite on the database): FiftyOne's own
+    clean-up, which needs $currentOp on all users, cannot run for it."""
+    uri = user_uri(auth_mongod_uri)
+    a = scene_folder(tmp_path / "a", 3, seed=9)
+    name = f"killed-{uuid.uuid4().hex[:8]}"
+    ingest = ["ingest", str(a), "--dataset", name, "--database-uri", uri]
+    proc, log, _ = stalled_curate(tmp_path, ingest)
+    try:
+        partial = [n for n in datasets_on(uri) if n.startswith("curate-partial-")]
+        assert len(partial) == 1 and datasets_on(uri)[partial[0]] == 6, datasets_on(uri)
+        # a command beside the running ingest leaves its partial dataset alone
+        beside = run_curate(["check", "--dataset", name, "--database-uri", uri])
+        assert beside.returncode == 2 and "no FiftyOne dataset named" in beside.stderr, beside
+        assert partial[0] in datasets_on(uri)
+    finally:
+        proc.kill()  # SIGKILL: no clean-up of its own runs
+        proc.wait(timeout=60)
+    assert partial[0] in datasets_on(uri), "the kill itself removed nothing"
+    # the next command removes it (and the dead ingest's lock does not hold it up)
+    ok(_rc(run_curate(ingest)), "6 added, 0 already there, 6 in")
+    assert datasets_on(uri) == {name: 6}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["terminate", "kill"])
+def test_the_server_going_away_mid_ingest_is_one_line_naming_it(
+    tmp_path: Path,
+    own_auth_mongod: Mongod,  # noqa: F811
+    stop: str,
+) -> None:
+    uri = user_uri(own_auth_mongod.uri)
+    a = scene_folder(tmp_path / "a", 2, seed=10)
+    proc, log, go = stalled_curate(
+        tmp_path, ["ingest", str(a), "--dataset", "lost", "--database-uri", uri]
+    )
+    getattr(own_auth_mongod.proc, stop)()  # SIGTERM (mongod shuts down) or SIGKILL
+    own_auth_mongod.proc.wait(timeout=60)
+    go.touch()
+    code = proc.wait(timeout=240)
+    out = log.read_text()
+    assert code == 1 and "Traceback" not in out, out
+    lines = [line for line in out.splitlines() if line.strip()]
+    port = own_auth_mongod.uri.rsplit(":", 1)[1].strip("/")
+    assert len(lines) == 1, out
+    assert lines[0].startswith(
+        f"error: lost the MongoDB server mongodb://curator:***@127.0.0.1:{port}/"
+        "?authSource=admin (from --database-uri) during the command"
+    ), out
+    assert "p%40ss" not in out and AUTH_USER[1] not in out

@@ -8,12 +8,16 @@ import functools
 import os
 import shlex
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curation.errors import DataError, MissingDependencyError, UsageError
+
+if TYPE_CHECKING:
+    from curation.curator._lock import DatabaseLock
 
 #: Review tags people put on samples in the App; every export reads them.
 EXCLUDE_TAG = "exclude"
@@ -105,6 +109,31 @@ def _close_at_exit() -> None:
     atexit.register(close)
 
 
+def abandon_connection() -> None:
+    """Drop the database clients of a server that went away, without waiting on it.
+
+    Closing a client ends its sessions on the server first, and FiftyOne's exit
+    hook asks the server for its clients: each waits out the server-selection
+    timeout when nothing answers.
+    """
+    import sys
+
+    fod = sys.modules.get("fiftyone.core.odm.database")
+    if fod is None:
+        return
+    atexit.unregister(fod._delete_non_persistent_datasets_if_allowed)
+    clients = [fod._client]
+    with contextlib.suppress(Exception):
+        import mongoengine.connection as mec
+
+        clients += list(mec._connections.values())
+    for client in clients:
+        with contextlib.suppress(Exception):
+            client._topology.pop_all_sessions()  # nothing to end on a server that is gone
+    with contextlib.suppress(Exception):
+        fod._disconnect()
+
+
 def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> None:
     """Connect to FiftyOne's database, retrying with backoff if it does not come up."""
     import fiftyone.core.odm.database as fod
@@ -116,12 +145,14 @@ def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> 
     _close_at_exit()
     if fo.config.database_uri:
         _connect_to_server(fo, fod)
+        _remove_dead_partials_quietly(fo)
         return
     for attempt in range(1, attempts + 1):
         try:
             with _start_lock(fo):
                 _start_database(fo, fod)
                 fod.get_db_conn()
+            _remove_dead_partials_quietly(fo)
             return
         except (ServiceListenTimeout, ConnectionFailure) as exc:
             last = exc
@@ -152,15 +183,17 @@ def _connect_to_server(fo: Any, fod: Any) -> None:
     import pymongo.errors as pe
 
     from curation.curator.database import (
-        SERVER_TIMEOUT_MS,
         current_choice,
         mask_secrets,
         mask_uri,
+        uri_options,
+        what_failed,
     )
 
     uri = fo.config.database_uri
     choice = current_choice()
     origin = choice.origin if choice.uri == uri else "FiftyOne's config (database_uri)"
+    uri_options(uri, origin)  # pymongo would only warn about a bad option, and drop it
     try:
         fod.get_db_conn()
         return
@@ -178,12 +211,7 @@ def _connect_to_server(fo: Any, fod: Any) -> None:
                 "its authSource (?authSource=admin when the user was made in admin)"
             )
         elif isinstance(cause, pe.ServerSelectionTimeoutError | pe.ConnectionFailure):
-            detail = str(cause).split(" (configured timeouts")[0].split(", Timeout:")[0]
-            why = f"no answer within {SERVER_TIMEOUT_MS // 1000} s ({detail})"
-            fix = (
-                "check the host and port, that mongod runs and listens on an address this "
-                "machine can reach (mongod --bind_ip), and the firewall"
-            )
+            why, fix = what_failed(cause, uri)
         elif isinstance(cause, pe.PyMongoError):
             why = f"{type(cause).__name__}: {cause}"
             fix = "check the server and the user's rights (readWrite on the database)"
@@ -240,6 +268,56 @@ def _folder_database_service() -> type:
             fos.Service.start(self)  # a service of our own, for this folder
 
     return FolderDatabaseService
+
+
+def partial_dataset_name(lock: DatabaseLock) -> str:
+    """The temporary name of a new dataset that the holder of ``lock`` fills.
+
+    The name carries the lock's owner: while that owner holds its lock (renewed every
+    few seconds) the dataset is being filled; once the owner is gone it is debris.
+    """
+    return f"{PARTIAL_PREFIX}{lock.owner}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_dead_partials(fo: Any) -> list[str]:
+    """Delete the temporary datasets of ingests that died (killed, or their machine lost).
+
+    A partial dataset whose ingest holds its database lock is left alone. This needs
+    only ``readWrite`` on the database: FiftyOne's own clean-up of temporary datasets
+    (on exit, when it is the server's only client) counts every user's connections
+    with ``$currentOp``, which a shared server's users are rarely allowed.
+    """
+    import logging
+
+    import fiftyone.core.odm.database as fod
+
+    from curation.curator._lock import dead_holder
+
+    removed = []
+    for name in fo.list_datasets(glob_patt=f"{PARTIAL_PREFIX}*"):
+        owner = name[len(PARTIAL_PREFIX) :].split("-")[0]
+        with dead_holder(owner, f"curate: removing {name}, left by an ingest that died") as dead:
+            if not dead:
+                continue
+            log = logging.getLogger(fod.__name__)
+            level = log.level
+            log.setLevel(logging.ERROR)  # it logs each collection it drops
+            try:
+                fod.delete_dataset(name)
+            finally:
+                log.setLevel(level)
+            fo.Dataset._instances.pop(name, None)
+            removed.append(name)
+    return removed
+
+
+def _remove_dead_partials_quietly(fo: Any) -> None:
+    """``remove_dead_partials``, for every command: a user who may not delete, or a server
+    that stops answering meanwhile, leaves them for the next command."""
+    from pymongo.errors import PyMongoError
+
+    with contextlib.suppress(PyMongoError):
+        remove_dead_partials(fo)
 
 
 def user_datasets(fo: Any) -> list[str]:

@@ -9,6 +9,7 @@ starts on ``FIFTYONE_DATABASE_DIR``). A password in a URI is never shown:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from curation.errors import ConfigError, CurationError, UsageError
+from curation.errors import ConfigError, CurationError, DataError, UsageError
 
 URI_ENV = "FIFTYONE_DATABASE_URI"
 NAME_ENV = "FIFTYONE_DATABASE_NAME"
@@ -82,7 +83,128 @@ def check_uri(uri: str, origin: str) -> str:
             f"{origin}: {mask_uri(uri)!r} is not a MongoDB connection string. Fix: "
             "mongodb://HOST:27017 (with a user: mongodb://USER:PASSWORD@HOST:27017/?authSource=admin)"
         )
+    uri_options(text, origin)
     return text
+
+
+def _options_text(uri: str) -> str:
+    """The ``?...`` part of a MongoDB URI, split the way pymongo splits it."""
+    _, _, rest = uri.partition("://")
+    hosts, _, path = rest.partition("/")
+    return path.partition("?")[2] if path else hosts.partition("?")[2]
+
+
+def uri_options(uri: str, origin: str) -> dict[str, Any]:
+    """The URI's options as pymongo reads them (lower-case names); a bad one is a ``UsageError``.
+
+    pymongo itself only warns about an unknown option, a bad value or an option given
+    twice (a ``UserWarning`` with its own file and line) and connects without it.
+    """
+    text = _options_text(uri)
+    if not text:
+        return {}
+    import warnings
+
+    from pymongo.errors import ConfigurationError, InvalidURI
+    from pymongo.uri_parser import split_options
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "Duplicate URI option": a warning even here
+            return dict(split_options(text, validate=True, warn=False))
+    except (ConfigurationError, InvalidURI, ValueError, TypeError, UserWarning) as exc:
+        why = str(exc).split(" Refer to docstring.")[0].rstrip(".")
+        raise UsageError(
+            f"{origin}: {mask_uri(uri)!r} has an option MongoDB does not accept: "
+            f"{mask_secrets(why, uri)}. Fix: correct or remove it (options are "
+            "?name=value&name=value, e.g. ?authSource=admin&serverSelectionTimeoutMS=10000)"
+        ) from None
+
+
+def server_timeout(uri: str | None) -> float:
+    """Seconds a command waits for the server: the URI's ``serverSelectionTimeoutMS``, or ours."""
+    if uri:
+        with contextlib.suppress(UsageError):
+            seconds = uri_options(uri, "database_uri").get("serverselectiontimeoutms")
+            if seconds is not None:
+                return float(seconds)
+    return SERVER_TIMEOUT_MS / 1000
+
+
+def what_failed(cause: BaseException, uri: str | None) -> tuple[str, str]:
+    """What a pymongo connection error means, and its fix: (why, fix), in plain words."""
+    text = str(cause)
+    detail = text.split(" (configured timeouts")[0].split(", Timeout:")[0]
+    lowered = text.lower()
+    if "ssl" in lowered or "tls" in lowered or "certificate" in lowered:
+        return (
+            f"the TLS handshake failed ({detail})",
+            "use tls=true only with a server that has TLS on (mongod --tlsMode); for its "
+            "certificate, tlsCAFile=CA.pem in the URI",
+        )
+    reach = (
+        "check the host and port, that mongod runs and listens on an address this machine "
+        "can reach (mongod --bind_ip), and the firewall"
+    )
+    if "connection refused" in lowered:
+        return f"the server refused the connection: nothing listens there ({detail})", reach
+    if "name or service not known" in lowered or "nodename nor servname" in lowered:
+        return f"the host name is unknown ({detail})", "check the host name in the URI"
+    return f"no answer within {server_timeout(uri):g} s ({detail})", reach
+
+
+def _connection_failure(exc: BaseException | None) -> BaseException | None:
+    """pymongo's ``ConnectionFailure`` in ``exc`` or its causes (FiftyOne wraps some)."""
+    import sys
+
+    if exc is None or "pymongo" not in sys.modules:
+        return None
+    from pymongo.errors import ConnectionFailure
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, ConnectionFailure):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def connection_lost(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is (or was caused by) the database server not answering."""
+    return _connection_failure(exc) is not None
+
+
+def lost_server_error(exc: BaseException) -> CurationError | None:
+    """A command's lost connection to its MongoDB server, as one error; None for anything else.
+
+    The server stopped or killed while a command runs surfaces as whichever pymongo
+    error the next operation met (``AutoReconnect``, ``_OperationCancelled``, a
+    server-selection timeout), often wrapped by FiftyOne.
+    """
+    cause = _connection_failure(exc)
+    if cause is None:
+        return None
+    from curation.curator._fo import abandon_connection
+
+    abandon_connection()  # closing it politely would wait out the timeout twice more
+    choice = current_choice()
+    uri = choice.uri
+    if uri:
+        server = f"the MongoDB server {mask_uri(uri)} (from {choice.origin})"
+    else:
+        server = "FiftyOne's own database (the mongod it started"
+        with contextlib.suppress(Exception):
+            import fiftyone as fo
+
+            server += f" on {fo.config.database_dir}"
+        server += ")"
+    why, fix = what_failed(cause, uri)
+    return DataError(
+        f"lost {server} during the command: {mask_secrets(why, uri)}; the command did "
+        f"not finish. Fix: {fix}; then run it again (an ingest adds only what is missing; "
+        "a new dataset it had begun is removed by the next command)."
+    )
 
 
 #: Characters MongoDB refuses in a database name (any platform), and its length limit.
