@@ -535,9 +535,8 @@ def _assign_from_file(
         idx = [i for i, k in enumerate(keys) if k == torn[0]]
         raise DataError(
             f"--split-file {path} puts one split group in {len(members[torn[0]])} splits "
-            f"({', '.join(sorted(members[torn[0]]))}): "
-            f"{_why_joined(records, idx, where, values, videos, by, listed)}; {len(torn)} "
-            "such group(s)."
+            f"({', '.join(sorted(members[torn[0]]))}; {len(torn)} such group(s)): "
+            f"{_why_joined(records, idx, where, values, videos, by, listed)}."
         )
     return where
 
