@@ -138,22 +138,25 @@ def video_copies(
     for found in frames.values():
         found.sort()
 
-    def spacing(video: str) -> float:
-        ts = [t for t, _ in frames[video]]
-        gaps = [b - a for a, b in zip(ts, ts[1:], strict=False) if b > a]
-        return statistics.median(gaps) if gaps else math.inf
-
-    candidates = {
-        frozenset((videos[a], videos[b]))
-        for a, b in pairs
-        if videos[a] is not None and videos[b] is not None and videos[a] != videos[b]
-    }
+    spacing: dict[str, float] = {}
+    for video, found in frames.items():
+        gaps = [b[0] - a[0] for a, b in zip(found, found[1:], strict=False) if b[0] > a[0]]
+        spacing[video] = statistics.median(gaps) if gaps else math.inf
+    # frames of each video with a near copy in the other: a pair can only be copies when
+    # enough of the shorter one's frames have one somewhere there
+    touched: dict[frozenset[str], dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+    for a, b in pairs:
+        va, vb = videos[a], videos[b]
+        if va is not None and vb is not None and va != vb:
+            seen = touched[frozenset((va, vb))]
+            seen[va].add(a)
+            seen[vb].add(b)
     copies = set()
-    for pair in candidates:
-        short, long = sorted(pair, key=lambda v: (len(frames[v]), v))  # type: ignore[arg-type]
-        if not frames[short] or not frames[long]:
+    for pair, seen in touched.items():
+        short, long = sorted(pair, key=lambda v: (len(frames[v]), v))
+        if not frames[short] or len(seen[short]) < VIDEO_COPY_SHARE * len(frames[short]):
             continue
-        tol = min(spacing(short), spacing(long), 1.0) / 2
+        tol = min(spacing[short], spacing[long], 1.0) / 2
         other = [t for t, _ in frames[long]]
         matched = 0
         for t, i in frames[short]:
