@@ -17,7 +17,7 @@ from curation.answers import canonical_label
 from curation.errors import DataError
 from curation.images import default_image_root
 from curation.report import ValidationReport
-from curation.schemas.annotation import KEY_ALIASES
+from curation.schemas.annotation import KEY_ALIASES, with_contract_keys
 from curation.schemas.questions import same_question_key
 from curation.validate import CONTRACT_KEYS, normalized_image, validate_files
 
@@ -108,6 +108,7 @@ def fix_file(
 
 def _duplicate_key(rec: dict[str, Any]) -> tuple[str, str, str] | None:
     """What makes two records copies: image (normalised), question (paraphrases one), answers."""
+    rec = with_contract_keys(rec)  # LAVIS's coco-vqa "question" is the question too
     image, question, answer = rec.get("image"), rec.get("text_input"), rec.get("answer")
     if not (isinstance(image, str) and isinstance(question, str) and isinstance(answer, list)):
         return None

@@ -62,7 +62,7 @@ def main() -> None:
     seed_style = [  # what the seed's author wrote: bare string answers, a wrong key, a Windows path
         {"instance_id": 1, "image": "fall/0000.png", "text_input": QUESTION, "answer": "yes"},
         {"instance_id": 2, "image": "fall\\0001.png", "text_input": QUESTION, "answer": "yes"},
-        {"instance_id": 3, "image": "fall/0002.png", "question": QUESTION, "answer": ["yes"]},
+        {"instance_id": 3, "image": "fall/0002.png", "prompt": QUESTION, "answer": ["yes"]},
         {"instance_id": 4, "image": "fall/0003.png", "text_input": QUESTION, "answer": ["yes"]},
         {"instance_id": 5, "image": "fall/0004.png", "text_input": QUESTION, "answer": ["yes"]},
     ]

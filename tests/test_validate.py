@@ -340,3 +340,16 @@ def test_several_files(good_file: Path, image_dir: Path) -> None:
     result = run(good_file, bad)
     assert result.exit_code == 1
     assert "2 file(s), 3 record(s)" in result.output
+
+
+def test_fix_drops_a_copy_in_lavis_s_coco_vqa_format(image_dir: Path, tmp_path: Path) -> None:
+    first, copy = (
+        lavis_coco_record(1, "fall.png", ["yes"]),
+        lavis_coco_record(2, "fall.png", ["yes"]),
+    )
+    src = write_json(image_dir / "a.json", [first, copy, lavis_coco_record(3, "stand.png", ["no"])])
+    result = run(src, "--fix", tmp_path / "fixed.json")
+    assert "dropped, the same image, question and answer as record #0" in result.output
+    fixed = json.loads((tmp_path / "fixed.json").read_text())
+    assert [r["question_id"] for r in fixed] == [1, 3]
+    assert "question" in fixed[0] and "text_input" not in fixed[0]  # left in LAVIS's format

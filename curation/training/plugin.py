@@ -39,6 +39,7 @@ from curation.contract import BUILDER_NAME, MODEL_ARCH  # noqa: E402, F401 - re-
 from curation.errors import DataError  # noqa: E402
 from curation.images import open_rgb  # noqa: E402
 from curation.presets import preset_files  # noqa: E402
+from curation.schemas.annotation import with_contract_keys  # noqa: E402
 from curation.training._patch import patched  # noqa: E402
 from curation.training._processors import (  # noqa: E402
     PROCESSOR_NAME,
@@ -68,6 +69,8 @@ class FalldownVQADataset(BaseDataset):
         prompt: str = "",
     ) -> None:
         super().__init__(vis_processor, text_processor, vis_root, ann_paths[:1])
+        # a file in LAVIS's coco-vqa format (question, question_id) reads as ours
+        self.annotation = [with_contract_keys(a) for a in self.annotation]
         self.prompt = prompt
         # LAVIS's VQATask reads the official-format files for its accuracy (agg_metrics)
         self.coco_fmt_qust_file = ann_paths[1] if len(ann_paths) > 2 else None

@@ -233,3 +233,47 @@ def test_vqa_accuracy_equals_lavis_s_vqaeval_on_random_answers(tmp_path: Path) -
             a["answer"],
             p,
         )
+
+
+def test_our_builder_reads_a_file_in_lavis_s_own_format_as_the_export(
+    export: Path, tmp_path: Path
+) -> None:
+    """validate accepts LAVIS's coco-vqa format; curate train's builder must read it too:
+    the export's train.json without text_input/instance_id gives the same items."""
+    from curation.training import import_plugin
+
+    plugin = import_plugin()
+    import lavis.processors  # noqa: F401 - registers blip_image_eval, blip_question
+    from lavis.common.registry import registry
+    from omegaconf import OmegaConf
+
+    vis = registry.get_processor_class("blip_image_eval").from_config(
+        OmegaConf.create({"image_size": 32})
+    )
+    txt = registry.get_processor_class("blip_question").from_config(OmegaConf.create({}))
+    ours = json.loads((export / "train.json").read_text())
+    theirs = [
+        {"question_id": r["instance_id"], "question": r["question"], "answer": r["answer"],
+         "image": r["image"], "dataset": "vqa"}
+        for r in ours
+    ]  # fmt: skip
+    (tmp_path / "lavis.json").write_text(json.dumps(theirs))
+    from curation.validate import validate_files
+
+    assert validate_files([tmp_path / "lavis.json"], export / "images").ok
+    prompt = "Question: {} Short answer:"
+    a = plugin.FalldownVQADataset(
+        vis, txt, str(export / "images"), [str(export / "train.json")], prompt
+    )
+    b = plugin.FalldownVQADataset(
+        vis, txt, str(export / "images"), [str(tmp_path / "lavis.json")], prompt
+    )
+    assert len(a) == len(b) == len(ours)
+    for i in range(len(a)):
+        x, y = a[i], b[i]
+        assert (x["text_input"], x["answers"], x["instance_id"]) == (
+            y["text_input"],
+            y["answers"],
+            y["instance_id"],
+        )
+        assert (x["image"] == y["image"]).all()
