@@ -3,7 +3,10 @@
 Every file the toolkit writes goes through ``atomic_write_bytes`` (temp file in
 the same folder, then a rename), and every output path a user names goes
 through ``refuse_overwriting_inputs`` (and, for export folders,
-``check_export_out``) first, so no input is ever replaced by an output.
+``check_export_out``) first, so no input is ever replaced by an output. A
+``--json`` report path goes through ``check_report_path``, and a file a user
+names is read through ``read_user_file`` (regular files only: ``/dev/zero``
+never ends, a FIFO never answers).
 """
 
 from __future__ import annotations
