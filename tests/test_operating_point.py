@@ -118,7 +118,7 @@ def test_a_never_yes_point_reads_never_yes_in_eval_json_md_and_the_saved_point(
 ) -> None:
     from curation.evaluate.point_file import saved_threshold, write_point
     from curation.evaluate.report import EvalReport
-    from curation.evaluate.run import score, summary_markdown
+    from curation.evaluate.run import score, summary_markdown, write_report
 
     point = {**threshold_at_false_alarm([True, False], [0.5, 0.6], 0.0), "chosen_on": "val.json"}
     records = [
@@ -128,8 +128,11 @@ def test_a_never_yes_point_reads_never_yes_in_eval_json_md_and_the_saved_point(
     body = score(records, [{"part": "task"}] * 3, ["yes", "no", "yes"], [0.9, 0.2, 1.0], point)
     op = body["task"]["operating_point"]
     assert op["recall"] == 0.0 and op["never_yes"] is True
-    markdown = summary_markdown(EvalReport("ck.pth", "test.json", ".", **body))
+    report = EvalReport("ck.pth", "test.json", ".", **body)
+    markdown = summary_markdown(report)
     assert "Operating point: never yes" in markdown
+    files = write_report(tmp_path / "out", report)  # the plots take a never-yes point too
+    assert (tmp_path / "out" / "eval.md").read_text() == markdown and files
     row = next(line for line in markdown.splitlines() if "P(yes) threshold" in line)
     assert "never yes" in row and "| 1.000 |" not in row and ">= 1" not in markdown
     checkpoint = tmp_path / "checkpoint_1.pth"

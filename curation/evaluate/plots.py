@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from curation.evaluate.report import yes_rule
+
 if TYPE_CHECKING:
     from curation.evaluate.report import EvalReport
 
@@ -71,8 +73,8 @@ def _write_plots(plt: Any, out_dir: Path, report: EvalReport) -> list[Path]:
             label=f"model (ECE {task['ece']:.3f})",
         )
         op = task.get("operating_point")
-        if op:
-            ax.axvline(op["threshold"], color="tab:red", ls=":", label="threshold")
+        if op and op["threshold"] <= 1:  # a never-yes point has no place on the axis
+            ax.axvline(op["threshold"], color="tab:red", ls=":", label=yes_rule(op["threshold"]))
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_xlabel("mean P(yes) in bin")
@@ -122,7 +124,7 @@ def _per_kind_plot(plt: Any, task: dict[str, Any], path: Path) -> Path:
                 [(at.get(k) or {}).get("rate", 0) for k in labels],
                 color="black",
                 zorder=3,
-                label=f"P(yes) >= {op['threshold']:.2f}",
+                label=yes_rule(op["threshold"]).split(" (")[0],  # "P(yes) >= x" / "never yes"
             )
             ax.legend(fontsize=7)
         ax.set_ylim(0, 1.1)
