@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import record, write_json
+from conftest import REPO, record, write_json
 from typer.testing import CliRunner
 
 from curation.cli import app
@@ -353,3 +353,24 @@ def test_fix_drops_a_copy_in_lavis_s_coco_vqa_format(image_dir: Path, tmp_path: 
     fixed = json.loads((tmp_path / "fixed.json").read_text())
     assert [r["question_id"] for r in fixed] == [1, 3]
     assert "question" in fixed[0] and "text_input" not in fixed[0]  # left in LAVIS's format
+
+
+@pytest.mark.parametrize(
+    ("rec", "valid"),
+    [
+        (record(1), True),
+        (lavis_coco_record(1, "fall.png", ["yes"]), True),
+        ({**record(1), "question": "Is anyone falling in this image?", "question_id": 0}, True),
+        ({"question_id": 1, "image": "fall.png", "answer": ["yes"]}, False),
+        ({"question": "Is it?", "image": "fall.png", "answer": ["yes"]}, False),
+        ({**lavis_coco_record(1, "fall.png", ["yes"]), "question": ""}, False),
+    ],
+)
+def test_the_published_json_schema_accepts_what_validate_accepts(
+    image_dir: Path, rec: dict, valid: bool
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((REPO / "schemas" / "vqa_annotation_file.schema.json").read_text())
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors([rec]))
+    assert (not errors) == valid, errors
+    assert validate_files([write_json(image_dir / "a.json", [rec])], image_dir).ok == valid
