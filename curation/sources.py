@@ -29,9 +29,13 @@ WHERE = {
 
 
 def _need(path: str | Path, what: str, source: str, folder: bool = False) -> Path:
+    from curation._io import not_a_file, path_kind
+
     path = Path(path)
-    ok = path.is_dir() if folder else path.is_file()
-    if not ok:
+    kind = path_kind(path, what)
+    if not folder and kind in ("dir", "special"):  # /dev/zero would be read without end
+        raise UsageError(f"{what} {path} {not_a_file(kind)}. Get it from {WHERE[source]}.")
+    if kind != ("dir" if folder else "file"):
         raise UsageError(f"{what} not found: {path}. Get it from {WHERE[source]}.")
     return path
 

@@ -56,6 +56,16 @@ def test_mix_task_refuses_a_device(tmp_path: Path) -> None:
     assert not (tmp_path / "mix").exists()
 
 
+def test_a_general_vqa_file_that_is_a_device_is_named_not_missing(tmp_path: Path) -> None:
+    result = run(
+        *["mix", "--task", SAMPLE / "annotations.json", "--out", tmp_path / "mix"],
+        *["--vqav2-questions", DEVICE, "--vqav2-annotations", DEVICE],
+        *["--vqav2-images", tmp_path, "--vqav2-ratio", "0.5"],
+    )
+    assert result.exit_code == 2, result.output
+    assert f"VQAv2 questions file {DEVICE} is not a regular file" in result.output
+
+
 def test_a_video_label_file_that_is_a_device_is_refused(tmp_path: Path) -> None:
     videos = SAMPLE / "videos"
     result = run("ingest", DEVICE, "--videos", videos, "--dataset", "device-labels")
