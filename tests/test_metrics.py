@@ -243,6 +243,7 @@ def test_compare_tells_two_files_of_one_name_apart_by_their_checksum(tmp_path: P
         ("roc_auc", [0.5]),
         ("n", -3),
         ("n", "12"),
+        ("operating_point", 0.5),
     ],
 )
 def test_compare_refuses_a_malformed_report(tmp_path: Path, field: str, value: object) -> None:

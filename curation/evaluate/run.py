@@ -593,6 +593,11 @@ def _kind_problem(kind: str, value: Any) -> str | None:
 def report_problems(path: str | Path, report: dict[str, Any]) -> list[str]:
     """Each figure of an eval.json that is not what curate eval writes, as one line."""
     out = []
+    sections = {f.key.rsplit(".", 1)[0] for f in FIGURES if "." in f.key}
+    for key in sorted(sections):  # task.operating_point: an object, or absent
+        value = lookup(report, key)
+        if value is not None and not isinstance(value, dict):
+            out.append(f"{path}: {key} is {_json_text(value)}; curate eval writes an object there.")
     checks = [(f.key, f.kind) for f in FIGURES]
     for key, kind in checks:
         value = lookup(report, key)
