@@ -14,6 +14,7 @@ from curation.cli import app
 from curation.contract import BUILDER_NAME, PROMPT, SEED_MAX
 from curation.distractors import load_distractors
 from curation.errors import UsageError
+from curation.events import load_event_params
 from curation.presets import PRESET_DIR, get_preset, preset_files, preset_names
 from curation.schemas.config import ModelConfig
 from curation.schemas.questions import load_questions
@@ -23,6 +24,7 @@ from curation.training.plugin_data import DATA
 LOADERS = {
     "questions.yaml": lambda p: load_questions(p).questions,
     "class_map.yaml": lambda p: load_class_map(p).classes,
+    "events.yaml": lambda p: load_event_params(p).model_dump(),
     "distractors.yaml": lambda p: load_distractors(p).questions(),
 }
 

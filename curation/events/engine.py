@@ -77,7 +77,8 @@ class _Smoother:
                 self.value += alpha * (p - self.value)
         else:  # median over (t - seconds, t]
             self.window.append((t, p))
-            while self.window and self.window[0][0] <= t - self.seconds:
+            # the frame just pushed always counts (t - seconds can round to t itself)
+            while len(self.window) > 1 and self.window[0][0] <= t - self.seconds:
                 self.window.popleft()
             values = sorted(v for _, v in self.window)
             mid = len(values) // 2
