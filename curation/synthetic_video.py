@@ -19,6 +19,7 @@ import io
 import math
 import random
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +152,20 @@ def render_frame(
     return img
 
 
-def encode_mp4(frames: list[Any], fps: int) -> bytes:
-    """H.264 MP4 bytes of PIL frames (one encoder thread; see the module on reproducibility)."""
+def encode_mp4(
+    frames: list[Any],
+    fps: int | Fraction,
+    *,
+    times: list[float] | None = None,
+    rotation: int = 0,
+    bframes: bool = True,
+) -> bytes:
+    """H.264 MP4 bytes of PIL frames (one encoder thread; see the module on reproducibility).
+
+    ``times`` (seconds, rising) gives each frame its own time: a variable frame rate;
+    ``rotation`` writes a display matrix (degrees counter-clockwise, as phones do for a
+    portrait video stored landscape); ``bframes`` False encodes without B-frames.
+    """
     av = require("av", "video")
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:
@@ -160,9 +173,18 @@ def encode_mp4(frames: list[Any], fps: int) -> bytes:
         stream.width, stream.height = frames[0].size if frames else (16, 16)
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "28", "preset": "medium", "threads": "1"}
+        if not bframes:
+            stream.options["bf"] = "0"
         stream.codec_context.thread_count = 1
-        for img in frames:
+        if times is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i, img in enumerate(frames):
             frame = av.VideoFrame.from_image(img)
+            if times is not None:
+                frame.pts = round(times[i] * 1000)
+                frame.time_base = Fraction(1, 1000)
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return buf.getvalue()
@@ -250,3 +272,39 @@ def write_clips(
                 writer.writerow([video, s.start, s.end, s.label, c.subject, c.camera])
         atomic_write_text(out / "segments.csv", rows.getvalue())
     return clips
+
+
+def marker_frames(count: int, size: tuple[int, int] = (64, 32)) -> list[Any]:
+    """``count`` frames that tell themselves apart: the grey level counts up, and a white
+    block marks the top-left corner (where a rotation moves it shows in the output)."""
+    from PIL import Image, ImageDraw
+
+    frames = []
+    for i in range(count):
+        level = 40 + (i * 160) // max(1, count - 1)
+        img = Image.new("RGB", size, (level, level, level))
+        ImageDraw.Draw(img).rectangle([0, 0, size[0] // 4, size[1] // 4], fill=(255, 255, 255))
+        frames.append(img)
+    return frames
+
+
+def write_marker_clip(
+    path: str | Path,
+    count: int,
+    fps: int | Fraction = 10,
+    *,
+    size: tuple[int, int] = (64, 32),
+    times: list[float] | None = None,
+    rotation: int = 0,
+    bframes: bool = True,
+) -> Path:
+    """Write a clip of ``marker_frames`` (see ``encode_mp4`` for the options); return its path."""
+    from curation._io import atomic_write_bytes
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    data = encode_mp4(
+        marker_frames(count, size), fps, times=times, rotation=rotation, bframes=bframes
+    )
+    atomic_write_bytes(out, data)
+    return out

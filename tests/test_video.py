@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ from conftest import SAMPLE
 from typer.testing import CliRunner
 
 from curation.cli import app
+from curation.errors import DataError
 
 pytest.importorskip("av")
 fo = pytest.importorskip("fiftyone")
@@ -305,3 +307,220 @@ def test_a_failed_add_leaves_no_frame_file(
         ingest_videos(clips / "labels.csv", name, videos=clips, frames_dir=tmp_path / "frames")
     assert name not in fo.list_datasets()
     assert not any(p.is_file() for p in (tmp_path / "frames").rglob("*"))
+
+
+# --- the sampling rule, frame numbers, rotation, edit lists, limits, interruption ---------
+
+
+def test_the_sampling_rule_keeps_the_first_frame_at_or_after_each_time() -> None:
+    from fractions import Fraction
+
+    from curation.curator.video import sample_indices
+
+    at_25 = [Fraction(i, 25) for i in range(60)]
+    # 0.5 s falls between frames 12 (0.48 s) and 13 (0.52 s): the frame after it is kept
+    assert sample_indices(at_25, fps=2) == [0, 13, 25, 38, 50]
+    # a frame exactly at k/F is that time's frame
+    assert sample_indices([Fraction(i, 10) for i in range(12)], fps=5) == [0, 2, 4, 6, 8, 10]
+    # a frame on screen through several times k/F is kept once; none is kept twice
+    assert sample_indices([Fraction(0), Fraction(1), Fraction(5, 2)], fps=2) == [0, 1, 2]
+    assert sample_indices(at_25, every_n=7) == list(range(0, 60, 7))
+    # times taken as floats (PyAV's frame.time) give the same frames
+    assert sample_indices([i / 25 for i in range(60)], fps=2) == [0, 13, 25, 38, 50]
+
+
+def _ingest(labels: Path, videos: Path, tmp_path: Path, **options) -> tuple[str, object]:
+    name = unique("video-case")
+    result = ingest_videos(labels, name, videos=videos, frames_dir=tmp_path / "frames", **options)
+    return name, result
+
+
+def _write_rows(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_frame_numbered_rows_on_a_variable_frame_rate_label_the_decoded_frames(
+    tmp_path: Path,
+) -> None:
+    from curation.synthetic_video import write_marker_clip
+
+    # frames 0-9 at 10 fps, then 10-49 at 50 fps: the average rate (24.5) fits neither
+    times = [i / 10 for i in range(10)] + [1.0 + (i - 10) / 50 for i in range(10, 50)]
+    write_marker_clip(tmp_path / "v" / "vfr.mp4", 50, 10, times=times)
+    labels = _write_rows(
+        tmp_path / "frames.csv",
+        ["video", "start_frame", "end_frame", "label"],
+        [["vfr.mp4", 0, 9, "walk"], ["vfr.mp4", 10, 45, "fall"]],
+    )
+    name, result = _ingest(labels, tmp_path / "v", tmp_path, every_n=1, margin=0.0)
+    got = {f["frame_index"]: f["answer"] for f in frames_of(name)}
+    assert got == {i: "no" for i in range(10)} | {i: "yes" for i in range(10, 46)}
+    assert result.unlabelled == 4  # frames 46-49 are in no row: never labelled
+    # a row past the last frame is refused in frame numbers, the unit it was written in
+    bad = _write_rows(
+        tmp_path / "bad.csv",
+        ["video", "start_frame", "end_frame", "label"],
+        [["vfr.mp4", 10, 60, "fall"]],
+    )
+    with pytest.raises(DataError, match=r"end_frame: frame 60 is past the last frame .*0-49"):
+        _ingest(bad, tmp_path / "v", tmp_path, every_n=1)
+
+
+def test_a_rotated_clip_is_stored_as_it_is_shown(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from curation.synthetic_video import write_marker_clip
+
+    write_marker_clip(tmp_path / "v" / "phone.mp4", 10, 10, size=(64, 32), rotation=90)
+    labels = _write_rows(
+        tmp_path / "l.csv", ["video", "start", "end", "label"], [["phone.mp4", 0, 1, "walk"]]
+    )
+    name, _ = _ingest(labels, tmp_path / "v", tmp_path, every_n=5)
+    for f in frames_of(name):
+        with Image.open(f["filepath"]) as im:
+            # 90 degrees counter-clockwise: 64x32 stored, 32x64 shown, and the white
+            # block of the stored top-left corner at the bottom-left
+            assert im.size == (32, 64)
+            assert min(im.convert("L").getpixel((2, 61)), 255) > 200
+            assert im.convert("L").getpixel((2, 2)) < 200
+
+
+def test_a_trimmed_mp4_with_an_edit_list_is_no_truncated_file(tmp_path: Path) -> None:
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    import subprocess
+
+    import av
+
+    from curation.synthetic_video import write_marker_clip
+
+    whole = write_marker_clip(tmp_path / "whole.mp4", 40, 10)
+    (tmp_path / "v").mkdir()
+    trimmed = tmp_path / "v" / "trimmed.mp4"
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-ss", "0.75", "-i", whole]
+        + ["-t", "2.2", "-c", "copy", trimmed],
+        check=True,
+    )
+    with av.open(str(trimmed)) as c:
+        header = c.streams.video[0].frames
+        decodable = sum(1 for _ in c.decode(video=0))
+    assert header > decodable  # the edit list hides frames the header counts
+    labels = _write_rows(
+        tmp_path / "l.csv", ["video", "start", "end", "label"], [["trimmed.mp4", 0, 2.2, "walk"]]
+    )
+    name, result = _ingest(labels, tmp_path / "v", tmp_path, every_n=1)
+    assert result.frames + result.unlabelled == decodable  # every frame sampled once
+    assert result.frames == len(frames_of(name)) > 0
+
+
+def test_frames_over_the_pixel_limit_are_refused_before_decoding(
+    clips: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from curation import images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 96 * 96 - 1)  # the clips are 96x96
+    name = unique("video-bomb")
+    with pytest.raises(DataError, match=r"frames of 96x96 pixels are over the limit of 9,215"):
+        ingest_videos(clips / "labels.csv", name, videos=clips, frames_dir=tmp_path / "f")
+    assert name not in fo.list_datasets()
+    assert not (tmp_path / "f").exists()
+
+
+def test_an_end_within_one_frame_of_the_video_end_is_the_video_end(tmp_path: Path) -> None:
+    from fractions import Fraction
+
+    from curation.synthetic_video import write_marker_clip
+
+    # 180 frames at 29.97 fps last 6.006 s; the row's end is rounded to 6.0
+    write_marker_clip(tmp_path / "v" / "ntsc.mp4", 180, Fraction(30000, 1001), size=(32, 32))
+    labels = _write_rows(
+        tmp_path / "l.csv",
+        ["video", "start", "end", "label"],
+        [["ntsc.mp4", 0, 3.0, "walk"], ["ntsc.mp4", 3.0, 6.0, "sitting"]],
+    )
+    name, _ = _ingest(labels, tmp_path / "v", tmp_path, fps=2.0, margin=0.5)
+    late = [f for f in frames_of(name) if f["time"] > 5.4]
+    assert late and all(f["answer"] == "no" for f in late), late  # not unsure: 6.0 is no boundary
+
+
+def test_short_yes_segments_keep_their_middle_frame_and_counts_per_class(
+    clips: Path, tmp_path: Path
+) -> None:
+    # the "fall" segments last 0.5 s: every frame of theirs is within 0.5 s of a boundary
+    off = ingest_videos(
+        clips / "labels.csv",
+        unique("video-nomiddle"),
+        videos=clips,
+        frames_dir=tmp_path / "f",
+        keep_middle=False,
+    )
+    assert off.per_class["fall"]["labelled"] == 0 < off.per_class["fall"]["unsure"]
+    falls = [w for w in off.empty_yes if "'fall' segment (1.5-2 s)" in w]
+    assert len(falls) == 2 and "--margin 0.5 s" in falls[0]  # one per fall clip
+    on = ingest_videos(
+        clips / "labels.csv", unique("video-middle"), videos=clips, frames_dir=tmp_path / "f"
+    )
+    assert on.per_class["fall"]["labelled"] == 2 and not on.empty_yes
+    counts = {
+        c: sum(on.per_class[c].values())
+        for c in on.per_class
+        if c not in ("fall", "fallen")  # the middle frames add to these
+    }
+    assert counts == {c: sum(off.per_class[c].values()) for c in counts}
+    # the command prints both
+    args = ["ingest", clips / "labels.csv", "--videos", clips, "--dataset", unique("video-cli")]
+    args += ["--frames-dir", tmp_path / "f", "--no-middle"]
+    out = runner.invoke(app, [str(a) for a in args], terminal_width=400).output
+    assert "frames per class (labelled/unsure):" in out and "fall 0/" in out
+    assert "warning: " in out and "'fall' segment (1.5-2 s) gives no labelled frame" in out
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupt_while_decoding_stops_the_pool_and_removes_the_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    import signal
+    import threading
+
+    from curation.curator import video
+
+    root = tmp_path / "many"
+    write_clips(root, subjects=3, cameras=2, seed=5)  # 24 clips
+    stops: list[threading.Event] = []
+    writes: list[Path] = []
+    real_cut, real_write = video._cut_video, video.atomic_write_bytes
+
+    def cut(*args, **kwargs):
+        if kwargs.get("stop") is not None:
+            stops.append(kwargs["stop"])
+        return real_cut(*args, **kwargs)
+
+    def write(path, data, **kwargs):
+        if writes and stops:  # after the interrupt: a worker writes once the pool was told
+            stops[0].wait(30)  # to stop (bounded: a pool that is never told goes on)
+        real_write(path, data, **kwargs)
+        writes.append(path)
+        if len(writes) == 1:  # the signal, as a terminal or `kill` sends it, after a frame
+            sig = signal.SIGINT if how == "ctrl-c" else signal.SIGTERM
+            signal.pthread_kill(threading.main_thread().ident, sig)
+
+    monkeypatch.setattr(video, "_cut_video", cut)
+    monkeypatch.setattr(video, "atomic_write_bytes", write)
+    name = unique("video-interrupted")
+    if how == "ctrl-c":
+        with pytest.raises(KeyboardInterrupt):
+            ingest_videos(root / "labels.csv", name, videos=root, frames_dir=tmp_path / "frames")
+    else:  # the command maps SIGTERM to the same unwinding, exit 143
+        args = ["ingest", root / "labels.csv", "--videos", root, "--dataset", name]
+        result = runner.invoke(app, [str(a) for a in [*args, "--frames-dir", tmp_path / "frames"]])
+        assert result.exit_code == 143, result.output
+        assert "terminated (SIGTERM)" in result.output
+    assert not [t for t in threading.enumerate() if t.name.startswith("curate-video")]
+    # at most the frame each worker was writing when told to stop, of 24 x 7
+    assert len(writes) <= 1 + (os.cpu_count() or 1)
+    assert not (tmp_path / "frames").exists()
+    assert name not in fo.list_datasets()
