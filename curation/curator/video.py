@@ -822,11 +822,12 @@ def _cut_video(
             exact_margin = _exact(margin)
             # the middle of each "yes" segment (the first frame at or after it is kept)
             middles: list[tuple[Fraction, _Span]] = []
-            if keep_middle:
-                for sp in spans:
-                    if sp.seg.rule.answer == "yes":
-                        stop_at = sp.end if math.isfinite(sp.end) else _exact(duration)
-                        middles.append(((sp.start + Fraction(stop_at)) / 2, sp))
+            for sp in spans if keep_middle else []:
+                stop_at = sp.end if math.isfinite(sp.end) else duration
+                if sp.seg.rule.answer == "yes" and math.isfinite(stop_at):
+                    middles.append(((sp.start + Fraction(stop_at)) / 2, sp))
+            middles.sort(key=lambda m: m[0])
+            next_middle = 0  # middles[:next_middle] have had their frame
             digest = sha256_file(path)
             folder = frames_dir / f"{video}-{digest[:12]}"
             items: list[Item] = []
@@ -857,11 +858,11 @@ def _cut_video(
                         )
                         times.append(t)
                         middle = None
-                        if middles:
-                            reached = [m for m in middles if t >= m[0]]
-                            middle = next((m for m in reached if m[1].covers(i, t)), None)
-                            if reached:  # each middle's frame is the first at or after it
-                                middles = [m for m in middles if t < m[0]]
+                        # each middle's frame is the first at or after it: reached once
+                        while next_middle < len(middles) and t >= middles[next_middle][0]:
+                            if middles[next_middle][1].covers(i, t):
+                                middle = middles[next_middle]
+                            next_middle += 1
                         if not sampler.take(i, t) and middle is None:
                             continue
                         label = _label(
