@@ -66,37 +66,65 @@ def good_file(image_dir: Path) -> Path:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Stop the mongod FiftyOne started for the tests, and wait until it is gone."""
+    """Stop the mongod FiftyOne started for the tests, cleanly, before removing its folder.
+
+    FiftyOne's database service stops its mongod (SIGTERM, a clean shutdown) once
+    its last client is gone; a client it still waits for (this process when it
+    joined a service another process started, or any process left running) keeps
+    it up. Removing the folder under a live mongod makes it abort ("exited with
+    error -6", printed after the summary): so this process leaves the service,
+    and a mongod still up after a while is stopped the way the service stops it.
+    """
+    stop_test_database(_DATABASE_DIR)
+
+
+def stop_test_database(folder: str, patience: float = 10.0) -> None:
+    """Leave FiftyOne's database service, stop the mongod serving ``folder``, remove it."""
+    import signal
     import sys
+    import time
 
     database = sys.modules.get("fiftyone.core.odm.database")
     service = getattr(database, "_db_service", None)
     child = getattr(service, "child", None)
-    if service is not None and child is not None:
+    if database is not None:
         with contextlib.suppress(Exception):
             database._disconnect()  # mongod stops only once no client is connected
-        service.stop()  # closes the service's stdin: it stops mongod when no client is left
-        # best effort: .ci/run checks that no mongod survives
-        with contextlib.suppress(Exception):
-            child.wait(timeout=60)
-    # the service exits before its mongod has finished shutting down; removing the folder
-    # under a live mongod makes it abort (exit -6): wait for it first
-    import time
+    if service is not None and child is not None:
+        if getattr(service, "attached", False):  # joined: say this client is gone
+            with contextlib.suppress(Exception):
+                from fiftyone.service.util import send_ipc_message
 
-    deadline = time.monotonic() + 30
-    while _mongod_running(_DATABASE_DIR) and time.monotonic() < deadline:
+                send_ipc_message(child, ("unregister", os.getpid()))
+        with contextlib.suppress(Exception):
+            service.stop()  # the original parent: closing its stdin says it is gone
+        with contextlib.suppress(Exception):
+            child.wait(timeout=patience)
+    deadline = time.monotonic() + patience
+    while _mongod_pids(folder) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # still up: another client holds the service. Stop mongod as the service would.
+    for pid in _mongod_pids(folder):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while _mongod_pids(folder) and time.monotonic() < deadline:
         time.sleep(0.2)
     # a database folder holds about 300 MB of preallocated files: never leave one behind
-    import shutil
+    # (but never remove it under a mongod still shutting down)
+    if not _mongod_pids(folder):
+        import shutil
 
-    shutil.rmtree(_DATABASE_DIR, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def _mongod_running(dbpath: str) -> bool:
-    """Whether a mongod serving ``dbpath`` is still alive (Linux /proc; False elsewhere)."""
+def _mongod_pids(dbpath: str) -> list[int]:
+    """The mongod processes serving ``dbpath`` (Linux /proc; none found elsewhere)."""
+    pids = []
     for proc in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
             argv = (proc / "cmdline").read_bytes().split(b"\0")
+            # (a zombie's command line reads empty)
             if argv and argv[0].endswith(b"mongod") and dbpath.encode() in argv:
-                return True
-    return False
+                pids.append(int(proc.name))
+    return pids

@@ -406,3 +406,46 @@ def test_the_server_going_away_mid_ingest_is_one_line_naming_it(
         "?authSource=admin (from --database-uri) during the command"
     ), out
     assert "p%40ss" not in out and AUTH_USER[1] not in out
+
+
+# FiftyOne's own database in a user's own script
+
+#: Prints the data folder of the mongod that ``fiftyone`` (imported as ARGV[1] says) uses.
+WHICH_FOLDER = (
+    "import sys\n"
+    "if sys.argv[1] == 'plain':\n"
+    "    import fiftyone as fo\n"
+    "else:\n"
+    "    from curation.curator.database import connected_fiftyone\n"
+    "    fo = connected_fiftyone()\n"
+    "import fiftyone.core.odm.database as fod\n"
+    "opts = fod.get_db_client().admin.command('getCmdLineOpts')\n"
+    "print(opts['parsed']['storage']['dbPath'])\n"
+)
+
+
+@pytest.mark.slow
+def test_a_plain_import_fiftyone_joins_a_running_database_of_another_folder(
+    tmp_path: Path,
+) -> None:
+    """The README's FIFTYONE_DATABASE_DIR advice: FiftyOne joins any running database
+    service of this user; ``connected_fiftyone`` joins only its folder's."""
+    from curation.curator._fo import fiftyone
+
+    fiftyone().list_datasets()  # this test run's database service is up
+    folder = tmp_path / "project-db"
+    env = curate_env(FIFTYONE_DATABASE_DIR=str(folder))
+
+    def used_folder(how: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-c", WHICH_FOLDER, how],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout.strip().splitlines()[-1]
+
+    assert used_folder("plain") != str(folder)  # a running service's folder, not the one set
+    assert used_folder("curate") == str(folder)

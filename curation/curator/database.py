@@ -351,3 +351,16 @@ def _holding_ctrl_c(call: Any) -> Any:
 def current_choice() -> DatabaseChoice:
     """The database this process would use now (no connection made)."""
     return resolve_database(_flag)
+
+
+def connected_fiftyone() -> Any:
+    """``fiftyone``, connected to the database ``curate`` would use here; for your own scripts.
+
+    A plain ``import fiftyone`` joins any database service already running for your
+    user, whatever its ``FIFTYONE_DATABASE_DIR``; this one joins only the service of
+    that folder (or starts it), and follows ``--database-uri``'s fallbacks
+    (``FIFTYONE_DATABASE_URI``, then ``curate.yaml``).
+    """
+    from curation.curator._fo import fiftyone
+
+    return fiftyone()

@@ -57,7 +57,7 @@ def test_unreachable_server_is_one_clear_error_naming_no_password(tmp_path: Path
                 out,
                 1,
                 "cannot use the MongoDB server mongodb://alice:***@127.0.0.1",
-                "(from --database-uri): no answer within 5 s",
+                "(from --database-uri): the server refused the connection: nothing listens",
                 "Fix: check the host and port",
             )
             assert SECRET not in out.output
@@ -102,6 +102,50 @@ def test_not_a_mongodb_uri_is_a_usage_error(uri: str, needle: str) -> None:
     out = invoke(["check", "--dataset", "falls", "--database-uri", uri])
     expect(out, 2, needle)
     assert SECRET not in out.output
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ("serverSelectionTimeoutMS=abc", "serverselectiontimeoutms must be an integer or float"),
+        ("foo=bar", "Unknown option: foo"),
+        ("authSource=admin&authSource=other", "Duplicate URI option 'authSource'"),
+        ("tls=maybe", "The value of tls must be 'true' or 'false'"),
+    ],
+)
+def test_a_bad_uri_option_is_refused_not_warned_about(
+    options: str, needle: str, monkeypatch, tmp_path: Path
+) -> None:
+    """pymongo only warns (twice, with its own file and line) and connects without it."""
+    uri = f"mongodb://u:{SECRET}@127.0.0.1:{free_port()}/?{options}"
+    flagged = invoke(["check", "--dataset", "falls", "--database-uri", uri])
+    expect(flagged, 2, "--database-uri: 'mongodb://u:***@127.0.0.1", "has an option", needle)
+    assert "UserWarning" not in flagged.output and SECRET not in flagged.output
+    (tmp_path / "curate.yaml").write_text(f"database_uri: {uri}\n")
+    expect(invoke(["check", "--dataset", "falls"], cwd=tmp_path), 2, "curate.yaml", needle)
+    monkeypatch.setenv("FIFTYONE_DATABASE_URI", uri)
+    expect(invoke(["check", "--dataset", "falls"]), 2, "FIFTYONE_DATABASE_URI", needle)
+
+
+def test_a_silent_server_is_waited_for_as_long_as_the_uri_says() -> None:
+    """A port that accepts connections and never answers; the URI sets 1.5 s."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        uri = f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=1500"
+        out = invoke(["check", "--dataset", "falls", "--database-uri", uri])
+    expect(out, 1, f"{uri} (from --database-uri): no answer within 1.5 s")
+
+
+def test_a_refused_tls_handshake_is_named(mongod_uri: str) -> None:  # noqa: F811
+    """tls=true against a server without TLS: not a server that did not answer."""
+    uri = f"{mongod_uri}?tls=true&serverSelectionTimeoutMS=3000"
+    out = invoke(["check", "--dataset", "falls", "--database-uri", uri])
+    expect(out, 1, "the TLS handshake failed", "tls=true only with a server that has TLS")
+    assert "no answer within" not in out.output
 
 
 @pytest.mark.parametrize(
