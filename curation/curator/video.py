@@ -775,7 +775,13 @@ def _cut_video(
             # first, place their boundaries (a variable frame rate has no one period)
             times_ahead: list[Fraction] = []
             if any(s.in_frames for s in seg_list):
-                times_ahead = _presentation_times(path, stream.index, origin)
+                try:
+                    times_ahead = _presentation_times(path, stream.index, origin)
+                except (av.error.FFmpegError, OSError, EOFError) as exc:
+                    raise _VideoProblem(
+                        f"{path}: reading its frames' times failed ({exc}); the file is "
+                        "damaged. Fix: replace it (re-download or re-copy), or --skip-bad"
+                    ) from None
                 for seg in seg_list:
                     problem = seg.in_frames and _frame_rows_problem(seg, path, len(times_ahead))
                     if problem:

@@ -232,3 +232,55 @@ def test_a_clip_folder_with_a_link_leading_out(tmp_path: Path) -> None:
         outcome = invoke(["ingest", folder, "--dataset", name, "--frames-dir", frames])
     expect(outcome, 1, "no_fall/sitting/b.mp4 is a link to", "outside", "nothing was added")
     nothing_left(name, frames)
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (_faststart_truncated, "truncated"),
+        (
+            lambda p: p.write_bytes((CLIPS / "s02_c01_sit.mp4").read_bytes()[:2000]),
+            "not a readable video",
+        ),
+    ],
+    ids=["truncated-faststart", "truncated"],
+)
+def test_frame_numbered_rows_on_a_damaged_video(inputs: Path, make, needle: str) -> None:
+    # rows in frame numbers read the frames' times before decoding: a damaged file is
+    # named there too, never a traceback
+    bad = inputs / "videos" / "synthetic" / "video" / "bad.mp4"
+    make(bad)
+    labels = inputs / "frames.csv"
+    labels.write_text(
+        "video,start_frame,end_frame,label\nsynthetic/video/bad.mp4,0,5,walk\n", encoding="utf-8"
+    )
+    frames = inputs.parent / "frames"
+    name = unique("hostile-frame-rows")
+    with untouched(inputs):
+        outcome = invoke(
+            ["ingest", labels, "--videos", inputs / "videos", "--dataset", name]
+            + ["--frames-dir", frames]
+        )
+    expect(outcome, 1, needle, str(bad), "Fix:", "--skip-bad")
+    nothing_left(name, frames)
+
+
+def test_a_frame_numbered_row_past_the_last_frame_names_frames(inputs: Path) -> None:
+    labels = inputs / "frames.csv"
+    labels.write_text(
+        "video,start_frame,end_frame,label\n"
+        "synthetic/video/s01_c01_fall.mp4,0,14,walk\n"
+        "synthetic/video/s01_c01_fall.mp4,30,40,fallen\n",
+        encoding="utf-8",
+    )
+    frames = inputs.parent / "frames"
+    name = unique("hostile-frame-rows")
+    with untouched(inputs):
+        outcome = invoke(
+            ["ingest", labels, "--videos", inputs / "videos", "--dataset", name]
+            + ["--frames-dir", frames]
+        )
+    # the clip has 35 frames (0-34): the row is named in frames, the unit it was written in
+    expect(outcome, 1, "row 2 (line 3): end_frame: frame 40 is past the last frame", "0-34")
+    assert " s " not in outcome.output.split("end_frame")[1].split("Fix")[0]
+    nothing_left(name, frames)
