@@ -816,7 +816,7 @@ def _cut_video(
                 # the video's end: no boundary, and the last frames are the segment's
                 end = (
                     _exact(seg.end)
-                    if math.isfinite(seg.end) and seg.end < duration - period + 1e-9
+                    if math.isfinite(seg.end) and seg.end < duration - period - 1e-9
                     else math.inf
                 )
                 spans.append(_Span(seg, start, end))
