@@ -158,13 +158,15 @@ def encode_mp4(
     *,
     times: list[float] | None = None,
     rotation: int = 0,
+    hflip: bool = False,
     bframes: bool = True,
 ) -> bytes:
     """H.264 MP4 bytes of PIL frames (one encoder thread; see the module on reproducibility).
 
     ``times`` (seconds, rising) gives each frame its own time: a variable frame rate;
     ``rotation`` writes a display matrix (degrees counter-clockwise, as phones do for a
-    portrait video stored landscape); ``bframes`` False encodes without B-frames.
+    portrait video stored landscape), mirrored after it with ``hflip``; ``bframes`` False
+    encodes without B-frames.
     """
     av = require("av", "video")
     buf = io.BytesIO()
@@ -178,8 +180,8 @@ def encode_mp4(
         stream.codec_context.thread_count = 1
         if times is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
-        if rotation:
-            stream.set_display_rotation(rotation)
+        if rotation or hflip:
+            stream.set_display_rotation(rotation, hflip=hflip)
         for i, img in enumerate(frames):
             frame = av.VideoFrame.from_image(img)
             if times is not None:
@@ -296,6 +298,7 @@ def write_marker_clip(
     size: tuple[int, int] = (64, 32),
     times: list[float] | None = None,
     rotation: int = 0,
+    hflip: bool = False,
     bframes: bool = True,
 ) -> Path:
     """Write a clip of ``marker_frames`` (see ``encode_mp4`` for the options); return its path."""
@@ -304,7 +307,12 @@ def write_marker_clip(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     data = encode_mp4(
-        marker_frames(count, size), fps, times=times, rotation=rotation, bframes=bframes
+        marker_frames(count, size),
+        fps,
+        times=times,
+        rotation=rotation,
+        hflip=hflip,
+        bframes=bframes,
     )
     atomic_write_bytes(out, data)
     return out

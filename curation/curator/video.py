@@ -688,16 +688,44 @@ def _frame_rows_problem(seg: SegmentRow, path: Path, count: int) -> str | None:
     return None
 
 
-def _rotated(image: Any, rotation: float) -> Any:
-    """The frame as it is shown: ``rotation`` is the display matrix's angle (degrees,
-    counter-clockwise, FFmpeg's ``av_display_rotation_get``), as phones write it."""
+#: the display matrix's a, b, c, d (signs) -> the PIL transpose that shows the frame as
+#: FFmpeg's own player and the ``ffmpeg`` program do (all eight EXIF orientations)
+_DISPLAY_TRANSPOSE = {
+    (0, -1, 1, 0): "ROTATE_90",
+    (-1, 0, 0, -1): "ROTATE_180",
+    (0, 1, -1, 0): "ROTATE_270",
+    (-1, 0, 0, 1): "FLIP_LEFT_RIGHT",
+    (1, 0, 0, -1): "FLIP_TOP_BOTTOM",
+    (0, 1, 1, 0): "TRANSPOSE",
+    (0, -1, -1, 0): "TRANSVERSE",
+}
+
+
+def _display_transpose(frame: Any) -> str | None:
+    """The PIL transpose a frame's display matrix asks for (phones write one for portrait
+    video), None when it asks for none. A matrix at an angle other than a quarter turn is
+    taken to the nearest quarter turn (``VideoFrame.rotation``, counter-clockwise)."""
+    import struct
+
+    matrix = None
+    for data in frame.side_data:
+        if str(data.type).endswith("DISPLAYMATRIX") and len(bytes(data)) >= 36:
+            matrix = struct.unpack("=9i", bytes(data)[:36])
+    if matrix is None:
+        return None
+    a, b, c, d = (matrix[0], matrix[1], matrix[3], matrix[4])
+    big = max(abs(a), abs(b), abs(c), abs(d)) or 1
+    signs = tuple(round(v / big) for v in (a, b, c, d))
+    if signs in _DISPLAY_TRANSPOSE:
+        return _DISPLAY_TRANSPOSE[signs]
+    quarter = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    return {1: "ROTATE_90", 2: "ROTATE_180", 3: "ROTATE_270"}.get(quarter)
+
+
+def _as_shown(image: Any, transpose: str | None) -> Any:
     from PIL import Image
 
-    quarter = round(rotation / 90) % 4
-    if quarter == 0:
-        return image
-    turn = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180}
-    return image.transpose(turn.get(quarter, Image.Transpose.ROTATE_270))
+    return image if transpose is None else image.transpose(getattr(Image.Transpose, transpose))
 
 
 def _cut_video(
@@ -886,7 +914,7 @@ def _cut_video(
                             per_class.setdefault(seg.name, [0, 0])[0] += 1
                             for sp in covering:
                                 labelled_in[id(sp)] = labelled_in.get(id(sp), 0) + 1
-                        image = _rotated(frame.to_image(), frame.rotation or 0)
+                        image = _as_shown(frame.to_image(), _display_transpose(frame))
                         size = image.size
                         buf = io.BytesIO()
                         image.save(buf, "JPEG", quality=JPEG_QUALITY)

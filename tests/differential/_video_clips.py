@@ -2,7 +2,7 @@
 
 The clips cover what trips a frame sampler: a frame rate that no sampling time
 divides (25 fps), B-frames (decoded out of order) and none, a variable frame rate,
-a display matrix (a phone's portrait video), an MP4 trimmed without re-encoding
+a display matrix (a phone's portrait video; turned and mirrored), an MP4 trimmed without re-encoding
 (an edit list hides frames the header counts) and 29.97 fps (6.006 s for 180 frames).
 The references are PyAV's decoded timestamps and FFmpeg's own filters run by the
 ``ffmpeg`` program that imageio-ffmpeg ships: none is the ingest's code.
@@ -38,6 +38,11 @@ def make_clips(root: Path) -> dict[str, Path]:
         "cfr25-no-bframes": write_marker_clip(root / "cfr25-no-bframes.mp4", 60, 25, bframes=False),
         "vfr": write_marker_clip(root / "vfr.mp4", 50, 10, times=VFR_TIMES),
         "rotated": write_marker_clip(root / "rotated.mp4", 20, 10, size=(64, 32), rotation=90),
+        "rotated-270": write_marker_clip(root / "rotated-270.mp4", 8, 10, rotation=270),
+        "mirrored": write_marker_clip(root / "mirrored.mp4", 8, 10, hflip=True),
+        "rotated-mirrored": write_marker_clip(
+            root / "rotated-mirrored.mp4", 8, 10, rotation=90, hflip=True
+        ),
         "ntsc": write_marker_clip(root / "ntsc.mp4", 180, Fraction(30000, 1001), size=(32, 32)),
     }
     whole = write_marker_clip(root / "untrimmed.tmp", 40, 10)

@@ -96,7 +96,9 @@ def test_where_every_sampling_time_is_a_frame_the_fps_filter_agrees(
     )
 
 
-@pytest.mark.parametrize("kind", ["rotated", "cfr25-bframes", "trimmed"])
+@pytest.mark.parametrize(
+    "kind", ["rotated", "rotated-270", "mirrored", "rotated-mirrored", "cfr25-bframes", "trimmed"]
+)
 def test_frame_pixels_are_ffmpegs_displayed_frames(
     clips: dict[str, Path], kind: str, tmp_path: Path
 ) -> None:
