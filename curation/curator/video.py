@@ -13,11 +13,13 @@ Label sources, told apart by their header:
   ``no_fall/<kind>/`` ("no", with that ``negative_kind``), ``unsure/``.
 
 The class map (``curation.class_map``) turns a class into "yes", "no" (with its
-``negative_kind``) or unsure. Frames are sampled at ``fps`` (or every n-th
-frame); a frame less than ``margin`` seconds from a boundary between segments,
+``negative_kind``) or unsure. Frames are sampled at ``fps`` (the first frame at
+or after each k/fps, by exact presentation time; ``FrameSampler``) or every n-th
+frame; a frame less than ``margin`` seconds from a boundary between segments,
 or in two segments whose answers differ, or in an "unsure" class, is kept
 without an answer and tagged ``unsure`` (out of exports until a reviewer tags
-``relabel:yes``/``relabel:no``); a frame in no segment is not ingested. Each
+``relabel:yes``/``relabel:no``), except the middle frame of a "yes" segment,
+which keeps its answer; a frame in no segment is not ingested. Each
 frame is a JPEG named by its video's content and frame index, so re-ingest
 writes and adds nothing new; the frames join the task dataset through
 ``ingest.add_items`` (the images' own checks and hashes) and each video, with
