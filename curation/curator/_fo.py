@@ -132,6 +132,14 @@ def abandon_connection() -> None:
             client._topology.pop_all_sessions()  # nothing to end on a server that is gone
     with contextlib.suppress(Exception):
         fod._disconnect()
+    # datasets cached with the closed client's collections would fail when used again
+    # in this process (a notebook): the next use loads them afresh
+    with contextlib.suppress(Exception):
+        import fiftyone.factory.repo_factory as repo_factory
+
+        sys.modules["fiftyone.core.dataset"].Dataset._instances.clear()
+        repo_factory._db = None
+        repo_factory.RepositoryFactory.repos.clear()
 
 
 def connect(fo: Any, attempts: int = CONNECT_ATTEMPTS, backoff: float = 1.0) -> None:

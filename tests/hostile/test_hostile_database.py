@@ -15,7 +15,13 @@ import pytest
 from _harness import expect, invoke, untouched
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _mongod import free_port, mongod_uri  # noqa: E402, F401 - the fixture
+from _mongod import (  # noqa: E402, F401 - the fixtures
+    Mongod,
+    free_port,
+    mongod_uri,
+    own_auth_mongod,
+    user_uri,
+)
 
 from curation.synthetic import render_scene  # noqa: E402
 
@@ -192,3 +198,32 @@ def test_a_duplicate_that_slips_past_the_known_keys_is_refused_by_the_index(
     monkeypatch.undo()
     assert len(fo.load_dataset(name)) == 2
     expect(invoke(["ingest", source, "--dataset", name]), 0, "0 added, 2 already there, 2 in")
+
+
+def test_a_server_lost_mid_ingest_in_a_notebook_then_the_next_command_works(
+    tmp_path: Path,
+    own_auth_mongod: Mongod,  # noqa: F811
+    monkeypatch,
+) -> None:
+    """In one process: the lost server is one error, and the next command (on FiftyOne's
+    own database) neither waits on it nor reuses what was cached for it."""
+    import fiftyone.core.dataset as fods
+
+    real = fods.Dataset.add_samples
+
+    def then_the_server_dies(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        own_auth_mongod.proc.kill()
+        own_auth_mongod.proc.wait(timeout=60)
+        return out
+
+    monkeypatch.setattr(fods.Dataset, "add_samples", then_the_server_dies)
+    source = folder(tmp_path / "set")
+    uri = user_uri(own_auth_mongod.uri)
+    out = invoke(["ingest", source, "--dataset", "falls", "--database-uri", uri])
+    expect(out, 1, "lost the MongoDB server mongodb://curator:***@127.0.0.1", "did not finish")
+    assert "p%40ss" not in out.output
+    monkeypatch.undo()
+    name = f"after-{uuid.uuid4().hex[:6]}"
+    expect(invoke(["ingest", source, "--dataset", name]), 0, "2 added")
+    assert name in fo.list_datasets()
