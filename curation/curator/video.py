@@ -1264,8 +1264,10 @@ def ingest_videos(
             # one thread per core: PyAV decodes and PIL encodes with the GIL released
             workers = max(1, min(len(by_video), os.cpu_count() or 1))
             pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="curate-video")
-            futures = [(video, pool.submit(cut, segs)) for video, segs in by_video.items()]
-            try:
+            futures = []
+            try:  # a signal may come while the videos are still being handed out
+                for video, segs in by_video.items():
+                    futures.append((video, pool.submit(cut, segs)))
                 pending = {future for _, future in futures}
                 while pending:  # short waits: a signal another thread took is handled here
                     pending = wait(pending, timeout=0.2).not_done
