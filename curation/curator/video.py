@@ -1061,6 +1061,23 @@ def _remove(files: Sequence[Path], root: Path | None = None) -> None:
 
 
 @contextlib.contextmanager
+def _signals_to_this_thread() -> Iterator[None]:
+    """Block Ctrl-C and SIGTERM while threads are started, so they inherit the block: the
+    signal then reaches this thread (its handler runs here at once, not when a wait ends),
+    and never a thread half-started. Held back until the block ends, not lost."""
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
 def _frames_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on the frames folder (created if new, removed again if empty)."""
     made = not folder.exists()
@@ -1265,9 +1282,10 @@ def ingest_videos(
             workers = max(1, min(len(by_video), os.cpu_count() or 1))
             pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="curate-video")
             futures = []
-            try:  # a signal may come while the videos are still being handed out
-                for video, segs in by_video.items():
-                    futures.append((video, pool.submit(cut, segs)))
+            try:
+                with _signals_to_this_thread():  # the pool's threads start in here
+                    for video, segs in by_video.items():
+                        futures.append((video, pool.submit(cut, segs)))
                 pending = {future for _, future in futures}
                 while pending:  # short waits: a signal another thread took is handled here
                     pending = wait(pending, timeout=0.2).not_done
