@@ -1,0 +1,82 @@
+"""``curate export``: split a task file or a FiftyOne dataset into a folder LAVIS trains on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from curation.cli._app import app, console, handles_errors
+from curation.cli.options import (
+    CopyOption,
+    DatabaseUriOption,
+    DatasetOption,
+    GroupByOption,
+    ModelOption,
+    OverwriteOption,
+    SplitFileOption,
+    TestShare,
+    ValShare,
+    seed_option,
+)
+from curation.contract import BUILDER_NAME
+
+
+@app.command()
+@handles_errors
+def export(
+    out: Annotated[Path, typer.Option(help="Export folder to create.")],
+    task: Annotated[
+        Path | None, typer.Option(help="Task annotation file (the LAVIS VQA contract).")
+    ] = None,
+    dataset: DatasetOption = None,
+    database_uri: DatabaseUriOption = None,
+    image_root: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder the 'image' paths start from [default: the file's folder, or its "
+            "images/ sub-folder when more of the file's first 20 image paths exist there]."
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed for the split (same seed, same files).", callback=seed_option)
+    ] = 0,
+    model: ModelOption = "tiny",
+    val_share: ValShare = 0.1,
+    test_share: TestShare = 0.1,
+    copy: CopyOption = False,
+    overwrite: OverwriteOption = False,
+    builder_name: Annotated[
+        str, typer.Option(help="The YAML's datasets: key (registered as our builder).")
+    ] = BUILDER_NAME,
+    group_by: GroupByOption = None,
+    split_file: SplitFileOption = None,
+) -> None:
+    """Split a validated annotation file by image and write a folder LAVIS trains on.
+
+    Writes OUT/train.json, val.json, test.json, images/, manifest.json and lavis.yaml.
+    """
+    from curation import _render
+    from curation.curator.exports import export_dataset
+    from curation.export import ExportOptions, export_task
+    from curation.split import split_fractions
+
+    if (task is None) == (dataset is None):
+        raise typer.BadParameter("give exactly one of --task FILE or --dataset NAME")
+    options = ExportOptions(
+        seed=seed,
+        model=model,
+        fractions=split_fractions(val_share, test_share),
+        copy=copy,
+        overwrite=overwrite,
+        builder_name=builder_name,
+        group_by=group_by.value if group_by is not None else None,
+        split_file=split_file,
+    )
+    if dataset is not None:
+        summary = export_dataset(dataset, out, options)
+    else:
+        assert task is not None
+        summary = export_task(task, image_root, out, options)
+    _render.export_summary(console, summary)
