@@ -553,7 +553,7 @@ def task_records_from_file(
         DataError: the file breaks the contract (its first problems are listed).
     """
     from curation.images import default_image_root
-    from curation.validate import load_records, require_valid
+    from curation.validate.load import load_records, require_valid
 
     task_file = Path(task_file)
     root = Path(image_root) if image_root is not None else default_image_root(task_file)

@@ -236,7 +236,7 @@ def items_from_folder(
 
 
 def items_from_file(path: Path, image_root: Path | None) -> list[Item]:
-    from curation.validate import load_records, require_valid
+    from curation.validate.load import load_records, require_valid
 
     root = image_root or path.parent
     require_valid(path, root, action="nothing was ingested")

@@ -201,7 +201,7 @@ def evaluate(
     ``trust_checkpoint`` loads a checkpoint that holds more than tensors as full
     pickle (it can run code); without it such a file is refused.
     """
-    from curation.validate import load_records
+    from curation.validate.load import load_records
 
     checkpoint, data = Path(checkpoint), Path(data)
     if not data.is_file():
@@ -371,7 +371,7 @@ def choose_threshold(
     without one (or when ``data`` is it) the threshold is chosen on ``data``
     itself, and ``chosen_on`` says so.
     """
-    from curation.validate import load_records
+    from curation.validate.load import load_records
 
     val = data.with_name("val.json")
     if val.is_file() and val.resolve() != data.resolve():

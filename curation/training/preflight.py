@@ -5,7 +5,7 @@ from __future__ import annotations
 from curation.errors import DataError
 from curation.presets import get_preset
 from curation.training.config import LoadedConfig
-from curation.validate import require_valid
+from curation.validate.load import require_valid
 
 #: What each local model file is and where users usually get it (keys of ``model:``).
 LOCAL_FILE_HELP: dict[str, tuple[str, str, str]] = {
