@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv browser demo test lint bench clean
+.PHONY: venv browser demo test lint bench clean docs
 
 venv: $(STAMP)
 
@@ -36,6 +36,11 @@ test: venv browser
 lint: venv
 	$(VENV)/bin/ruff check curation tests benchmarks pipelines scripts
 	$(VENV)/bin/ruff format --check curation tests benchmarks pipelines scripts
+
+# docs/cli.md, the command reference, is generated from the typer app (tests/test_docs.py
+# fails when it is stale)
+docs: venv
+	$(PY) scripts/gen_cli_docs.py
 
 bench: venv
 	$(PY) benchmarks/validate_bench.py
