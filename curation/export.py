@@ -40,7 +40,7 @@ from curation._io import (
     sha256_file,
 )
 from curation.contract import BUILDER_NAME, PROMPT
-from curation.errors import ConfigError, CurationError, DataError, UsageError
+from curation.errors import ConfigError, DataError, UsageError
 from curation.presets import get_preset
 from curation.record_types import ExportRecord
 from curation.schemas.questions import same_question_key
@@ -132,6 +132,8 @@ def write_export(
     """
     out = Path(out)
     get_preset(model)  # an unknown name lists the valid ones
+    from curation.training.preflight import check_builder_name
+
     check_builder_name(builder_name)
     inputs = list(inputs)
     image_folders = {p for recs in splits.values() for r in recs for p in _image_folders(r.image)}
@@ -414,35 +416,6 @@ def _write_vqa_eval(
     atomic_write_json(folder / f"{split}_annotations.json", {**common, "annotations": anns})
 
 
-def check_builder_name(name: str) -> None:
-    """Refuse a ``datasets:`` key that ``curate train`` could not use, before anything is written.
-
-    Raises:
-        UsageError: not a plain lower-case name, or the name of one of LAVIS's own builders
-            (they download their data).
-    """
-    import re
-
-    if name == DEFAULT_BUILDER:
-        return
-    if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
-        raise UsageError(
-            f"--builder-name {name!r}: the YAML's datasets: key must be a plain lower-case name "
-            "(letters, digits, _; starting with a letter). Fix: e.g. --builder-name my_falls."
-        )
-    from curation.training import import_plugin
-
-    try:
-        plugin = import_plugin()
-    except (ImportError, CurationError):  # without LAVIS, curate train checks the name again
-        return
-    if name in plugin.registered_builders() and not plugin.is_ours(name):
-        raise UsageError(
-            f"--builder-name {name!r} is one of LAVIS's own builders, which download their data; "
-            "curate train would refuse it. Fix: pick another name, e.g. my_falls."
-        )
-
-
 #: Run settings every export writes, whatever the preset (a preset's ``run_defaults`` fill the rest).
 _RUN_COMMON: dict[str, Any] = {
     "task": "vqa",
@@ -565,13 +538,13 @@ def task_records_from_file(
             tuple(r["answer"]),
             source="task",
             original_id=str(r["instance_id"]),
-            **_frame_keys(task_file, i, r),
+            **frame_keys(task_file, i, r),
         )
         for i, r in enumerate(load_records(task_file))
     ]
 
 
-def _frame_keys(task_file: Path, index: int, record: dict[str, Any]) -> dict[str, Any]:
+def frame_keys(task_file: Path, index: int, record: dict[str, Any]) -> dict[str, Any]:
     """The optional frame keys of an annotation record (LAVIS ignores extra keys).
 
     Raises:

@@ -30,7 +30,7 @@ from curation._io import sha256_file
 from curation.errors import DataError, UsageError
 
 if TYPE_CHECKING:
-    from curation.export import ExportRecord
+    from curation.record_types import ExportRecord
 
 SPLITS = ("train", "val", "test")
 

@@ -56,12 +56,12 @@ def load_provenance(data: Path, records: list[dict[str, Any]]) -> list[dict[str,
     """The mix's sidecar (``test.provenance.json`` beside ``test.json``), else all task."""
     sidecar = data.with_name(f"{data.stem}.provenance.json")
     if not sidecar.is_file():
-        from curation.export import _frame_keys
+        from curation.export import frame_keys
 
         # a plain annotation file may carry negative_kind, activity, ... as extra keys:
         # the per-kind table reads them (checked as export checks them)
         return [
-            {"part": "task", "source": "task", "answer_type": "yes/no", **_frame_keys(data, i, r)}
+            {"part": "task", "source": "task", "answer_type": "yes/no", **frame_keys(data, i, r)}
             for i, r in enumerate(records)
         ]
     try:
@@ -71,10 +71,10 @@ def load_provenance(data: Path, records: list[dict[str, Any]]) -> list[dict[str,
         ):
             raise ValueError("not a list of objects with an instance_id")
         prov = {p["instance_id"]: p for p in rows}
-        from curation.export import _frame_keys
+        from curation.export import frame_keys
 
         for i, p in enumerate(rows):  # the per-kind table counts these: strings only
-            _frame_keys(sidecar, i, p)
+            frame_keys(sidecar, i, p)
     except (ValueError, TypeError, RecursionError) as exc:  # not JSON, unhashable ids
         raise DataError(
             f"{sidecar}: not the provenance file curate export or mix writes ({exc}). Fix: "

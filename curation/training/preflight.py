@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from curation.errors import DataError
+import re
+
+from curation.contract import BUILDER_NAME
+from curation.errors import CurationError, DataError, UsageError
 from curation.presets import get_preset
 from curation.training.config import LoadedConfig
 from curation.validate.load import require_valid
@@ -144,3 +147,30 @@ def check_builders(loaded: LoadedConfig) -> None:
                 f"{', '.join(plugin.registered_builders())}. Fix: rename the key to "
                 f"{plugin.BUILDER_NAME!r}, or add 'builder: {plugin.BUILDER_NAME}' under it."
             )
+
+
+def check_builder_name(name: str) -> None:
+    """Refuse a ``datasets:`` key that ``curate train`` could not use; export calls it before writing.
+
+    Raises:
+        UsageError: not a plain lower-case name, or the name of one of LAVIS's own builders
+            (they download their data).
+    """
+    if name == BUILDER_NAME:
+        return
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+        raise UsageError(
+            f"--builder-name {name!r}: the YAML's datasets: key must be a plain lower-case name "
+            "(letters, digits, _; starting with a letter). Fix: e.g. --builder-name my_falls."
+        )
+    from curation.training import import_plugin
+
+    try:
+        plugin = import_plugin()
+    except (ImportError, CurationError):  # without LAVIS, curate train checks the name again
+        return
+    if name in plugin.registered_builders() and not plugin.is_ours(name):
+        raise UsageError(
+            f"--builder-name {name!r} is one of LAVIS's own builders, which download their data; "
+            "curate train would refuse it. Fix: pick another name, e.g. my_falls."
+        )
