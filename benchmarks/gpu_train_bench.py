@@ -61,10 +61,9 @@ def main() -> int:
     warnings.simplefilter("ignore")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+    import step_bench as sb  # benchmarks/, beside this script
     import torch
-
-    from curation.training import step_bench as sb
-    from curation.training.random_weights import write_random_blip2_t5
+    from random_weights import write_random_blip2_t5
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA GPU visible; run with --cpu-smoke (or --device cpu)", file=sys.stderr)

@@ -85,10 +85,10 @@ def write_task_export(folder: Path, images: int, model: str, size: int = 224) ->
 def build(config: Path, overrides: Sequence[str], device: str, log: Path) -> Built:
     """Build model, task, datasets and runner from ``config`` as ``curate train`` does."""
     from curation.training import import_plugin
-    from curation.training._lavis_compat import _forget_previous_run, _runner_class
+    from curation.training._lavis_runner import forget_previous_run, runner_class
     from curation.training.config import absolute_dict
     from curation.training.preflight import check_builders
-    from curation.training.train import _lavis_config, _observed_task, prepare
+    from curation.training.train import lavis_run_config, observed_task, prepare
 
     loaded, _ = prepare(config, overrides)
     import_plugin()
@@ -101,12 +101,12 @@ def build(config: Path, overrides: Sequence[str], device: str, log: Path) -> Bui
     )
     started = time.perf_counter()
     with _quiet(log):
-        lavis_cfg = _lavis_config(data)
-        task = _observed_task(lavis_cfg, lambda event: None)
+        lavis_cfg = lavis_run_config(data)
+        task = observed_task(lavis_cfg, lambda event: None)
         datasets = task.build_datasets(lavis_cfg)
         model = task.build_model(lavis_cfg)
-        _forget_previous_run()
-        runner = _runner_class()(
+        forget_previous_run()
+        runner = runner_class()(
             cfg=lavis_cfg, task=task, model=model, datasets=datasets, job_id="bench"
         )
         runner.model  # noqa: B018 - moves the model to the device, as the runner does
@@ -154,7 +154,7 @@ def measure_steps(
     """Seconds per step through LAVIS's inner loop with ``variant``'s run settings."""
     import torch
 
-    from curation.training._lavis_compat import compile_frozen
+    from curation.training.speed_options import compile_frozen
 
     size = int(batch["image"].shape[0])
     fig = StepFigures(variant, size, steps)

@@ -20,8 +20,10 @@ import torch  # noqa: E402
 from conftest import REPO, SAMPLE  # noqa: E402
 
 from curation.export import ExportOptions, export_task  # noqa: E402
-from curation.training import step_bench  # noqa: E402
-from curation.training.random_weights import write_random_blip2_t5  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))  # the bench's own modules, not the package's
+import step_bench  # noqa: E402
+from random_weights import write_random_blip2_t5  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def test_our_loading_code_reads_every_file(small_blip2: step_bench.Built) -> Non
 
 
 def test_speed_options_are_real_runner_paths(small_blip2: step_bench.Built) -> None:
-    from curation.training._lavis_compat import train_autocast
+    from curation.training.speed_options import train_autocast
 
     runner, run_cfg = small_blip2.runner, small_blip2.lavis_cfg.run_cfg
     run_cfg.amp, run_cfg.amp_dtype, run_cfg.fused_adamw = True, "bf16", True
@@ -104,7 +106,7 @@ def test_a_fused_step_trains_through_lavis_loop(small_blip2: step_bench.Built) -
 
 
 def test_compile_frozen_keeps_names_and_outputs(small_blip2: step_bench.Built) -> None:
-    from curation.training._lavis_compat import compile_frozen
+    from curation.training.speed_options import compile_frozen
 
     model = small_blip2.model
     names = list(model.state_dict())

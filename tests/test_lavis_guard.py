@@ -17,19 +17,19 @@ from conftest import REPO, SAMPLE  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
 from curation.errors import UsageError  # noqa: E402
-from curation.training import _lavis_compat, import_plugin  # noqa: E402
+from curation.training import _lavis_catalogue, import_plugin  # noqa: E402
 
 plugin = import_plugin()
 
 
 def test_lavis_is_the_supported_version_and_every_override_exists() -> None:
-    assert _lavis_compat.lavis_version() == _lavis_compat.SUPPORTED_LAVIS
-    assert _lavis_compat.missing_names() == []
-    _lavis_compat.check_lavis()
+    assert _lavis_catalogue.lavis_version() == _lavis_catalogue.SUPPORTED_LAVIS
+    assert _lavis_catalogue.missing_names() == []
+    _lavis_catalogue.check_lavis()
 
 
 def test_the_catalogue_names_tests_that_exist() -> None:
-    for item in _lavis_compat.CATALOGUE:
+    for item in _lavis_catalogue.CATALOGUE:
         path, _, name = item.test.partition("::")
         name = name.split(" ")[0]
         source = (REPO / path).read_text()
@@ -43,7 +43,7 @@ def test_version_check_names_a_missing_name(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.delattr(RunnerBase, "_reload_best_model")
     with pytest.raises(UsageError) as info:
-        _lavis_compat.check_lavis()
+        _lavis_catalogue.check_lavis()
     message = str(info.value)
     assert "RunnerBase._reload_best_model (best model when accuracy stayed 0)" in message
     assert "supports only LAVIS 1.0.2" in message
@@ -55,13 +55,13 @@ def test_version_check_names_a_missing_parameter(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(BaseTask, "evaluation", lambda self, model, data_loader: None)
     with pytest.raises(UsageError, match=r"VQATask\.evaluation\(cuda_enabled=\.\.\.\)"):
-        _lavis_compat.check_lavis()
+        _lavis_catalogue.check_lavis()
 
 
 def test_version_check_refuses_another_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_lavis_compat, "lavis_version", lambda: "1.1.0")
+    monkeypatch.setattr(_lavis_catalogue, "lavis_version", lambda: "1.1.0")
     with pytest.raises(UsageError, match="LAVIS 1.1.0 is installed.*supports only LAVIS 1.0.2"):
-        _lavis_compat.check_lavis()
+        _lavis_catalogue.check_lavis()
 
 
 def test_train_stops_at_plugin_import_when_a_name_is_gone(tmp_path: Path) -> None:
@@ -92,12 +92,12 @@ def test_barrier_answered_without_a_process_group() -> None:
     import lavis.runners.runner_base as runner_module
     import torch.distributed as dist
 
-    from curation.training._lavis_compat import _single_process_group, _SingleProcessDist
+    from curation.training._lavis_runner import _SingleProcessDist, single_process_group
 
     assert not dist.is_initialized()
     with pytest.raises((RuntimeError, ValueError)):
         dist.barrier()  # what RunnerBase.train would call
-    with _single_process_group():
+    with single_process_group():
         assert isinstance(runner_module.dist, _SingleProcessDist)
         runner_module.dist.barrier()
         assert runner_module.dist.is_initialized() is False  # everything else is torch's
@@ -107,7 +107,7 @@ def test_barrier_answered_without_a_process_group() -> None:
 def test_cpu_loader_replaces_the_cuda_prefetcher() -> None:
     from lavis.datasets.datasets.dataloader_utils import PrefetchLoader
 
-    from curation.training._lavis_compat import _CpuLoader
+    from curation.training._lavis_runner import _CpuLoader
 
     loader = torch.utils.data.DataLoader(torch.arange(5.0), batch_size=2)
     cpu = _CpuLoader(loader)
@@ -123,7 +123,7 @@ def test_cpu_loader_replaces_the_cuda_prefetcher() -> None:
 def test_iter_loader_changes_epoch_without_sleeping(monkeypatch: pytest.MonkeyPatch) -> None:
     from lavis.datasets.datasets import dataloader_utils
 
-    from curation.training._lavis_compat import _no_sleep_iter_loader
+    from curation.training._lavis_runner import _no_sleep_iter_loader
 
     sleeps: list[float] = []
     monkeypatch.setattr(dataloader_utils.time, "sleep", sleeps.append)
@@ -187,17 +187,17 @@ def test_falldown_image_train_fixes_autocontrast() -> None:
 def test_registry_paths_are_forgotten_between_runs() -> None:
     from lavis.common.registry import registry
 
-    from curation.training._lavis_compat import _forget_previous_run
+    from curation.training._lavis_runner import forget_previous_run
 
     registry.mapping["paths"]["output_dir"] = "/somewhere"
     registry.mapping["paths"]["result_dir"] = "/somewhere/result"
     # LAVIS refuses to register a path twice: a second run in one process would fail
     with pytest.raises(KeyError, match="already registered"):
         registry.register_path("output_dir", "/elsewhere")
-    _forget_previous_run()
+    forget_previous_run()
     registry.register_path("output_dir", "/elsewhere")
     assert registry.get_path("output_dir") == "/elsewhere"
-    _forget_previous_run()
+    forget_previous_run()
     assert "output_dir" not in registry.mapping["paths"]
 
 

@@ -259,8 +259,8 @@ class RunConfig(_Strict):
     seed: Seed = 42
     output_dir: str = "runs"
     amp: bool = False
-    # speed options (curation/training/_lavis_compat.py: FalldownRunner, train_autocast,
-    # compile_frozen); off by default, so a run is LAVIS's own unless asked
+    # speed options (curation/training/speed_options.py, and FalldownRunner in
+    # _lavis_runner.py); off by default, so a run is LAVIS's own unless asked
     amp_dtype: Literal["fp16", "bf16"] = Field(
         "fp16",
         description="with run.amp on CUDA: fp16 (LAVIS's autocast + GradScaler) or bf16 "

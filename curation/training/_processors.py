@@ -75,5 +75,5 @@ class FalldownImageTrainProcessor(BlipImageTrainProcessor):
                 return
         raise UsageError(
             "LAVIS's blip_image_train has no RandomAugment step to replace; this LAVIS "
-            "is not the supported 1.0.2 (see curation/training/_lavis_compat.py)"
+            "is not the supported 1.0.2 (see curation/training/_lavis_catalogue.py)"
         )

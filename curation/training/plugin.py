@@ -20,7 +20,7 @@ from curation.errors import require
 
 require("lavis", "lavis")
 
-from curation.training._lavis_compat import check_lavis  # noqa: E402
+from curation.training._lavis_catalogue import check_lavis  # noqa: E402
 
 # before anything subclasses or swaps a LAVIS internal: refuse a LAVIS that lacks one
 check_lavis()

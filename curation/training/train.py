@@ -3,7 +3,7 @@
 Before anything heavy is imported the config, the data (the contract) and
 the model files are checked, so a bad file fails in about a second. LAVIS's
 ``RunnerBase.train`` calls ``dist.barrier()`` even with ``distributed: False``;
-``_lavis_compat._SingleProcessDist`` answers that call for a single process. LAVIS's
+``_lavis_runner._SingleProcessDist`` answers that call for a single process. LAVIS's
 source is never edited. ``train`` runs one process; ``train_one_rank`` is one
 process of a ``torch.distributed.run`` launch (``curation.training.distributed``).
 """
@@ -30,13 +30,11 @@ from curation import __version__
 from curation._io import RUN_LOCK, atomic_write_json, is_our_export, sha256_file
 from curation.errors import ConfigError, DataError, UsageError
 from curation.training import import_plugin
-from curation.training._lavis_compat import (
-    _forget_previous_run,
-    _runner_class,
-    _seed_everything,
-    _single_process_group,
-    compile_frozen,
-    train_autocast,
+from curation.training._lavis_runner import (
+    forget_previous_run,
+    runner_class,
+    seed_everything,
+    single_process_group,
 )
 from curation.training.checkpoints import (
     read_checkpoint,
@@ -50,6 +48,7 @@ from curation.training.config import (
     write_config,
 )
 from curation.training.preflight import check_builders, check_data, check_model_files
+from curation.training.speed_options import compile_frozen, train_autocast
 
 
 @dataclass
@@ -314,22 +313,22 @@ def _train_in(
     started = time.perf_counter()
     log_path = run_dir / "lavis.log" if main else Path(os.devnull)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_single_process_group())
+        stack.enter_context(single_process_group())
         if ranks is not None:
-            from curation.training._lavis_compat import distributed_run
+            from curation.training._lavis_runner import distributed_run
 
             stack.enter_context(distributed_run())
         stack.enter_context(_lavis_log(log_path))
         stack.enter_context(_denormals_flushed())
-        lavis_cfg = _lavis_config(lavis_dict)
-        _seed_everything(cfg.run.seed)
-        task = _observed_task(lavis_cfg, emit)
+        lavis_cfg = lavis_run_config(lavis_dict)
+        seed_everything(cfg.run.seed)
+        task = observed_task(lavis_cfg, emit)
         datasets = task.build_datasets(lavis_cfg)
         model = task.build_model(lavis_cfg)
         if cfg.run.compile_frozen:
             compile_frozen(model)
-        _forget_previous_run()
-        runner = _runner_class()(
+        forget_previous_run()
+        runner = runner_class()(
             cfg=lavis_cfg, task=task, model=model, datasets=datasets, job_id=run_id
         )
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -430,7 +429,7 @@ def _lavis_log(path: Path) -> Iterator[None]:
             root.setLevel(old_level)
 
 
-def _lavis_config(data: dict[str, Any]) -> Any:
+def lavis_run_config(data: dict[str, Any]) -> Any:
     """LAVIS's own Config (it merges the builder's and model's default YAMLs)."""
     import argparse
 
@@ -462,7 +461,7 @@ def _denormals_flushed() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
-def _observed_task(lavis_cfg: Any, emit: Callable[[TrainEvent], None]) -> Any:
+def observed_task(lavis_cfg: Any, emit: Callable[[TrainEvent], None]) -> Any:
     """LAVIS's VQATask, with each step's loss reported."""
     from lavis.tasks.vqa import VQATask
 

@@ -347,14 +347,14 @@ def test_the_runner_tests_the_highest_epoch_when_no_best_was_saved(
 ) -> None:
     from types import SimpleNamespace
 
-    from curation.training._lavis_compat import _runner_class
+    from curation.training._lavis_runner import runner_class
     from curation.training.predict import load_model
 
     folder = tmp_path / "run"
     folder.mkdir()
     shutil.copy(run / "checkpoint_0.pth", folder / "checkpoint_10.pth")
     (folder / "checkpoint_9.pth").write_text("an older epoch, damaged\n")  # newer file time
-    cls = _runner_class()
+    cls = runner_class()
     runner = cls.__new__(cls)
     runner.output_dir = folder
     runner.config = SimpleNamespace(run_cfg=SimpleNamespace(distributed=False))

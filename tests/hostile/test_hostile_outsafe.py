@@ -435,7 +435,7 @@ def test_a_failed_start_leaves_no_run_folder(
     args = ["train", exported / "lavis.yaml", "run.device=cpu", "run.batch_size_train=2"]
     args += ["--run-id", "again"]
     with monkeypatch.context() as patch:
-        patch.setattr(train_module, "_observed_task", broken)
+        patch.setattr(train_module, "observed_task", broken)
         for _ in range(2):  # the second start with the same id is not blocked by the first
             expect(invoke(args), 1, "planted")
             assert not (exported / "runs" / "again").exists()
