@@ -36,9 +36,6 @@ FRAME_FIELDS: dict[str, str] = {
     "negative_kind": "StringField",  # for "no" frames: the class map's negative_kind
 }
 
-#: What ``--group-by`` may name (a sample field above); the default picks per dataset.
-GROUP_BY_FIELDS = ("subject", "video", "camera", "source_dataset")
-
 
 class ClassRule(BaseModel):
     """One activity class."""

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val", "test")
 
-#: ``--group-by`` names and the frame field each reads (``curation.class_map.GROUP_BY_FIELDS``).
+#: ``--group-by`` names and the frame field each reads (``curation.class_map.FRAME_FIELDS``).
 GROUP_BY: dict[str, str] = {
     "subject": "subject",
     "video": "video",
