@@ -106,8 +106,17 @@ def render_frame(
     subject: dict[str, Any],
     camera: dict[str, Any],
     size: int,
+    *,
+    pose: tuple[float, float, float, float] | None = None,
+    raise_by: float = 0.0,
 ):  # noqa: ANN201 - PIL image
-    """One frame: the figure in ``label``'s pose, ``u`` of the way through it, at ``x``."""
+    """One frame: the figure in ``label``'s pose, ``u`` of the way through it, at ``x``.
+
+    ``pose`` (tilt in degrees, sit 0..1, walking phase, kneel 0..1) replaces the label's
+    own pose (long footage blends poses across segments: getting up from a fall, from a
+    chair, from kneeling); ``raise_by`` (of the frame) lifts the figure off the floor, onto
+    a bed. A camera with a ``bed`` (``(x0, x1, height)``, of the frame) draws it.
+    """
     from PIL import Image, ImageDraw
 
     img = Image.new("RGB", (size, size), camera["sky"])
@@ -118,7 +127,16 @@ def render_frame(
         draw.ellipse(
             [(cx - r) * size, (cy - r) * size, (cx + r) * size, (cy + r) * size], fill=colour
         )
-    tilt, sit, phase = _pose(label, u, t)
+    floor = ground + size * 0.1
+    if camera.get("bed"):
+        x0, x1, height = camera["bed"]
+        top = floor - max(1.0, height * size)
+        draw.rectangle([x0 * size, top, x1 * size, floor], fill=camera["bed_colour"])
+    if pose is None:
+        tilt, sit, phase = _pose(label, u, t)
+        kneel = 0.0
+    else:
+        tilt, sit, phase, kneel = pose
     tilt = -tilt if x > 0.5 else tilt  # fall towards the middle of the frame
     stride = 0.12 * math.sin(phase)
     # the figure in its own units (height 1, y up, feet at 0): standing blended with sitting
@@ -129,6 +147,13 @@ def render_frame(
     head = (0.0, neck[1] + 0.1)
     hands = [(0.18, neck[1] - 0.25), (-0.12 + stride, neck[1] - 0.3)]
     points = [hip, *knees, *feet, neck, head, *hands]
+    if kneel > 0:  # knees to the floor, shins behind, the body upright above them
+        kneeling = [(0.0, 0.3), (0.05, 0.03), (-0.05, 0.03), (-0.22, 0.0), (-0.25, 0.0)]
+        kneeling += [(0.0, 0.65), (0.0, 0.75), (0.15, 0.42), (0.12, 0.4)]
+        points = [
+            (px * (1 - kneel) + kx * kneel, py * (1 - kneel) + ky * kneel)
+            for (px, py), (kx, ky) in zip(points, kneeling, strict=True)
+        ]
     a = math.radians(tilt)
     rotated = [
         (px * math.cos(a) + py * math.sin(a), -px * math.sin(a) + py * math.cos(a))
@@ -138,9 +163,10 @@ def render_frame(
     lift = -min(min(py for _, py in rotated), rotated[6][1] - radius)  # rest on the ground
     scale = subject["height"] * size
     width = max(2, int(subject["width"] * scale))
+    lifted = raise_by * size
 
     def screen(p: tuple[float, float]) -> tuple[float, float]:
-        return (x * size + p[0] * scale, ground + size * 0.1 - (p[1] + lift) * scale)
+        return (x * size + p[0] * scale, ground + size * 0.1 - (p[1] + lift) * scale - lifted)
 
     hip_s, k1, k2, f1, f2, neck_s, head_s, h1, h2 = (screen(p) for p in rotated)
     colour = subject["colour"]
