@@ -116,7 +116,7 @@ def test_a_met_budget_is_not_never_yes() -> None:
 def test_a_never_yes_point_reads_never_yes_in_eval_json_md_and_the_saved_point(
     tmp_path: Path,
 ) -> None:
-    from curation.evaluate.point_file import saved_threshold, write_point
+    from curation.inference.operating_point import saved_threshold, write_point
     from curation.evaluate.report import EvalReport
     from curation.evaluate.run import score, summary_markdown, write_report
 

@@ -59,8 +59,8 @@ def test_p_yes_and_p_no_sum_to_one(model_and_batch) -> None:
 
 
 def test_p_yes_through_a_loaded_model(model_and_batch, tmp_path: Path) -> None:
-    from curation.training.predict import LoadedModel
-    from curation.training.scoring import p_yes
+    from curation.inference.model import LoadedModel
+    from curation.inference.scoring import p_yes
 
     model, batch = model_and_batch
     loaded = LoadedModel(model, lambda im: batch["image"][0], lambda q: q, None, "cpu", {})

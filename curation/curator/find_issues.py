@@ -382,9 +382,9 @@ def _train_and_score(
 ) -> tuple[list[float], list[FoldRun]]:
     """K exports and trainings; each model scores only the fold it left out."""
     from curation.export import write_export
+    from curation.inference.model import load_model
+    from curation.inference.scoring import p_yes
     from curation.training.checkpoints import latest_checkpoint
-    from curation.training.predict import load_model
-    from curation.training.scoring import p_yes
     from curation.training.train import train
 
     probs = [float("nan")] * len(records)
@@ -477,9 +477,9 @@ def _provenance(export: Path, split: str) -> list[dict[str, Any]]:
 
 
 def _by_checkpoint(request: FindIssuesRequest, checkpoint: Path, say: Progress) -> FindIssuesResult:
+    from curation.inference.model import find_config, load_model
+    from curation.inference.scoring import p_yes
     from curation.split import content_key
-    from curation.training.predict import find_config, load_model
-    from curation.training.scoring import p_yes
     from curation.training.train import export_folder
 
     if not checkpoint.is_file():

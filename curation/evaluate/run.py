@@ -23,7 +23,6 @@ from curation.evaluate.metrics import (
     threshold_at_false_alarm,
     vqa_accuracy,
 )
-from curation.evaluate.point_file import chosen_for, write_point
 from curation.evaluate.report import (
     FIGURES,
     EvalReport,
@@ -32,6 +31,7 @@ from curation.evaluate.report import (
     threshold_text,
     yes_rule,
 )
+from curation.inference.operating_point import chosen_for, write_point
 
 
 @dataclass
@@ -220,7 +220,8 @@ def evaluate(
             f"{len(missing)} image(s) not found under {root}, e.g. {missing[0]}. "
             "Fix: --image-root DIR"
         )
-    from curation.training.predict import answer, load_model
+    from curation.inference.model import load_model
+    from curation.inference.scoring import answer
 
     model = load_model(checkpoint, config, trust_checkpoint)
     predictions: list[str] = []
@@ -348,7 +349,7 @@ def check_eval_out(out_dir: Path, image_root: Path, inputs: list[Path]) -> None:
 def _task_p_yes(
     model: Any, images: list[Path], records: list[dict[str, Any]], idx: list[int], batch_size: int
 ) -> list[float]:
-    from curation.training.scoring import p_yes
+    from curation.inference.scoring import p_yes
 
     return p_yes(
         model, [images[i] for i in idx], [records[i]["text_input"] for i in idx], batch_size

@@ -1,6 +1,8 @@
-"""``operating_point.json``: the P(yes) threshold ``curate eval`` chose, beside its checkpoint.
+"""``operating_point.json``: the P(yes) threshold chosen for a checkpoint, and the answer at it.
 
-One module writes and reads it (eval writes, predict and eval's clean-up read). The file
+One module writes and reads it (eval and quantize write, predict, serve and eval's clean-up
+read). ``curate eval`` writes it beside its checkpoint; ``curate quantize`` into the model
+folder, re-fitted on its calibration set, beside the folder's weights. The file
 names the checkpoint it was chosen for by name and by a fingerprint of its bytes
 (``checkpoint_fingerprint``), so a point copied beside another run's checkpoint of the
 same name is not used; nor is one without a fingerprint (edited, or from before it).
@@ -107,6 +109,15 @@ def chosen_for(path: Path, checkpoint: Path) -> tuple[bool | None, str]:
     if name != checkpoint.name:
         return False, shown
     return not isinstance(sha, str) or sha == fingerprint(checkpoint), shown
+
+
+def answer_at(p_yes: float, threshold: float) -> str:
+    """The task answer at an operating point: "yes" when ``p_yes >= threshold``.
+
+    A "never yes" point (``never_yes``: no threshold within 1 met the false-alarm budget)
+    sits above 1, so every P(yes) answers "no".
+    """
+    return "yes" if p_yes >= threshold else "no"
 
 
 def saved_threshold(checkpoint: Path) -> tuple[float | None, str]:
