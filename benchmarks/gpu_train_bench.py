@@ -14,7 +14,7 @@ all on the one built model, plus `predict_answers` throughput for eval and
 the data loader's images/s per worker count. Writes DIR/bench.json and
 DIR/bench.md.
 
-Reference (issue 14, one H200, flan-t5-xl config, LAVIS's settings): 0.21 s
+Reference (one H200, flan-t5-xl config, LAVIS's settings): 0.21 s
 per step at batch 4, 8 and 16 alike; peak 9.3 / 9.9 / 11.1 GiB. Goal: >= 3x
 the samples/s of that at batch 16.
 """

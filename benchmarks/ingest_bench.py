@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/ingest_bench.py [--images 10000]
 
-Target (issue #5): ingesting N small images with our command is at least as
+Target: ingesting N small images with our command is at least as
 fast as FiftyOne's ``Dataset.from_dir`` / ``add_images``, hashes (sha256 +
 perceptual hash) included or reported separately. Runs on a throw-away
 FiftyOne database directory.

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/mix_bench.py [--questions 443757] [--task 10000]
 
-Target (issue #6): loading a VQAv2-size set in the official format (443,757
+Target: loading a VQAv2-size set in the official format (443,757
 questions, ten answers each) and planning the mix with 10,000 task records
 takes under 5 s and under 1 GiB peak RSS on this 2-core machine. Writing the
 export (hashing and hard-linking images) is measured separately.

@@ -1,9 +1,9 @@
 """Random weights in the real file layouts of the ``blip2_t5`` preset's local files.
 
-No weights can be downloaded in this workplace (nor on the GPU device), yet
+Where no weights can be downloaded (an offline machine, a bare GPU machine),
 the ``blip2_t5`` path should be run end to end: this writes, from random
-weights, the four things a user puts under ``OUT/weights/`` (the layout the
-README describes), so ``curate train`` reads them through our own loading code:
+weights, the four things a user puts under ``OUT/weights/`` (the layout
+docs/training.md describes), so ``curate train`` reads them through our own loading code:
 
 - ``eva_vit_g.pth``: a flat EVA-ViT state dict in fp16 (LAVIS's release file);
 - ``bert-base-uncased/``: ``config.json`` + ``vocab.txt`` (30,522 lines at full size);

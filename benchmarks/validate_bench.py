@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/validate_bench.py [--records 443757] [--images 2000]
     .venv/bin/python benchmarks/validate_bench.py --memory [--records 900000]
 
-Targets (issue #3): schema-only validation under 2 s on the 2-core machine and
+Targets: schema-only validation under 2 s on the 2-core machine and
 at least 5x a naive ``json.load`` + one ``VQARecord(**r)`` per record; image
 checks in parallel, reported next to a plain ``PIL.Image.open().verify()`` loop.
 """

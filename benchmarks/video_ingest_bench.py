@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/video_ingest_bench.py [--subjects 3 --cameras 2 --size 240 \
         --fps 25 --stretch 3]
 
-Issue 12's target: frames per second of `curate ingest LABELS --videos DIR`
+Target: frames per second of `curate ingest LABELS --videos DIR`
 (decode, sample at 2 fps, write JPEGs, hash, add to FiftyOne) within 1.5x of
 ``ffmpeg -i V -vf fps=2 out/%05d.jpg`` run on each clip, in the same run. The
 clips are synthetic (curation.synthetic_video, H.264). ffmpeg is the system one,

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# bash pipelines/gpu_check.sh          on a lent GPU machine, from the repo root, in one call
-# bash pipelines/gpu_check.sh --cpu    CPU rehearsal here (tiny flow amp off, small-scale bench)
+# bash pipelines/gpu_check.sh          on a machine with a CUDA GPU, from the repo root
+# bash pipelines/gpu_check.sh --cpu    CPU rehearsal (tiny flow amp off, small-scale bench)
 #
-# The whole GPU check of issue 14 (docs/gpu_check.md has the exact `run` command):
-#   1. install the wheels carried in .gpu_wheels/ (scripts/gpu_wheels.sh) into /tmp/site;
+# The whole GPU check (docs/gpu_check.md):
+#   1. install the wheels in .gpu_wheels/ (scripts/gpu_wheels.sh) into /tmp/site;
 #   2. the tiny flow on CUDA: export -> train (fp32; amp fp16; amp bf16 + fused AdamW)
 #      -> predict -> eval;
 #   3. blip2_t5 at full size from random weights in the real file layouts, built through our
@@ -17,7 +17,7 @@ MODE=gpu
 [ "${1:-}" = "--cpu" ] && MODE=cpu
 OUT=${OUT:-exports/gpu-check}
 WORK=${WORK:-/tmp/gpu-check-work}
-BUDGET=${BUDGET:-540}  # seconds for everything (the run tool allows 600 per command)
+BUDGET=${BUDGET:-540}  # seconds for everything, so the check ends within 10 minutes
 PY=${PYTHON:-python3}
 STARTED=$(date +%s)
 mkdir -p "$OUT" "$WORK"
@@ -42,7 +42,7 @@ install_wheels() {
   "$PY" -m pip install --quiet --no-index --no-deps --target /tmp/site .gpu_wheels/*.whl || return 1
   # LAVIS imports spaCy at module level and never uses it here (35 MB saved): an empty stub
   "$PY" -c 'import spacy' 2>/dev/null || { mkdir -p /tmp/site/spacy && : >/tmp/site/spacy/__init__.py; }
-  # transformers 4.26.1 pins tokenizers<0.14 (no cp312 wheel); the device's 0.23 works when the
+  # transformers 4.26.1 pins tokenizers<0.14 (no cp312 wheel); the GPU machine's 0.23 works when the
   # T5 folder has tokenizer.json, which ours has
   sed -i -E 's/"tokenizers": "tokenizers[^"]*"/"tokenizers": "tokenizers>=0.11.1"/' \
     /tmp/site/transformers/dependency_versions_table.py

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # bash scripts/gpu_wheels.sh [DEST]      (default DEST: .gpu_wheels, git-ignored)
 #
-# Fetches (here, where a package registry is reachable) the wheels the GPU device lacks,
+# Fetches (where a package registry is reachable) the wheels a bare CUDA machine lacks,
 # for its Python 3.12: pipelines/gpu_check.sh installs them there with
 #   pip install --no-index --no-deps --target /tmp/site DEST/*.whl
-# The device has no network and no registry; the folder travels with the tree
-# (the run tool's carry, 64 MiB in all). Which wheels, and why, is in
-# ../shared/ENVIRONMENT.md ("The GPU machine") and docs/gpu_check.md.
+# For a GPU machine without network or registry: copy the folder beside the checkout,
+# kept small (at most 60 MiB) so it travels with it. Which wheels, and why, is in
+# docs/gpu_check.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=${1:-.gpu_wheels}
@@ -36,7 +36,7 @@ for spec in "${SDIST[@]}"; do
 done
 
 # pycocoevalcap 1.2 ships ~100 MB of Java jars and METEOR data that LAVIS never calls for VQA:
-# drop them (and their RECORD lines) so the folder fits the 64 MiB carry
+# drop them (and their RECORD lines) so the folder stays small
 if ! ls "$DEST" | grep -q '^pycocoevalcap-1.2-.*trimmed'; then
   "$PY" -m pip download --quiet --no-deps --only-binary=:all: -d "$TMP" "pycocoevalcap==1.2"
   "$PY" - "$TMP"/pycocoevalcap-1.2-*.whl "$DEST" <<'PYEOF'
@@ -60,6 +60,6 @@ fi
 du -sh "$DEST"
 total=$(du -sm "$DEST" | cut -f1)
 if [ "$total" -gt 60 ]; then
-  echo "error: $DEST holds ${total} MiB; the run tool carries 64 MiB in all (tree included)" >&2
+  echo "error: $DEST holds ${total} MiB; keep it at most 60 MiB, small enough to copy with the checkout" >&2
   exit 1
 fi

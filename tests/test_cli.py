@@ -45,7 +45,7 @@ def test_version() -> None:
     assert result.exit_code == 0 and "falldown-curate" in result.output
 
 
-#: Every command that opens a FiftyOne dataset (issue 14: a team's shared MongoDB)
+#: Every command that opens a FiftyOne dataset (a team's shared MongoDB)
 DATASET_COMMANDS = ("ingest", "check", "review", "export", "mix", "eval", "find-issues")
 
 

@@ -15,7 +15,9 @@ TESTS = ROOT / "tests"
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("gen_cli_docs", ROOT / "scripts" / "gen_cli_docs.py")
+    spec = importlib.util.spec_from_file_location(
+        "gen_cli_docs", ROOT / "scripts" / "gen_cli_docs.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -40,7 +42,9 @@ def test_cli_reference_lists_every_command():
 
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
     text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    missing = [name for name, c in commands.items() if not c.hidden and f"## `curate {name}`" not in text]
+    missing = [
+        name for name, c in commands.items() if not c.hidden and f"## `curate {name}`" not in text
+    ]
     assert not missing, f"docs/cli.md lacks {missing}. Regenerate it: {_generator().REGENERATE}"
 
 
@@ -86,9 +90,7 @@ TRACKER_NUMBER = re.compile(r"\bissues?[ -]?#?[0-9]+", re.IGNORECASE)
 
 
 def test_no_tracked_file_speaks_of_tracker_numbers():
-    listed = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=False
-    )
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=False)
     if listed.returncode != 0:
         pytest.skip("not a git checkout")
     hits = []

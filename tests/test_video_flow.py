@@ -1,4 +1,4 @@
-"""Issue 12's flow, as a new user types it: clips + OmniFall CSV -> ingest -> check ->
+"""The video flow, as a new user types it: clips + OmniFall CSV -> ingest -> check ->
 export by subject -> train tiny -> eval with per-kind false alarms."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Cases the issue-13 hostile run reported and the previous session left alone.
+"""Promises broken by hostile input to the operating point, predict, eval and configs, one case each.
 
 Each test reproduces one report (README and commands only) and checks the promise
 it broke: the problem named with its fix, no traceback, nothing used that was not

@@ -1,4 +1,4 @@
-"""Hostile checkpoints and images for predict, eval and resume (issue #10 case 3, #11).
+"""Hostile checkpoints and images for predict, eval and resume.
 
 One tiny run (one epoch, two steps) is trained once for the module; each test
 copies what it breaks into its own folder, so the run is never changed.

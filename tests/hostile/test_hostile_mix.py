@@ -494,7 +494,7 @@ def test_renderers_show_user_text_as_is(tmp_path: Path) -> None:
         "collapse_alarm": True,
         "collapse_reasons": ["answers [/]yes to everything"],
     }
-    try:  # the report is a dataclass once issue #11's EvalReport lands, a dict before
+    try:  # the report is an EvalReport dataclass where it exists, a plain dict before
         from curation.evaluate.report import EvalReport  # type: ignore[import-not-found]
 
         body = EvalReport.from_dict({"checkpoint": "c", "data": "d", **eval_report})

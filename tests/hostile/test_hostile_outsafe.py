@@ -1,4 +1,4 @@
-"""Output safety: nothing lost, nothing written outside --out, no traceback (issue #10).
+"""Output safety: nothing lost, nothing written outside --out, no traceback.
 
 Each test runs a real command on tiny real data and checks the README's
 promises with the hostile harness: the exit code, the problem named in the

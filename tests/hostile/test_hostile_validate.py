@@ -1,4 +1,4 @@
-"""Hostile input for `curate validate` (issue #10, validate side of #11).
+"""Hostile input for `curate validate`.
 
 Each case checks the README's promises: exit 1 for bad data (2 for usage), the
 problem named with its fix, no traceback, and no input touched.
