@@ -19,7 +19,7 @@ from curation.errors import DataError, require
 
 #: Label order of cleanlab's ``pred_probs`` columns: 0 = "no", 1 = "yes".
 CLASSES = ("no", "yes")
-#: What ``label_issue_score`` is, in words (reports and the README quote it).
+#: What ``label_issue_score`` is, in words (reports and docs/label-issues.md quote it).
 SCORE_MEANING = (
     "1 - cleanlab self-confidence: the out-of-sample probability of the other answer "
     "(higher = more likely mislabelled)"

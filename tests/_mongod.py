@@ -151,7 +151,7 @@ def own_auth_mongod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mongod
 
 
 def user_uri(uri: str, user: tuple[str, str] = AUTH_USER) -> str:
-    """``uri`` with ``user``'s name and percent-encoded password, as the README writes it."""
+    """``uri`` with ``user``'s name and percent-encoded password, as docs/curator.md writes it."""
     from urllib.parse import quote
 
     name, password = user

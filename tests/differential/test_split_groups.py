@@ -1,7 +1,7 @@
 """Splits against independent computations.
 
 - Near-duplicate groups of video frames, recomputed from the frame files alone:
-  ``imagehash.phash`` pair by pair, the video-copy rule the README states
+  ``imagehash.phash`` pair by pair, the video-copy rule docs/curator.md states
   (frames of two videos are near copies only when at least two-thirds of the
   shorter video's frames match the other's frame at the same time), and a
   union-find written here. ``curate check`` must find the same groups, and no

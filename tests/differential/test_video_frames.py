@@ -2,7 +2,7 @@
 
 Which frames ingest keeps, and when, is checked against PyAV's decoded
 timestamps and against FFmpeg's own filters (the ``ffmpeg`` program of
-imageio-ffmpeg): its ``select`` filter evaluating the rule the README states
+imageio-ffmpeg): its ``select`` filter evaluating the rule docs/videos.md states
 ("the first frame at or after each k/F"), its ``fps`` filter where every k/F is a
 frame's time, and its autorotation for the pixels of a phone's rotated clip. The
 clips cover 25 fps (0.5 s between two frames), B-frames and none, a variable

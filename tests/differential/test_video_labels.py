@@ -3,7 +3,7 @@
 Each stored frame's label is recomputed without the ingest's code: the rows read
 with the ``csv`` module, the classes with PyYAML from the class map file, each
 frame's time from PyAV's decoded timestamps (pts x time base, exact fractions),
-and the rule the README states: a frame takes the answer of the segment it lies
+and the rule docs/videos.md states: a frame takes the answer of the segment it lies
 in (``start <= t < end``), and is unsure when its class is, when covering rows
 disagree, or when it lies less than ``--margin`` seconds from a boundary between
 segments; a frame in no segment is not stored. Checked after an ingest and after
