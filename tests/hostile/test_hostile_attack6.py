@@ -1,4 +1,4 @@
-"""Promises broken by hostile input to the operating point, predict, eval and configs, one case each.
+"""Promises broken by hostile input to the operating point, predict, eval and configs.
 
 Each test reproduces one report (README and commands only) and checks the promise
 it broke: the problem named with its fix, no traceback, nothing used that was not
