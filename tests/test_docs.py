@@ -110,3 +110,39 @@ def test_no_tracked_file_speaks_of_tracker_numbers():
         "tracked files name tracker numbers or a remote-run tool; say what the thing does "
         "instead:\n" + "\n".join(hits)
     )
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    anchors, fenced = set(), False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (match := re.match(r"#{1,6} (.+)", line)):
+            anchors.add(_slug(match.group(1)))
+    return anchors
+
+
+def test_slug_matches_github_anchors():
+    assert _slug("## `curate find-issues`".lstrip("# ")) == "curate-find-issues"
+    assert _slug("P(yes) and the operating point") == "pyes-and-the-operating-point"
+
+
+@pytest.mark.parametrize("doc", _doc_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_relative_link_in_the_docs_leads_somewhere(doc: Path):
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text(encoding="utf-8")):
+        if re.match(r"[a-z]+:", target):
+            continue  # https:, mailto:
+        file_part, _, anchor = target.partition("#")
+        linked = (doc.parent / file_part).resolve() if file_part else doc
+        if not linked.exists() or (
+            anchor and linked.suffix == ".md" and anchor not in _anchors(linked)
+        ):
+            broken.append(target)
+    assert not broken, f"{doc.relative_to(ROOT)} links to what does not exist: {broken}"
