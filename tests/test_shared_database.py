@@ -417,7 +417,7 @@ WHICH_FOLDER = (
     "if sys.argv[1] == 'plain':\n"
     "    import fiftyone as fo\n"
     "else:\n"
-    "    from curation.curator.database import connected_fiftyone\n"
+    "    from curation.curator.connection import connected_fiftyone\n"
     "    fo = connected_fiftyone()\n"
     "import fiftyone.core.odm.database as fod\n"
     "opts = fod.get_db_client().admin.command('getCmdLineOpts')\n"

@@ -106,7 +106,7 @@ def handles_errors(func: F) -> F:
             _error("interrupted (Ctrl-C); outputs are written whole or not at all")
             raise typer.Exit(130) from None
         except Exception as exc:
-            from curation.curator.database import lost_server_error
+            from curation.curator.connection import lost_server_error
 
             lost = lost_server_error(exc)  # the database server went away mid-command
             if lost is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from curation.errors import ConfigError, CurationError, DataError, UsageError
+from curation.errors import ConfigError, CurationError, UsageError
 
 URI_ENV = "FIFTYONE_DATABASE_URI"
 NAME_ENV = "FIFTYONE_DATABASE_NAME"
@@ -153,7 +153,7 @@ def what_failed(cause: BaseException, uri: str | None) -> tuple[str, str]:
     return f"no answer within {server_timeout(uri):g} s ({detail})", reach
 
 
-def _connection_failure(exc: BaseException | None) -> BaseException | None:
+def connection_failure(exc: BaseException | None) -> BaseException | None:
     """pymongo's ``ConnectionFailure`` in ``exc`` or its causes (FiftyOne wraps some)."""
     import sys
 
@@ -172,39 +172,7 @@ def _connection_failure(exc: BaseException | None) -> BaseException | None:
 
 def connection_lost(exc: BaseException | None) -> bool:
     """Whether ``exc`` is (or was caused by) the database server not answering."""
-    return _connection_failure(exc) is not None
-
-
-def lost_server_error(exc: BaseException) -> CurationError | None:
-    """A command's lost connection to its MongoDB server, as one error; None for anything else.
-
-    The server stopped or killed while a command runs surfaces as whichever pymongo
-    error the next operation met (``AutoReconnect``, ``_OperationCancelled``, a
-    server-selection timeout), often wrapped by FiftyOne.
-    """
-    cause = _connection_failure(exc)
-    if cause is None:
-        return None
-    from curation.curator._fo import abandon_connection
-
-    abandon_connection()  # closing it politely would wait out the timeout twice more
-    choice = current_choice()
-    uri = choice.uri
-    if uri:
-        server = f"the MongoDB server {mask_uri(uri)} (from {choice.origin})"
-    else:
-        server = "FiftyOne's own database (the mongod it started"
-        with contextlib.suppress(Exception):
-            import fiftyone as fo
-
-            server += f" on {fo.config.database_dir}"
-        server += ")"
-    why, fix = what_failed(cause, uri)
-    return DataError(
-        f"lost {server} during the command: {mask_secrets(why, uri)}; the command did "
-        f"not finish. Fix: {fix}; then run it again (an ingest adds only what is missing; "
-        "a new dataset it had begun is removed by the next command)."
-    )
+    return connection_failure(exc) is not None
 
 
 #: Characters MongoDB refuses in a database name (any platform), and its length limit.
@@ -351,16 +319,3 @@ def _holding_ctrl_c(call: Any) -> Any:
 def current_choice() -> DatabaseChoice:
     """The database this process would use now (no connection made)."""
     return resolve_database(_flag)
-
-
-def connected_fiftyone() -> Any:
-    """``fiftyone``, connected to the database ``curate`` would use here; for your own scripts.
-
-    A plain ``import fiftyone`` joins any database service already running for your
-    user, whatever its ``FIFTYONE_DATABASE_DIR``; this one joins only the service of
-    that folder (or starts it), and follows ``--database-uri``'s fallbacks
-    (``FIFTYONE_DATABASE_URI``, then ``curate.yaml``).
-    """
-    from curation.curator._fo import fiftyone
-
-    return fiftyone()
