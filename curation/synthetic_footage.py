@@ -154,7 +154,7 @@ def plan_video(seconds: float, falls: int, room: dict[str, Any], rng: random.Ran
     fall_at = sorted((k + rng.uniform(0.1, 0.9)) / max(1, falls) * seconds for k in range(falls))
     parts: list[Part] = []
     elapsed = 0.0
-    while elapsed < seconds:
+    while elapsed < seconds or fall_at:  # every fall placed, even past the end
         kind = "fall" if fall_at and elapsed >= fall_at[0] else rng.choices(kinds, weights)[0]
         if kind == "fall":
             fall_at.pop(0)
