@@ -21,6 +21,7 @@ COMMAND_GROUPS = (
     "mix",  # mix
     "evaluate",  # eval
     "curator",  # ingest, check, review, find-issues
+    "events",  # watch, eval-events
 )
 for _group in COMMAND_GROUPS:
     importlib.import_module(f"{__name__}.{_group}")
