@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curation.synthetic_video import Segment, _subject_style, encode_mp4, render_frame
+from curation.synthetic_video import Segment, encode_mp4, render_frame, subject_style
 
 DATASET = "footage"
 #: a pose: (tilt in degrees, sit 0..1, kneel 0..1, raised off the floor, of the frame)
@@ -189,7 +189,7 @@ def render_footage(
     """The MP4 bytes and labelled segments of one subject's footage in one camera's room."""
     rng = random.Random(f"footage-{seed}-{subject}-{camera}")
     room = _room(camera, seed)
-    sub = _subject_style(subject, seed)
+    sub = subject_style(subject, seed)
     parts = plan_video(seconds, falls, room, rng)
     segments, starts, start = [], [], 0.0
     for part in parts:

@@ -58,7 +58,8 @@ def _rgb(rng: random.Random, lo: int, hi: int) -> tuple[int, int, int]:
     return (rng.randint(lo, hi), rng.randint(lo, hi), rng.randint(lo, hi))
 
 
-def _subject_style(subject: int, seed: int) -> dict[str, Any]:
+def subject_style(subject: int, seed: int) -> dict[str, Any]:
+    """How a synthetic subject looks (colour and proportions), the same for one subject and seed."""
     rng = random.Random(f"subject-{seed}-{subject}")
     return {
         "colour": _rgb(rng, 0, 110),
@@ -230,7 +231,7 @@ def render_clip(
     """The MP4 bytes and labelled segments of one clip (``stretch`` x the scenario's length)."""
     parts = tuple((label, seconds * stretch) for label, seconds in SCENARIOS[scenario])
     rng = random.Random(f"clip-{seed}-{scenario}-{subject}-{camera}")
-    sub, cam = _subject_style(subject, seed), _camera_style(camera, seed)
+    sub, cam = subject_style(subject, seed), _camera_style(camera, seed)
     segments, start = [], 0.0
     for label, seconds in parts:
         segments.append(Segment(label, round(start, 3), round(start + seconds, 3)))
