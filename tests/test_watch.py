@@ -1,0 +1,193 @@
+"""`curate watch`: frames sampled by time, scored, turned into events; damaged input skipped."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from curation.cli import app
+from curation.events import EventParams
+from curation.events.frames import FrameSourceError, read_frames
+from curation.events.watch import event_params_for, watch_video
+from tests._footage import TableScorer, patch_scorer, tiny_footage, truncate
+
+av = pytest.importorskip("av")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("footage")
+    videos = tiny_footage(root)
+    return root, videos
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_watch_prints_one_fall_alert_per_fall_as_json_lines(footage, monkeypatch) -> None:
+    root, videos = footage
+    video = videos[0]
+    patch_scorer(monkeypatch, TableScorer(videos))
+    result = runner.invoke(app, ["watch", str(video.file), "--model", "m.pth", "--json"])
+    assert result.exit_code == 0, result.output
+    events = json_lines(result.stdout)
+    falls = [e for e in events if e["kind"] == "fall"]
+    truth = [s for s in video.segments if s.label == "fall"]
+    assert len(falls) == len(truth) == video.falls
+    for alert, fall in zip(falls, truth, strict=True):
+        # the episode opens within the fall (frames every 0.5 s, EMA over 1 s)
+        assert fall.start - 0.5 <= alert["start"] <= fall.end + 2.0
+        assert alert["end"] >= alert["start"]
+        assert alert["video"] == video.file.name and alert["camera"] == video.file.stem
+    assert {"fall", "resolved"} <= {e["kind"] for e in events}
+
+
+def test_watch_scores_the_frames_ingest_would_sample_by_time(tmp_path: Path) -> None:
+    from curation.curator.video import sample_indices
+    from curation.synthetic_video import write_marker_clip
+
+    # a variable frame rate: frames bunch up and spread out, the clock must not drift
+    times = [0.0, 0.1, 0.15, 0.2, 0.9, 1.0, 1.05, 1.6, 2.4, 2.45, 3.3, 3.31, 4.0]
+    clip = write_marker_clip(tmp_path / "vfr.mp4", len(times), times=times)
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        pts = [Fraction(f.pts) * Fraction(stream.time_base) for f in container.decode(stream)]
+    expected = [float(pts[i]) for i in sample_indices(pts, fps=2.0)]
+
+    class Constant:
+        threshold, note = 0.5, ""
+
+        def score(self, images):
+            return [0.1] * len(images)
+
+    watched = watch_video(clip, Constant(), EventParams(fps=2.0), 0.5, batch_size=3)
+    assert [t for t, _ in watched.scores] == expected
+    assert watched.problem is None
+
+
+def test_watch_skips_a_truncated_file_with_a_message_and_watches_the_rest(
+    footage, tmp_path: Path, monkeypatch
+) -> None:
+    root, videos = footage
+    folder = tmp_path / "cams"
+    folder.mkdir()
+    good = folder / "a_good.mp4"
+    good.write_bytes(videos[0].file.read_bytes())
+    bad = folder / "b_broken.mp4"
+    bad.write_bytes(videos[1].file.read_bytes())
+    truncate(bad)
+    patch_scorer(monkeypatch, TableScorer(videos))
+    result = runner.invoke(app, ["watch", str(folder), "--model", "m.pth", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "b_broken.mp4" in result.stderr and "Fix:" in result.stderr
+    assert "Traceback" not in result.output
+    events = json_lines(result.stdout)
+    assert {e["video"] for e in events} == {"a_good.mp4"}
+    assert sum(e["kind"] == "fall" for e in events) == videos[0].falls
+    assert "1 skipped" in result.stderr
+
+
+def test_watch_of_only_broken_files_exits_1(tmp_path: Path, monkeypatch) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    patch_scorer(monkeypatch, TableScorer([]))
+    result = runner.invoke(app, ["watch", str(bad), "--model", "m.pth", "--json"])
+    assert result.exit_code == 1
+    assert "broken.mp4" in result.stderr and "not a readable video" in result.stderr
+
+
+def test_watch_clips_writes_a_strip_per_alert(footage, tmp_path: Path, monkeypatch) -> None:
+    root, videos = footage
+    patch_scorer(monkeypatch, TableScorer(videos))
+    clips = tmp_path / "clips"
+    result = runner.invoke(
+        app, ["watch", str(videos[0].file), "--model", "m.pth", "--json", "--clips", str(clips)]
+    )
+    assert result.exit_code == 0, result.output
+    alerts = [e for e in json_lines(result.stdout) if e["kind"] in ("fall", "long_lie")]
+    assert alerts and all(Path(e["clip"]).is_file() for e in alerts)
+    assert sorted(p.name for p in clips.iterdir()) == sorted(Path(e["clip"]).name for e in alerts)
+    from PIL import Image
+
+    with Image.open(alerts[0]["clip"]) as strip:
+        assert strip.height == 96 and strip.width >= 96
+
+
+def test_ctrl_c_reports_the_open_alert_as_resolved_before_stopping(footage, monkeypatch) -> None:
+    root, videos = footage
+    table = TableScorer(videos)
+
+    class InterruptedAfterAlert:
+        threshold, note = 0.5, ""
+
+        def __init__(self) -> None:
+            self.high = 0
+
+        def score(self, images):
+            scores = table.score(images)
+            self.high += sum(p > 0.5 for p in scores)
+            if self.high > 6:  # well after the alert, the fall still on screen
+                raise KeyboardInterrupt
+            return scores
+
+    patch_scorer(monkeypatch, InterruptedAfterAlert())
+    result = runner.invoke(
+        app, ["watch", str(videos[0].file), "--model", "m.pth", "--json", "--batch-size", "1"]
+    )
+    assert result.exit_code == 130
+    events = json_lines(result.stdout)
+    assert [e["kind"] for e in events] == ["fall", "resolved"]
+    assert events[1]["stream_ended"] is True
+    assert "interrupted" in result.stderr
+
+
+def test_watch_without_a_threshold_says_how_to_get_one(footage, monkeypatch) -> None:
+    root, videos = footage
+    patch_scorer(monkeypatch, TableScorer(videos, threshold=None))
+    result = runner.invoke(app, ["watch", str(videos[0].file), "--model", "m.pth"])
+    assert result.exit_code == 2
+    assert "no threshold" in result.stderr and "--threshold" in result.stderr
+
+
+def test_watch_of_a_missing_source_is_a_usage_error(tmp_path: Path, monkeypatch) -> None:
+    patch_scorer(monkeypatch, TableScorer([]))
+    result = runner.invoke(app, ["watch", str(tmp_path / "nope.mp4"), "--model", "m.pth"])
+    assert result.exit_code == 2
+    assert "nope.mp4: no such file or folder" in result.stderr
+
+
+def test_watch_reads_event_parameters_tuned_beside_the_model(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "events.yaml").write_text("min_duration: 2.5\nsmoothing: median\n")
+    params, where = event_params_for(run / "checkpoint_best.pth", None, ["refractory=5"])
+    assert (params.min_duration, params.smoothing, params.refractory) == (2.5, "median", 5.0)
+    assert where.endswith("events.yaml")
+    explicit = tmp_path / "mine.yaml"
+    explicit.write_text("min_duration: 0.5\n")
+    params, _ = event_params_for(run / "checkpoint_best.pth", explicit, None)
+    assert params.min_duration == 0.5
+
+
+def test_a_stream_that_drops_is_reopened_with_backoff_then_given_up(tmp_path: Path) -> None:
+    waits: list[float] = []
+    said: list[str] = []
+    frames = read_frames(
+        "http://127.0.0.1:9/camera.mp4",  # the discard port: the connection is refused
+        2.0,
+        retries=3,
+        backoff=0.5,
+        timeout=2.0,
+        on_retry=said.append,
+        sleep=waits.append,
+    )
+    with pytest.raises(FrameSourceError, match="gave up after 3 reconnection"):
+        list(frames)
+    assert waits == [0.5, 1.0, 2.0]
+    assert len(said) == 3 and "reconnecting in 0.5 s (1/3)" in said[0]
