@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curation import defaults
 from curation._io import atomic_write_json, atomic_write_text, sha256_file
 from curation.answers import normalize_answer, to_yes_no, yes_no
 from curation.contract import OPERATING_POINT_FILE
@@ -31,7 +32,35 @@ from curation.evaluate.report import (
     threshold_text,
     yes_rule,
 )
+from curation.inference.model import load_model, weights_file
 from curation.inference.operating_point import chosen_for, write_point
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """What ``curate eval`` scores: a checkpoint on a split, and where the results go.
+
+    ``image_root``: the folder the split's image paths start from [default: the split's
+    folder, or its images/ sub-folder]. ``out``: the folder for eval.json and plots
+    [default: the checkpoint's]. ``config``: the run config [default: config.yaml beside
+    the checkpoint]. ``trust_checkpoint`` loads a checkpoint that holds more than tensors
+    as full pickle (it can run code); without it such a file is refused.
+    ``max_false_alarm``: the budget the operating point is chosen within.
+    """
+
+    checkpoint: Path
+    data: Path
+    image_root: Path | None = None
+    out: Path | None = None
+    config: Path | None = None
+    batch_size: int = defaults.EVAL_BATCH_SIZE
+    trust_checkpoint: bool = False
+    max_false_alarm: float = defaults.MAX_FALSE_ALARM
+
+
+#: Hands the scored rows of a split on (e.g. to the data set it came from) and says where
+#: they went, for eval.json's ``fiftyone`` entry; None: nowhere.
+Publish = Callable[[Path, list[dict[str, Any]]], dict[str, Any] | None]
 
 
 @dataclass
@@ -185,31 +214,31 @@ def score(
 
 
 def evaluate(
-    checkpoint: str | Path,
-    data: str | Path,
-    image_root: str | Path | None = None,
-    out: str | Path | None = None,
-    config: str | Path | None = None,
-    batch_size: int = 32,
+    request: EvalRequest,
     on_progress: Callable[[int, int], None] | None = None,
-    fiftyone_field: str | None = "eval_prediction",
-    trust_checkpoint: bool = False,
-    max_false_alarm: float = 0.05,
+    publish: Publish | None = None,
 ) -> EvalResult:
-    """Answer every record of ``data`` with the checkpoint and score the answers.
+    """Answer every record of the request's split with its checkpoint and score the answers.
 
-    ``trust_checkpoint`` loads a checkpoint that holds more than tensors as full
-    pickle (it can run code); without it such a file is refused.
+    ``publish`` gets the split and the scored rows before eval.json is written; what it
+    returns is recorded there (``curate eval`` writes them to the FiftyOne dataset the
+    export came from).
     """
     from curation.validate.load import load_records
 
-    checkpoint, data = Path(checkpoint), Path(data)
+    image_root, out, config = request.image_root, request.out, request.config
+    batch_size, max_false_alarm = request.batch_size, request.max_false_alarm
+    checkpoint, data = Path(request.checkpoint), Path(request.data)
     if not data.is_file():
         raise UsageError(f"data file not found: {data}")
     records = load_records(data)
     provenance = load_provenance(data, records)
     root = Path(image_root) if image_root else default_image_root(data)
-    out_dir = Path(out) if out else checkpoint.parent
+    # a model folder (curate quantize) keeps its own operating point, fitted on its
+    # calibration set and listed in its manifest: eval writes beside it, into FOLDER/eval
+    folder = checkpoint.is_dir()
+    out_dir = Path(out) if out else (checkpoint / "eval" if folder else checkpoint.parent)
+    weights = weights_file(checkpoint)
     check_eval_out(
         out_dir, root, [checkpoint, data, *_sidecars(data), *([config] if config else [])]
     )
@@ -220,10 +249,9 @@ def evaluate(
             f"{len(missing)} image(s) not found under {root}, e.g. {missing[0]}. "
             "Fix: --image-root DIR"
         )
-    from curation.inference.model import load_model
     from curation.inference.scoring import answer
 
-    model = load_model(checkpoint, config, trust_checkpoint)
+    model = load_model(checkpoint, config, request.trust_checkpoint)
     predictions: list[str] = []
     for start in range(0, len(records), batch_size):
         predictions += answer(
@@ -250,14 +278,12 @@ def evaluate(
         **score(records, provenance, predictions, probs, threshold),
         data_sha256=sha256_file(data),
     )
-    from curation.curator.exports import push_to_fiftyone
-
-    pushed = push_to_fiftyone(data, report.predictions, fiftyone_field) if fiftyone_field else None
+    pushed = publish(data, report.predictions) if publish is not None else None
     if pushed:
         report.fiftyone = pushed
     files = write_report(out_dir, report)
     point = out_dir / OPERATING_POINT_FILE
-    mine, chosen = chosen_for(point, checkpoint) if point.is_file() else (None, "")
+    mine, chosen = chosen_for(point, weights) if point.is_file() else (None, "")
     notes = []
     if threshold is not None:
         if mine is False:
@@ -266,7 +292,7 @@ def evaluate(
                 f"operating point for {checkpoint.name} only (eval the other checkpoint "
                 "with its own --out to keep both)"
             )
-        files.append(write_point(out_dir, threshold, checkpoint))
+        files.append(write_point(out_dir, threshold, weights))
     elif point.is_file() and not point.is_symlink() and mine is not False:
         # a stale point for this checkpoint must not steer predict; one chosen for another
         # checkpoint of the run (predict uses it only for that one) is kept

@@ -177,6 +177,10 @@ def _load_folder(folder: Path, device: str | None) -> LoadedModel:
     import torch
 
     weights = folder / WEIGHTS_FILE
+    # the scheme first: applying it imports torchao, which registers its int8 tensor types
+    # as safe for weights_only loading
+    data, model = _build(loaded)
+    apply_scheme(model, manifest["scheme"])
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
@@ -185,8 +189,6 @@ def _load_folder(folder: Path, device: str | None) -> LoadedModel:
             f"{str(exc).splitlines()[0] if str(exc) else ''}). Fix: write the folder again "
             "with curate quantize."
         ) from None
-    data, model = _build(loaded)
-    apply_scheme(model, manifest["scheme"])
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:

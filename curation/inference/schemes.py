@@ -28,6 +28,10 @@ FULL_PRECISION = "fp32"
 KEPT_WO = "T5 feed-forward output (wo): int8 error there turns FlanT5's answers to nonsense"
 KEPT_LM_HEAD = "T5 lm_head: P(yes) is read from its logits"
 KEPT_NORM = "layer norm: kept in float32"
+KEPT_EVA_QKV = (
+    "EVA-ViT attention qkv: LAVIS calls F.linear(input=..., weight=...) by keyword, which "
+    "torchao's int8 weight does not take"
+)
 
 
 @dataclass
@@ -60,6 +64,8 @@ def kept_reason(name: str, module: Any) -> str | None:
         return KEPT_WO
     if last == "lm_head":
         return KEPT_LM_HEAD
+    if name.startswith("visual_encoder.") and name.endswith(".attn.qkv"):
+        return KEPT_EVA_QKV
     if isinstance(module, torch.nn.LayerNorm) or "layernorm" in type(module).__name__.lower():
         return KEPT_NORM
     return None
