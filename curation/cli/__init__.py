@@ -22,6 +22,7 @@ COMMAND_GROUPS = (
     "evaluate",  # eval
     "curator",  # ingest, check, review, find-issues
     "events",  # watch, eval-events
+    "deploy",  # quantize, serve
 )
 for _group in COMMAND_GROUPS:
     importlib.import_module(f"{__name__}.{_group}")
