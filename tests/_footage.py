@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ def frame_key(image: Any) -> str:
 
 
 class TableScorer:
-    """P(yes) looked up by a frame's pixels: high in the given classes' segments, else low.
+    """P(yes) looked up by a frame's pixels: high in the given classes' segments (and in a
+    ``noise`` share of the other frames), else low.
 
     The frames are decoded here with PyAV, on their own: the watcher must hand the scorer
     the same pixels for the lookup to work.
@@ -45,6 +47,7 @@ class TableScorer:
         threshold: float | None = 0.5,
         high: float = 0.95,
         low: float = 0.05,
+        noise: float = 0.0,
     ) -> None:
         self.threshold = threshold
         self.note = "test scorer"
@@ -56,6 +59,8 @@ class TableScorer:
                 for frame in container.decode(video=0):
                     t = float(frame.pts * frame.time_base)
                     yes = any(a <= t < b for a, b in spans)
+                    # a share of other frames said yes too, chosen by their time (repeatable)
+                    yes = yes or random.Random(f"{v.path}-{t}").random() < noise
                     self.table[frame_key(frame.to_image())] = high if yes else low
 
     def score(self, images: Sequence[Any]) -> list[float]:
