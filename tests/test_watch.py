@@ -191,3 +191,86 @@ def test_a_stream_that_drops_is_reopened_with_backoff_then_given_up(tmp_path: Pa
         list(frames)
     assert waits == [0.5, 1.0, 2.0]
     assert len(said) == 3 and "reconnecting in 0.5 s (1/3)" in said[0]
+
+
+def test_watch_scores_with_a_checkpoint_through_the_inference_layer(tmp_path: Path) -> None:
+    pytest.importorskip("lavis")
+    from curation.events.scorers import load_scorer
+    from curation.export import ExportOptions, export_task
+    from curation.inference.model import load_model
+    from curation.inference.scoring import p_yes
+    from curation.schemas.questions import TASK_QUESTION
+    from curation.synthetic_video import write_marker_clip
+    from curation.training.train import train
+    from tests.conftest import SAMPLE
+
+    out = tmp_path / "export"
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="tiny"))
+    train(out / "lavis.yaml", ["run.max_epoch=1"], run_id="w")
+    checkpoint = out / "runs" / "w" / "checkpoint_best.pth"
+    clip = write_marker_clip(tmp_path / "clip.mp4", 12, fps=4)
+    scorer = load_scorer(checkpoint, threshold=0.5)
+    watched = watch_video(clip, scorer, EventParams(fps=2.0), 0.5, batch_size=4)
+    # the same frames, decoded by PyAV here and scored one by one
+    with av.open(str(clip)) as container:
+        images = [f.to_image() for i, f in enumerate(container.decode(video=0)) if i % 2 == 0]
+    expected = p_yes(load_model(checkpoint), images, [TASK_QUESTION] * len(images), 1)
+    assert [t for t, _ in watched.scores] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert [p for _, p in watched.scores] == pytest.approx(expected, abs=1e-6)
+    result = runner.invoke(
+        app, ["watch", str(clip), "--model", str(checkpoint), "--threshold", "0.5", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "6 frames" in result.stderr
+
+
+def test_server_scorer_posts_each_frame_as_an_image_field(tmp_path: Path) -> None:
+    import email.parser
+    import http.server
+    import threading
+
+    from PIL import Image
+
+    from curation.events.scorers import load_scorer
+
+    seen: list[int] = []
+
+    class Score(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
+            message = email.parser.BytesParser().parsebytes(head + body)
+            parts = [
+                p
+                for p in message.get_payload()
+                if p.get_param("name", header="content-disposition") == "image"
+            ]
+            # P(yes): the red level of each posted frame, read back from its JPEG
+            import io
+
+            reds = [
+                Image.open(io.BytesIO(p.get_payload(decode=True))).getpixel((4, 4))[0]
+                for p in parts
+            ]
+            seen.append(len(parts))
+            answer = json.dumps([{"p_yes": r / 255} for r in reds]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Score)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        scorer = load_scorer(server=f"http://127.0.0.1:{server.server_port}", threshold=0.4)
+        images = [Image.new("RGB", (16, 16), (red, 0, 0)) for red in (0, 128, 255)]
+        scores = scorer.score(images)
+    finally:
+        server.shutdown()
+    assert seen == [3]
+    assert scores == pytest.approx([0, 128 / 255, 1], abs=0.02)
+    assert scorer.threshold == 0.4

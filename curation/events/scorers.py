@@ -27,7 +27,8 @@ class Scorer(Protocol):
 
 @dataclass
 class ModelScorer:
-    """A checkpoint (or model folder) loaded in this process."""
+    """A checkpoint or a ``curate quantize`` model folder, loaded in this process
+    (``curation.inference``: the same P(yes) as eval, predict and serve)."""
 
     loaded: Any
     threshold: float | None
@@ -35,22 +36,10 @@ class ModelScorer:
     batch_size: int = 32
 
     def score(self, images: Sequence[Any]) -> list[float]:
-        import torch
-
+        from curation.inference.scoring import p_yes
         from curation.schemas.questions import TASK_QUESTION
 
-        loaded, out = self.loaded, []
-        text = loaded.question(TASK_QUESTION)
-        for start in range(0, len(images), self.batch_size):
-            batch = images[start : start + self.batch_size]
-            samples = {
-                "image": torch.stack([loaded.vis_processor(im) for im in batch]).to(loaded.device),
-                "text_input": [text] * len(batch),
-            }
-            with torch.no_grad():
-                scores = loaded.model.score_answers(samples, ("yes", "no"))
-            out.extend(torch.softmax(scores.double(), dim=1)[:, 0].tolist())
-        return out
+        return p_yes(self.loaded, list(images), [TASK_QUESTION] * len(images), self.batch_size)
 
 
 @dataclass
@@ -113,7 +102,8 @@ def load_scorer(
     trust_checkpoint: bool = False,
     batch_size: int = 32,
 ) -> Scorer:
-    """The scorer for ``model`` (a checkpoint) or ``server`` (a ``curate serve`` URL).
+    """The scorer for ``model`` (a checkpoint or model folder) or ``server`` (a ``curate
+    serve`` URL).
 
     The threshold is ``threshold`` if given, else the operating point ``curate eval``
     saved beside the checkpoint (None when there is none).
@@ -128,13 +118,13 @@ def load_scorer(
     if server is not None:
         note = f"--threshold {threshold:g}" if threshold is not None else ""
         return ServerScorer(server, threshold, note)
-    from curation.evaluate.point_file import saved_threshold
-    from curation.training.predict import load_model
+    from curation.inference.model import load_model, weights_file
+    from curation.inference.operating_point import saved_threshold
 
-    checkpoint = Path(model)  # type: ignore[arg-type]
+    source = Path(model)  # type: ignore[arg-type]
     if threshold is not None:
         point, note = threshold, f"--threshold {threshold:g}"
     else:
-        point, note = saved_threshold(checkpoint)
-    loaded = load_model(checkpoint, None, trust_checkpoint)
+        point, note = saved_threshold(weights_file(source))
+    loaded = load_model(source, None, trust_checkpoint)
     return ModelScorer(loaded, point, note, batch_size)

@@ -34,7 +34,9 @@ def tune_params(
     summary: dict[str, Any] = {}
     tried = 0
     for on, (kind, seconds), min_duration in itertools.product(
-        sorted({*THRESHOLDS, round(threshold, 6)}), SMOOTHING, MIN_DURATIONS
+        sorted({*THRESHOLDS, *([round(threshold, 6)] if threshold <= 1 else [])}),
+        SMOOTHING,
+        MIN_DURATIONS,
     ):
         params = base.model_copy(
             update={
