@@ -17,13 +17,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from curation import defaults
 from curation.errors import ConfigError, UsageError
 from curation.record_types import ExportRecord
 
 #: Package data: the default templates and things (configs/distractors.yaml is a copy to edit).
 DEFAULT_DISTRACTORS_FILE = Path(__file__).resolve().parent / "data" / "distractors.yaml"
 #: The share of the train split's general records that are distractor questions by default.
-DEFAULT_DISTRACTOR_SHARE = 0.1
+DEFAULT_DISTRACTOR_SHARE = defaults.DISTRACTOR_SHARE
 #: The ``source`` of a distractor record (manifest, provenance and the composition table).
 DISTRACTOR_SOURCE = "distractor"
 _EXAMPLE = 'templates:\n  - "Is there {thing} in this image?"\nthings:\n  - "a giraffe"'

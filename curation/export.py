@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from curation import __version__
+from curation import __version__, defaults
 from curation._io import (
     EXPORT_TOOL,
     atomic_write_json,
@@ -62,8 +62,8 @@ class ExportOptions:
     """How an export is split and written (the options `curate export` and `mix` share)."""
 
     seed: int = 0
-    model: ModelPreset = "tiny"
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    model: ModelPreset = defaults.PRESET
+    fractions: tuple[float, float, float] = defaults.FRACTIONS
     copy: bool = False
     overwrite: bool = False
     builder_name: str = DEFAULT_BUILDER
@@ -108,7 +108,7 @@ def write_export(
     splits: dict[str, list[ExportRecord]],
     *,
     seed: int,
-    model: ModelPreset = "tiny",
+    model: ModelPreset = defaults.PRESET,
     inputs: Iterable[str | Path] = (),
     extra_manifest: dict[str, Any] | None = None,
     copy: bool = False,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from curation import defaults
 from curation._io import check_export_out
 from curation.answers import yes_no
 from curation.distractors import (
@@ -28,10 +29,43 @@ from curation.distractors import (
     load_distractors,
 )
 from curation.errors import DataError, UsageError
-from curation.export import ExportRecord, ExportSummary, ModelPreset, write_export
+from curation.export import ExportOptions, ExportRecord, ExportSummary, ModelPreset, write_export
 from curation.presets import get_preset
 from curation.sources import GeneralPool, GeneralSources, PoolRow
 from curation.split import SPLITS, assign_splits, check_group_by, split_by_groups
+
+
+@dataclass(frozen=True)
+class MixShares:
+    """How much of what a mix draws: each share and the cap, written and checked here only.
+
+    ``ratio`` R: the share of each split's records drawn from general VQA (0 <= R < 1).
+    ``yes_share``: "yes" among the task's yes/no records after balancing.
+    ``max_records``: a cap on the train records. ``hard_negative_share`` S: at least S of
+    each split's kept task "no" records are of a look-alike kind. ``distractor_share``:
+    the train split's general records that ask a task image about an absent thing.
+    """
+
+    ratio: float
+    yes_share: float = defaults.YES_SHARE
+    max_records: int | None = None
+    hard_negative_share: float = 0.0
+    distractor_share: float = DEFAULT_DISTRACTOR_SHARE
+
+    def check(self) -> None:
+        """Raises: UsageError: a share or the cap out of range (named with its option)."""
+        if not 0 <= self.ratio < 1:
+            raise UsageError(f"--vqav2-ratio must be in [0, 1), got {self.ratio}")
+        if not 0 < self.yes_share < 1:
+            raise UsageError(f"--yes-share must be in (0, 1), got {self.yes_share}")
+        if self.max_records is not None and self.max_records < 1:
+            raise UsageError(f"--max-records must be positive, got {self.max_records}")
+        if not 0 <= self.hard_negative_share <= 1:
+            raise UsageError(
+                f'--hard-negative-share must be between 0 and 1 (a share of the task\'s "no" '
+                f"records), got {self.hard_negative_share:g}. Fix: e.g. --hard-negative-share 0.3"
+            )
+        check_distractor_share(self.distractor_share)
 
 
 @dataclass
@@ -219,9 +253,9 @@ def plan_mix(
     pools: Sequence[GeneralPool],
     *,
     ratio: float,
-    yes_share: float = 0.5,
+    yes_share: float = defaults.YES_SHARE,
     seed: int = 0,
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    fractions: tuple[float, float, float] = defaults.FRACTIONS,
     max_records: int | None = None,
     group_by: str | None = None,
     split_file: str | Path | None = None,
@@ -244,15 +278,30 @@ def plan_mix(
         UsageError: a ratio or share out of range, an unknown ``group_by``, a bad split file.
         DataError: not enough task, general or look-alike data for the requested mix.
     """
-    if not 0 <= ratio < 1:
-        raise UsageError(f"--vqav2-ratio must be in [0, 1), got {ratio}")
-    if not 0 < yes_share < 1:
-        raise UsageError(f"--yes-share must be in (0, 1), got {yes_share}")
-    if max_records is not None and max_records < 1:
-        raise UsageError(f"--max-records must be positive, got {max_records}")
-    check_hard_negative_share(hard_negative_share)
-    check_distractor_share(distractor_share)
+    shares = MixShares(ratio, yes_share, max_records, hard_negative_share, distractor_share)
+    shares.check()
     check_group_by(group_by)
+    split = ExportOptions(
+        seed=seed,
+        fractions=fractions,
+        group_by=group_by,
+        split_file=None if split_file is None else Path(split_file),
+    )
+    return _plan(task, pools, shares, split, lookalike_kinds, distractor_questions)
+
+
+def _plan(
+    task: Sequence[ExportRecord],
+    pools: Sequence[GeneralPool],
+    shares: MixShares,
+    split: ExportOptions,
+    lookalike_kinds: Collection[str],
+    distractor_questions: Sequence[str] | None,
+) -> MixPlan:
+    """``plan_mix`` with its shares and ``group_by`` already checked."""
+    ratio, yes_share, max_records = shares.ratio, shares.yes_share, shares.max_records
+    hard_negative_share, distractor_share = shares.hard_negative_share, shares.distractor_share
+    seed, fractions = split.seed, split.fractions
     if not task:
         raise DataError("no task records to mix")
     if ratio > 0 and not pools:
@@ -273,7 +322,7 @@ def plan_mix(
         train_cap = _task_cap(max_records, ratio, yes_share, both=bool(sides["yes"]))
     if hard_negative_share > 0:
         _refuse_no_lookalikes(task, hard_negative_share, lookalike_kinds)
-    grouped = split_by_groups(task, fractions, seed, group_by, split_file)
+    grouped = split_by_groups(task, fractions, seed, split.group_by, split.split_file)
     task_splits = grouped.splits
     questions: Sequence[str] = ()
     if ratio > 0 and distractor_share > 0:
@@ -344,15 +393,6 @@ def plan_mix(
     )
 
 
-def check_hard_negative_share(share: float) -> None:
-    """Raises: UsageError: ``share`` outside [0, 1]."""
-    if not 0 <= share <= 1:
-        raise UsageError(
-            f'--hard-negative-share must be between 0 and 1 (a share of the task\'s "no" '
-            f"records), got {share:g}. Fix: e.g. --hard-negative-share 0.3"
-        )
-
-
 def _refuse_no_lookalikes(
     task: Sequence[ExportRecord], share: float, kinds: Collection[str]
 ) -> None:
@@ -398,11 +438,11 @@ def mix(
     out: str | Path,
     *,
     ratio: float,
-    yes_share: float = 0.5,
+    yes_share: float = defaults.YES_SHARE,
     seed: int = 0,
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    fractions: tuple[float, float, float] = defaults.FRACTIONS,
     max_records: int | None = None,
-    model: ModelPreset = "tiny",
+    model: ModelPreset = defaults.PRESET,
     copy: bool = False,
     overwrite: bool = False,
     task_inputs: Sequence[str | Path] = (),
@@ -418,44 +458,79 @@ def mix(
 ) -> tuple[MixPlan, ExportSummary]:
     """Plan the mix and write it as an export folder (with ``composition.png``).
 
-    ``distractors_file``: the distractor questions (default: the package's list).
+    The keyword form of ``mix_from_request`` for records already loaded (a notebook,
+    a pipeline). ``distractors_file``: the distractor questions (default: the
+    package's list).
 
     ``out`` must stay clear of ``protect`` (image roots), the inputs and every
     pool's image folders: it is never, never holds and is never inside one.
     """
-    plan = plan_mix(
+    shares = MixShares(ratio, yes_share, max_records, hard_negative_share, distractor_share)
+    shares.check()
+    check_group_by(group_by)
+    options = ExportOptions(
+        seed=seed,
+        model=model,
+        fractions=fractions,
+        copy=copy,
+        overwrite=overwrite,
+        group_by=group_by,
+        split_file=None if split_file is None else Path(split_file),
+    )
+    return _plan_and_write(
         task,
         pools,
-        ratio=ratio,
-        yes_share=yes_share,
-        seed=seed,
-        fractions=fractions,
-        max_records=max_records,
-        group_by=group_by,
-        split_file=split_file,
-        hard_negative_share=hard_negative_share,
+        out,
+        shares,
+        options,
+        task_inputs=task_inputs,
+        command=command,
+        fiftyone_dataset=fiftyone_dataset,
+        protect=protect,
         lookalike_kinds=lookalike_kinds,
-        distractor_share=distractor_share,
-        distractor_questions=(
-            load_distractors(distractors_file).questions() if distractors_file else None
-        ),
+        distractors_file=None if distractors_file is None else Path(distractors_file),
+    )
+
+
+def _plan_and_write(
+    task: Sequence[ExportRecord],
+    pools: Sequence[GeneralPool],
+    out: str | Path,
+    shares: MixShares,
+    options: ExportOptions,
+    *,
+    task_inputs: Sequence[str | Path],
+    command: str,
+    fiftyone_dataset: str | None,
+    protect: Iterable[str | Path],
+    lookalike_kinds: Collection[str],
+    distractors_file: Path | None,
+) -> tuple[MixPlan, ExportSummary]:
+    """Plan the mix (shares and ``group_by`` already checked) and write the export."""
+    plan = _plan(
+        task,
+        pools,
+        shares,
+        options,
+        lookalike_kinds,
+        load_distractors(distractors_file).questions() if distractors_file else None,
     )
     missing = sorted(
         {str(r.image) for recs in plan.splits.values() for r in recs if not r.image.is_file()}
     )
     if missing:
         raise DataError(f"{len(missing)} image file(s) not found, e.g. {', '.join(missing[:3])}")
-    given = [Path(split_file)] if split_file is not None else []
-    given += [Path(distractors_file)] if distractors_file and plan.distractor_share else []
-    inputs = [*task_inputs, *given, *(p for pool in pools for p in pool.inputs)]
+    files = [options.split_file] if options.split_file is not None else []
+    files += [distractors_file] if distractors_file and plan.distractor_share else []
+    inputs = [*task_inputs, *files, *(p for pool in pools for p in pool.inputs)]
     extra: dict[str, Any] = {"fiftyone_dataset": fiftyone_dataset} if fiftyone_dataset else {}
     extra |= {"groups": plan.groups}
     extra |= {
         "mix": {
-            "vqav2_ratio": ratio,
-            "yes_share": yes_share,
-            "max_records": max_records,
-            "fractions": [round(f, 9) for f in fractions],
+            "vqav2_ratio": shares.ratio,
+            "yes_share": shares.yes_share,
+            "max_records": shares.max_records,
+            "fractions": [round(f, 9) for f in options.fractions],
             "sources": [p.source for p in pools],
             "dropped_for_balance": plan.dropped,
             "general_available": plan.general_available,
@@ -483,12 +558,13 @@ def mix(
     summary = write_export(
         out,
         plan.splits,
-        seed=seed,
-        model=model,
+        seed=options.seed,
+        model=options.model,
         inputs=inputs,
         extra_manifest=extra,
-        copy=copy,
-        overwrite=overwrite,
+        copy=options.copy,
+        overwrite=options.overwrite,
+        builder_name=options.builder_name,
         command=command,
         extra_files={"composition.png": chart} if chart else None,
         protect=[*protect, *(root for pool in pools for root in pool.image_roots)],
@@ -513,26 +589,17 @@ class MixRequest:
 
     Give the task data as ``task`` (a LAVIS annotation file, with its
     ``image_root``) or as ``dataset`` (a reviewed FiftyOne dataset), not both.
+    ``export`` says how the folder is split and written, as for ``curate export``.
     """
 
     out: Path
-    ratio: float
+    shares: MixShares
     task: Path | None = None
     image_root: Path | None = None
     dataset: str | None = None
     general: GeneralSources = field(default_factory=GeneralSources)
-    yes_share: float = 0.5
-    max_records: int | None = None
-    seed: int = 0
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    model: ModelPreset = "tiny"
-    copy: bool = False
-    overwrite: bool = False
-    group_by: str | None = None  # None: subject when known, else video
-    split_file: Path | None = None
-    hard_negative_share: float = 0.0
+    export: ExportOptions = field(default_factory=ExportOptions)
     class_map: Path | None = None  # which negative kinds look alike [default: the package's]
-    distractor_share: float = DEFAULT_DISTRACTOR_SHARE
     distractors: Path | None = None  # distractor questions [default: the package's]
 
     def command(self) -> str:
@@ -541,20 +608,21 @@ class MixRequest:
         No paths: the manifest's inputs name them, and two output folders of
         the same inputs and seed stay byte-identical.
         """
-        parts = [f"curate mix --vqav2-ratio {self.ratio:g} --yes-share {self.yes_share:g}"]
-        if self.max_records is not None:
-            parts.append(f"--max-records {self.max_records}")
-        _, val, test = self.fractions
+        shares, export = self.shares, self.export
+        parts = [f"curate mix --vqav2-ratio {shares.ratio:g} --yes-share {shares.yes_share:g}"]
+        if shares.max_records is not None:
+            parts.append(f"--max-records {shares.max_records}")
+        _, val, test = export.fractions
         parts.append(f"--val-share {val:g} --test-share {test:g}")
-        parts.append(f"--seed {self.seed} --model {self.model}")
-        if self.group_by:
-            parts.append(f"--group-by {self.group_by}")
-        if self.split_file is not None:
-            parts.append(f"--split-file {self.split_file.name}")
-        if self.hard_negative_share:
-            parts.append(f"--hard-negative-share {self.hard_negative_share:g}")
-        if self.distractor_share != DEFAULT_DISTRACTOR_SHARE:
-            parts.append(f"--distractor-share {self.distractor_share:g}")
+        parts.append(f"--seed {export.seed} --model {export.model}")
+        if export.group_by:
+            parts.append(f"--group-by {export.group_by}")
+        if export.split_file is not None:
+            parts.append(f"--split-file {export.split_file.name}")
+        if shares.hard_negative_share:
+            parts.append(f"--hard-negative-share {shares.hard_negative_share:g}")
+        if shares.distractor_share != DEFAULT_DISTRACTOR_SHARE:
+            parts.append(f"--distractor-share {shares.distractor_share:g}")
         if self.distractors is not None:
             parts.append(f"--distractors {self.distractors.name}")
         return " ".join(parts)
@@ -581,22 +649,21 @@ def mix_from_request(request: MixRequest) -> MixResult:
     """
     if (request.task is None) == (request.dataset is None):
         raise UsageError("give the task data with --task FILE or --dataset NAME (one of them)")
-    get_preset(request.model)  # an unknown name lists the valid ones
+    get_preset(request.export.model)  # an unknown name lists the valid ones
     # refuse a bad --out before any source is loaded (write_export checks again, with all inputs)
     early = [p for p in (request.task, request.image_root) if p is not None]
-    check_export_out(request.out, early, request.overwrite)
+    check_export_out(request.out, early, request.export.overwrite)
     request.general.check()
-    check_hard_negative_share(request.hard_negative_share)
-    check_distractor_share(request.distractor_share)
-    check_group_by(request.group_by)
+    request.shares.check()
+    check_group_by(request.export.group_by)
     if request.distractors is not None:
         load_distractors(request.distractors)  # a malformed file before any data is loaded
     lookalikes: list[str] = []
-    if request.split_file is not None:
+    if request.export.split_file is not None:
         from curation.split import load_split_file
 
-        load_split_file(request.split_file)  # a malformed file before any data is loaded
-    if request.hard_negative_share > 0 or request.class_map is not None:
+        load_split_file(request.export.split_file)  # a malformed file before any data is loaded
+    if request.shares.hard_negative_share > 0 or request.class_map is not None:
         from curation.class_map import load_class_map
 
         lookalikes = load_class_map(request.class_map).lookalike_kinds
@@ -622,27 +689,17 @@ def mix_from_request(request: MixRequest) -> MixResult:
 
         assert request.task is not None
         records = task_records_from_file(request.task, request.image_root)
-    plan, summary = mix(
+    plan, summary = _plan_and_write(
         records,
         pools,
         request.out,
-        ratio=request.ratio,
-        yes_share=request.yes_share,
-        seed=request.seed,
-        fractions=request.fractions,
-        max_records=request.max_records,
-        model=request.model,
-        copy=request.copy,
-        overwrite=request.overwrite,
+        request.shares,
+        request.export,
         task_inputs=task_inputs,
-        fiftyone_dataset=request.dataset,
         command=request.command(),
+        fiftyone_dataset=request.dataset,
         protect=protect,
-        group_by=request.group_by,
-        split_file=request.split_file,
-        hard_negative_share=request.hard_negative_share,
         lookalike_kinds=lookalikes,
-        distractor_share=request.distractor_share,
         distractors_file=request.distractors,
     )
     return MixResult(plan, summary, len(records), request.dataset, review)

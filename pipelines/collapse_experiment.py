@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from curation.evaluate.following import FOLLOWING_QUESTIONS, check_question_following
-from curation.evaluate.run import evaluate
+from curation.evaluate.run import EvalRequest, evaluate
 from curation.export import ExportRecord, task_records_from_file, write_export
 from curation.mix import mix
 from curation.presets import get_preset
@@ -189,7 +189,7 @@ def train_and_score(
     if ckpt is None:
         raise SystemExit(f"run {name} wrote no checkpoint_<N>.pth: {run.checkpoints}")
     test = work / "B" / "test.json"
-    ev = evaluate(ckpt, test, out=work / name / "eval", fiftyone_field=None)
+    ev = evaluate(EvalRequest(ckpt, test, out=work / name / "eval"))
     falls = [
         Path(ev.report.image_root) / r["image"]
         for r in ev.report.predictions

@@ -349,16 +349,16 @@ def test_general_rows_become_general_records(vqa_dir: Path) -> None:
 
 def test_mix_from_request_is_the_whole_command(task_file: Path, tmp_path: Path) -> None:
     """A notebook or pipeline makes the same mix as the CLI with one call."""
-    from curation.mix import MixRequest, mix_from_request
+    from curation.export import ExportOptions
+    from curation.mix import MixRequest, MixShares, mix_from_request
     from curation.sources import GeneralSources
 
     request = MixRequest(
         out=tmp_path / "lib",
-        ratio=0.5,
+        shares=MixShares(ratio=0.5, max_records=30),
         task=task_file,
         general=GeneralSources(easy_vqa=True, easy_vqa_split="test"),
-        max_records=30,
-        fractions=(0.7, 0.2, 0.1),
+        export=ExportOptions(fractions=(0.7, 0.2, 0.1)),
     )
     result = mix_from_request(request)
     assert len(result.plan.splits["train"]) <= 30 and result.dataset is None
@@ -459,3 +459,28 @@ def test_distractor_files_are_checked(task_file: Path, vqa_dir: Path, tmp_path: 
     manifest = json.loads((tmp_path / "own" / "manifest.json").read_text())
     assert manifest["mix"]["distractors"]["file"] == "own.yaml"
     assert "own.yaml" in {Path(i["path"]).name for i in manifest["inputs"]}
+
+
+@pytest.mark.parametrize(
+    ("shares", "option"),
+    [
+        ({"ratio": 1.5}, "--vqav2-ratio"),
+        ({"ratio": 0.5, "yes_share": 1.0}, "--yes-share"),
+        ({"ratio": 0.5, "max_records": 0}, "--max-records"),
+        ({"ratio": 0.5, "hard_negative_share": 2.0}, "--hard-negative-share"),
+    ],
+)
+def test_mix_request_refuses_a_share_before_reading_any_data(
+    tmp_path: Path, shares: dict[str, float], option: str
+) -> None:
+    """Every share is checked in one place, before the task file is opened (here it is
+    missing, which would be a data error)."""
+    from curation.errors import UsageError
+    from curation.mix import MixRequest, MixShares, mix_from_request
+
+    request = MixRequest(
+        out=tmp_path / "out", shares=MixShares(**shares), task=tmp_path / "absent.json"
+    )
+    with pytest.raises(UsageError, match=option):
+        mix_from_request(request)
+    assert not (tmp_path / "out").exists()

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from curation import defaults
 from curation.cli._app import app, console, handles_errors
 from curation.cli.options import (
     DatabaseUriOption,
@@ -255,7 +256,7 @@ def find_issues(
         Path | None,
         typer.Option(help="--folds: folder for the fold exports, runs and label_issues.json."),
     ] = None,
-    model: ModelOption = "tiny",
+    model: ModelOption = defaults.PRESET,
     seed: Annotated[
         int, typer.Option(help="Seed of the folds and the trainings.", callback=seed_option)
     ] = 0,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from curation import defaults
 from curation.cli._app import app, console, handles_errors
 from curation.cli.options import DatabaseUriOption, TrustCheckpointOption, fraction
 
@@ -35,14 +36,16 @@ def eval_(
     config: Annotated[
         Path | None, typer.Option(help="Run config [default: config.yaml beside the checkpoint].")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per generate() batch.", min=1)] = 32,
+    batch_size: Annotated[
+        int, typer.Option(help="Images per generate() batch.", min=1)
+    ] = defaults.EVAL_BATCH_SIZE,
     fiftyone_field: Annotated[
         str,
         typer.Option(
             help="When the export came from a FiftyOne dataset, write predictions to "
             "this sample field ('' to skip)."
         ),
-    ] = "eval_prediction",
+    ] = defaults.EVAL_FIELD,
     database_uri: DatabaseUriOption = None,
     compare: Annotated[
         bool, typer.Option("--compare", help="Print eval.json files side by side instead.")
@@ -54,7 +57,7 @@ def eval_(
             "catches the most validation falls within it (of those, the highest); 0 to 1.",
             callback=fraction,
         ),
-    ] = 0.05,
+    ] = defaults.MAX_FALSE_ALARM,
     trust_checkpoint: TrustCheckpointOption = False,
 ) -> None:
     """Score a checkpoint on a split and raise the alarm if it collapsed to one answer.
@@ -64,8 +67,8 @@ def eval_(
     general records get VQAv2 accuracy. Exit code 3 when the collapse alarm fires.
     """
     from curation import _render
+    from curation.evaluate.run import EvalRequest, evaluate
     from curation.evaluate.run import compare as compare_reports
-    from curation.evaluate.run import evaluate
 
     if compare:
         _render.compare_table(console, paths, compare_reports(paths))
@@ -74,19 +77,24 @@ def eval_(
         raise typer.BadParameter("give one checkpoint (or --compare A/eval.json B/eval.json)")
     if data is None:
         raise typer.BadParameter("give the split to score with --data FILE", param_hint="--data")
+    request = EvalRequest(
+        checkpoint=paths[0],
+        data=data,
+        image_root=image_root,
+        out=out,
+        config=config,
+        batch_size=batch_size,
+        trust_checkpoint=trust_checkpoint,
+        max_false_alarm=max_false_alarm,
+    )
+
+    def to_fiftyone(split: Path, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        from curation.curator.exports import push_to_fiftyone
+
+        return push_to_fiftyone(split, rows, fiftyone_field)
+
     with _render.progress_bar(console, "answering") as update:
-        result = evaluate(
-            paths[0],
-            data,
-            image_root,
-            out,
-            config,
-            batch_size,
-            on_progress=update,
-            fiftyone_field=fiftyone_field or None,
-            trust_checkpoint=trust_checkpoint,
-            max_false_alarm=max_false_alarm,
-        )
+        result = evaluate(request, update, publish=to_fiftyone if fiftyone_field else None)
     _render.eval_result(console, result)
     if result.collapse_alarm:
         raise typer.Exit(3)

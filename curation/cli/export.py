@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from curation import defaults
 from curation.cli._app import app, console, handles_errors
 from curation.cli.options import (
     CopyOption,
@@ -18,6 +19,7 @@ from curation.cli.options import (
     SplitFileOption,
     TestShare,
     ValShare,
+    export_options,
     seed_option,
 )
 from curation.contract import BUILDER_NAME
@@ -42,9 +44,9 @@ def export(
     seed: Annotated[
         int, typer.Option(help="Seed for the split (same seed, same files).", callback=seed_option)
     ] = 0,
-    model: ModelOption = "tiny",
-    val_share: ValShare = 0.1,
-    test_share: TestShare = 0.1,
+    model: ModelOption = defaults.PRESET,
+    val_share: ValShare = defaults.VAL_SHARE,
+    test_share: TestShare = defaults.TEST_SHARE,
     copy: CopyOption = False,
     overwrite: OverwriteOption = False,
     builder_name: Annotated[
@@ -59,20 +61,20 @@ def export(
     """
     from curation import _render
     from curation.curator.exports import export_dataset
-    from curation.export import ExportOptions, export_task
-    from curation.split import split_fractions
+    from curation.export import export_task
 
     if (task is None) == (dataset is None):
         raise typer.BadParameter("give exactly one of --task FILE or --dataset NAME")
-    options = ExportOptions(
+    options = export_options(
         seed=seed,
         model=model,
-        fractions=split_fractions(val_share, test_share),
+        val_share=val_share,
+        test_share=test_share,
         copy=copy,
         overwrite=overwrite,
-        builder_name=builder_name,
-        group_by=group_by.value if group_by is not None else None,
+        group_by=group_by,
         split_file=split_file,
+        builder_name=builder_name,
     )
     if dataset is not None:
         summary = export_dataset(dataset, out, options)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from curation import defaults
 from curation.cli._app import app, console, handles_errors
 from curation.cli.options import (
     CopyOption,
@@ -19,6 +20,7 @@ from curation.cli.options import (
     SplitFileOption,
     TestShare,
     ValShare,
+    export_options,
     seed_option,
 )
 
@@ -64,7 +66,7 @@ def mix(
     ] = None,
     yes_share: Annotated[
         float, typer.Option(help="Share of 'yes' among the task's yes/no records after balancing.")
-    ] = 0.5,
+    ] = defaults.YES_SHARE,
     max_records: Annotated[
         int | None,
         typer.Option(
@@ -75,9 +77,9 @@ def mix(
     seed: Annotated[
         int, typer.Option(help="Seed of every random choice.", callback=seed_option)
     ] = 0,
-    val_share: ValShare = 0.1,
-    test_share: TestShare = 0.1,
-    model: ModelOption = "tiny",
+    val_share: ValShare = defaults.VAL_SHARE,
+    test_share: TestShare = defaults.TEST_SHARE,
+    model: ModelOption = defaults.PRESET,
     copy: CopyOption = False,
     overwrite: OverwriteOption = False,
     group_by: GroupByOption = None,
@@ -104,7 +106,7 @@ def mix(
             "thing it does not show ('Is there a giraffe?'), answered 'no', so the model "
             "learns that the question decides the answer (0: none).",
         ),
-    ] = 0.1,
+    ] = defaults.DISTRACTOR_SHARE,
     distractors: Annotated[
         Path | None,
         typer.Option(
@@ -122,13 +124,18 @@ def mix(
     `curate train OUT/lavis.yaml`.
     """
     from curation import _render
-    from curation.mix import MixRequest, mix_from_request
+    from curation.mix import MixRequest, MixShares, mix_from_request
     from curation.sources import GeneralSources, parse_columns
-    from curation.split import split_fractions
 
     request = MixRequest(
         out=out,
-        ratio=vqav2_ratio,
+        shares=MixShares(
+            ratio=vqav2_ratio,
+            yes_share=yes_share,
+            max_records=max_records,
+            hard_negative_share=hard_negative_share,
+            distractor_share=distractor_share,
+        ),
         task=task,
         image_root=image_root,
         dataset=dataset,
@@ -143,18 +150,17 @@ def mix(
             hf_dataset=hf_dataset,
             hf_columns=parse_columns(hf_columns),
         ),
-        yes_share=yes_share,
-        max_records=max_records,
-        seed=seed,
-        fractions=split_fractions(val_share, test_share),
-        model=model,  # type: ignore[arg-type]
-        copy=copy,
-        overwrite=overwrite,
-        group_by=group_by.value if group_by is not None else None,
-        split_file=split_file,
-        hard_negative_share=hard_negative_share,
+        export=export_options(
+            seed=seed,
+            model=model,
+            val_share=val_share,
+            test_share=test_share,
+            copy=copy,
+            overwrite=overwrite,
+            group_by=group_by,
+            split_file=split_file,
+        ),
         class_map=class_map,
-        distractor_share=distractor_share,
         distractors=distractors,
     )
     _render.mix_summary(console, mix_from_request(request))

@@ -8,11 +8,14 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from curation.contract import seed_problem
+from curation.contract import BUILDER_NAME, seed_problem
+
+if TYPE_CHECKING:
+    from curation.export import ExportOptions
 
 
 def seed_option(value: int) -> int:
@@ -107,3 +110,31 @@ SplitFileOption = Annotated[
         "dataset/subject, a video as its path). --val-share and --test-share are ignored.",
     ),
 ]
+
+
+def export_options(
+    *,
+    seed: int,
+    model: str,
+    val_share: float,
+    test_share: float,
+    copy: bool,
+    overwrite: bool,
+    group_by: GroupBy | None,
+    split_file: Path | None,
+    builder_name: str = BUILDER_NAME,
+) -> ExportOptions:
+    """The split-and-write block ``export`` and ``mix`` both take, as the library's value."""
+    from curation.export import ExportOptions
+    from curation.split import split_fractions
+
+    return ExportOptions(
+        seed=seed,
+        model=model,
+        fractions=split_fractions(val_share, test_share),
+        copy=copy,
+        overwrite=overwrite,
+        group_by=group_by.value if group_by is not None else None,
+        split_file=split_file,
+        builder_name=builder_name,
+    )
