@@ -288,8 +288,11 @@ def _truncated_images_rejected() -> Iterator[None]:
 MAX_PIXELS = 89_478_485
 
 
-def open_rgb(path: str | os.PathLike[str]) -> Any:
+def open_rgb(path: str | os.PathLike[str] | Any, name: str | None = None) -> Any:
     """Open an image the way every command must see it, as a fully decoded RGB ``PIL.Image``.
+
+    ``path`` may also be an open binary file (an upload the server holds in memory);
+    ``name`` is what messages then call it.
 
     EXIF orientation is applied (a standing person stored rotated must not look
     like one lying down), 16-bit greyscale is scaled to 8 bits instead of clipped
@@ -304,11 +307,12 @@ def open_rgb(path: str | os.PathLike[str]) -> Any:
 
     from curation.errors import DataError
 
-    path = Path(path)
+    source = path if hasattr(path, "read") else Path(path)
+    path = name if name is not None else source
     try:
         with _truncated_images_rejected(), warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(source) as im:
                 if im.width * im.height > MAX_PIXELS:
                     raise Image.DecompressionBombError(f"{im.width}x{im.height} pixels")
                 im.load()

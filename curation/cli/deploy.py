@@ -110,3 +110,70 @@ def quantize(
             "--force",
             highlight=False,
         )
+
+
+@app.command()
+@handles_errors
+def serve(
+    model: Annotated[
+        Path, typer.Argument(help="A model folder (curate quantize) or a checkpoint_*.pth.")
+    ],
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (loopback by default; 0.0.0.0 for all).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_batch_size: Annotated[int, typer.Option(help="Most images scored in one model call.")] = 16,
+    batch_timeout_ms: Annotated[
+        float, typer.Option(help="How long a batch waits for more requests before scoring.")
+    ] = 10.0,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes, each with the model (one per GPU).")
+    ] = 1,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CURATE_API_KEY",
+            help="Require this key (header 'Authorization: Bearer KEY') on every endpoint but "
+            "/livez [env: CURATE_API_KEY].",
+            show_default=False,
+        ),
+    ] = None,
+    max_images: Annotated[int, typer.Option(help="Most images in one request.")] = 32,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest request body, in MiB.")] = 20.0,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:N [default: cuda if there is one].")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Run config of a checkpoint [default: config.yaml beside it]."),
+    ] = None,
+    trust_checkpoint: TrustCheckpointOption = False,
+) -> None:
+    """Serve a model over HTTP: POST /v1/score, GET /health, /livez and /metrics.
+
+    Requests that arrive together are scored in one batch. SIGTERM stops accepting,
+    finishes the requests in flight and exits 0.
+    """
+    from curation.serve.app import ServeSettings
+    from curation.serve.run import serve as run_serve
+
+    settings = ServeSettings(
+        model=model,
+        host=host,
+        port=port,
+        max_batch_size=max_batch_size,
+        batch_timeout_ms=batch_timeout_ms,
+        workers=workers,
+        api_key=api_key or None,
+        max_images_per_request=max_images,
+        max_upload_bytes=int(max_upload_mb * 2**20),
+        device=device,
+        config=config,
+        trust_checkpoint=trust_checkpoint,
+    )
+    console.print(
+        f"serving {escape(str(model))} on http://{host}:{port} (ready when /health is 200)",
+        highlight=False,
+    )
+    run_serve(settings)
+    console.print("stopped", highlight=False)
