@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-from curation.cli._app import _terminate_like_ctrl_c, app, console, err_console, handles_errors
+from curation.cli._app import app, console, err_console, handles_errors, terminate_like_ctrl_c
 
 #: the modules of this package that register commands, in ``curate --help`` order
 COMMAND_GROUPS = (
@@ -27,4 +27,4 @@ COMMAND_GROUPS = (
 for _group in COMMAND_GROUPS:
     importlib.import_module(f"{__name__}.{_group}")
 
-__all__ = ["_terminate_like_ctrl_c", "app", "console", "err_console", "handles_errors"]
+__all__ = ["app", "console", "err_console", "handles_errors", "terminate_like_ctrl_c"]

@@ -45,7 +45,7 @@ class _Terminated(BaseException):
 
 
 @contextlib.contextmanager
-def _terminate_like_ctrl_c() -> Iterator[None]:
+def terminate_like_ctrl_c() -> Iterator[None]:
     """While a command runs, SIGTERM (kill, a scheduler's stop) unwinds it like Ctrl-C:
     temp folders removed, nothing half-written. Without this the process died on the
     spot and left OUT's temporary folder behind."""
@@ -84,7 +84,7 @@ def handles_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with _terminate_like_ctrl_c():
+            with terminate_like_ctrl_c():
                 # the database is chosen here, once, before any command's body runs: a body
                 # that returned early (video ingest did) used FiftyOne's own database instead
                 _use_database(kwargs.get("database_uri"))

@@ -252,12 +252,12 @@ def test_a_forked_worker_dies_of_sigterm_as_before_not_with_a_traceback() -> Non
     import signal
     import time
 
-    from curation.cli import _terminate_like_ctrl_c
+    from curation.cli import terminate_like_ctrl_c
 
     before = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        with _terminate_like_ctrl_c():
+        with terminate_like_ctrl_c():
             child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
             child.start()
             time.sleep(0.5)
