@@ -29,7 +29,14 @@ from curation.distractors import (
     load_distractors,
 )
 from curation.errors import DataError, UsageError
-from curation.export import ExportOptions, ExportRecord, ExportSummary, ModelPreset, write_export
+from curation.export import (
+    ExportOptions,
+    ExportRecord,
+    ExportSummary,
+    ModelPreset,
+    check_export_options,
+    write_export,
+)
 from curation.presets import get_preset
 from curation.sources import GeneralPool, GeneralSources, PoolRow
 from curation.split import SPLITS, assign_splits, check_group_by, split_by_groups
@@ -655,14 +662,10 @@ def mix_from_request(request: MixRequest) -> MixResult:
     check_export_out(request.out, early, request.export.overwrite)
     request.general.check()
     request.shares.check()
-    check_group_by(request.export.group_by)
+    check_export_options(request.export)  # --group-by, and a malformed --split-file
     if request.distractors is not None:
         load_distractors(request.distractors)  # a malformed file before any data is loaded
     lookalikes: list[str] = []
-    if request.export.split_file is not None:
-        from curation.split import load_split_file
-
-        load_split_file(request.export.split_file)  # a malformed file before any data is loaded
     if request.shares.hard_negative_share > 0 or request.class_map is not None:
         from curation.class_map import load_class_map
 
