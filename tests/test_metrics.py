@@ -266,3 +266,12 @@ def test_compare_refuses_a_malformed_threshold_and_flag(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert 'task.operating_point.threshold is "0.5"' in result.output
     assert 'collapse_alarm is "no"' in result.output
+
+
+def test_a_perfect_ranking_has_a_pr_auc_of_exactly_one() -> None:
+    """Before: 50 terms of 1/50 summed to 1.0000000000000004, which eval --compare refuses."""
+    from curation.evaluate.metrics import pr_auc
+
+    for n in (3, 50, 333):
+        truths = [True] * n + [False] * n
+        assert pr_auc(truths, [1 - i * 1e-6 for i in range(2 * n)]) == 1.0
