@@ -176,21 +176,9 @@ def _pose_at(part: Part, u: float) -> Pose:
     return keys[-1][1]
 
 
-def render_footage(
-    subject: int,
-    camera: int,
-    *,
-    seconds: float,
-    falls: int,
-    seed: int = 0,
-    size: int = 96,
-    fps: int = 2,
+def _render(
+    parts: list[Part], sub: dict[str, Any], room: dict[str, Any], size: int, fps: int
 ) -> tuple[bytes, tuple[Segment, ...]]:
-    """The MP4 bytes and labelled segments of one subject's footage in one camera's room."""
-    rng = random.Random(f"footage-{seed}-{subject}-{camera}")
-    room = _room(camera, seed)
-    sub = subject_style(subject, seed)
-    parts = plan_video(seconds, falls, room, rng)
     segments, starts, start = [], [], 0.0
     for part in parts:
         segments.append(Segment(part.label, round(start, 3), round(start + part.seconds, 3)))
@@ -214,6 +202,39 @@ def render_footage(
             )
         )
     return encode_mp4(frames, fps), tuple(segments)
+
+
+def render_footage(
+    subject: int,
+    camera: int,
+    *,
+    seconds: float,
+    falls: int,
+    seed: int = 0,
+    size: int = 96,
+    fps: int = 2,
+) -> tuple[bytes, tuple[Segment, ...]]:
+    """The MP4 bytes and labelled segments of one subject's footage in one camera's room."""
+    rng = random.Random(f"footage-{seed}-{subject}-{camera}")
+    room = _room(camera, seed)
+    parts = plan_video(seconds, falls, room, rng)
+    return _render(parts, subject_style(subject, seed), room, size, fps)
+
+
+def render_story(
+    kinds: list[str], subject: int, camera: int, *, seed: int = 0, size: int = 96, fps: int = 2
+) -> tuple[bytes, tuple[Segment, ...]]:
+    """A short clip of the given activities in order (``["walk", "fall"]``, ``["bed"]``...),
+    ending with a few seconds standing (or lying still after a fall)."""
+    rng = random.Random(f"story-{seed}-{subject}-{camera}-{'-'.join(kinds)}")
+    room = _room(camera, seed)
+    x, parts = rng.uniform(0.3, 0.7), []
+    for kind in kinds:
+        new = _activity(kind, x, room, rng)
+        parts.extend(new)
+        x = new[-1].x1
+    parts.extend(_activity("stand", x, room, rng))
+    return _render(parts, subject_style(subject, seed), room, size, fps)
 
 
 def write_footage(
@@ -282,7 +303,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--fps", type=int, default=2)
+    parser.add_argument(
+        "--story",
+        help="instead: one short clip OUT (an .mp4) of these activities, comma-separated, "
+        f"from {', '.join([*ACTIVITIES, 'fall'])} (e.g. walk,fall or walk,bed)",
+    )
+    parser.add_argument("--subject", type=int, default=1, help="with --story")
+    parser.add_argument("--camera", type=int, default=1, help="with --story")
     a = parser.parse_args(argv)
+    if a.story:
+        from curation._io import atomic_write_bytes
+
+        kinds = [k.strip() for k in a.story.split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in (*ACTIVITIES, "fall")]
+        if unknown:
+            parser.error(f"--story: unknown activity {unknown[0]!r}")
+        data, segments = render_story(
+            kinds, a.subject, a.camera, seed=a.seed, size=a.size, fps=a.fps
+        )
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(Path(a.out), data)
+        story = ", ".join(f"{s.label} {s.start:g}-{s.end:g} s" for s in segments)
+        print(f"{a.out}: {story}")
+        return
     videos = write_footage(
         a.out,
         subjects=a.subjects,

@@ -99,7 +99,10 @@ def eval_events(
     split_path = Path(split_file) if split_file is not None else None
     report_split = "test"
     chosen = select_videos(truths, split_path, subjects, report_split)
-    threshold, note = resolve_threshold(params, scorer)
+    if tune_on is None or params.on_threshold is not None or scorer.threshold is not None:
+        threshold, note = resolve_threshold(params, scorer)
+    else:  # tuning chooses on_threshold: no operating point needed
+        threshold, note = 0.5, "tuned on val"
     result = EventEvalResult({}, out)
     tuned: dict[str, Any] | None = None
     if tune_on == "val":
