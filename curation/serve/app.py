@@ -355,6 +355,8 @@ async def _score(state: ServerState, request: Any) -> Any:
         if "Too many files" in str(exc.detail):
             return _error(413, f"too many images: at most {limit} per request")
         return _error(400, f"the multipart body cannot be read: {exc.detail}")
+    except Exception as exc:  # noqa: BLE001 - python-multipart's parse errors reach here raw
+        return _error(400, f"the multipart body cannot be read: {exc}")
     try:
         unknown = sorted({k for k in form if k not in ("image", "question")})
         if unknown:
