@@ -102,7 +102,9 @@ def test_watch_of_only_broken_files_exits_1(tmp_path: Path, monkeypatch) -> None
     assert "broken.mp4" in result.stderr and "not a readable video" in result.stderr
 
 
-def test_watch_clips_writes_a_strip_per_alert(footage, tmp_path: Path, monkeypatch) -> None:
+def test_watch_clips_writes_a_strip_per_alert_and_a_timeline(
+    footage, tmp_path: Path, monkeypatch
+) -> None:
     root, videos = footage
     patch_scorer(monkeypatch, TableScorer(videos))
     clips = tmp_path / "clips"
@@ -112,7 +114,10 @@ def test_watch_clips_writes_a_strip_per_alert(footage, tmp_path: Path, monkeypat
     assert result.exit_code == 0, result.output
     alerts = [e for e in json_lines(result.stdout) if e["kind"] in ("fall", "long_lie")]
     assert alerts and all(Path(e["clip"]).is_file() for e in alerts)
-    assert sorted(p.name for p in clips.iterdir()) == sorted(Path(e["clip"]).name for e in alerts)
+    strips = sorted(p.name for p in clips.iterdir() if not p.name.endswith("_timeline.png"))
+    assert strips == sorted(Path(e["clip"]).name for e in alerts)
+    assert (clips / f"{videos[0].file.stem}_timeline.png").is_file()
+    assert "timeline: " in result.stderr
     from PIL import Image
 
     with Image.open(alerts[0]["clip"]) as strip:

@@ -82,7 +82,10 @@ def watch(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per event.")] = False,
     clips: Annotated[
         Path | None,
-        typer.Option(help="Write a thumbnail strip per alert into this folder, for review."),
+        typer.Option(
+            help="Write a thumbnail strip per alert and a timeline picture per video (P(yes), "
+            "the thresholds, the alerts) into this folder, for review."
+        ),
     ] = None,
     batch_size: BatchOpt = 16,
     trust_checkpoint: TrustCheckpointOption = False,
@@ -160,6 +163,10 @@ def watch(
         highlight=False,
         soft_wrap=True,
     )
+    for v in result.videos:
+        for path in v.clips:
+            if path.endswith("_timeline.png"):
+                err_console.print(f"timeline: {escape(path)}", highlight=False, soft_wrap=True)
     if skipped and skipped == len(result.videos):
         raise typer.Exit(1)
 

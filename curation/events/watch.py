@@ -273,6 +273,22 @@ def watch(
         )
         if watched.problem and on_problem is not None:
             on_problem(f"skipped the rest of {name}: {watched.problem}")
+        if clips is not None and watched.scores:
+            from curation.events.timeline import write_timeline
+
+            alerts = [e.as_dict() for e in watched.events if e.kind in ("fall", "long_lie")]
+            stem = name.replace("/", "__").rsplit(".", 1)[0] if not is_stream(src) else "stream"
+            png = write_timeline(
+                clips / f"{stem}_timeline.png",
+                name,
+                watched.scores,
+                watched.smoothed,
+                on,
+                off,
+                alerts=alerts,
+            )
+            if png is not None:
+                watched.clips.append(str(png))
         videos.append(watched)
     return WatchResult(videos, params, on, off, note)
 
