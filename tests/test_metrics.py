@@ -275,3 +275,75 @@ def test_a_perfect_ranking_has_a_pr_auc_of_exactly_one() -> None:
     for n in (3, 50, 333):
         truths = [True] * n + [False] * n
         assert pr_auc(truths, [1 - i * 1e-6 for i in range(2 * n)]) == 1.0
+
+
+def test_compare_names_a_fifo_as_not_a_regular_file_without_reading_it(tmp_path: Path) -> None:
+    import os
+
+    good = _eval_json(tmp_path / "a" / "eval.json", "test.json", 10)
+    fifo = tmp_path / "b.json"
+    os.mkfifo(fifo)
+    result = CliRunner().invoke(app, ["eval", "--compare", str(good), str(fifo)])
+    assert result.exit_code == 2, result.output
+    assert f"eval report {fifo} is not a regular file" in " ".join(result.output.split())
+    assert "not found" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("op", "shown"),
+    [
+        ({"threshold": 0.3, "never_yes": True}, "task.operating_point.never_yes is true but"),
+        ({"threshold": 1.0000000000000002, "never_yes": False}, "never_yes is false but"),
+        ({"threshold": 0.3, "never_yes": "no"}, 'task.operating_point.never_yes is "no"'),
+    ],
+)
+def test_compare_refuses_a_never_yes_flag_its_threshold_contradicts(
+    tmp_path: Path, op: dict[str, object], shown: str
+) -> None:
+    good = _eval_json(tmp_path / "a" / "eval.json", "test.json", 10)
+    bad = _eval_json(tmp_path / "b" / "eval.json", "test.json", 10, operating_point=op)
+    result = CliRunner().invoke(app, ["eval", "--compare", str(good), str(bad)])
+    assert result.exit_code == 1, result.output
+    assert shown in " ".join(result.output.split())
+    # what curate eval writes passes
+    for threshold, flag in ((0.3, False), (1.0000000000000002, True)):
+        fine = _eval_json(
+            tmp_path / "c" / "eval.json",
+            "test.json",
+            10,
+            operating_point={"threshold": threshold, "never_yes": flag},
+        )
+        assert CliRunner().invoke(app, ["eval", "--compare", str(good), str(fine)]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("confusion", "shown"),
+    [
+        ({"yes": {"yes": -3}}, 'task.confusion is {"yes": {"yes": -3}}'),
+        (
+            {"yes": {"yes": -3, "no": 8, "other": 0}, "no": {"yes": 0, "no": 5, "other": 0}},
+            "task.confusion.yes.yes is -3",
+        ),
+        (
+            {"yes": {"yes": 2.5, "no": 2, "other": 0}, "no": {"yes": 0, "no": 5, "other": 0}},
+            "task.confusion.yes.yes is 2.5",
+        ),
+        (
+            {"yes": {"yes": 4, "no": 2, "other": 0}, "no": {"yes": 0, "no": 5, "other": 0}},
+            "task.confusion counts 11 records but task.n is 10",
+        ),
+        ([1, 2], "task.confusion is [1, 2]"),
+    ],
+)
+def test_compare_refuses_a_confusion_matrix_curate_eval_cannot_write(
+    tmp_path: Path, confusion: object, shown: str
+) -> None:
+    good = _eval_json(tmp_path / "a" / "eval.json", "test.json", 10)
+    bad = _eval_json(tmp_path / "b" / "eval.json", "test.json", 10, confusion=confusion)
+    result = CliRunner().invoke(app, ["eval", "--compare", str(good), str(bad)])
+    assert result.exit_code == 1, result.output
+    assert shown in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    counts = {"yes": {"yes": 3, "no": 2, "other": 0}, "no": {"yes": 0, "no": 5, "other": 0}}
+    fine = _eval_json(tmp_path / "c" / "eval.json", "test.json", 10, confusion=counts)
+    assert CliRunner().invoke(app, ["eval", "--compare", str(good), str(fine)]).exit_code == 0

@@ -192,3 +192,42 @@ def test_one_threshold_formatter_for_eval_md_the_terminal_and_compare(
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "P(yes) threshold" in line)
     assert row.replace("│", " ").replace("┃", " ").split()[-2:] == [shown, shown]
+
+
+def test_a_never_yes_threshold_reads_never_yes_without_its_digits(tmp_path: Path) -> None:
+    """eval's table, eval.md and --compare show the point above 1 as "never yes", not as
+    1.0000000000000002 with a note."""
+    from typer.testing import CliRunner
+
+    from curation import _render
+    from curation.cli import app
+    from curation.evaluate.report import EvalReport, threshold_text
+    from curation.evaluate.run import EvalResult, score, summary_markdown
+
+    assert threshold_text(NEVER_YES) == "never yes"
+    point = {**threshold_at_false_alarm([True, False], [0.5, 0.6], 0.0), "chosen_on": "val.json"}
+    assert point["threshold"] > 1
+    records = [
+        {"instance_id": i, "image": f"{i}.png", "text_input": "Is anyone falling?", "answer": [a]}
+        for i, a in enumerate(["yes", "no"])
+    ]
+    body = score(records, [{"part": "task"}] * 2, ["yes", "no"], [0.9, 0.2], point)
+    report = EvalReport("ck.pth", "test.json", ".", **body)
+    markdown = summary_markdown(report)
+    assert "| operating point: P(yes) threshold | never yes |" in markdown
+    console = _render.Console(width=300, record=True)
+    _render.eval_result(console, EvalResult(report, tmp_path, []))
+    rows = [line for line in console.export_text().splitlines() if "P(yes) threshold" in line]
+    assert rows and rows[0].replace("│", " ").split()[-2:] == ["never", "yes"]
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "eval.json").write_text(json.dumps(report.to_dict()))
+    result = CliRunner().invoke(
+        app,
+        ["eval", "--compare", str(tmp_path / "a" / "eval.json"), str(tmp_path / "b" / "eval.json")],
+        terminal_width=200,
+    )
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "P(yes) threshold" in line)
+    assert row.replace("│", " ").replace("┃", " ").split()[-4:] == ["never", "yes"] * 2
+    assert "1.0000000000000002" not in markdown + console.export_text() + result.output

@@ -50,12 +50,13 @@ def threshold_text(value: float | None) -> str:
 
     6 significant digits, unless that would show 0 or 1 for what is not (1e-14 and
     0.99999994 are written out whole: "P(yes) >= 0.000" reads as "yes to everything");
-    a threshold above 1 is eval's "never yes" point and says so.
+    a threshold above 1 is eval's "never yes" point and reads "never yes" (its digits,
+    1.0000000000000002, say nothing to a reader).
     """
     if value is None:
         return "n/a"
     if value > 1:
-        return f"{value!r} (above 1: never yes)"
+        return "never yes"
     text = f"{value:.6g}"
     return repr(value) if text in ("0", "1") and value not in (0.0, 1.0) else text
 

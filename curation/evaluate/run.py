@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from curation import defaults
-from curation._io import atomic_write_json, atomic_write_text, sha256_file
+from curation._io import (
+    atomic_write_json,
+    atomic_write_text,
+    path_kind,
+    read_user_file,
+    sha256_file,
+)
 from curation.answers import normalize_answer, to_yes_no, yes_no
 from curation.contract import OPERATING_POINT_FILE
 from curation.errors import DataError, UsageError
@@ -18,6 +24,7 @@ from curation.evaluate.metrics import (
     NEVER_YES,
     collapse_reasons,
     general_metrics,
+    is_never_yes,
     per_kind_rates,
     probability_metrics,
     task_metrics,
@@ -522,17 +529,18 @@ def _read_eval_report(path: Path) -> dict[str, Any]:
         UsageError: the file does not exist.
         DataError: it is not JSON, or not an eval report.
     """
-    if path.is_dir():
+    kind = path_kind(path, "eval report")
+    if kind == "dir":
         raise UsageError(
             f"{path} is a folder; --compare takes eval.json files (e.g. {path}/eval.json)"
         )
-    if not path.is_file():
+    if kind == "missing":
         raise UsageError(f"eval report not found: {path}")
     fix = "Fix: give the eval.json files that `curate eval CHECKPOINT --data SPLIT` writes."
+    # a FIFO or a device is named, never read: it would hang or never end
+    data = read_user_file(path, "eval report", fix)
     try:
-        report = json.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read it ({exc.strerror or exc}). {fix}") from None
+        report = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not an eval.json (not UTF-8 text: binary?). {fix}") from None
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -642,6 +650,63 @@ def report_problems(path: str | Path, report: dict[str, Any]) -> list[str]:
         value = report.get(key)
         if value is not None and not isinstance(value, str):
             out.append(f"{path}: {key} is {_json_text(value)}; curate eval writes a string there.")
+    return out + _operating_point_problems(path, report) + _confusion_problems(path, report)
+
+
+def _operating_point_problems(path: str | Path, report: dict[str, Any]) -> list[str]:
+    """``never_yes`` must be a flag that agrees with the threshold (true exactly above 1)."""
+    op = lookup(report, "task.operating_point")
+    if not isinstance(op, dict) or op.get("never_yes") is None:
+        return []
+    flag, threshold = op["never_yes"], op.get("threshold")
+    if not isinstance(flag, bool):
+        return [
+            f"{path}: task.operating_point.never_yes is {_json_text(flag)}; curate eval "
+            "writes true or false there."
+        ]
+    readable = threshold is not None and _kind_problem("threshold", threshold) is None
+    if readable and flag != is_never_yes(threshold):
+        return [
+            f"{path}: task.operating_point.never_yes is {_json_text(flag)} but its "
+            f"threshold is {_json_text(threshold)}; curate eval writes never_yes true "
+            "exactly when the threshold is above 1."
+        ]
+    return []
+
+
+def _confusion_problems(path: str | Path, report: dict[str, Any]) -> list[str]:
+    """``task.confusion``: truth yes/no -> said yes/no/other -> a count; the counts add up
+    to ``task.n``."""
+    confusion = lookup(report, "task.confusion")
+    if confusion is None:
+        return []
+    shape = (
+        "an object {yes: {yes, no, other}, no: {yes, no, other}} of counts (whole numbers from 0)"
+    )
+    if not isinstance(confusion, dict) or set(confusion) != {"yes", "no"}:
+        return [f"{path}: task.confusion is {_json_text(confusion)}; curate eval writes {shape}."]
+    out = []
+    for truth in ("yes", "no"):
+        row = confusion[truth]
+        if not isinstance(row, dict) or set(row) != {"yes", "no", "other"}:
+            out.append(
+                f"{path}: task.confusion.{truth} is {_json_text(row)}; curate eval writes {shape}."
+            )
+            continue
+        for said, count in row.items():
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                out.append(
+                    f"{path}: task.confusion.{truth}.{said} is {_json_text(count)}; curate "
+                    "eval writes a count (a whole number from 0) there."
+                )
+    n = lookup(report, "task.n")
+    if not out and isinstance(n, int) and not isinstance(n, bool):
+        total = sum(sum(confusion[t].values()) for t in ("yes", "no"))
+        if total != n:
+            out.append(
+                f"{path}: task.confusion counts {total} records but task.n is {n}; curate "
+                "eval writes one count per task record."
+            )
     return out
 
 
