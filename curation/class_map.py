@@ -34,6 +34,7 @@ FRAME_FIELDS: dict[str, str] = {
     "source_dataset": "StringField",  # OmniFall's `dataset` column (le2i, up_fall, ...)
     "activity": "StringField",  # the class name from the class map
     "negative_kind": "StringField",  # for "no" frames: the class map's negative_kind
+    "sampling": "StringField",  # the schedule it was cut with: "fps=2 margin=0.5 middle=yes"
 }
 
 

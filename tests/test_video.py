@@ -486,13 +486,13 @@ def test_an_interrupt_while_decoding_stops_the_pool_and_removes_the_frames(
     import signal
     import threading
 
-    from curation.curator import video
+    from curation.curator.video import decode as video
 
     root = tmp_path / "many"
     write_clips(root, subjects=3, cameras=2, seed=5)  # 24 clips
     stops: list[threading.Event] = []
     writes: list[Path] = []
-    real_cut, real_write = video._cut_video, video.atomic_write_bytes
+    real_cut, real_write = video.cut_video, video.atomic_write_bytes
 
     def cut(*args, **kwargs):
         if kwargs.get("stop") is not None:
@@ -508,7 +508,7 @@ def test_an_interrupt_while_decoding_stops_the_pool_and_removes_the_frames(
             sig = signal.SIGINT if how == "ctrl-c" else signal.SIGTERM
             signal.pthread_kill(threading.main_thread().ident, sig)
 
-    monkeypatch.setattr(video, "_cut_video", cut)
+    monkeypatch.setattr(video, "cut_video", cut)
     monkeypatch.setattr(video, "atomic_write_bytes", write)
     name = unique("video-interrupted")
     if how == "ctrl-c":
@@ -523,4 +523,28 @@ def test_an_interrupt_while_decoding_stops_the_pool_and_removes_the_frames(
     # at most the frame each worker was writing when told to stop, of 24 x 7
     assert len(writes) <= 1 + (os.cpu_count() or 1)
     assert not (tmp_path / "frames").exists()
+    assert name not in fo.list_datasets()
+
+
+# --- the schedule recorded, and video-only options refused for images ---------------------
+
+
+def test_the_sampling_is_stored_on_each_frame_and_in_the_result(
+    clips: Path, tmp_path: Path
+) -> None:
+    from curation.curator.video import Sampling
+
+    name, result = _ingest(clips / "labels.csv", clips, tmp_path, every_n=5, margin=0.25)
+    assert result.sampling == Sampling(every_n=5, margin=0.25)
+    stored = {f["sampling"] for f in frames_of(name)}
+    assert stored == {"every_n=5 margin=0.25 middle=yes"}
+
+
+def test_video_only_options_for_an_image_source_are_named_and_refused(tmp_path: Path) -> None:
+    name = unique("images-with-video-options")
+    args = ["ingest", str(SAMPLE), "--dataset", name, "--fps", "2", "--margin", "0.5"]
+    result = runner.invoke(app, [*args, "--no-middle"])
+    assert result.exit_code == 2, result.output
+    # --margin at its default says nothing; the options really given are named
+    assert "--fps, --no-middle apply to videos only" in result.output
     assert name not in fo.list_datasets()

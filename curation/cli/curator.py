@@ -17,7 +17,7 @@ from curation.cli.options import (
     TrustCheckpointOption,
     seed_option,
 )
-from curation.errors import UsageError
+from curation.curator.video.sampling import DEFAULT_FPS, DEFAULT_MARGIN
 
 
 def _questions(path: Path | None) -> list[str]:
@@ -73,7 +73,9 @@ def ingest(
     ] = None,
     fps: Annotated[
         float | None,
-        typer.Option(help="Videos: frames sampled per second of video [default: 2]."),
+        typer.Option(
+            help=f"Videos: frames sampled per second of video [default: {DEFAULT_FPS:g}]."
+        ),
     ] = None,
     every_n: Annotated[
         int | None, typer.Option(help="Videos: sample every N-th frame instead of --fps.", min=1)
@@ -81,7 +83,7 @@ def ingest(
     margin: Annotated[
         float,
         typer.Option(help="Videos: frames this close (s) to a segment boundary stay unsure."),
-    ] = 0.5,
+    ] = DEFAULT_MARGIN,
     class_map: Annotated[
         Path | None,
         typer.Option(help="Videos: class map YAML [default: the packaged configs/class_map.yaml]."),
@@ -112,40 +114,35 @@ def ingest(
     (fall/, no_fall/<kind>/): frames are cut, labelled by the class map and added.
     """
     from curation import _render
+    from curation.curator import video
     from curation.curator.ingest import ingest as run_ingest
-    from curation.curator.video import is_video_source
 
-    if videos is not None or is_video_source(source):
-        from curation.curator.video import ingest_videos
-
-        video_result = ingest_videos(
+    if videos is not None or video.is_video_source(source):
+        request = video.VideoIngestRequest(
             source,
             dataset,
             videos=videos,
-            fps=fps,
-            every_n=every_n,
-            margin=margin,
+            questions=tuple(_questions(questions)),
+            sampling=video.Sampling(fps, every_n, margin, keep_middle=middle),
             class_map=class_map,
             skip_bad=skip_bad,
             frames_dir=frames_dir,
-            questions=_questions(questions),
             seed=seed,
             overwrite=overwrite,
             relabel=relabel,
-            keep_middle=middle,
         )
-        _render.video_ingest_result(console, video_result)
+        _render.video_ingest_result(console, video.ingest_video_request(request))
         return
-    video_only = {"--fps": fps, "--every-n": every_n, "--class-map": class_map}
-    video_only |= {"--frames-dir": frames_dir, "--skip-bad": skip_bad or None}
-    video_only["--margin"] = None if margin == 0.5 else margin
-    video_only["--no-middle"] = None if middle else True
-    given = [name for name, value in video_only.items() if value is not None]
-    if given:
-        raise UsageError(
-            f"{', '.join(given)} apply to videos only (a segment file with --videos DIR, or a "
-            f"folder of clips), not to {source}. Fix: leave them out"
-        )
+    given = video.video_only_options(
+        fps=fps,
+        every_n=every_n,
+        margin=margin,
+        class_map=class_map,
+        frames_dir=frames_dir,
+        skip_bad=skip_bad,
+        keep_middle=middle,
+    )
+    video.refuse_video_only_options(source, given)
 
     result = run_ingest(
         source,

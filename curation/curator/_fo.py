@@ -30,12 +30,13 @@ CONNECT_ATTEMPTS = 3
 
 def fiftyone() -> ModuleType:
     """``import fiftyone`` with tracking off and no MongoDB-version nag, connected."""
-    fo = _import()
+    fo = import_fiftyone()
     connect(fo)
     return fo
 
 
-def _import() -> ModuleType:
+def import_fiftyone() -> ModuleType:
+    """``import fiftyone`` with tracking off, pointed at the chosen database, not yet connected."""
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
@@ -335,7 +336,7 @@ def user_datasets(fo: Any) -> list[str]:
 
 def check_dataset_name(name: str) -> str:
     """Refuse a dataset name FiftyOne cannot store; return its slug."""
-    _import()
+    import_fiftyone()
     if not name.strip():
         raise UsageError(
             "--dataset is empty. Fix: --dataset falls (any name with a letter or digit)"

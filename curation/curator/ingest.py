@@ -110,7 +110,7 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def _folder_file_problem(path: Path, rel: str, root: Path) -> str:
+def folder_file_problem(path: Path, rel: str, root: Path) -> str:
     """Why a file under a label folder cannot be a sample ('' when it can)."""
     try:
         rel.encode("utf-8")
@@ -190,7 +190,7 @@ def items_from_folder(
             continue
         for path in files:
             rel = path.relative_to(folder).as_posix()
-            problem = _folder_file_problem(path, rel, Path(source_path))
+            problem = folder_file_problem(path, rel, Path(source_path))
             if problem:
                 refused.append(problem)
                 continue

@@ -1,0 +1,90 @@
+"""The sibling video dataset ``NAME-videos``: each video with its segments as
+``TemporalDetections``, for the App's video player; and the segments' frame ranges."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from curation.curator.video.sampling import Span
+
+if TYPE_CHECKING:
+    from curation.curator.video.decode import Cut
+
+
+def segment_support(span: Span, times: list[Fraction]) -> tuple[int, int] | None:
+    """The segment's frames as FiftyOne numbers them (from 1, both ends inclusive): the
+    decoded frames it covers, so that segments meeting between two frames share none."""
+    if span.seg.in_frames:
+        first, last = int(span.seg.start), min(int(span.seg.end), len(times) - 1)
+    else:
+        first = bisect.bisect_left(times, span.start)
+        end = span.end if math.isfinite(span.end) else None
+        last = (bisect.bisect_left(times, end) if end is not None else len(times)) - 1
+    return (first + 1, last + 1) if first <= last else None
+
+
+def add_videos(
+    name: str,
+    frames_dataset: str,
+    cuts: list[Cut],
+    source_path: str,
+    overwrite: bool,
+    relabel: bool = False,
+) -> None:
+    """Each video with its segments as ``TemporalDetections`` in the sibling video dataset
+    (with ``relabel``, a video already there gets the label file's segments again)."""
+    from curation.curator._fo import fiftyone, user_datasets
+
+    fo = fiftyone()
+    if overwrite and name in user_datasets(fo):
+        fo.delete_dataset(name)
+    ds = fo.load_dataset(name) if name in user_datasets(fo) else fo.Dataset(name, persistent=True)
+    existing = set(ds.distinct("ingest_key")) if "ingest_key" in ds.get_field_schema() else set()
+    samples = []
+    relabelled: dict[str, Any] = {}
+    for c in cuts:
+        key = hashlib.sha1(
+            f"{source_path}\0{c.video}\0{c.sha256}".encode("utf-8", "surrogatepass")
+        ).hexdigest()
+        if key in existing and not relabel:
+            continue
+        detections = []
+        for seg, support in zip(c.segments, c.supports, strict=True):
+            if support is None:  # no decoded frame lies in it (named in empty_yes if "yes")
+                continue
+            detections.append(
+                fo.TemporalDetection(label=seg.name, support=list(support), answer=seg.rule.answer)
+            )
+        if key in existing:
+            relabelled[key] = fo.TemporalDetections(detections=detections)
+            continue
+        seg0 = c.segments[0]
+        sample = fo.Sample(
+            filepath=str(c.path.resolve()),
+            video=c.video,
+            source_path=source_path,
+            ingest_key=key,
+            frames_dataset=frames_dataset,
+            subject=seg0.subject,
+            camera=seg0.camera,
+            source_dataset=seg0.source_dataset,
+            segments=fo.TemporalDetections(detections=detections),
+        )
+        sample.metadata = fo.VideoMetadata(
+            size_bytes=c.path.stat().st_size,
+            frame_width=c.size[0] or None,
+            frame_height=c.size[1] or None,
+            frame_rate=c.fps,
+            total_frame_count=c.frames,
+            duration=c.duration,
+        )
+        samples.append(sample)
+    if relabelled:
+        ids = dict(zip(*ds.values(["ingest_key", "id"]), strict=True))
+        ds.set_values("segments", {ids[k]: v for k, v in relabelled.items()}, key_field="id")
+    if samples:
+        ds.add_samples(samples, progress=False)
