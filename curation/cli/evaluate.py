@@ -17,7 +17,10 @@ from curation.cli.options import DatabaseUriOption, TrustCheckpointOption, fract
 def eval_(
     paths: Annotated[
         list[Path],
-        typer.Argument(help="A checkpoint_*.pth, or with --compare two or more eval.json files."),
+        typer.Argument(
+            help="A checkpoint_*.pth or a model folder (quantize), or with --compare two or "
+            "more eval.json files."
+        ),
     ],
     data: Annotated[
         Path | None, typer.Option(help="Split to score (e.g. OUT/test.json; the LAVIS contract).")

@@ -83,7 +83,10 @@ def train(
 @app.command()
 @handles_errors
 def predict(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint_*.pth from a run folder.")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(help="A checkpoint_*.pth from a run folder, or a model folder (quantize)."),
+    ],
     images: Annotated[list[Path], typer.Argument(help="Image file(s).")],
     question: Annotated[str, typer.Option(help="The question to ask.")] = TASK_QUESTION,
     config: Annotated[
