@@ -1,30 +1,14 @@
 """The sibling video dataset ``NAME-videos``: each video with its segments as
-``TemporalDetections``, for the App's video player; and the segments' frame ranges."""
+``TemporalDetections`` (their frame ranges: ``sampling.segment_support``), for the
+App's video player."""
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-import math
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any
-
-from curation.curator.video.sampling import Span
 
 if TYPE_CHECKING:
     from curation.curator.video.decode import Cut
-
-
-def segment_support(span: Span, times: list[Fraction]) -> tuple[int, int] | None:
-    """The segment's frames as FiftyOne numbers them (from 1, both ends inclusive): the
-    decoded frames it covers, so that segments meeting between two frames share none."""
-    if span.seg.in_frames:
-        first, last = int(span.seg.start), min(int(span.seg.end), len(times) - 1)
-    else:
-        first = bisect.bisect_left(times, span.start)
-        end = span.end if math.isfinite(span.end) else None
-        last = (bisect.bisect_left(times, end) if end is not None else len(times)) - 1
-    return (first + 1, last + 1) if first <= last else None
 
 
 def add_videos(

@@ -25,7 +25,6 @@ from typing import Any
 from curation._io import atomic_write_bytes, path_kind, sha256_file
 from curation.class_map import ClassMap
 from curation.curator.ingest import Item
-from curation.curator.video.dataset import segment_support
 from curation.curator.video.sampling import (
     SKIPPED,
     FrameLabel,
@@ -34,6 +33,7 @@ from curation.curator.video.sampling import (
     Span,
     exact,
     no_yes_frame,
+    segment_support,
 )
 from curation.curator.video.segments import SegmentRow
 from curation.errors import require

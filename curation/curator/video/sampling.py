@@ -10,6 +10,7 @@ is not ingested. Everything here is pure: times in, decisions out.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -248,6 +249,18 @@ def schedule(
             assert not isinstance(decision, str)
             kept.append((i, decision))
     return kept
+
+
+def segment_support(span: Span, times: list[Fraction]) -> tuple[int, int] | None:
+    """The segment's frames as FiftyOne numbers them (from 1, both ends inclusive): the
+    decoded frames it covers, so that segments meeting between two frames share none."""
+    if span.seg.in_frames:
+        first, last = int(span.seg.start), min(int(span.seg.end), len(times) - 1)
+    else:
+        first = bisect.bisect_left(times, span.start)
+        end = span.end if math.isfinite(span.end) else None
+        last = (bisect.bisect_left(times, end) if end is not None else len(times)) - 1
+    return (first + 1, last + 1) if first <= last else None
 
 
 def no_yes_frame(span: Span, margin: float, keep_middle: bool) -> str:
