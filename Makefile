@@ -1,12 +1,14 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   creates .venv if missing, installs everything, runs the demo on raw/sample
-#   make test   creates .venv if missing, installs everything, runs the tests
+#   make test   creates .venv if missing, installs everything, runs the whole test suite
+# and one is for the edit loop:
+#   make check  lint, then the tests marked neither slow nor integration (about a minute)
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv browser demo test lint bench clean docs
+.PHONY: venv browser demo test check lint bench clean docs
 
 venv: $(STAMP)
 
@@ -30,8 +32,14 @@ browser:
 demo: venv
 	PATH="$(abspath $(VENV))/bin:$$PATH" bash pipelines/demo.sh
 
+# the whole suite, one worker per core; a test file's tests run in one worker (their module
+# fixtures are made once) and each worker has its own FiftyOne database (tests/conftest.py)
 test: venv browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
+
+# the fast tier: tests/conftest.py marks slow/integration from the fixtures a test uses
+check: lint
+	$(PY) -m pytest -q -m "not slow and not integration" -n auto --dist loadfile
 
 lint: venv
 	$(VENV)/bin/ruff check curation tests benchmarks pipelines scripts

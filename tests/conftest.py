@@ -65,6 +65,145 @@ def good_file(image_dir: Path) -> Path:
     )
 
 
+# --- one trained sample for the whole session -------------------------------------------------
+# Training the bundled sample is the suite's most expensive step: it happens once per
+# process (per xdist worker) for each epoch count, never per module. The trained folder is
+# shared: a test that writes into it (eval writes eval.json and operating_point.json beside
+# the checkpoint, resume adds a run) works on ``copy_of(trained_sample, ...)`` instead.
+
+
+def _train_sample(folder: Path, epochs: int) -> Path:
+    """``curate export --task raw/sample/annotations.json --out folder/ex``, then ``curate
+    train folder/ex/lavis.yaml run.max_epoch=EPOCHS --run-id r1`` (tiny preset, seed 0)."""
+    from typer.testing import CliRunner
+
+    from curation.cli import app
+
+    out = folder / "ex"
+    for args in (
+        ["export", "--task", str(SAMPLE / "annotations.json"), "--out", str(out)],
+        ["train", str(out / "lavis.yaml"), f"run.max_epoch={epochs}", "--run-id", "r1"],
+    ):
+        result = CliRunner().invoke(app, args, terminal_width=200)
+        assert result.exit_code == 0, f"curate {' '.join(args)}\n{result.output}"
+    return out
+
+
+def _shared_trained_sample(tmp_path_factory: pytest.TempPathFactory, epochs: int) -> Path:
+    """The sample trained ``epochs`` epochs once per run: xdist's workers share the folder
+    (the first trains it under a lock, the others wait for it and read it)."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' basetemps are popen-gw0, popen-gw1, ... in one folder
+    folder = root / f"trained-sample-{epochs}-epochs"
+    done = folder / "trained"
+    with FileLock(f"{folder}.lock"):
+        if not done.is_file():
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that failed half-way
+            folder.mkdir()
+            _train_sample(folder, epochs)
+            done.touch()
+    return folder / "ex"
+
+
+@pytest.fixture(scope="session")
+def trained_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's export trained one epoch: ``OUT/runs/r1/checkpoint_0.pth`` (read only)."""
+    return _shared_trained_sample(tmp_path_factory, 1)
+
+
+@pytest.fixture(scope="session")
+def trained_sample_2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's export trained two epochs: ``OUT/runs/r1/checkpoint_{0,1}.pth`` (read only)."""
+    return _shared_trained_sample(tmp_path_factory, 2)
+
+
+def copy_of(folder: Path, dest: Path) -> Path:
+    """A private copy of a shared folder (the run's config.yaml names its data relatively)."""
+    import shutil
+
+    shutil.copytree(folder, dest)
+    return dest
+
+
+# --- two tiers: markers follow from what a test uses ------------------------------------------
+# ``make check`` runs the tests marked neither ``slow`` nor ``integration``; ``make test``
+# runs them all. Nobody marks a test by hand: a test is marked by the fixtures it uses
+# (directly or through other fixtures) and by the names its body and its fixtures call, so
+# a new test that trains, starts a database, decodes video or runs a process is marked
+# without anyone remembering to.
+
+#: fixtures (by name, in any test's fixture closure) and the marker they bring
+_FIXTURE_MARKERS = {
+    "trained_sample": "slow",
+    "trained_sample_2": "slow",
+    "mongod_uri": "integration",
+    "auth_mongod_uri": "integration",
+    "own_auth_mongod": "integration",
+}
+#: names a test or fixture function calls (its code's global and attribute names) that
+#: mean it trains, runs a model, starts FiftyOne's database, writes or decodes video, or
+#: runs a process
+_CALL_MARKERS = {
+    "train": "slow",
+    "trained_export": "slow",
+    "quantize": "slow",
+    "load_model": "slow",
+    "tiny_footage": "slow",
+    "write_clip": "slow",
+    "write_video": "slow",
+    "ingest_videos": "slow",
+    "fiftyone": "integration",
+    "fo": "integration",
+    "FiftyOneCurator": "integration",
+    "invoke_process": "integration",
+    "subprocess": "integration",
+    "Popen": "integration",
+    "Server": "integration",
+}
+#: markers that imply a tier
+_MARK_MARKERS = {"gpu": "integration", "integration": "integration", "slow": "slow"}
+
+
+def _called_names(func: object) -> set[str]:
+    """The global and attribute names a function's code (nested functions too) refers to."""
+    code = getattr(getattr(func, "__wrapped__", func), "__code__", None)
+    names: set[str] = set()
+    stack = [code] if code is not None else []
+    while stack:
+        code = stack.pop()
+        names.update(code.co_names)
+        stack.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+    return names
+
+
+def tier_markers(item: pytest.Item) -> set[str]:
+    """``slow`` / ``integration``: what the test's fixtures, calls and marks make it."""
+    found = {_MARK_MARKERS[m.name] for m in item.iter_markers() if m.name in _MARK_MARKERS}
+    info = getattr(item, "_fixtureinfo", None)
+    funcs = [getattr(item, "function", None)]
+    for name in getattr(item, "fixturenames", ()):
+        if name in _FIXTURE_MARKERS:
+            found.add(_FIXTURE_MARKERS[name])
+        defs = info.name2fixturedefs.get(name, ()) if info is not None else ()
+        funcs.extend(d.func for d in defs if Path(getattr(d, "baseid", "") or ".").parts)
+    for func in funcs:
+        if func is None or getattr(func, "__module__", "").startswith("_pytest"):
+            continue
+        found.update(_CALL_MARKERS[n] for n in _called_names(func) if n in _CALL_MARKERS)
+    return found
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker in sorted(tier_markers(item)):
+            item.add_marker(marker)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Stop the mongod FiftyOne started for the tests, cleanly, before removing its folder.
 
