@@ -51,6 +51,8 @@ def main() -> int:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # SIGTERM unwinds like Ctrl-C: the server processes this started are stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         if args.gpu:

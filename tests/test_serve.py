@@ -357,6 +357,25 @@ def metric_with(srv: Server, headers: dict[str, str], name: str) -> float:
     return 0.0
 
 
+def test_a_model_that_fails_to_load_stops_the_server_with_exit_1(
+    model_folder: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_folder, broken)
+    with open(broken / "model.pt", "ab") as fh:
+        fh.write(b"\0")
+    srv = Server(broken)
+    try:
+        code = srv.proc.wait(START_LIMIT_S)
+        output = srv.output()
+    finally:
+        srv.stop()
+    assert code == 1, output
+    assert "sha256 differs" in output
+
+
 def test_a_missing_model_is_refused_before_listening(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["serve", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "model not found" in result.output

@@ -173,7 +173,7 @@ def _load_folder(folder: Path, device: str | None) -> LoadedModel:
     manifest = read_manifest(folder)
     verify_folder(folder, manifest)
     loaded = load_train_config(folder / CONFIG_FILE)
-    check_model_files(loaded)
+    _check_folder_files(folder, loaded)
     import torch
 
     weights = folder / WEIGHTS_FILE
@@ -201,6 +201,18 @@ def _load_folder(folder: Path, device: str | None) -> LoadedModel:
     return _ready(
         model, data, loaded, report, pick_device(device), manifest["scheme"], weights, manifest
     )
+
+
+def _check_folder_files(folder: Path, loaded: LoadedConfig) -> None:
+    """The model files a folder's config names (tokenizers, configs) are in the folder."""
+    model = loaded.config.model
+    for key in ("t5_model", "qformer_tokenizer"):
+        value = getattr(model, key, None)
+        if value and not loaded.resolve(value).is_dir():
+            raise DataError(
+                f"{folder / CONFIG_FILE}: model.{key} {value} is not a folder inside "
+                f"{folder}. Fix: copy the whole model folder."
+            )
 
 
 def _build(loaded: LoadedConfig) -> tuple[dict[str, Any], Any]:
