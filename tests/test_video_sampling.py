@@ -6,10 +6,11 @@ import ast
 import math
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from curation.class_map import ClassRule
+from curation.class_map import ClassAnswer, ClassRule
 from curation.curator.video import (
     DEFAULT_FPS,
     DEFAULT_MARGIN,
@@ -24,8 +25,10 @@ from curation.errors import UsageError
 PACKAGE = Path(__file__).resolve().parent.parent / "curation" / "curator" / "video"
 
 
-def row(start: float, end: float, answer: str, name: str = "", in_frames: bool = False):
-    rule = ClassRule(id=1 if answer == "yes" else 0, answer=answer)  # type: ignore[arg-type]
+def row(
+    start: float, end: float, answer: ClassAnswer, name: str = "", in_frames: bool = False
+) -> SegmentRow:
+    rule = ClassRule(id=1 if answer == "yes" else 0, answer=answer)
     return SegmentRow("labels.csv row 1", "a.mp4", start, end, in_frames, name or answer, rule)
 
 
@@ -38,7 +41,7 @@ def test_the_schedule_keeps_sampled_frames_and_each_yes_middle_as_brute_force_sa
     kept = schedule(times, spans, Sampling(fps=2, margin=0.6), duration)
 
     # the same answer, by hand: every 5th frame (exactly k/2 s) and the fall's middle (1.5 s)
-    expected = {}
+    expected: dict[int, str | None] = {}
     for i, t in enumerate(times):
         middle = t == Fraction(3, 2)
         if i % 5 and not middle:
@@ -84,14 +87,15 @@ def test_sampling_defaults_and_refusals() -> None:
     assert Sampling(every_n=4).fps is None
     assert Sampling().text() == "fps=2 margin=0.5 middle=yes"
     assert Sampling(every_n=4, margin=0, keep_middle=False).text() == "every_n=4 margin=0 middle=no"
-    for bad, says in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"fps": 2, "every_n": 3}, "exclude each other"),
         ({"fps": 0}, "--fps must be above 0"),
         ({"fps": math.nan}, "--fps must be above 0"),
         ({"fps": 20_000}, "faster than any camera"),
         ({"every_n": 0}, "--every-n must be at least 1"),
         ({"margin": -1}, "--margin must be 0 or more"),
-    ]:
+    ]
+    for bad, says in cases:
         with pytest.raises(UsageError, match=says):
             Sampling(**bad)
 

@@ -231,30 +231,30 @@ def cut_video(
                         f"{path}: reading its frames' times failed ({exc}); the file is "
                         "damaged. Fix: replace it (re-download or re-copy), or --skip-bad"
                     ) from None
-                for seg in seg_list:
-                    problem = seg.in_frames and _frame_rows_problem(seg, path, len(times_ahead))
+                for row in seg_list:
+                    problem = row.in_frames and _frame_rows_problem(row, path, len(times_ahead))
                     if problem:
                         raise VideoProblem(problem)
             spans: list[Span] = []
-            for seg in seg_list:
-                if seg.in_frames:
-                    first, last = int(seg.start), int(seg.end)
+            for row in seg_list:
+                if row.in_frames:
+                    first, last = int(row.start), int(row.end)
                     end: Fraction | float = (
                         times_ahead[last + 1] if last + 1 < len(times_ahead) else math.inf
                     )
-                    spans.append(Span(seg, times_ahead[first], end))
+                    spans.append(Span(row, times_ahead[first], end))
                     continue
-                if seg.start >= duration:
+                if row.start >= duration:
                     raise VideoProblem(
-                        f"{seg.where}: start: {seg.start:g} s is past the end of {path}, which "
+                        f"{row.where}: start: {row.start:g} s is past the end of {path}, which "
                         f"lasts {duration:g} s. Fix: correct the row (or the video it names)"
                     )
-                if math.isfinite(seg.end) and seg.end > duration + period + 1e-6:
+                if math.isfinite(row.end) and row.end > duration + period + 1e-6:
                     raise VideoProblem(
-                        f"{seg.where}: end: {seg.end:g} s is past the end of {path}, which "
+                        f"{row.where}: end: {row.end:g} s is past the end of {path}, which "
                         f"lasts {duration:g} s. Fix: correct the row (end at most {duration:g})"
                     )
-                spans.append(Span.in_seconds(seg, duration, period))
+                spans.append(Span.in_seconds(row, duration, period))
             plan = FrameSchedule(spans, sampling, duration)
             sampling_text = sampling.text()
             digest = sha256_file(path)
