@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter, itemgetter
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 
@@ -74,7 +74,7 @@ class Columns:
     instance_id: list[int | str]
     image: list[str]
     text_input: list[str]
-    answer: Sequence[list[str]]
+    answer: RawAnswers
     #: the first answer of each record (the label)
     first_answer: list[str]
 
@@ -92,12 +92,18 @@ class Columns:
         first: str | None = None,
     ) -> None:
         """Add one valid record (``answer`` raw JSON with its ``first`` answer, or a list)."""
-        self.index.append(index)  # type: ignore[union-attr]
+        if isinstance(self.index, range):
+            raise TypeError("columns built from a clean file take no more records")
+        if first is None:
+            if isinstance(answer, msgspec.Raw):
+                raise TypeError("raw answers are added with their first answer")
+            first = answer[0]
+        self.index.append(index)
         self.instance_id.append(instance_id)
         self.image.append(image)
         self.text_input.append(text)
-        self.answer.append(answer)  # type: ignore[attr-defined]
-        self.first_answer.append(first if first is not None else answer[0])  # type: ignore[index]
+        self.answer.append(answer)
+        self.first_answer.append(first)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -152,10 +158,10 @@ def decode_clean(data: bytes) -> Columns | None:
     raw_answers = list(map(attrgetter("answer"), records))
     cols = Columns(
         range(len(records)),
-        ids,  # type: ignore[arg-type]
+        ids,
         _shared(map(attrgetter("image"), records)),
-        _shared(texts),  # type: ignore[arg-type]
-        RawAnswers(raw_answers),  # type: ignore[arg-type]
+        _shared(texts),
+        RawAnswers(raw_answers),
         [],
     )
     del records
@@ -238,11 +244,20 @@ def split_records(data: bytes) -> list[msgspec.Raw] | None:
         return None
 
 
-def decode_record(raw: msgspec.Raw) -> tuple[_LazyRecord, str] | None:
-    """One record checked against the whole contract, with its first answer; else None.
+class CheckedRecord(NamedTuple):
+    """A record that passed the contract, its LAVIS keys resolved."""
 
-    The record's answers stay raw JSON (``rec.answer``), as on the fast path.
-    """
+    instance_id: int | str
+    image: str
+    text_input: str
+    #: the answers, still raw JSON (as on the fast path)
+    answer: msgspec.Raw
+    #: the first answer (the label)
+    first: str
+
+
+def decode_record(raw: msgspec.Raw) -> CheckedRecord | None:
+    """One record checked against the whole contract, with its first answer; else None."""
     try:
         rec = _RECORD.decode(raw)
         answers = _ANSWER.decode(rec.answer)
@@ -251,16 +266,18 @@ def decode_record(raw: msgspec.Raw) -> tuple[_LazyRecord, str] | None:
     ids, texts = [rec.instance_id], [rec.text_input]
     if not _lavis_keys_fit([rec], ids, texts):
         return None
-    rec.instance_id, rec.text_input = ids[0], texts[0]
+    instance_id, text = ids[0], texts[0]
     if (
-        _blank(rec.instance_id)
-        or rec.text_input.isspace()
+        instance_id is None  # never: _lavis_keys_fit fills both or returns False
+        or text is None
+        or _blank(instance_id)
+        or text.isspace()
         or rec.image.isspace()
         or any(map(str.isspace, answers))
         or image_path_problem(rec.image) is not None
     ):
         return None
-    return rec, answers[0]
+    return CheckedRecord(instance_id, rec.image, text, rec.answer, answers[0])
 
 
 def _has_control(joined: str) -> bool:

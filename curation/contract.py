@@ -9,10 +9,12 @@ empty). The task question itself lives with its paraphrases in
 
 from __future__ import annotations
 
+from typing import Final
+
 #: Our dataset builder, registered in LAVIS's registry by ``curation.training.plugin``.
 BUILDER_NAME = "falldown_vqa"
 #: Our model class (LAVIS's ``Blip2T5`` built from local files).
-MODEL_ARCH = "falldown_blip2_t5"
+MODEL_ARCH: Final = "falldown_blip2_t5"
 #: The question template: "{}" is where the question goes.
 PROMPT = "Question: {} Short answer:"
 #: Written by ``curate eval`` beside eval.json (by default the run folder); read by predict.

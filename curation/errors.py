@@ -6,6 +6,8 @@ The library raises these; the CLI maps them to exit codes
 
 from __future__ import annotations
 
+from types import ModuleType
+
 
 class CurationError(Exception):
     """Base of every error the toolkit raises on purpose."""
@@ -41,7 +43,7 @@ class MissingDependencyError(UsageError):
         self.extra = extra
 
 
-def require(module: str, extra: str):  # noqa: ANN201 - returns a module
+def require(module: str, extra: str) -> ModuleType:
     """Import ``module`` or raise ``MissingDependencyError`` naming the extra to install."""
     import importlib
 

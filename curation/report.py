@@ -130,7 +130,7 @@ class ValidationReport:
             f"{self.images_checked} image(s) checked, {n_err} error(s), {n_warn} warning(s)"
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "files": self.files,

@@ -112,11 +112,10 @@ def _validate_records(
     shared: dict[str, str] = {}
     for i in range(n):
         raw = raws[i]
-        checked = decode_record(raw)
-        if checked is not None:
-            rec, first = checked
+        rec = decode_record(raw)
+        if rec is not None:
             # one string object per distinct label, question and image (as on the fast path)
-            first = shared.setdefault(first, first)
+            first = shared.setdefault(rec.first, rec.first)
             image = shared.setdefault(rec.image, rec.image)
             text = shared.setdefault(rec.text_input, rec.text_input)
             cols.append(i, rec.instance_id, image, text, rec.answer, first)

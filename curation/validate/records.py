@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from curation.report import Problem
 from curation.schemas.annotation import (
@@ -105,7 +106,7 @@ def _nested_value_problem(file: str, index: int, rid: Any, key: str | None) -> P
     )
 
 
-def _surrogate_problems(file: str, index: int, rid: Any, rec: dict) -> list[Problem]:
+def _surrogate_problems(file: str, index: int, rid: Any, rec: dict[str, Any]) -> list[Problem]:
     """Lone surrogates ("\\ud800") in a key, a string value or an answer."""
     problems = []
     rid = None if isinstance(rid, str) and has_lone_surrogate(rid) else rid
@@ -132,7 +133,7 @@ def _surrogate_problems(file: str, index: int, rid: Any, rec: dict) -> list[Prob
 
 
 def _map_errors(
-    file: str, index: int, rid: Any, rec: dict, errors: Iterable[dict]
+    file: str, index: int, rid: Any, rec: dict[str, Any], errors: Iterable[ErrorDetails]
 ) -> list[Problem]:
     problems: list[Problem] = []
     wrong_keys_reported: set[str] = set()
@@ -260,7 +261,7 @@ def _map_errors(
     return problems
 
 
-def _extra_key_warnings(file: str, index: int, rid: Any, extras: dict) -> list[Problem]:
+def _extra_key_warnings(file: str, index: int, rid: Any, extras: dict[str, Any]) -> list[Problem]:
     from curation.record_types import FRAME_METADATA
 
     out = []
