@@ -215,6 +215,70 @@ def test_out_that_exists_is_refused(trained: Path, tmp_path: Path) -> None:
     assert (tmp_path / "full" / "x").read_text() == "keep"
 
 
+@pytest.fixture(scope="module")
+def blip2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The blip2_t5 preset (EVA-ViT, Q-Former, FlanT5) from random weights in the real file
+    layouts at toy size, saved as a run's checkpoint with its config.yaml beside it."""
+    import sys
+
+    import torch
+    from conftest import REPO
+    from lavis.common.registry import registry
+    from omegaconf import OmegaConf
+
+    from curation.training import import_plugin
+    from curation.training.config import (
+        absolute_dict,
+        load_train_config,
+        relocated_dict,
+        write_config,
+    )
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from random_weights import write_random_blip2_t5
+
+    out = tmp_path_factory.mktemp("blip2") / "export"
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="blip2_t5"))
+    weights = write_random_blip2_t5(out / "weights", "small")
+    loaded = load_train_config(out / "lavis.yaml", [*weights.overrides, "model.vit_precision=fp32"])
+    run = out / "runs" / "r"
+    run.mkdir(parents=True)
+    write_config(run / "config.yaml", relocated_dict(loaded, run), "blip2_t5 at toy size")
+    import_plugin()
+    data = absolute_dict(loaded)
+    model = registry.get_model_class(data["model"]["arch"]).from_config(
+        OmegaConf.create(data["model"])
+    )
+    torch.save({"model": model.state_dict()}, run / "checkpoint_0.pth")
+    return run / "checkpoint_0.pth"
+
+
+def test_blip2_t5_layout_quantizes_into_a_folder_that_needs_no_original_files(
+    blip2_checkpoint: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from curation.inference.model import load_model
+    from curation.inference.scoring import p_yes
+    from curation.quantize import quantize
+
+    export = blip2_checkpoint.parents[2]
+    folder = tmp_path / "blip2-int8"
+    result = quantize(blip2_checkpoint, "int8-weight", export / "val.json", folder, force=True)
+    modules = result.manifest["modules"]
+    assert any(
+        n.startswith("t5_model.encoder.block.0.layer.0.SelfAttention") for n in modules["quantized"]
+    )
+    assert any(n.startswith("Qformer.") for n in modules["quantized"])
+    wo = [n for n in modules["kept"] if n.endswith("DenseReluDense.wo")]
+    assert wo and "t5_model.lm_head" in modules["kept"]
+    assert not list(folder.rglob("*.bin")) and not list(folder.rglob("*.pth"))
+    shutil.rmtree(export / "weights")  # the folder alone is what a server gets
+    again = load_model(folder)
+    image = sorted((export / "images").glob("*.png"))[0]
+    assert 0 < p_yes(again, [image], ["Is anyone falling in this image?"])[0] < 1
+
+
 def _has_cuda() -> bool:
     import torch
 
