@@ -377,7 +377,7 @@ def _write_into(job: _Job) -> ExportSummary:
 
 
 def _write_vqa_eval(
-    folder: Path, split: str, annotations: list[dict], provenance: list[dict]
+    folder: Path, split: str, annotations: list[dict[str, Any]], provenance: list[dict[str, Any]]
 ) -> None:
     """Official VQAv2-format question/annotation files, so LAVIS's VQATask can score a split.
 

@@ -31,14 +31,14 @@ from curation.distractors import (
 from curation.errors import DataError, UsageError
 from curation.export import (
     ExportOptions,
-    ExportRecord,
     ExportSummary,
     ModelPreset,
     check_export_options,
     write_export,
 )
 from curation.presets import get_preset
-from curation.sources import GeneralPool, GeneralSources, PoolRow
+from curation.record_types import ExportRecord, GeneralPool, PoolRow
+from curation.sources import GeneralSources
 from curation.split import SPLITS, assign_splits, check_group_by, split_by_groups
 
 
@@ -301,14 +301,14 @@ def _plan(
     task: Sequence[ExportRecord],
     pools: Sequence[GeneralPool],
     shares: MixShares,
-    split: ExportOptions,
+    options: ExportOptions,
     lookalike_kinds: Collection[str],
     distractor_questions: Sequence[str] | None,
 ) -> MixPlan:
     """``plan_mix`` with its shares and ``group_by`` already checked."""
     ratio, yes_share, max_records = shares.ratio, shares.yes_share, shares.max_records
     hard_negative_share, distractor_share = shares.hard_negative_share, shares.distractor_share
-    seed, fractions = split.seed, split.fractions
+    seed, fractions = options.seed, options.fractions
     if not task:
         raise DataError("no task records to mix")
     if ratio > 0 and not pools:
@@ -329,7 +329,7 @@ def _plan(
         train_cap = _task_cap(max_records, ratio, yes_share, both=bool(sides["yes"]))
     if hard_negative_share > 0:
         _refuse_no_lookalikes(task, hard_negative_share, lookalike_kinds)
-    grouped = split_by_groups(task, fractions, seed, split.group_by, split.split_file)
+    grouped = split_by_groups(task, fractions, seed, options.group_by, options.split_file)
     task_splits = grouped.splits
     questions: Sequence[str] = ()
     if ratio > 0 and distractor_share > 0:

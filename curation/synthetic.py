@@ -23,10 +23,13 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curation.errors import UsageError
 from curation.schemas.questions import TASK_QUESTION, load_questions
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 QUESTION = TASK_QUESTION  # one place: curation.schemas.questions
 
@@ -45,7 +48,7 @@ def _rgb(rng: random.Random, lo: int = 0, hi: int = 255) -> tuple[int, int, int]
     return (rng.randint(lo, hi), rng.randint(lo, hi), rng.randint(lo, hi))
 
 
-def render_scene(fallen: bool, seed: int, size: int = 96):  # noqa: ANN201 - PIL image
+def render_scene(fallen: bool, seed: int, size: int = 96) -> PILImage:
     """Draw one scene; the same (fallen, seed, size) gives the same pixels."""
     from PIL import Image, ImageDraw
 
@@ -56,8 +59,8 @@ def render_scene(fallen: bool, seed: int, size: int = 96):  # noqa: ANN201 - PIL
     horizon = int(size * rng.uniform(0.55, 0.8))
     draw.rectangle([0, horizon, size, size], fill=ground)
     for _ in range(rng.randint(0, 3)):  # clutter so the background is not a giveaway
-        x, y, r = rng.randint(0, size), rng.randint(0, horizon), rng.randint(2, max(2, size // 8))
-        draw.ellipse([x - r, y - r, x + r, y + r], fill=_rgb(rng, 60, 255))
+        x, y, rb = rng.randint(0, size), rng.randint(0, horizon), rng.randint(2, max(2, size // 8))
+        draw.ellipse([x - rb, y - rb, x + rb, y + rb], fill=_rgb(rng, 60, 255))
 
     colour = _rgb(rng, 0, 110)
     scale = rng.uniform(0.45, 0.8) * size  # figure height
@@ -109,7 +112,7 @@ def _contrasting(rng: random.Random, *against: tuple[int, int, int]) -> tuple[in
     return best
 
 
-def render_clutter_scene(fallen: bool, seed: int, size: int = 96):  # noqa: ANN201 - PIL image
+def render_clutter_scene(fallen: bool, seed: int, size: int = 96) -> PILImage:
     """Draw one ``clutter`` scene; the same (fallen, seed, size) gives the same pixels.
 
     Drawn at 3x and shrunk (soft edges), on a room with a textured wall and
@@ -136,8 +139,8 @@ def render_clutter_scene(fallen: bool, seed: int, size: int = 96):  # noqa: ANN2
             draw.line([x, 0, x, horizon], fill=ink, width=max(1, step // 5))
     elif texture == "dots":
         for _ in range(rng.randint(10, 40)):
-            x, y, r = rng.randint(0, big), rng.randint(0, horizon), rng.randint(1, big // 40 + 1)
-            draw.ellipse([x - r, y - r, x + r, y + r], fill=ink)
+            x, y, rd = rng.randint(0, big), rng.randint(0, horizon), rng.randint(1, big // 40 + 1)
+            draw.ellipse([x - rd, y - rd, x + rd, y + rd], fill=ink)
     if rng.random() < 0.4:  # floor boards in perspective: faint lines to a vanishing point
         vx, board = rng.uniform(0.2, 0.8) * big, _near(rng, floor)
         for k in range(-3, 4):

@@ -21,9 +21,12 @@ import random
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from curation.errors import require
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 #: Each scenario: (class name, seconds) in order. Class names are the class map's.
 SCENARIOS: dict[str, tuple[tuple[str, float], ...]] = {
@@ -110,7 +113,7 @@ def render_frame(
     *,
     pose: tuple[float, float, float, float] | None = None,
     raise_by: float = 0.0,
-):  # noqa: ANN201 - PIL image
+) -> PILImage:
     """One frame: the figure in ``label``'s pose, ``u`` of the way through it, at ``x``.
 
     ``pose`` (tilt in degrees, sit 0..1, walking phase, kneel 0..1) replaces the label's

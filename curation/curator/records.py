@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from curation.curator._fo import EXCLUDE_TAG, RELABEL_TAGS, load_dataset
 from curation.errors import DataError
@@ -48,9 +49,9 @@ def refuse_misspelled_review_tags(dataset: str, tags_per_sample: list[list[str] 
         )
 
 
-def _frame_values(values: dict[str, list], frame: list[str], i: int) -> dict[str, object]:
+def _frame_values(values: dict[str, list[Any]], frame: list[str], i: int) -> dict[str, Any]:
     """Sample ``i``'s frame fields, as strings (``time`` a float); None stays None."""
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}  # keyword arguments of ExportRecord, named by the frame fields
     for f in frame:
         v = values[f][i]
         if v is not None and v != "":
@@ -58,7 +59,7 @@ def _frame_values(values: dict[str, list], frame: list[str], i: int) -> dict[str
     return out
 
 
-def _split_group(values: dict[str, list], i: int, across_videos: bool = True) -> str:
+def _split_group(values: dict[str, list[Any]], i: int, across_videos: bool = True) -> str:
     """Sample ``i``'s curator split group: its near-copy group, else its copy group.
 
     ``curate check`` joins frames of two videos as near copies only when the videos are

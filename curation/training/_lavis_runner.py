@@ -111,10 +111,10 @@ def _start_shard_epoch(loader: Any, epoch: int) -> None:
     """
     dataloader = getattr(loader, "_dataloader", None)
     inner = getattr(dataloader, "loader", dataloader)  # PrefetchLoader / _CpuLoader
-    sampler = getattr(inner, "sampler", None)
-    if dataloader is None or not hasattr(sampler, "set_epoch"):
+    set_epoch = getattr(getattr(inner, "sampler", None), "set_epoch", None)
+    if dataloader is None or set_epoch is None:
         return
-    sampler.set_epoch(epoch)
+    set_epoch(epoch)
     loader.iter_loader = iter(dataloader)
 
 
@@ -149,6 +149,11 @@ def runner_class() -> type:
     from lavis.runners.runner_base import RunnerBase
 
     class FalldownRunner(RunnerBase):
+        # RunnerBase's own attributes (LAVIS is untyped)
+        _optimizer: Any
+        _model: Any
+        _wrapped_model: Any
+
         @property
         def scaler(self) -> Any:
             # bf16 keeps fp32's exponent range: no loss scaling (train_autocast opens the
@@ -277,6 +282,8 @@ def _no_sleep_iter_loader() -> type:
     from lavis.datasets.datasets.dataloader_utils import IterLoader
 
     class NoSleepIterLoader(IterLoader):
+        iter_loader: Any  # IterLoader's own attribute (LAVIS is untyped)
+
         def __next__(self) -> Any:
             try:
                 return next(self.iter_loader)

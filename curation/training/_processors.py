@@ -18,17 +18,18 @@ import numpy as np
 from lavis.processors import randaugment
 from lavis.processors.blip_processors import BlipImageTrainProcessor
 from lavis.processors.randaugment import RandomAugment
+from numpy.typing import NDArray
 
 from curation.errors import UsageError
 
 PROCESSOR_NAME = "falldown_image_train"
 
 
-def autocontrast(img: np.ndarray, cutoff: int = 0) -> np.ndarray:
+def autocontrast(img: NDArray[np.uint8], cutoff: int = 0) -> NDArray[np.uint8]:
     """``PIL.ImageOps.autocontrast`` on an HxWxC uint8 array (LAVIS's, without the wrap)."""
     n_bins = 256
 
-    def tune_channel(ch: np.ndarray) -> np.ndarray:
+    def tune_channel(ch: NDArray[np.uint8]) -> NDArray[np.uint8]:
         cut = cutoff * ch.size // 100
         if cut == 0:
             high, low = int(ch.max()), int(ch.min())  # Python ints: no uint8 arithmetic
@@ -50,7 +51,7 @@ def autocontrast(img: np.ndarray, cutoff: int = 0) -> np.ndarray:
 class FixedRandomAugment(RandomAugment):
     """LAVIS's ``RandomAugment`` (same random draws), AutoContrast computed correctly."""
 
-    def __call__(self, img: Any) -> np.ndarray:
+    def __call__(self, img: Any) -> NDArray[np.uint8]:
         if self.isPIL:
             img = np.array(img)
         for name, prob, level in self.get_random_ops():

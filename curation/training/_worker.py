@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ SHARD_HOOK = "_CURATE_TEST_SHARD_DIR"
 
 
 @contextlib.contextmanager
-def _process_group(backend: str, rank: int, world_size: int, local_rank: int, timeout: int):
+def _process_group(
+    backend: str, rank: int, world_size: int, local_rank: int, timeout: int
+) -> Iterator[None]:
     """What LAVIS's ``init_distributed_mode`` does, minus its CUDA-only and 365-day parts."""
     import torch
     import torch.distributed as dist
@@ -126,7 +129,11 @@ def run(spec_path: Path) -> int:
             )
         return 0
     except CurationError as exc:
-        error = {"kind": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+        error: dict[str, Any] = {
+            "kind": type(exc).__name__,
+            "message": str(exc),
+            "exit_code": exc.exit_code,
+        }
     except KeyboardInterrupt:
         return 130
     except BaseException as exc:  # a bug, or a peer that went away: the launcher names it

@@ -176,7 +176,7 @@ def _unreadable(path: Path, exc: Exception) -> DataError:
     return DataError(f"{path}: {what}. Fix: {fix}.")
 
 
-class LoadReport(dict):
+class LoadReport(dict[str, Any]):
     """Missing and unexpected keys of a checkpoint load (never hidden).
 
     ``missing`` are real mismatches; ``missing_frozen`` are frozen weights LAVIS

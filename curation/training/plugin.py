@@ -70,7 +70,7 @@ class FalldownVQADataset(BaseDataset):
     ) -> None:
         super().__init__(vis_processor, text_processor, vis_root, ann_paths[:1])
         # a file in LAVIS's coco-vqa format (question, question_id) reads as ours
-        self.annotation = [with_contract_keys(a) for a in self.annotation]
+        self.annotation: list[dict[str, Any]] = [with_contract_keys(a) for a in self.annotation]
         self.prompt = prompt
         # LAVIS's VQATask reads the official-format files for its accuracy (agg_metrics)
         self.coco_fmt_qust_file = ann_paths[1] if len(ann_paths) > 2 else None
@@ -279,7 +279,9 @@ class FalldownBlip2T5(Blip2T5):
         return tok
 
     @classmethod
-    def init_Qformer(cls, num_query_token: int, vision_width: int, cross_attention_freq: int = 2):  # noqa: N802
+    def init_Qformer(  # noqa: N802 - LAVIS's name
+        cls, num_query_token: int, vision_width: int, cross_attention_freq: int = 2
+    ) -> tuple[nn.Module, nn.Parameter]:
         from lavis.models.blip2_models.Qformer import BertConfig
 
         q = cls._build.get("qformer")
@@ -301,8 +303,13 @@ class FalldownBlip2T5(Blip2T5):
 
     @classmethod
     def init_vision_encoder(
-        cls, model_name, img_size, drop_path_rate, use_grad_checkpoint, precision
-    ):  # noqa: ANN001
+        cls,
+        model_name: str,
+        img_size: int,
+        drop_path_rate: float,
+        use_grad_checkpoint: bool,
+        precision: str,
+    ) -> tuple[nn.Module, nn.Module]:
         from lavis.models.eva_vit import convert_weights_to_fp16, interpolate_pos_embed
 
         encoder = build_vision_encoder(

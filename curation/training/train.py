@@ -348,7 +348,9 @@ def _train_in(
     seconds = time.perf_counter() - started
 
     epochs = _read_log_stats(run_dir / "log.txt")
-    test_metrics = next((e for e in reversed(task.evals) if e["split"] == "test"), {})
+    test_metrics: dict[str, Any] = next(
+        (e for e in reversed(task.evals) if e["split"] == "test"), {}
+    )
     checkpoints = sorted_checkpoints(run_dir.glob("checkpoint_*.pth"))
     data_manifest = loaded.base / "manifest.json"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
