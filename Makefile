@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv browser demo test check lint bench clean docs
+.PHONY: venv browser demo test check lint types bench clean docs
 
 venv: $(STAMP)
 
@@ -44,6 +44,10 @@ check: lint
 lint: venv
 	$(VENV)/bin/ruff check curation tests benchmarks pipelines scripts
 	$(VENV)/bin/ruff format --check curation tests benchmarks pipelines scripts
+
+# mypy over the package, as configured in pyproject.toml ([tool.mypy])
+types: venv
+	$(VENV)/bin/mypy
 
 # docs/cli.md, the command reference, is generated from the typer app (tests/test_docs.py
 # fails when it is stale)
