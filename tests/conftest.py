@@ -66,8 +66,8 @@ def good_file(image_dir: Path) -> Path:
 
 
 # --- one trained sample for the whole session -------------------------------------------------
-# Training the bundled sample is the suite's most expensive step: it happens once per
-# process (per xdist worker) for each epoch count, never per module. The trained folder is
+# Training the bundled sample is the suite's most expensive step: it happens once per run
+# (xdist's workers share it), never per module. The trained folder is
 # shared: a test that writes into it (eval writes eval.json and operating_point.json beside
 # the checkpoint, resume adds a run) works on ``copy_of(trained_sample, ...)`` instead.
 
@@ -112,13 +112,11 @@ def _shared_trained_sample(tmp_path_factory: pytest.TempPathFactory, epochs: int
 
 @pytest.fixture(scope="session")
 def trained_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample's export trained one epoch: ``OUT/runs/r1/checkpoint_0.pth`` (read only)."""
-    return _shared_trained_sample(tmp_path_factory, 1)
+    """The sample's export trained two epochs: ``OUT/runs/r1/checkpoint_{0,1}.pth`` (read only).
 
-
-@pytest.fixture(scope="session")
-def trained_sample_2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample's export trained two epochs: ``OUT/runs/r1/checkpoint_{0,1}.pth`` (read only)."""
+    Two epochs serve both kinds of test: those that need a checkpoint (checkpoint_0) and
+    those that need a later one to tell apart (checkpoint_1).
+    """
     return _shared_trained_sample(tmp_path_factory, 2)
 
 
@@ -140,7 +138,6 @@ def copy_of(folder: Path, dest: Path) -> Path:
 #: fixtures (by name, in any test's fixture closure) and the marker they bring
 _FIXTURE_MARKERS = {
     "trained_sample": "slow",
-    "trained_sample_2": "slow",
     "mongod_uri": "integration",
     "auth_mongod_uri": "integration",
     "own_auth_mongod": "integration",

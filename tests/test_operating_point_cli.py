@@ -6,25 +6,22 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, copy_of
 from typer.testing import CliRunner
 
 pytest.importorskip("lavis")
 
 from curation.cli import app  # noqa: E402
-from curation.export import ExportOptions, export_task  # noqa: E402
-from curation.training.train import train  # noqa: E402
 
 runner = CliRunner()
 IMAGES = [SAMPLE / "fall" / "0000.png", SAMPLE / "no_fall" / "0001.png"]
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("op") / "export"
-    export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="tiny"))
-    train(out / "lavis.yaml", ["run.max_epoch=2"], run_id="op")
-    return out / "runs" / "op"
+def run_dir(trained_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's copy of the session's two-epoch run (eval writes beside the checkpoint)."""
+    out = copy_of(trained_sample, tmp_path_factory.mktemp("op") / "export")
+    return out / "runs" / "r1"
 
 
 def predict_json(*args: str) -> list[dict]:

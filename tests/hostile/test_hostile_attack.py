@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _harness import expect, invoke, trained_export, untouched
+from _harness import expect, invoke, untouched
 from conftest import SAMPLE
 
 pytest.importorskip("lavis")
@@ -24,10 +24,10 @@ pytest.importorskip("lavis")
 IMAGE = SAMPLE / "fall" / "0000.png"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An export of the sample with one trained epoch: OUT/runs/r1/checkpoint_0.pth."""
-    return trained_export(tmp_path_factory.mktemp("attack"), 1)
+@pytest.fixture
+def trained(trained_sample: Path) -> Path:
+    """An export of the sample with trained epochs: OUT/runs/r1/checkpoint_0.pth (shared)."""
+    return trained_sample
 
 
 @pytest.fixture

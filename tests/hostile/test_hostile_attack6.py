@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _harness import expect, invoke, trained_export, untouched
+from _harness import expect, invoke, untouched
 from conftest import SAMPLE
 
 pytest.importorskip("lavis")
@@ -22,10 +22,10 @@ from curation.evaluate.point_file import FINGERPRINT_KEY, fingerprint  # noqa: E
 IMAGE = SAMPLE / "fall" / "0000.png"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An export of the sample with two trained epochs: OUT/runs/r1/checkpoint_{0,1}.pth."""
-    return trained_export(tmp_path_factory.mktemp("attack6"), 2)
+@pytest.fixture
+def trained(trained_sample: Path) -> Path:
+    """An export of the sample with two trained epochs: OUT/runs/r1/checkpoint_{0,1}.pth (shared)."""
+    return trained_sample
 
 
 @pytest.fixture

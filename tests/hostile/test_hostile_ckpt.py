@@ -1,6 +1,6 @@
 """Hostile checkpoints and images for predict, eval and resume.
 
-One tiny run (one epoch, two steps) is trained once for the module; each test
+The session's tiny run (tests/conftest.py) is copied once for the module; each test
 copies what it breaks into its own folder, so the run is never changed.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from _harness import expect, invoke, untouched
+from conftest import copy_of
 
 pytest.importorskip("lavis")
 
@@ -24,15 +25,13 @@ TIED = ("t5_model.encoder.embed_tokens.weight", "t5_model.decoder.embed_tokens.w
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished tiny run: ``<export>/runs/r/`` with checkpoint_0.pth and config.yaml."""
-    from curation.export import ExportOptions, export_task
-    from curation.training.train import train
+def run(trained_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny run: ``<export>/runs/r1/`` with checkpoint_0.pth and config.yaml.
 
-    export = tmp_path_factory.mktemp("ckpt") / "export"
-    export_task(SAMPLE / "annotations.json", SAMPLE, export, ExportOptions(seed=0, model="tiny"))
-    train(export / "lavis.yaml", ["run.max_epoch=1"], run_id="r")
-    return export / "runs" / "r"
+    The module's own copy of the session's trained sample (resume adds runs beside it).
+    """
+    export = copy_of(trained_sample, tmp_path_factory.mktemp("ckpt") / "export")
+    return export / "runs" / "r1"
 
 
 def _load(path: Path) -> dict:
