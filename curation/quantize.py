@@ -185,6 +185,7 @@ def quantize(
         "n": len(cal.truths),
         "max_false_alarm": max_false_alarm,
     }
+    forced = bool(force and drop > max_auc_drop)
     manifest = {
         "scheme": scheme,
         "modules": {"quantized": applied.quantized, "kept": applied.kept},
@@ -193,7 +194,7 @@ def quantize(
         "calibration": {"file": str(calibrate), "n": len(cal.truths)},
         "parity": parity,
         "operating_point": point,
-        "forced": bool(force and drop > max_auc_drop),
+        "forced": forced,
     }
     _write_folder(out, source, source_cfg, point, manifest)
     # the folder loads as serve and predict load it: the load time is measured, and its
@@ -209,7 +210,7 @@ def quantize(
     from curation._io import atomic_write_json
 
     atomic_write_json(out / MANIFEST_FILE, manifest)
-    return QuantizeResult(out, manifest, manifest["forced"])
+    return QuantizeResult(out, manifest, forced)
 
 
 def _measure(loaded: LoadedModel, cal: _Calibration, batch_size: int) -> dict[str, Any]:

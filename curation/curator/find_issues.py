@@ -251,7 +251,8 @@ def _labelled(dataset: str) -> tuple[list[ExportRecord], list[str], dict[str, in
     from curation.curator.records import records_from_dataset
 
     found = records_from_dataset(dataset)
-    records, labels = [], []
+    records: list[ExportRecord] = []
+    labels: list[str] = []
     skipped = {"excluded": found.excluded, "unlabelled": found.unlabelled}
     other = 0
     for rec in found.task:

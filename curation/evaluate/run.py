@@ -187,7 +187,7 @@ def score(
     empty_task = dict.fromkeys(
         ("yes_rate", "yes_rate_negatives", "accuracy", "balanced_accuracy", "f1_yes", "other_rate")
     )
-    task_dict = task.to_dict() if task else {**empty_task, "n": 0}
+    task_dict: dict[str, Any] = task.to_dict() if task else {**empty_task, "n": 0}
     judged = [r for r in task_rows if yes_no(r["answers"]) != "other"]
     task_dict.update(
         per_kind_rates(
@@ -664,8 +664,11 @@ def _operating_point_problems(path: str | Path, report: dict[str, Any]) -> list[
             f"{path}: task.operating_point.never_yes is {_json_text(flag)}; curate eval "
             "writes true or false there."
         ]
-    readable = threshold is not None and _kind_problem("threshold", threshold) is None
-    if readable and flag != is_never_yes(threshold):
+    if (
+        threshold is not None
+        and _kind_problem("threshold", threshold) is None
+        and flag != is_never_yes(threshold)
+    ):
         return [
             f"{path}: task.operating_point.never_yes is {_json_text(flag)} but its "
             f"threshold is {_json_text(threshold)}; curate eval writes never_yes true "
