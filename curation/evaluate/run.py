@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -579,7 +579,7 @@ class Comparison:
     warnings: list[str]
 
 
-def compare(paths: list[str | Path]) -> Comparison:
+def compare(paths: Sequence[str | Path]) -> Comparison:
     """Side-by-side figures of eval.json files, with a warning when they scored other data.
 
     Raises:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from curation.inference.scoring import answer, p_yes
 
 def predict(
     checkpoint: str | Path,
-    images: list[str | Path],
+    images: Sequence[str | Path],
     question: str,
     config: str | Path | None = None,
     trust_checkpoint: bool = False,
