@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from curation.errors import DataError, MissingDependencyError, UsageError
+from curation.errors import CurationError, DataError, MissingDependencyError, UsageError
 
 if TYPE_CHECKING:
     from curation.curator._lock import DatabaseLock
@@ -203,6 +203,7 @@ def _connect_to_server(fo: Any, fod: Any) -> None:
     choice = current_choice()
     origin = choice.origin if choice.uri == uri else "FiftyOne's config (database_uri)"
     uri_options(uri, origin)  # pymongo would only warn about a bad option, and drop it
+    error: type[CurationError]
     try:
         fod.get_db_conn()
         return
@@ -373,7 +374,7 @@ def slug_clash(fo: Any, name: str) -> str | None:
 CURATOR_FIELDS = ("question", "answers", "source", "sha256", "phash", "split")
 
 
-def load_dataset(name: str, require_curator_fields: bool = True):  # noqa: ANN201 - a Dataset
+def load_dataset(name: str, require_curator_fields: bool = True) -> Any:  # a fo.Dataset
     fo = fiftyone()
     if not name.strip():
         raise UsageError("--dataset is empty. Fix: --dataset NAME (see: curate ingest --help)")
