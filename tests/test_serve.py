@@ -357,6 +357,19 @@ def metric_with(srv: Server, headers: dict[str, str], name: str) -> float:
     return 0.0
 
 
+def test_two_worker_processes_serve_one_port_and_stop_on_sigterm(model_folder: Path) -> None:
+    srv = Server(model_folder, "--workers", "2")
+    try:
+        srv.wait_live()
+        srv.wait_ready()
+        for _ in range(3):
+            response = httpx.post(srv.url + "/v1/score", files=files(IMAGES[0]), timeout=60)
+            assert response.status_code == 200 and 0 < response.json()[0]["p_yes"] < 1
+    finally:
+        code = srv.stop()
+    assert code == 0
+
+
 def test_a_model_that_fails_to_load_stops_the_server_with_exit_1(
     model_folder: Path, tmp_path: Path
 ) -> None:

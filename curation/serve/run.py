@@ -135,9 +135,8 @@ def _serve_workers(settings: ServeSettings, log_level: str) -> None:
             lifespan="on",
             access_log=False,
         )
-        server = _server_class()(config)
         sock = config.bind_socket()
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
+        Multiprocess(config, sockets=[sock]).run()
 
 
 def _to_json(settings: ServeSettings) -> dict[str, Any]:
