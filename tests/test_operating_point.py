@@ -116,9 +116,9 @@ def test_a_met_budget_is_not_never_yes() -> None:
 def test_a_never_yes_point_reads_never_yes_in_eval_json_md_and_the_saved_point(
     tmp_path: Path,
 ) -> None:
-    from curation.inference.operating_point import saved_threshold, write_point
     from curation.evaluate.report import EvalReport
     from curation.evaluate.run import score, summary_markdown, write_report
+    from curation.inference.operating_point import saved_threshold, write_point
 
     point = {**threshold_at_false_alarm([True, False], [0.5, 0.6], 0.0), "chosen_on": "val.json"}
     records = [
