@@ -166,15 +166,30 @@ _CALL_MARKERS = {
 _MARK_MARKERS = {"gpu": "integration", "integration": "integration", "slow": "slow"}
 
 
-def _called_names(func: object) -> set[str]:
-    """The global and attribute names a function's code (nested functions too) refers to."""
-    code = getattr(getattr(func, "__wrapped__", func), "__code__", None)
+_TESTS = Path(__file__).resolve().parent
+
+
+def _called_names(func: object, seen: set[object] | None = None) -> set[str]:
+    """The global and attribute names a function's code refers to, through its nested
+    functions and the test helpers it calls (functions defined under tests/)."""
+    seen = set() if seen is None else seen
+    func = getattr(func, "__wrapped__", func)
+    code = getattr(func, "__code__", None)
+    if code is None or func in seen:
+        return set()
+    seen.add(func)
     names: set[str] = set()
-    stack = [code] if code is not None else []
+    stack = [code]
     while stack:
         code = stack.pop()
         names.update(code.co_names)
         stack.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+    helpers = getattr(func, "__globals__", {})
+    for name in list(names):
+        helper = helpers.get(name)
+        source = getattr(getattr(helper, "__code__", None), "co_filename", "")
+        if source and Path(source).resolve().is_relative_to(_TESTS):
+            names |= _called_names(helper, seen)
     return names
 
 
