@@ -132,6 +132,8 @@ class RawAnswers(Sequence[list[str]]):
     def __len__(self) -> int:
         return len(self._items)
 
+    # ignore: Sequence's also takes a slice; nothing slices the answers, and testing for
+    # one would cost on every read
     def __getitem__(self, i: int) -> list[str]:  # type: ignore[override]
         item = self._items[i]
         return _ANSWER.decode(item) if isinstance(item, msgspec.Raw) else item

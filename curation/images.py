@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 #: Smaller than this on either side gets a warning (BLIP-2 upsamples it to 224 px).
 TINY_SIDE = 32
@@ -21,7 +21,7 @@ class ImageIssue:
     code: str
     message: str
     fix: str
-    severity: str = "error"
+    severity: Literal["error", "warning"] = "error"
 
 
 @dataclass(frozen=True, slots=True)

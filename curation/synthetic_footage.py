@@ -172,7 +172,8 @@ def _pose_at(part: Part, u: float) -> Pose:
     for (u0, p0), (u1, p1) in zip(keys, keys[1:], strict=False):
         if u <= u1 or (u1, p1) == keys[-1]:
             w = 0.0 if u1 == u0 else min(1.0, max(0.0, (u - u0) / (u1 - u0)))
-            return tuple(a + (b - a) * w for a, b in zip(p0, p1, strict=True))  # type: ignore[return-value]
+            t, s, k, h = (a + (b - a) * w for a, b in zip(p0, p1, strict=True))
+            return (t, s, k, h)
     return keys[-1][1]
 
 

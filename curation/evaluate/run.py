@@ -422,13 +422,13 @@ def choose_threshold(
         scores = _task_p_yes(model, v_images, v_records, idx, batch_size)
         chosen_on = val.name
     else:
-        idx = [
-            i
+        scored = [
+            (i, p)
             for i, p in enumerate(probs)
             if p is not None and yes_no(records[i]["answer"]) != "other"
         ]
-        truths = [yes_no(records[i]["answer"]) == "yes" for i in idx]
-        scores = [probs[i] for i in idx]  # type: ignore[misc]
+        truths = [yes_no(records[i]["answer"]) == "yes" for i, _ in scored]
+        scores = [p for _, p in scored]
         chosen_on = f"{data.name} (no separate validation split)"
     if not truths or all(truths) or not any(truths):
         return None  # a threshold needs both answers to trade one against the other

@@ -301,7 +301,9 @@ def missing_names(catalogue: tuple[Override, ...] = CATALOGUE) -> list[str]:
         except (ImportError, AttributeError):
             gone.append(f"{item.target} ({item.name})")
             continue
-        if item.param and item.param not in inspect.signature(obj).parameters:  # type: ignore[arg-type]
+        if item.param and (
+            not callable(obj) or item.param not in inspect.signature(obj).parameters
+        ):
             gone.append(f"{item.target}({item.param}=...) ({item.name})")
     return gone
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from curation._fastpath import Columns
 from curation.images import escapes_root, fingerprint_images, name_form_mismatch
-from curation.report import Problem, ValidationReport
+from curation.report import Problem, Severity, ValidationReport
 from curation.schemas.annotation import image_path_problem
 
 
@@ -22,14 +22,14 @@ def check_images(
             first[rel] = pos
     file = str(path)
 
-    def add(pos: int, code: str, message: str, fix: str, severity: str = "error") -> None:
+    def add(pos: int, code: str, message: str, fix: str, severity: Severity = "error") -> None:
         report.add(
             Problem(
                 file,
                 code,
                 message,
                 fix,
-                severity,  # type: ignore[arg-type]
+                severity,
                 cols.index[pos],
                 cols.instance_id[pos],
                 "image",
