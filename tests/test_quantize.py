@@ -190,6 +190,24 @@ def test_worse_parity_is_refused_with_its_figures_and_nothing_written(
     assert not out.exists() and not list(tmp_path.glob(".refused.*"))
 
 
+def test_eval_takes_a_model_folder_and_leaves_its_operating_point_alone(
+    int8_folder: Path, trained: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from curation.inference.model import load_model
+
+    int8_folder = Path(shutil.copytree(int8_folder, tmp_path / "model"))
+    before = (int8_folder / "operating_point.json").read_bytes()
+    data = trained.parents[2] / "test.json"
+    result = runner.invoke(app, ["eval", str(int8_folder), "--data", str(data)], terminal_width=200)
+    assert result.exit_code in (0, 3), result.output
+    report = json.loads((int8_folder / "eval" / "eval.json").read_text())
+    assert report["checkpoint"] == str(int8_folder)
+    assert (int8_folder / "operating_point.json").read_bytes() == before
+    assert load_model(int8_folder).scheme == "int8-weight"  # its manifest still matches
+
+
 def test_a_changed_folder_is_refused(int8_folder: Path, tmp_path: Path) -> None:
     import shutil
 
