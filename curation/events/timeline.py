@@ -63,7 +63,8 @@ def write_timeline(
                 va="bottom",
                 ha="center",
             )
-        ax.plot([], [], color="tab:red", alpha=0.4, lw=6, label="true fall")
+        if falls:
+            ax.plot([], [], color="tab:red", alpha=0.4, lw=6, label="true fall")
         ax.set_ylim(-0.02, 1.3)
         ax.set_xlim(0, end)
         ax.set_xlabel("seconds")
