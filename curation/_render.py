@@ -126,6 +126,12 @@ def groups_line(console: Console, groups: dict[str, Any] | None) -> None:
         text += f"; {groups['fallback_to_video']} records without a {by} grouped by their video"
     if groups.get("content_only"):
         text += f"; {groups['content_only']} records with no {by} or video grouped by content"
+    near = groups.get("near_copies") or {}
+    if near.get("pairs"):
+        text += (
+            f"; {near['pairs']} near-copy pairs (perceptual hashes within {near['hamming']} "
+            "bits) kept in one split"
+        )
     console.print(text, highlight=False, markup=False, soft_wrap=True)
     from rich.text import Text
 

@@ -2,8 +2,11 @@
 
 ``curate export`` and ``curate mix`` both split here. Records are joined into
 one group when they show the same bytes (content hash, whatever the file is
-called) or carry the same curator group (FiftyOne's copy and near-copy checks);
-the joins are transitive, so a near copy of a copy lands beside both.
+called), are near copies (64-bit perceptual hashes within ``NEAR_COPY_HAMMING``
+bits: a resized, re-saved or re-encoded copy; the rule of ``curate check``, see
+``curation.near_copies``) or carry the same curator group (FiftyOne's copy and
+near-copy checks); the joins are transitive, so a near copy of a copy lands
+beside both.
 
 Frames cut from videos add two more joins: their video (frames of one clip
 never straddle splits) and the ``--group-by`` key (a subject, camera or source
@@ -192,9 +195,71 @@ def _links(rec: ExportRecord, by: str | None) -> list[str]:
     return links
 
 
-def group_keys(records: Sequence[ExportRecord], group_by: str | None = None) -> list[str]:
-    """One key per record: records that share content, a curator group, a video or the
-    ``group_by`` key (see ``GROUP_BY``) share a key.
+#: Two images whose 64-bit perceptual hashes differ in at most this many bits are near
+#: copies and join one group (``curate check``'s default ``--hamming``).
+NEAR_COPY_HAMMING = 4
+
+
+@dataclass(frozen=True)
+class NearCopies:
+    """The near-copy pairs among records (index pairs), and how they were looked for."""
+
+    pairs: list[tuple[int, int]]
+    hamming: int | None  # None: not looked for (imagehash is not installed)
+
+    def info(self, records: Sequence[ExportRecord]) -> dict[str, Any]:
+        """The manifest's ``groups.near_copies``: the rule, and the pairs of different files."""
+        shown = [
+            [records[a].image.as_posix(), records[b].image.as_posix()] for a, b in self.pairs[:5]
+        ]
+        return {
+            "method": "phash" if self.hamming is not None else "none (imagehash not installed)",
+            "hamming": self.hamming,
+            "pairs": len(self.pairs),
+            "examples": shown,
+        }
+
+
+def find_near_copies(
+    records: Sequence[ExportRecord], hamming: int | None = NEAR_COPY_HAMMING
+) -> NearCopies:
+    """Pairs of records whose images are near copies of different bytes: a resized, re-saved
+    or re-encoded copy (``curation.near_copies``: the rule ``curate check`` applies; two
+    frames of different videos only when the videos are copies). Without imagehash (the
+    ``fiftyone`` extra) none are looked for, and ``hamming`` is None."""
+    import importlib.util
+
+    from curation.near_copies import image_hash, near_copy_pairs
+
+    if hamming is None or importlib.util.find_spec("imagehash") is None:
+        return NearCopies([], None)
+    images = sorted({r.image for r in records})
+    hashed = {p: image_hash(p) for p in images}
+    index = [i for i, r in enumerate(records) if hashed[r.image] is not None]
+    found = near_copy_pairs(
+        [hashed[records[i].image] for i in index],  # type: ignore[misc]
+        [record_join_key(records[i], "video") for i in index],
+        [records[i].time for i in index],
+        hamming,
+    )
+    cache: dict[Path, str] = {}
+    pairs = [
+        (index[a], index[b])
+        for a, b in found
+        if content_key(records[index[a]].image, cache)
+        != content_key(records[index[b]].image, cache)
+    ]
+    return NearCopies(sorted(pairs), hamming)
+
+
+def group_keys(
+    records: Sequence[ExportRecord],
+    group_by: str | None = None,
+    near: NearCopies | None = None,
+) -> list[str]:
+    """One key per record: records that share content, a near copy (``near``, found here
+    when not given), a curator group, a video or the ``group_by`` key (see ``GROUP_BY``)
+    share a key.
 
     A group's key is the smallest of its members' own keys (their curator
     group, else their content hash), so a split is the same whatever order
@@ -202,6 +267,7 @@ def group_keys(records: Sequence[ExportRecord], group_by: str | None = None) -> 
     """
     cache: dict[Path, str] = {}
     parent = list(range(len(records)))
+    near = near if near is not None else find_near_copies(records)
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -224,6 +290,8 @@ def group_keys(records: Sequence[ExportRecord], group_by: str | None = None) -> 
             j = first.setdefault(link, i)
             if j != i:
                 parent[find(i)] = find(j)
+    for a, b in near.pairs:
+        parent[find(a)] = find(b)
     name: dict[int, str] = {}
     for i in range(len(records)):
         root = find(i)
@@ -280,7 +348,8 @@ def split_by_groups(
 
     by = resolve_group_by(records, group_by)
     _check(fractions)
-    keys = group_keys(records, by)
+    near = find_near_copies(records)
+    keys = group_keys(records, by, near)
     values = [group_value(r, by) for r in records]
     videos = [group_value(r, "video") for r in records]
     answers = [yes_no(r.answers) for r in records]
@@ -316,7 +385,14 @@ def split_by_groups(
         for s in SPLITS
     }
     info["answers_per_split"] = per_split
+    info["near_copies"] = near.info(records)
     info["warnings"] = one_answer_warnings(per_split, info["group_by"], split_file is not None)
+    if near.hamming is None and records:
+        info["warnings"].append(
+            "imagehash is not installed, so near copies (a resized, re-saved or re-encoded "
+            "image) were not looked for: only files with the same bytes were kept in one "
+            "split. Fix: pip install 'falldown-curate[fiftyone]'."
+        )
     return GroupedSplit(splits, info)
 
 
@@ -571,8 +647,8 @@ def _why_joined(
         return f"{text}. Fix: list each {name} under one split"
     example = records[idx[0]]
     return (
-        "its records are copies or near-copies (the same image content, or one curator copy "
-        f"group from curate check), e.g. {example.image} (record {example.original_id or '-'}). "
+        "its records are copies or near-copies (the same image content, perceptual hashes "
+        f"within {NEAR_COPY_HAMMING} bits, or one curator copy group from curate check), e.g. {example.image} (record {example.original_id or '-'}). "
         "Fix: list those groups under one split, or tag the copies exclude in review"
     )
 

@@ -287,3 +287,125 @@ def test_near_copies_across_videos_join_only_when_the_videos_are_copies() -> Non
         got = split_by_groups(records, (0.4, 0.3, 0.3), seed, "video")
         where = {r.video: s for s, rows in got.splits.items() for r in rows}
         assert where["clip.mp4"] == where["copy/clip.mp4"]
+
+
+# --- near copies in a task file ------------------------------------------------------
+
+
+def near_copy_task(root: Path, scenes: int = 12) -> Path:
+    """``scenes`` rendered scenes, each also saved at 3/4 size and as a JPEG at quality 70:
+    three files of different bytes that show one picture."""
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    recs = []
+    for k in range(scenes):
+        image = render_scene(k % 2 == 0, 900 + k, 96)
+        image.save(root / f"{k:02d}.png")
+        small = (image.width * 3 // 4, image.height * 3 // 4)
+        image.resize(small, Image.LANCZOS).save(root / f"{k:02d}_small.png")
+        image.convert("RGB").save(root / f"{k:02d}_q70.jpg", quality=70)
+        for name in (f"{k:02d}.png", f"{k:02d}_small.png", f"{k:02d}_q70.jpg"):
+            recs.append(
+                {
+                    "instance_id": len(recs),
+                    "image": name,
+                    "text_input": QUESTION,
+                    "answer": ["yes" if k % 2 == 0 else "no"],
+                }
+            )
+    return write_json(root / "task.json", recs)
+
+
+def test_a_resized_or_re_saved_copy_in_a_task_file_joins_its_original(tmp_path: Path) -> None:
+    """Three files of one picture (other bytes, other sizes) are one split group, whatever
+    the seed: grouped by sha256 alone they were dealt apart."""
+    task = near_copy_task(tmp_path / "imgs")
+    records = task_records_from_file(task, tmp_path / "imgs")
+    for seed in range(4):
+        got = split_by_groups(records, (0.5, 0.25, 0.25), seed)
+        where: dict[str, set[str]] = {}
+        for split, rows in got.splits.items():
+            for r in rows:
+                where.setdefault(r.image.name[:2], set()).add(split)
+        assert all(len(s) == 1 for s in where.values()), (seed, where)
+        assert sum(got.info["groups_per_split"].values()) == 12
+        near = got.info["near_copies"]
+        assert near["method"] == "phash" and near["hamming"] == 4
+        assert near["pairs"] == 36  # each picture: 3 files, 3 pairs of different bytes
+
+
+def test_export_and_mix_task_keep_near_copies_in_one_split_and_say_so(tmp_path: Path) -> None:
+    task = near_copy_task(tmp_path / "imgs")
+    for command in (["export"], ["mix", "--vqav2-ratio", "0"]):
+        out = tmp_path / command[0]
+        shares = ["--val-share", "0.25", "--test-share", "0.25"]
+        code, output = curate(*command, "--task", task, "--out", out, "--seed", "1", *shares)
+        assert code == 0, output
+        assert "36 near-copy pairs (perceptual hashes within 4 bits) kept in one split" in output
+        where: dict[str, set[str]] = {}
+        for split, rows in provenance(out).items():
+            for row in rows:
+                where.setdefault(row["original_image"][:2], set()).add(split)
+        assert where and all(len(s) == 1 for s in where.values()), (command, where)
+
+
+def test_without_imagehash_the_split_warns_that_near_copies_were_not_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "imagehash" else real(name, *a),
+    )
+    task = near_copy_task(tmp_path / "imgs", scenes=4)
+    got = split_by_groups(task_records_from_file(task, tmp_path / "imgs"), (0.5, 0.25, 0.25), 0)
+    assert got.info["near_copies"]["hamming"] is None
+    assert any(
+        "imagehash is not installed, so near copies" in w and "falldown-curate[fiftyone]" in w
+        for w in got.info["warnings"]
+    )
+
+
+def _clip_hashes(n: int, seed: int) -> list[int]:
+    rng = random.Random(seed)
+    return [rng.getrandbits(64) for _ in range(n)]
+
+
+def test_a_copy_with_its_head_cut_joins_its_clip_at_the_best_time_shift() -> None:
+    """clip.mp4 (20 frames at 10 fps) and a re-encoded copy with the first 0.7 s cut (its
+    frame at 0.0 s is the clip's at 0.7 s, 2 bits off): at the same time nothing matches,
+    at a shift of 0.7 s every frame does."""
+    clip = _clip_hashes(20, 1)
+    times = [round(0.1 * i, 1) for i in range(20)]
+    copy = [h ^ 0b11 for h in clip[7:]]
+    videos = ["clip.mp4"] * 20 + ["trimmed.mp4"] * 13
+    cols = columns(
+        videos,
+        [""] * 33,
+        ["train"] * 33,
+        phashes=[f"{h:016x}" for h in clip + copy],
+        time=times + times[:13],
+    )
+    groups = sorted(sorted(g) for g in NearDuplicates().find(cols))
+    assert groups == [[7 + k, 20 + k] for k in range(13)]
+
+
+def test_a_look_alike_clip_matching_at_scattered_shifts_is_not_a_copy() -> None:
+    """Every frame of another person's clip looks like some frame of clip.mp4 (one camera),
+    each at another time shift: most frames never match at one shift, so no frame pair
+    crosses the two videos (a frame-set match would join them)."""
+    clip = _clip_hashes(20, 2)
+    times = [round(0.1 * i, 1) for i in range(20)]
+    other = [clip[(7 * i) % 20] ^ 0b1 for i in range(20)]  # a near copy of each, scrambled
+    cols = columns(
+        ["clip.mp4"] * 20 + ["other.mp4"] * 20,
+        [""] * 40,
+        ["train"] * 40,
+        phashes=[f"{h:016x}" for h in clip + other],
+        time=times * 2,
+    )
+    assert NearDuplicates().find(cols) == []

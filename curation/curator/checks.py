@@ -10,7 +10,6 @@ split's yes/no balance and ``negative_kind`` counts.
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from curation._io import atomic_write_json
 from curation.answers import normalize_answer, yes_no
 from curation.curator._fo import load_dataset
 from curation.images import check_images
+from curation.near_copies import near_copy_pairs
 from curation.schemas.questions import same_question_key
 
 
@@ -58,33 +58,6 @@ def check_report_path(path: Path) -> None:
     guard(path.resolve(), "check", _REPORT_KEYS, "Fix: --json a new file such as check-report.json")
 
 
-def hamming_pairs(hashes: list[int], threshold: int) -> list[tuple[int, int]]:
-    """Index pairs whose 64-bit hashes differ in at most ``threshold`` bits (numpy, chunked)."""
-    import numpy as np
-
-    if len(hashes) < 2:
-        return []
-    h = np.array(hashes, dtype=np.uint64)
-    pairs: list[tuple[int, int]] = []
-    m1, m2, m4 = (
-        np.uint64(0x5555555555555555),
-        np.uint64(0x3333333333333333),
-        np.uint64(0x0F0F0F0F0F0F0F0F),
-    )
-    h01 = np.uint64(0x0101010101010101)
-    for start in range(0, len(h), 256):
-        x = h[start : start + 256, None] ^ h[None, :]
-        x = x - ((x >> np.uint64(1)) & m1)
-        x = (x & m2) + ((x >> np.uint64(2)) & m2)
-        x = (x + (x >> np.uint64(4))) & m4
-        bits = (x * h01) >> np.uint64(56)
-        rows, cols = np.nonzero(bits <= threshold)
-        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-            if start + r < c:
-                pairs.append((start + r, c))
-    return pairs
-
-
 def _groups(n: int, pairs: list[tuple[int, int]]) -> list[list[int]]:
     parent = list(range(n))
 
@@ -105,71 +78,6 @@ def _groups(n: int, pairs: list[tuple[int, int]]) -> list[list[int]]:
 #: Written to the dataset's info beside ``near_dup_group``: its groups join frames of two
 #: videos only when the videos are copies (older checks joined any two frames).
 NEAR_DUP_RULE = "video-copies"
-
-#: A video is a copy of another when at least this share of its frames (of the one with
-#: fewer frames) has a near copy at the same time in the other.
-VIDEO_COPY_SHARE = 2 / 3
-
-
-def video_copies(
-    pairs: list[tuple[int, int]],
-    videos: list[str | None],
-    times: list[Any] | None,
-    phashes: list[str],
-    hamming: int,
-) -> set[frozenset[str]]:
-    """Pairs of videos that are copies of each other (a re-encode, another folder's copy).
-
-    Frame by frame, a fixed camera makes frames of different people look alike to a 64-bit
-    perceptual hash; a copy of a clip matches it at every moment. So two videos are copies
-    when, aligning each frame of the one with fewer frames to the other's frame nearest in
-    time (within half a frame interval), at least ``VIDEO_COPY_SHARE`` of them are within
-    ``hamming`` bits. Only video pairs with a near pair among ``pairs`` are compared.
-    """
-    import bisect
-    import statistics
-
-    if times is None:
-        return set()
-    frames: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    for i, (video, t) in enumerate(zip(videos, times, strict=True)):
-        if video is not None and t is not None:
-            frames[video].append((float(t), i))
-    for found in frames.values():
-        found.sort()
-
-    spacing: dict[str, float] = {}
-    for video, found in frames.items():
-        gaps = [b[0] - a[0] for a, b in zip(found, found[1:], strict=False) if b[0] > a[0]]
-        spacing[video] = statistics.median(gaps) if gaps else math.inf
-    # frames of each video with a near copy in the other: a pair can only be copies when
-    # enough of the shorter one's frames have one somewhere there
-    touched: dict[frozenset[str], dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
-    for a, b in pairs:
-        va, vb = videos[a], videos[b]
-        if va is not None and vb is not None and va != vb:
-            seen = touched[frozenset((va, vb))]
-            seen[va].add(a)
-            seen[vb].add(b)
-    copies = set()
-    for pair, seen in touched.items():
-        short, long = sorted(pair, key=lambda v: (len(frames[v]), v))
-        if not frames[short] or len(seen[short]) < VIDEO_COPY_SHARE * len(frames[short]):
-            continue
-        tol = min(spacing[short], spacing[long], 1.0) / 2
-        other = [t for t, _ in frames[long]]
-        matched = 0
-        for t, i in frames[short]:
-            k = bisect.bisect_left(other, t)
-            near = [j for j in (k - 1, k) if 0 <= j < len(other) and abs(other[j] - t) <= tol]
-            if not near:
-                continue
-            j = frames[long][min(near, key=lambda j: abs(other[j] - t))][1]
-            if bin(int(phashes[i], 16) ^ int(phashes[j], 16)).count("1") <= hamming:
-                matched += 1
-        if matched >= VIDEO_COPY_SHARE * len(frames[short]):
-            copies.add(pair)
-    return copies  # type: ignore[return-value]
 
 
 def _label(answers: list[str]) -> str:
@@ -220,17 +128,8 @@ class Columns:
         when their videos are copies of each other (``video_copies``)."""
 
         def compute() -> list[tuple[int, int]]:
-            pairs = hamming_pairs([int(p, 16) for p in self.phashes], self.hamming)
-            videos = self.videos()
-            copies = video_copies(pairs, videos, self.meta.get("time"), self.phashes, self.hamming)
-            return [
-                (a, b)
-                for a, b in pairs
-                if videos[a] is None
-                or videos[b] is None
-                or videos[a] == videos[b]
-                or frozenset((videos[a], videos[b])) in copies
-            ]
+            hashes = [int(p, 16) for p in self.phashes]
+            return near_copy_pairs(hashes, self.videos(), self.meta.get("time"), self.hamming)
 
         return self.cached("near_pairs", compute)
 
