@@ -279,3 +279,55 @@ def test_server_scorer_posts_each_frame_as_an_image_field(tmp_path: Path) -> Non
     assert seen == [3]
     assert scores == pytest.approx([0, 128 / 255, 1], abs=0.02)
     assert scorer.threshold == 0.4
+
+
+def test_sigterm_reports_the_open_alert_then_exits_143(footage, tmp_path: Path) -> None:
+    """A real process scoring through a server: SIGTERM after the first alert."""
+    import http.server
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    root, videos = footage
+
+    class AlwaysFalling(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            frames = body.count(b'name="image"')
+            time.sleep(0.2)  # a slow scorer: the signal comes mid-video
+            answer = json.dumps([{"p_yes": 0.99}] * frames).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AlwaysFalling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    command = [sys.executable, "-c", "from curation.cli import app; app()", "watch"]
+    command += [str(videos[0].file)]
+    command += ["--server", url, "--threshold", "0.5", "--json", "--batch-size", "2"]
+    command += ["--set", "min_duration=0", "--set", "smoothing=none"]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["kind"] == "fall"
+        proc.send_signal(signal.SIGTERM)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.shutdown()
+    assert proc.returncode == 143, err
+    events = [json.loads(line) for line in rest.splitlines() if line.startswith("{")]
+    assert events[-1]["kind"] == "resolved" and events[-1]["stream_ended"] is True
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
