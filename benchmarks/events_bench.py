@@ -40,8 +40,11 @@ def step(*args: str, ok: tuple[int, ...] = (0,)) -> float:
     return took
 
 
-def speed(video: Path, checkpoint: Path, batch: int = 16) -> dict[str, float]:
-    """watch's frames per second on ``video`` against scoring the same frames in-process."""
+def speed(video: Path, checkpoint: Path, batch: int = 16, rounds: int = 3) -> dict[str, float]:
+    """watch's frames per second on ``video`` against scoring the same frames in-process
+    (medians of ``rounds`` interleaved rounds: a shared machine's load drifts)."""
+    import statistics
+
     from curation.events import EventParams
     from curation.events.frames import read_frames
     from curation.events.scorers import load_scorer
@@ -50,13 +53,20 @@ def speed(video: Path, checkpoint: Path, batch: int = 16) -> dict[str, float]:
     scorer = load_scorer(checkpoint)
     images = [f.image for f in read_frames(video, 2.0)]
     scorer.score(images[:batch])  # warm up
-    started = time.perf_counter()
-    for k in range(0, len(images), batch):
-        scorer.score(images[k : k + batch])
-    scoring = len(images) / (time.perf_counter() - started)
-    watched = watch_video(video, scorer, EventParams(), scorer.threshold or 0.5, batch_size=batch)
-    watching = watched.frames / watched.wall_seconds
-    return {"frames": len(images), "scoring_fps": scoring, "watch_fps": watching}
+    scoring, watching = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for k in range(0, len(images), batch):
+            scorer.score(images[k : k + batch])
+        scoring.append(len(images) / (time.perf_counter() - started))
+        params, threshold = EventParams(), scorer.threshold or 0.5
+        watched = watch_video(video, scorer, params, threshold, batch_size=batch)
+        watching.append(watched.frames / watched.wall_seconds)
+    return {
+        "frames": len(images),
+        "scoring_fps": statistics.median(scoring),
+        "watch_fps": statistics.median(watching),
+    }
 
 
 def main() -> None:

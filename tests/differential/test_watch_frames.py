@@ -55,3 +55,16 @@ def test_watch_frames_are_the_first_at_each_tick_shown_as_ffmpeg_shows_them(
         ours = np.asarray(frame.image, dtype=float)
         assert ours.shape == shown[index].shape
         assert np.abs(ours - shown[index]).mean() < 2
+
+
+@pytest.mark.parametrize("kind", ["cfr10", "vfr", "ntsc", "trimmed"])
+def test_watch_pixels_are_exactly_pyav_to_image_as_ingest_converts(
+    clips: dict[str, Path], kind: str
+) -> None:
+    import av
+
+    with av.open(str(clips[kind])) as container:
+        images = [f.to_image().tobytes() for f in container.decode(video=0)]
+    kept = first_at_or_after(pyav_times(clips[kind]), Fraction(2))
+    frames = list(read_frames(clips[kind], 2.0))
+    assert [f.image.tobytes() for f in frames] == [images[i] for i in kept]
