@@ -97,7 +97,7 @@ def video_copies(
         va, vb = videos[a], videos[b]
         if va is not None and vb is not None and va != vb and a in time_of and b in time_of:
             touched[frozenset((va, vb))].append((a, b))
-    copies = set()
+    copies: set[frozenset[str]] = set()
     for pair, near in touched.items():
         short, long = sorted(pair, key=lambda v: (len(frames[v]), v))
         need = VIDEO_COPY_SHARE * len(frames[short])
@@ -113,7 +113,7 @@ def video_copies(
             if _matched(frames[short], frames[long], other, shift, tol, hashes, hamming) >= need:
                 copies.add(pair)
                 break
-    return copies  # type: ignore[return-value]
+    return copies
 
 
 def _matched(

@@ -235,9 +235,10 @@ def find_near_copies(
         return NearCopies([], None)
     images = sorted({r.image for r in records})
     hashed = {p: image_hash(p) for p in images}
-    index = [i for i, r in enumerate(records) if hashed[r.image] is not None]
+    with_hash = [(i, h) for i, r in enumerate(records) if (h := hashed[r.image]) is not None]
+    index = [i for i, _ in with_hash]
     found = near_copy_pairs(
-        [hashed[records[i].image] for i in index],  # type: ignore[misc]
+        [h for _, h in with_hash],
         [record_join_key(records[i], "video") for i in index],
         [records[i].time for i in index],
         hamming,
@@ -380,7 +381,7 @@ def split_by_groups(
         "groups_per_split": groups,  # split groups (joined by content, copies, video, key)
         "keys_per_split": named,  # distinct --group-by values (subjects, videos, ...)
     }
-    per_split = {
+    per_split: dict[str, dict[str, int]] = {
         s: dict(sorted(Counter(a for a, w in zip(answers, where, strict=True) if w == s).items()))
         for s in SPLITS
     }
@@ -499,7 +500,10 @@ def _json_pairs(path: Path, text: str) -> list[tuple[str, str, str]]:
     def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         # json keeps the last of two equal keys: a second "train" would drop the first's groups
         seen: set[str] = set()
-        twice.extend(k for k, _ in pairs if k in seen or seen.add(k))
+        for k, _ in pairs:
+            if k in seen:
+                twice.append(k)
+            seen.add(k)
         return dict(pairs)
 
     try:
@@ -630,8 +634,8 @@ def _why_joined(
     for name, keys in ((by, values), ("video", videos)):
         splits: dict[str, set[str]] = defaultdict(set)
         for i in idx:
-            if keys[i] is not None:
-                splits[keys[i]].add(where[i])
+            if (k := keys[i]) is not None:
+                splits[k].add(where[i])
         key = next((k for k, s in sorted(splits.items()) if len(s) > 1), None)
         if key is None:
             continue
