@@ -447,6 +447,34 @@ def test_an_end_within_one_frame_of_the_video_end_is_the_video_end(tmp_path: Pat
     assert late and all(f["answer"] == "no" for f in late), late  # not unsure: 6.0 is no boundary
 
 
+def test_a_video_ends_when_its_last_decoded_frame_stops_showing_not_at_its_header(
+    tmp_path: Path,
+) -> None:
+    """20 frames at 10 fps, then one at 2.5 s: the header says 2.1 s, the frames end at
+    2.6 s. A row may end at 2.55 s, one past 2.6 s is refused naming 2.6 s, and the frame
+    at 2.5 s lies in no row that ends at 2.1 s."""
+    from curation.synthetic_video import write_marker_clip
+
+    times = [i / 10 for i in range(20)] + [2.5]
+    write_marker_clip(tmp_path / "v" / "tail.mp4", 21, 10, times=times)
+    head = ["video", "start", "end", "label"]
+    late = _write_rows(tmp_path / "late.csv", head, [["tail.mp4", 0, 2.55, "fallen"]])
+    name, _ = _ingest(late, tmp_path / "v", tmp_path, every_n=1, margin=0.2)
+    assert {f["frame_index"]: f["answer"] for f in frames_of(name)}[20] == "yes"
+    past = _write_rows(tmp_path / "past.csv", head, [["tail.mp4", 0, 2.8, "fallen"]])
+    with pytest.raises(DataError, match=r"lasts 2\.6 s. Fix: correct the row \(end at most 2\.6\)"):
+        _ingest(past, tmp_path / "v", tmp_path, every_n=1)
+    header = _write_rows(
+        tmp_path / "header.csv",
+        head,
+        [["tail.mp4", 0, 1.0, "walk"], ["tail.mp4", 1.0, 2.1, "fallen"]],
+    )
+    name, _ = _ingest(header, tmp_path / "v", tmp_path, every_n=1, margin=0.5)
+    stored = {f["frame_index"]: f["answer"] for f in frames_of(name)}
+    assert 20 not in stored  # at 2.5 s, after the row's end
+    assert stored[19] is None  # 1.9 s: within the margin of the boundary at 2.1 s
+
+
 def test_short_yes_segments_keep_their_middle_frame_and_counts_per_class(
     clips: Path, tmp_path: Path
 ) -> None:

@@ -3,7 +3,8 @@
 The clips cover what trips a frame sampler: a frame rate that no sampling time
 divides (25 fps), B-frames (decoded out of order) and none, a variable frame rate,
 a display matrix (a phone's portrait video; turned and mirrored), an MP4 trimmed without re-encoding
-(an edit list hides frames the header counts) and 29.97 fps (6.006 s for 180 frames).
+(an edit list hides frames the header counts), 29.97 fps (6.006 s for 180 frames) and
+a last frame shown past the duration the header gives.
 The references are PyAV's decoded timestamps and FFmpeg's own filters run by the
 ``ffmpeg`` program that imageio-ffmpeg ships: none is the ingest's code.
 """
@@ -21,6 +22,8 @@ from curation.synthetic_video import write_marker_clip
 
 #: 10 frames at 10 fps, then 40 at 50 fps
 VFR_TIMES = [i / 10 for i in range(10)] + [1.0 + (i - 10) / 50 for i in range(10, 50)]
+#: 20 frames at 10 fps, then one at 2.5 s (the header says 2.1 s)
+VFR_TAIL_TIMES = [i / 10 for i in range(20)] + [2.5]
 
 
 def ffmpeg() -> str:
@@ -44,6 +47,8 @@ def make_clips(root: Path) -> dict[str, Path]:
             root / "rotated-mirrored.mp4", 8, 10, rotation=90, hflip=True
         ),
         "ntsc": write_marker_clip(root / "ntsc.mp4", 180, Fraction(30000, 1001), size=(32, 32)),
+        # its last frame shows at 2.5 s, past the 2.1 s its header says it lasts
+        "vfr-tail": write_marker_clip(root / "vfr-tail.mp4", 21, 10, times=VFR_TAIL_TIMES),
     }
     whole = write_marker_clip(root / "untrimmed.tmp", 40, 10)
     trimmed = root / "trimmed.mp4"

@@ -132,8 +132,9 @@ def expected_labels(
     """frame index -> answer (None: unsure) for the frames the file labels, by brute force.
 
     A row in frame numbers holds frames start_frame..end_frame (by decoded index); a
-    row in seconds the frames with start <= t < end, where an end within one frame of
-    the video's end is the end. A frame near a boundary between rows (less than
+    row in seconds the frames with start <= t < end, where an end while the last frame
+    shows (within ``period``, its duration, of ``duration``, the video's decoded end) is
+    the end. A frame near a boundary between rows (less than
     ``margin``) is unsure, except a "yes" row's middle frame, the first at or after
     the middle of its time span. Frames kept: ``kept`` and the middle frames.
     """
@@ -176,12 +177,17 @@ def expected_labels(
     return out
 
 
-def _header_duration(path: Path) -> tuple[Fraction, Fraction]:
+def _decoded_end(path: Path) -> tuple[Fraction, Fraction]:
+    """(when the video ends, how long its last frame shows), from PyAV's decoded frames:
+    the last frame's time plus its duration, not the header's duration."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        return Fraction(stream.duration) * Fraction(stream.time_base), 1 / Fraction(
-            stream.average_rate
-        )
+        tb = Fraction(stream.time_base)
+        origin = Fraction(stream.start_time or 0) * tb
+        last = list(container.decode(stream))[-1]
+        shows = Fraction(last.duration) * tb
+        assert shows > 0
+        return Fraction(last.pts) * tb - origin + shows, shows
 
 
 @pytest.mark.parametrize(
@@ -220,6 +226,29 @@ def _header_duration(path: Path) -> tuple[Fraction, Fraction]:
             [[0, 1.25, "walk"], [1.25, 2.3, "fall"]],
             {"fps": 4.0, "margin": 0.2},
         ),
+        # the edit list's header says 2.55 s, the frames end at 2.5 s: the fall's middle
+        # is (1.28 + 2.5) / 2 = 1.89 s, frame 1.9 s (the header's 1.915 s gave frame 2.0 s)
+        (
+            "trimmed",
+            ["video", "start", "end", "label"],
+            [[0, 1.28, "walk"], [1.28, 2.5, "fall"]],
+            {"fps": 2.0, "margin": 0.1},
+        ),
+        # the header says 2.1 s, the last frame shows at 2.5 s: the fallen row ending at
+        # 2.1 s does not hold it, and 2.1 s is a boundary
+        (
+            "vfr-tail",
+            ["video", "start", "end", "label"],
+            [[0, 1.0, "walk"], [1.0, 1.6, "fall"], [1.6, 2.1, "fallen"]],
+            {"every_n": 1, "margin": 0.5},
+        ),
+        # a row may end past the header's 2.1 s, up to the decoded end (2.6 s)
+        (
+            "vfr-tail",
+            ["video", "start", "end", "label"],
+            [[0, 1.0, "walk"], [1.0, 1.6, "fall"], [1.6, 2.55, "fallen"]],
+            {"fps": 2.0, "margin": 0.2},
+        ),
     ],
 )
 def test_labels_recomputed_from_the_label_file_alone(
@@ -236,7 +265,7 @@ def test_labels_recomputed_from_the_label_file_alone(
     name = unique("diff-labels")
     ingest_videos(labels, name, videos=videos, frames_dir=tmp_path / "frames", **options)
     times = pyav_times(clips[kind])
-    duration, period = _header_duration(clips[kind])
+    duration, period = _decoded_end(clips[kind])
     if "every_n" in options:
         kept = set(range(0, len(times), options["every_n"]))
     else:

@@ -71,6 +71,9 @@ class Cut:
     per_class: dict[str, list[int]] = field(default_factory=dict)
     #: the "yes" segments that gave no labelled frame, each named with the reason
     empty_yes: list[str] = field(default_factory=list)
+    #: how long the last frame shows (s): a seconds row ending after the last frame's time
+    #: runs to the end (``Span.in_seconds``); 0: one frame at ``fps``
+    last_frame_shows: float = 0.0
 
 
 class _Stopped(Exception):
@@ -83,8 +86,12 @@ _KIND_PROBLEM = {
 }
 
 
-def _presentation_times(path: Path, stream_index: int, origin: Fraction) -> list[Fraction]:
-    """The times of the frames that decode, in presentation order, from the packets alone.
+def _presentation_times(
+    path: Path, stream_index: int, origin: Fraction
+) -> tuple[list[Fraction], Fraction | None]:
+    """The times of the frames that decode, in presentation order, from the packets alone,
+    and how long the last of them shows (its packet's duration; None when the file gives
+    none).
 
     Packets an edit list cuts away (``is_discard``) decode to no frame; the others'
     pts, sorted, are the decoded frames' (B-frames come out of order).
@@ -93,12 +100,23 @@ def _presentation_times(path: Path, stream_index: int, origin: Fraction) -> list
     with av.open(str(path)) as container:
         stream = container.streams[stream_index]
         tb = Fraction(stream.time_base) if stream.time_base else Fraction(0)
-        pts = [
-            Fraction(p.pts) * tb - origin
+        shown = sorted(
+            (Fraction(p.pts) * tb - origin, Fraction(p.duration or 0) * tb)
             for p in container.demux(stream)
             if p.size and p.pts is not None and not p.is_discard
-        ]
-    return sorted(pts)
+        )
+    last = shown[-1][1] if shown and shown[-1][1] > 0 else None
+    return [t for t, _ in shown], last
+
+
+def video_end(times: Sequence[Fraction], last_length: Fraction | None, rate: float) -> Fraction:
+    """When a video whose frames show at ``times`` stops: its last frame's time plus that
+    frame's duration (``last_length``; without one, the gap before it, else one frame
+    at ``rate``). The header's duration can say less: a variable frame rate's last frame
+    may show past it, and an edit list's cut packets are in it."""
+    if last_length is None:
+        last_length = times[-1] - times[-2] if len(times) > 1 else 1 / exact(rate)
+    return times[-1] + last_length
 
 
 def _frame_rows_problem(seg: SegmentRow, path: Path, count: int) -> str | None:
@@ -215,26 +233,31 @@ def cut_video(
                 duration = math.inf
             origin = Fraction(stream.start_time) * tb if stream.start_time is not None else 0
             origin = Fraction(origin)
+            period = 1.0 / native
+            # the frames' times, read from the packets first: frame-numbered rows name decoded
+            # frames (a variable frame rate has no one period), and the video ends when its
+            # last frame stops showing, not when the header says (``video_end``)
+            try:
+                times_ahead, last_length = _presentation_times(path, stream.index, origin)
+            except (av.error.FFmpegError, OSError, EOFError) as exc:
+                raise VideoProblem(
+                    f"{path}: reading its frames' times failed ({exc}); the file is "
+                    "damaged. Fix: replace it (re-download or re-copy), or --skip-bad"
+                ) from None
+            stops: Fraction | float = duration  # exact where the frames' times give it
+            last_shown = period  # how long the last frame shows
+            if times_ahead:
+                stops = video_end(times_ahead, last_length, native)
+                duration = float(stops)
+                last_shown = float(stops - times_ahead[-1])
             if duration <= 0:
                 raise VideoProblem(
                     f"{path}: holds no frames (its length is 0). Fix: replace it, or --skip-bad"
                 )
-            period = 1.0 / native
-            # frame-numbered rows name decoded frames: their times, read from the packets
-            # first, place their boundaries (a variable frame rate has no one period)
-            times_ahead: list[Fraction] = []
-            if any(s.in_frames for s in seg_list):
-                try:
-                    times_ahead = _presentation_times(path, stream.index, origin)
-                except (av.error.FFmpegError, OSError, EOFError) as exc:
-                    raise VideoProblem(
-                        f"{path}: reading its frames' times failed ({exc}); the file is "
-                        "damaged. Fix: replace it (re-download or re-copy), or --skip-bad"
-                    ) from None
-                for row in seg_list:
-                    problem = row.in_frames and _frame_rows_problem(row, path, len(times_ahead))
-                    if problem:
-                        raise VideoProblem(problem)
+            for row in seg_list:
+                problem = row.in_frames and _frame_rows_problem(row, path, len(times_ahead))
+                if problem:
+                    raise VideoProblem(problem)
             spans: list[Span] = []
             for row in seg_list:
                 if row.in_frames:
@@ -254,8 +277,9 @@ def cut_video(
                         f"{row.where}: end: {row.end:g} s is past the end of {path}, which "
                         f"lasts {duration:g} s. Fix: correct the row (end at most {duration:g})"
                     )
-                spans.append(Span.in_seconds(row, duration, period))
-            plan = FrameSchedule(spans, sampling, duration)
+                # a row that ends while the last frame shows runs to the end
+                spans.append(Span.in_seconds(row, duration, last_shown))
+            plan = FrameSchedule(spans, sampling, stops)
             sampling_text = sampling.text()
             digest = sha256_file(path)
             folder = frames_dir / f"{video}-{digest[:12]}"
@@ -391,6 +415,7 @@ def cut_video(
                 supports,
                 per_class,
                 empty_yes,
+                last_shown,
             )
     except BaseException:
         remove_files(created, frames_dir)

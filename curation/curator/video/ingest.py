@@ -388,7 +388,11 @@ def _no_longer_labelled(
             if key in keys or video is None or video in left_alone:
                 continue
             cut = cut_of.get(video)
-            duration, period = (cut.duration, 1.0 / cut.fps) if cut is not None else (math.inf, 0.0)
+            duration, period = (
+                (cut.duration, cut.last_frame_shows or 1.0 / cut.fps)
+                if cut is not None
+                else (math.inf, 0.0)
+            )
             segs = by_video.get(video, [])
             if not segs:
                 gone.append((sid, f"{video}#{index}", "of a video it no longer names"))

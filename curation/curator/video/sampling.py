@@ -207,7 +207,11 @@ class FrameSchedule:
     the first frame at or after it, labelled even within the margin.
     """
 
-    def __init__(self, spans: Sequence[Span], sampling: Sampling, duration: float) -> None:
+    def __init__(
+        self, spans: Sequence[Span], sampling: Sampling, duration: Fraction | float
+    ) -> None:
+        """``duration``: when the video ends (its last frame's time plus its duration), which
+        places the middle of a "yes" segment that runs to the end."""
         self.spans = list(spans)
         self.boundaries = boundaries_of(self.spans)
         self._margin = exact(sampling.margin)
