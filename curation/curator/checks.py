@@ -229,12 +229,14 @@ class Conflicts(Check):
     description = "the same image (bytes) and question with different answers"
 
     def find(self, cols: Columns) -> list[list[int]]:
-        by_pair: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for i, (sha, q) in enumerate(zip(cols.shas, cols.questions, strict=True)):
+        # (sha, question) -> {sample: its label}
+        by_pair: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
+        rows = zip(cols.shas, cols.questions, cols.answers, strict=True)
+        for i, (sha, q, answers) in enumerate(rows):
             # paraphrases of the task question count as one question; "Yes." is "yes"
-            if cols.answers[i]:  # an unlabelled (unsure) sample conflicts with nothing
-                by_pair[(sha, same_question_key(q or ""))].append(i)
-        return [g for g in by_pair.values() if len({_label(cols.answers[i]) for i in g}) > 1]
+            if answers:  # an unlabelled (unsure) sample conflicts with nothing
+                by_pair[(sha, same_question_key(q or ""))][i] = _label(answers)
+        return [list(g) for g in by_pair.values() if len(set(g.values())) > 1]
 
 
 @register
@@ -307,11 +309,20 @@ def run_checks(name: str, hamming: int = 4, use_brain: bool = True) -> CheckRepo
     schema = ds.get_field_schema()
     wanted = ("subject", "video", "time", "source_dataset", "negative_kind")
     frame = [f for f in wanted if f in FRAME_FIELDS and f in schema]
-    values = ds.values(fields + frame)
+    ids, paths, shas, phashes, answers, questions, splits, sources, *frame_values = ds.values(
+        fields + frame
+    )
     cols = Columns(
-        *values[: len(fields)],
+        ids,
+        paths,
+        shas,
+        phashes,
+        answers,
+        questions,
+        splits,
+        sources,
         hamming=hamming,
-        meta=dict(zip(frame, values[len(fields) :], strict=True)),
+        meta=dict(zip(frame, frame_values, strict=True)),
     )
     found = {tag: check().find(cols) for tag, check in CHECKS.items()}
     tags = {tag: {i for g in groups for i in g} for tag, groups in found.items()}
