@@ -156,46 +156,18 @@ def read_frames(
         wait *= 2
 
 
-#: the display matrix's a, b, c, d (signs) -> the PIL transpose that shows the frame as
-#: the ``ffmpeg`` program does (all eight orientations; ingest reads it the same way)
-_DISPLAY_TRANSPOSE = {
-    (0, -1, 1, 0): "ROTATE_90",
-    (-1, 0, 0, -1): "ROTATE_180",
-    (0, 1, -1, 0): "ROTATE_270",
-    (-1, 0, 0, 1): "FLIP_LEFT_RIGHT",
-    (1, 0, 0, -1): "FLIP_TOP_BOTTOM",
-    (0, 1, 1, 0): "TRANSPOSE",
-    (0, -1, -1, 0): "TRANSVERSE",
-}
-
-
 def shown_image(frame: Any, reformatter: Any = None) -> Any:
     """A decoded PyAV frame as a PIL image, turned or mirrored as its display matrix asks
     (phones write one for portrait video); a matrix at another angle is taken to the
     nearest quarter turn. ``reformatter`` (a PyAV ``VideoReformatter``) is reused across
     frames when given."""
-    import struct
-
-    from PIL import Image
+    from curation.curator.video.decode import as_shown, display_transpose
 
     if reformatter is None:
         image = frame.to_image()
     else:
         image = reformatter.reformat(frame, format="rgb24").to_image()
-    matrix = None
-    for data in frame.side_data:
-        if str(data.type).endswith("DISPLAYMATRIX") and len(bytes(data)) >= 36:
-            matrix = struct.unpack("=9i", bytes(data)[:36])
-    if matrix is None:
-        return image
-    a, b, c, d = (matrix[0], matrix[1], matrix[3], matrix[4])
-    big = max(abs(a), abs(b), abs(c), abs(d)) or 1
-    signs = tuple(round(v / big) for v in (a, b, c, d))
-    name = _DISPLAY_TRANSPOSE.get(signs)  # type: ignore[call-overload]
-    if name is None:
-        quarter = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
-        name = {1: "ROTATE_90", 2: "ROTATE_180", 3: "ROTATE_270"}.get(quarter)
-    return image if name is None else image.transpose(getattr(Image.Transpose, name))
+    return as_shown(image, display_transpose(frame))
 
 
 _END = object()

@@ -134,7 +134,7 @@ def _frame_rows_problem(seg: SegmentRow, path: Path, count: int) -> str | None:
 
 #: the display matrix's a, b, c, d (signs) -> the PIL transpose that shows the frame as
 #: FFmpeg's own player and the ``ffmpeg`` program do (all eight EXIF orientations)
-_DISPLAY_TRANSPOSE = {
+DISPLAY_TRANSPOSE = {
     (0, -1, 1, 0): "ROTATE_90",
     (-1, 0, 0, -1): "ROTATE_180",
     (0, 1, -1, 0): "ROTATE_270",
@@ -145,7 +145,7 @@ _DISPLAY_TRANSPOSE = {
 }
 
 
-def _display_transpose(frame: Any) -> str | None:
+def display_transpose(frame: Any) -> str | None:
     """The PIL transpose a frame's display matrix asks for (phones write one for portrait
     video), None when it asks for none. A matrix at an angle other than a quarter turn is
     taken to the nearest quarter turn (``VideoFrame.rotation``, counter-clockwise)."""
@@ -160,13 +160,14 @@ def _display_transpose(frame: Any) -> str | None:
     a, b, c, d = (matrix[0], matrix[1], matrix[3], matrix[4])
     big = max(abs(a), abs(b), abs(c), abs(d)) or 1
     signs = tuple(round(v / big) for v in (a, b, c, d))
-    if signs in _DISPLAY_TRANSPOSE:
-        return _DISPLAY_TRANSPOSE[signs]
+    if signs in DISPLAY_TRANSPOSE:
+        return DISPLAY_TRANSPOSE[signs]
     quarter = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
     return {1: "ROTATE_90", 2: "ROTATE_180", 3: "ROTATE_270"}.get(quarter)
 
 
-def _as_shown(image: Any, transpose: str | None) -> Any:
+def as_shown(image: Any, transpose: str | None) -> Any:
+    """``image`` turned or mirrored by ``transpose`` (a name from ``display_transpose``)."""
     from PIL import Image
 
     return image if transpose is None else image.transpose(getattr(Image.Transpose, transpose))
@@ -331,7 +332,7 @@ def cut_video(
                             per_class.setdefault(seg.name, [0, 0])[0] += 1
                             for sp in covering:
                                 labelled_in[id(sp)] = labelled_in.get(id(sp), 0) + 1
-                        image = _as_shown(frame.to_image(), _display_transpose(frame))
+                        image = as_shown(frame.to_image(), display_transpose(frame))
                         size = image.size
                         buf = io.BytesIO()
                         image.save(buf, "JPEG", quality=JPEG_QUALITY)
