@@ -315,7 +315,7 @@ def mix_summary(console: Console, result: MixResult) -> None:
         )
         if plan.distractors(split):
             console.print(
-                f'{split}: {plan.distractors(split)} distractor questions about task images, '
+                f"{split}: {plan.distractors(split)} distractor questions about task images, "
                 f'answered "no" (--distractor-share {plan.distractor_share:g} of the general '
                 "records; 0 for none)",
                 highlight=False,
@@ -399,12 +399,14 @@ def eval_result(console: Console, result: EvalResult) -> None:
         ("no", "false_alarms_by_kind", "false alarms"),
         ("yes", "misses_by_class", "misses"),
     ):
-        table = t.get(key) or {}
-        if table:
+        by_class = t.get(key) or {}
+        if by_class:
             count = "false_alarms" if truth == "no" else "misses"
             console.print(
                 f"{what} per {'negative kind' if truth == 'no' else 'positive class'}: "
-                + ", ".join(f"{k} {v[count]}/{v['n']} ({v['rate']:.0%})" for k, v in table.items()),
+                + ", ".join(
+                    f"{k} {v[count]}/{v['n']} ({v['rate']:.0%})" for k, v in by_class.items()
+                ),
                 highlight=False,
                 markup=False,
                 soft_wrap=True,
@@ -464,7 +466,7 @@ def compare_table(console: Console, paths: list[Path], comparison: Comparison) -
 
 
 def _relabelled_and_held(result: IngestResult) -> str:
-    """", 3 relabelled, 1 removed (...); it holds 40 yes, 90 no, 8 unsure"."""
+    """The summary's tail: ', 3 relabelled, 1 removed (...); it holds 40 yes, 90 no, 8 unsure'."""
     text = f", {result.relabelled} relabelled" if result.relabelled else ""
     if result.removed:
         text += f", {result.removed} removed (the source no longer gives them)"
@@ -554,7 +556,7 @@ def _answer_table(
     for name, counts in rows.items():
         yn = counts.get("yes", 0) + counts.get("no", 0)
         share = f"{counts.get('yes', 0) / yn:.0%}" if yn else "-"
-        cells = [Text(name), *(str(counts.get(a, 0)) for a in answers), share]
+        cells: list[Text | str] = [Text(name), *(str(counts.get(a, 0)) for a in answers), share]
         if extra is not None:
             cells.append(Text(extra[1].get(name, "")))
         table.add_row(*cells)
