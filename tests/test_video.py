@@ -576,3 +576,19 @@ def test_video_only_options_for_an_image_source_are_named_and_refused(tmp_path: 
     # --margin at its default says nothing; the options really given are named
     assert "--fps, --no-middle apply to videos only" in result.output
     assert name not in fo.list_datasets()
+
+
+def test_the_same_label_file_under_another_name_adds_no_frame_twice(
+    clips: Path, tmp_path: Path
+) -> None:
+    """A copy of the label file under another name labels the same frames the same way:
+    nothing added, the summary counts each frame once, each video stored once."""
+    copy = tmp_path / "labels-copy.csv"
+    shutil.copy(clips / "labels.csv", copy)
+    name, first = _ingest(clips / "labels.csv", clips, tmp_path, fps=2.0)
+    again = ingest_videos(copy, name, videos=clips, frames_dir=tmp_path / "frames", fps=2.0)
+    assert again.ingest.added == 0 and again.ingest.already_present == again.frames
+    assert again.ingest.total == first.ingest.total == len(fo.load_dataset(name))
+    assert again.ingest.holds == first.ingest.holds
+    videos = fo.load_dataset(f"{name}-videos")
+    assert len(videos) == first.videos

@@ -498,8 +498,58 @@ def _relabels(ds: Any, stored: dict[str, Item]) -> list[_Relabel]:
     return out
 
 
+def _frames_stored_elsewhere(
+    ds: Any, new: list[tuple[Item, str]], scans: dict[Path, Any]
+) -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
+    """Video frames among ``new`` (item, key) that the dataset already holds from another
+    source (a label file under another name): key -> [(sample id, its source path, its
+    stored labels)].
+
+    A frame is the same when it is the same frame file (named by its video's content and
+    frame index), or the same video, frame index and bytes (another ``--frames-dir``).
+    """
+    frames = [
+        (it, k)
+        for it, k in new
+        if it.fields.get("video") is not None and it.fields.get("frame_index") is not None
+    ]
+    schema = ds.get_field_schema()
+    if not frames or not {"video", "frame_index", "source_path"} <= set(schema):
+        return {}
+    from fiftyone import ViewField as F
+
+    present = [f for f in LABEL_FIELDS if f in schema]
+    videos = sorted({str(it.fields["video"]) for it, _ in frames})
+    paths = sorted({str(it.filepath) for it, _ in frames})
+    view = ds.match(F("video").is_in(videos) | F("filepath").is_in(paths))
+    wanted = ["id", "filepath", "video", "frame_index", "sha256", "source_path", "answers"]
+    by_path: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+    by_frame: dict[tuple[str, int, str], list[tuple[str, str, dict[str, Any]]]] = {}
+    for sid, path, video, index, sha, where, answers, tags, *values in zip(
+        *view.values([*wanted, "tags", *present]), strict=True
+    ):
+        stored = (
+            sid,
+            where or "",
+            _labels_of(answers or [], tags or [], dict(zip(present, values, strict=True))),
+        )
+        by_path.setdefault(path, []).append(stored)
+        by_frame.setdefault((video, index, sha), []).append(stored)
+    out = {}
+    for it, k in frames:
+        frame = (str(it.fields["video"]), it.fields["frame_index"], scans[it.filepath].sha256)
+        found = {s[0]: s for s in [*by_path.get(str(it.filepath), []), *by_frame.get(frame, [])]}
+        others = [s for s in found.values() if s[1] != it.source_path]
+        if others:
+            out[k] = others
+    return out
+
+
 def _relabel_refusal(
-    dataset: str, relabels: list[_Relabel], gone: list[tuple[str, str, str]]
+    dataset: str,
+    relabels: list[_Relabel],
+    gone: list[tuple[str, str, str]],
+    elsewhere: Sequence[str] = (),
 ) -> str:
     answers = sum(r.answer_changed for r in relabels)
     parts = []
@@ -513,8 +563,12 @@ def _relabel_refusal(
     parts += [f"{n} {why}" for why, n in whys.items()]
     shown = [r.shown() for r in sorted(relabels, key=lambda r: not r.answer_changed)[:3]]
     shown += [f"{where}: {why}" for _, where, why in gone[:2]]
+    whose = "of this source"
+    if elsewhere:  # the same frames, stored from a label file under another name
+        files = ", ".join(sorted({Path(p).name for p in elsewhere})[:3])
+        whose = f"(the same video frames; {len(elsewhere)} stored from another label file: {files})"
     return (
-        f"dataset {dataset!r} holds {len(relabels) + len(gone)} sample(s) of this source that "
+        f"dataset {dataset!r} holds {len(relabels) + len(gone)} sample(s) {whose} that "
         f"it now labels otherwise: {', '.join(parts)} (e.g. {'; '.join(shown)}); nothing was "
         "changed or added. Fix: --relabel rewrites their stored labels (and removes the "
         "samples it no longer gives; review tags are kept), or --overwrite starts the "
@@ -626,8 +680,19 @@ def _write_items(
         gone = []
         if not is_new and no_longer_labelled is not None:
             gone = no_longer_labelled(ds, {*stored, *(k for _, k in new)})
+        # a frame stored from a label file under another name is the same frame: already
+        # there, and, labelled otherwise now, relabelled like a corrected file's frame
+        elsewhere = {} if is_new else _frames_stored_elsewhere(ds, new, scans)
+        moved: list[str] = []
+        for it, k in new:
+            new_labels = _labels_of(it.answers, it.tags, it.fields)
+            for sid, where, old in elsewhere.get(k, []):
+                if old != new_labels:
+                    relabels.append(_Relabel(sid, it.original_id, old, new_labels))
+                    moved.append(where)
+        new = [(it, k) for it, k in new if k not in elsewhere]
         if (relabels or gone) and not relabel:
-            raise DataError(_relabel_refusal(dataset, relabels, gone))
+            raise DataError(_relabel_refusal(dataset, relabels, gone, moved))
         samples = [
             _sample(fo, it, k, scans[it.filepath].sha256, scans[it.filepath].phash, run)
             for it, k in new

@@ -159,3 +159,37 @@ def test_labels_after_an_ingest_and_after_a_relabelling_reingest(
     ingest_videos(labels, name, relabel=True, **options)
     second = assert_labels_follow_the_file(name, labels, clips)
     assert second < first  # the frames of the dropped row are gone
+
+
+def test_a_corrected_label_file_under_another_name_relabels_the_same_frames(
+    clips: Path, tmp_path: Path
+) -> None:
+    """The corrected file saved as another file: the frames it labels otherwise are refused
+    with the --relabel fix, then relabelled in place; every frame stored once, and every
+    stored frame as the new file labels it (recomputed from the file alone)."""
+    name = f"diffrename-{uuid.uuid4().hex[:8]}"
+    options = {"videos": clips, "every_n": 1, "margin": float(MARGIN)}
+    options["frames_dir"] = tmp_path / "frames"
+    ingest_videos(clips / "labels.csv", name, **options)
+    before = len(fo.load_dataset(name))
+    with (clips / "labels.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:  # the fall starts at 1.2 s, not 1.5 s
+        if r["path"].endswith("_fall") and r["label"] == "0":
+            r["end"] = "1.2"
+        elif r["path"].endswith("_fall") and r["label"] == "1":
+            r["start"] = "1.2"
+    renamed = tmp_path / "labels-corrected.csv"
+    with renamed.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(DataError, match=r"stored from another label file: labels\.csv.*--relabel"):
+        ingest_videos(renamed, name, **options)
+    assert len(fo.load_dataset(name)) == before
+    result = ingest_videos(renamed, name, relabel=True, **options)
+    ds = fo.load_dataset(name)
+    frames = list(zip(*ds.values(["video", "frame_index"]), strict=True))
+    assert len(frames) == len(set(frames)) == before  # each frame once, none added
+    assert result.ingest.relabelled > 0 and result.ingest.added == 0
+    assert assert_labels_follow_the_file(name, renamed, clips) == before

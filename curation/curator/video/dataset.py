@@ -28,12 +28,26 @@ def add_videos(
         fo.delete_dataset(name)
     ds = fo.load_dataset(name) if name in user_datasets(fo) else fo.Dataset(name, persistent=True)
     existing = set(ds.distinct("ingest_key")) if "ingest_key" in ds.get_field_schema() else set()
+    # the same video file from a label file under another name is the same video
+    key_of_file = (
+        {
+            path: key
+            for path, key, where in zip(
+                *ds.values(["filepath", "ingest_key", "source_path"]), strict=True
+            )
+            if where != source_path
+        }
+        if len(ds)
+        else {}
+    )
     samples = []
     relabelled: dict[str, Any] = {}
     for c in cuts:
         key = hashlib.sha1(
             f"{source_path}\0{c.video}\0{c.sha256}".encode("utf-8", "surrogatepass")
         ).hexdigest()
+        if key not in existing and key_of_file.get(str(c.path.resolve())) in existing:
+            key = key_of_file[str(c.path.resolve())]
         if key in existing and not relabel:
             continue
         detections = []

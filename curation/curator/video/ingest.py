@@ -383,8 +383,21 @@ def _no_longer_labelled(
         if not set(wanted) <= set(ds.get_field_schema()):
             return []
         view = ds.match(F("source_path") == source_path)
+        # frames of the videos cut here that a label file under another name stored: this
+        # file labels those videos now (the same video: its frames' folder is named by its
+        # content); a frame it puts in no segment goes, as one of its own would
+        folders = {str(Path(it.filepath).parent) for c in cuts for it in c.items}
+        others = ds.match(
+            (F("source_path") != source_path) & F("video").is_in(sorted(cut_of))
+        ).values([*wanted, "filepath", "source_path"])
+        rows = [(*row, "") for row in zip(*view.values(wanted), strict=True)]
+        rows += [
+            (sid, key, video, at, index, f" (stored from {Path(where).name})")
+            for sid, key, video, at, index, path, where in zip(*others, strict=True)
+            if str(Path(path).parent) in folders and (video, index) not in cut_again
+        ]
         gone = []
-        for sid, key, video, at, index in zip(*view.values(wanted), strict=True):
+        for sid, key, video, at, index, whose in rows:
             if key in keys or video is None or video in left_alone:
                 continue
             cut = cut_of.get(video)
@@ -402,7 +415,7 @@ def _no_longer_labelled(
                 Span.in_seconds(s, duration, period).covers(index or 0, exact(at or 0.0))
                 for s in segs
             ):
-                gone.append((sid, f"{video}#{index}", "in no segment now"))
+                gone.append((sid, f"{video}#{index}", f"in no segment now{whose}"))
         return gone
 
     return find
