@@ -146,3 +146,24 @@ def test_every_relative_link_in_the_docs_leads_somewhere(doc: Path):
         ):
             broken.append(target)
     assert not broken, f"{doc.relative_to(ROOT)} links to what does not exist: {broken}"
+
+
+def test_model_help_names_every_preset():
+    import typer.main
+
+    from curation.cli import app
+    from curation.presets import preset_names
+
+    group = typer.main.get_command(app)
+    root = group.context_class(group, info_name="curate")
+    stale = {}
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        ctx = command.context_class(command, info_name=name, parent=root)
+        for param in command.get_params(ctx):
+            if "--model" in getattr(param, "opts", ()):
+                _, help_text = param.get_help_record(ctx)
+                if "preset" not in help_text:
+                    continue  # a --model that names a checkpoint, not a preset
+                if missing := [p for p in preset_names() if p not in help_text]:
+                    stale[name] = missing
+    assert not stale, f"--model's help leaves out presets: {stale}"

@@ -55,9 +55,10 @@ def export(
     group_by: GroupByOption = None,
     split_file: SplitFileOption = None,
 ) -> None:
-    """Split a validated annotation file by image and write a folder LAVIS trains on.
+    """Split an annotation file or a dataset by group and write a folder LAVIS trains on.
 
-    Writes OUT/train.json, val.json, test.json, images/, manifest.json and lavis.yaml.
+    Groups keep image copies and near-copies, and subjects or videos (--group-by), in one
+    split. Writes OUT/train.json, val.json, test.json, images/, manifest.json and lavis.yaml.
     """
     from curation import _render
     from curation.curator.exports import export_dataset

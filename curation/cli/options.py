@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from curation.contract import BUILDER_NAME, seed_problem
+from curation.presets import PRESET_DIR
 
 if TYPE_CHECKING:
     from curation.export import ExportOptions
@@ -68,7 +69,14 @@ DatabaseUriOption = Annotated[
 
 ModelOption = Annotated[
     str,
-    typer.Option("--model", help="Model preset the lavis.yaml is written for: tiny or blip2_t5."),
+    typer.Option(
+        "--model",
+        # one file per preset in curation/data/presets/: the help lists what ships, so a
+        # new preset file is named here without an edit
+        help="Model preset the lavis.yaml is written for: "
+        + ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
+        + ".",
+    ),
 ]
 TrustCheckpointOption = Annotated[
     bool,
