@@ -152,3 +152,20 @@ def trained_export(folder: Path, epochs: int) -> Path:
     expect(invoke(["export", "--task", sample / "annotations.json", "--out", out]), 0)
     expect(invoke(["train", out / "lavis.yaml", f"run.max_epoch={epochs}", "--run-id", "r1"]), 0)
     return out
+
+
+def sample_export(tmp_path: Path) -> Path:
+    """The bundled sample exported (tiny preset, seed 0) into ``tmp_path/sample``; not trained."""
+    from curation.export import ExportOptions, export_task
+
+    sample = REPO / "raw" / "sample"
+    out = tmp_path / "sample"
+    export_task(sample / "annotations.json", sample, out, ExportOptions(seed=0, model="tiny"))
+    return out
+
+
+def unique(name: str) -> str:
+    """A dataset name no other test (or earlier run against the same database) uses."""
+    import uuid
+
+    return f"{name}-{uuid.uuid4().hex[:8]}"

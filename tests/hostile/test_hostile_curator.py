@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from _harness import expect, invoke, untouched
+from _harness import expect, invoke, unique, untouched
 
 from curation.synthetic import render_scene
 
@@ -23,10 +23,6 @@ fo = pytest.importorskip("fiftyone")
 
 TASK = "Is anyone falling in this image?"
 PARAPHRASE = "Has anyone fallen in this image?"
-
-
-def unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def scene_folder(root: Path, n_fall: int, n_no_fall: int, seed: int, no_name="no_fall") -> Path:

@@ -7,6 +7,8 @@ FiftyOne's own database still works in the same process.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -227,3 +229,57 @@ def test_a_server_lost_mid_ingest_in_a_notebook_then_the_next_command_works(
     name = f"after-{uuid.uuid4().hex[:6]}"
     expect(invoke(["ingest", source, "--dataset", name]), 0, "2 added")
     assert name in fo.list_datasets()
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("a/b", "holds '/'"),
+        ("x.y", "holds '.'"),
+        ("has space", "holds ' '"),
+        ("n" * 80, "80 bytes"),
+    ],
+)
+def test_a_database_name_mongodb_refuses_is_named_not_a_traceback(
+    tmp_path: Path, name: str, needle: str
+) -> None:
+    """Before: pymongo's InvalidName / OperationFailure escaped as a traceback."""
+    pytest.importorskip("fiftyone")
+    (tmp_path / "curate.yaml").write_text(f'database_name: "{name}"\n')
+    with untouched(tmp_path):
+        outcome = invoke(["check", "--dataset", "falls"], cwd=tmp_path)
+    expect(outcome, 1, "database_name in", "curate.yaml", needle, "Fix:")
+    (tmp_path / "curate.yaml").unlink()
+    with untouched(tmp_path):
+        outcome = invoke(
+            ["check", "--dataset", "falls"], cwd=tmp_path, env={"FIFTYONE_DATABASE_NAME": name}
+        )
+    expect(outcome, 2, "FIFTYONE_DATABASE_NAME", needle, "Fix:")
+
+
+def test_ctrl_c_while_fiftyone_reads_its_config_is_not_swallowed(monkeypatch) -> None:
+    """Before: every FiftyOne access re-reads FiftyOne's config, which lists the installed
+    packages under a bare ``except:``; a Ctrl-C in that window (~0.15 s, at the start of
+    each command and of find-issues' write-back) was swallowed and the command went on."""
+    fo = pytest.importorskip("fiftyone")
+    import time
+
+    import fiftyone.core.config as foc
+
+    from curation.curator import database
+
+    def interrupted_listing():  # noqa: ANN202 - the user presses Ctrl-C while it runs
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        return iter(())
+
+    monkeypatch.setattr(foc.metadata, "distributions", interrupted_listing)
+    # a runner started in the background (nohup, `cmd &`) inherits SIGINT ignored: give the
+    # test the handler an interactive user has
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            database._own_config(fo)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -7,20 +7,15 @@ that do not fit together.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
-from _harness import expect, invoke, untouched
+from _harness import expect, invoke, unique, untouched
 
 from curation.synthetic import render_scene
 
 fo = pytest.importorskip("fiftyone")
 pytest.importorskip("cleanlab")
-
-
-def unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def ingested(tmp_path: Path, n_fall: int, n_no_fall: int, n_unsure: int = 0) -> str:
@@ -275,3 +270,20 @@ def test_folds_beyond_the_groups_are_refused_before_dealing(tmp_path: Path, k: s
     outcome = folds_run(tmp_path, name, k)
     expect(outcome, 1, f"--folds {k} would leave a fold empty", "a smaller --folds (2 to 4)")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("inside", ["", "manifest.json", "fold-1/report.json"])
+def test_find_issues_json_on_or_inside_out_is_refused_before_training(
+    tmp_path: Path, inside: str
+) -> None:
+    """Before: --json OUT failed only after K trainings and the FiftyOne write-back, and
+    --json OUT/manifest.json replaced the run's manifest with the report."""
+    pytest.importorskip("fiftyone")
+    out = tmp_path / "issues"
+    report = out / inside if inside else out
+    with untouched(tmp_path):
+        outcome = invoke(
+            ["find-issues", "--dataset", "no-such-dataset-a5", "--folds", "2"]
+            + ["--out", out, "--json", report]
+        )
+    expect(outcome, 2, "--json", "inside", "Fix:")

@@ -1,4 +1,4 @@
-"""Second attack round (validate, ingest, check, review, export --dataset): each case kept."""
+"""Hostile input to validate --fix/--json, folder ingest, check, review and export --dataset."""
 
 from __future__ import annotations
 

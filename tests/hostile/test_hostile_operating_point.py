@@ -1,23 +1,31 @@
-"""Promises broken by hostile input to the operating point, predict, eval and configs.
+"""Hostile input to the operating point (operating_point.json), predict, eval and configs.
 
 Each test reproduces one report (README and commands only) and checks the promise
 it broke: the problem named with its fix, no traceback, nothing used that was not
-meant for this checkpoint.
+meant for this checkpoint, nothing unbounded read.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import resource
 import shutil
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from _harness import expect, invoke, untouched
+from _harness import sample_export as _sample_export
 from conftest import SAMPLE
 
 pytest.importorskip("lavis")
 
 from curation.evaluate.point_file import FINGERPRINT_KEY, fingerprint  # noqa: E402
+from curation.synthetic import render_scene  # noqa: E402
 
 IMAGE = SAMPLE / "fall" / "0000.png"
 
@@ -332,3 +340,167 @@ def test_a_threshold_is_never_printed_as_0_or_1_when_it_is_not() -> None:
     assert threshold_text(0.99999994) == "0.99999994"
     assert threshold_text(1.0000000000000002) == "never yes"
     assert threshold_text(0.0) == "0" and threshold_text(1.0) == "1"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"threshold": NaN}',
+        '{"threshold": Infinity}',
+        '{"threshold": -1}',
+        '{"threshold": 1.000000001}',
+        "[" * 3000 + "]" * 3000,
+    ],
+    ids=["nan", "inf", "negative", "above-never-yes", "deep"],
+)
+def test_a_tampered_operating_point_is_named(export: Path, content: str) -> None:
+    (export / "runs" / "r1" / "operating_point.json").write_text(content)
+    with untouched(export):
+        outcome = invoke(["predict", export / "runs" / "r1" / "checkpoint_0.pth", IMAGE, "--json"])
+    expect(outcome, 1, "operating_point.json")
+
+
+def test_eval_s_never_yes_operating_point_is_one_predict_accepts(export: Path) -> None:
+    # a budget no threshold within P(yes) <= 1 meets (a negative at P(yes) = 1.0) makes
+    # eval write the threshold just above 1; predict refused it and eval wrote it again
+    from curation.evaluate.metrics import NEVER_YES, threshold_at_false_alarm
+
+    point = threshold_at_false_alarm([True, False], [0.5, 1.0], 0.0)
+    assert point["threshold"] == NEVER_YES and point["recall"] == 0.0
+    from curation.evaluate.point_file import FINGERPRINT_KEY, fingerprint
+
+    ckpt = export / "runs" / "r1" / "checkpoint_0.pth"
+    saved = {
+        "threshold": point["threshold"],
+        "checkpoint": ckpt.name,
+        FINGERPRINT_KEY: fingerprint(ckpt),
+    }
+    (export / "runs" / "r1" / "operating_point.json").write_text(json.dumps(saved))
+    outcome = invoke(["predict", export / "runs" / "r1" / "checkpoint_0.pth", IMAGE, "--json"])
+    expect(outcome, 0)
+    row = json.loads(outcome.output[outcome.output.index("[") :])[0]
+    assert row["threshold"] == NEVER_YES and row["answer"] == "no"
+
+
+def test_an_operating_point_of_another_checkpoint_is_not_used(export: Path) -> None:
+    point = {"threshold": 0.0, "checkpoint": "checkpoint_best.pth"}
+    (export / "runs" / "r1" / "operating_point.json").write_text(json.dumps(point))
+    outcome = invoke(["predict", export / "runs" / "r1" / "checkpoint_0.pth", IMAGE, "--json"])
+    expect(outcome, 0)
+    row = json.loads(outcome.output[outcome.output.index("[") :])[0]
+    assert row["threshold"] is None and row["answer"] == row["generated"]
+    assert not math.isnan(row["p_yes"])
+
+
+def test_an_eval_that_finds_no_operating_point_removes_the_stale_one(export: Path) -> None:
+    run = export / "runs" / "r1"
+    (run / "operating_point.json").write_text(
+        '{"threshold": 0.5, "checkpoint": "checkpoint_0.pth"}'
+    )
+    only_yes = [r for r in json.loads((export / "test.json").read_text()) if r["answer"] == ["yes"]]
+    data = export / "only_yes" / "test.json"
+    data.parent.mkdir()
+    data.write_text(json.dumps(only_yes))
+    outcome = invoke(
+        ["eval", run / "checkpoint_0.pth", "--data", data, "--image-root", export / "images"]
+    )
+    assert outcome.exit_code in (0, 3) and outcome.exception is None, str(outcome)
+    assert not (run / "operating_point.json").exists()
+
+
+def _checkpoint_beside(tmp_path: Path, what: str) -> tuple[Path, Path]:
+    """A (fake) checkpoint with ``operating_point.json`` beside it made ``what``; an image."""
+    run = tmp_path / "run"
+    run.mkdir()
+    ckpt = run / "checkpoint_0.pth"
+    ckpt.write_bytes(b"x")
+    (run / "config.yaml").write_text("model: {}\n")
+    point = run / "operating_point.json"
+    if what == "dev-zero":
+        point.symlink_to("/dev/zero")
+    elif what == "fifo":
+        os.mkfifo(point)
+    elif what == "huge":
+        with open(point, "wb") as fh:
+            fh.write(b'{"threshold": 0.5, "pad": "')
+            fh.truncate(64 << 20)  # sparse: 64 MiB of NULs after the opening
+    image = tmp_path / "img.png"
+    render_scene(True, 1, 40).save(image)
+    return ckpt, image
+
+
+@contextmanager
+def bounded(seconds: int = 60, extra_bytes: int = 2 << 30) -> Iterator[None]:
+    """Fail (not hang, not fill the machine's memory) when the code under test would."""
+
+    def late(*_: object) -> None:
+        raise TimeoutError(f"still running after {seconds} s")
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as fh:
+        used = int(fh.read().split()[0]) * resource.getpagesize()
+    limit = used + extra_bytes if hard == resource.RLIM_INFINITY else min(hard, used + extra_bytes)
+    old = signal.signal(signal.SIGALRM, late)
+    signal.alarm(seconds)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize(
+    ("what", "needle"),
+    [
+        ("dev-zero", "not a regular file"),
+        ("fifo", "not a regular file"),
+        ("huge", "larger than"),
+    ],
+)
+def test_an_operating_point_that_is_not_a_small_file_is_refused(
+    tmp_path: Path, what: str, needle: str
+) -> None:
+    """Before: /dev/zero filled memory (MemoryError traceback), a FIFO blocked forever."""
+    ckpt, image = _checkpoint_beside(tmp_path, what)
+    with untouched(tmp_path), bounded():
+        outcome = invoke(["predict", ckpt, image, "--json"])
+    expect(outcome, 1, "operating_point.json", needle, "--threshold")
+
+
+def test_eval_without_a_point_keeps_the_point_chosen_for_another_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """Before: eval of checkpoint_0 on a one-answer val.json deleted the operating point
+    that eval had chosen for checkpoint_best (predict uses it only for checkpoint_best)."""
+    pytest.importorskip("lavis")
+    export = _sample_export(tmp_path)
+    expect(invoke(["train", export / "lavis.yaml", "run.max_epoch=1", "--run-id", "r1"]), 0)
+    run = export / "runs" / "r1"
+    point = run / "operating_point.json"
+    best = run / "checkpoint_best.pth"
+    data = export / "test.json"
+    first = invoke(["eval", best, "--data", data, "--fiftyone-field", ""])
+    assert first.exit_code in (0, 3) and first.exception is None, first  # 3: collapse alarm
+    assert json.loads(point.read_text())["checkpoint"] == "checkpoint_best.pth"
+    kept = point.read_bytes()
+    # a copy of the export whose val.json holds one answer only: no point can be chosen
+    for name in ("val.json", "val.provenance.json"):
+        rows = json.loads((export / name).read_text())
+        answers = json.loads((export / "val.json").read_text())
+        keep = [
+            r for r, a in zip(rows, answers, strict=True) if a["answer"] == answers[0]["answer"]
+        ]
+        (tmp_path / name).write_text(json.dumps(keep))
+    one = tmp_path / "one"
+    one.mkdir()
+    for name in ("val.json", "val.provenance.json"):
+        (tmp_path / name).rename(one / name)
+    for name in ("test.json", "test.provenance.json"):
+        (one / name).write_bytes((export / name).read_bytes())
+    args = ["eval", run / "checkpoint_0.pth", "--data", one / "test.json"]
+    outcome = invoke([*args, "--image-root", export / "images", "--fiftyone-field", ""])
+    assert outcome.exit_code in (0, 3) and outcome.exception is None, outcome
+    assert "operating_point.json" not in outcome.output.split("wrote")[-1]
+    assert point.read_bytes() == kept

@@ -1,22 +1,25 @@
-"""Cases a hostile new user found after the first hardening round, each kept here.
+"""Hostile input to training and what it reads: the export's builder name and answers,
+the run folder, resume, model shapes, a batch larger than the data, a killed run.
 
-Every test reproduces one report of the attack run (README and commands only)
-and checks the promise it broke: the exit code, the problem named, no
-traceback, inputs untouched.
+Every test reproduces one report (README and commands only) and checks the promise
+it broke: the exit code, the problem named, no traceback, inputs untouched, no
+process left.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from _harness import expect, invoke, untouched
+from _harness import REPO, expect, invoke, untouched
+from _harness import sample_export as _sample_export
 from conftest import SAMPLE
 
 pytest.importorskip("lavis")
@@ -36,37 +39,6 @@ def export(trained: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "ex"
     shutil.copytree(trained, copy)
     return copy
-
-
-def test_eval_never_writes_over_its_own_data(export: Path, tmp_path: Path) -> None:
-    ckpt = export / "runs" / "r1" / "checkpoint_0.pth"
-    data_dir = tmp_path / "evd"
-    data_dir.mkdir()
-    shutil.copy(export / "test.json", data_dir / "eval.json")
-    with untouched(data_dir, export):
-        outcome = invoke(
-            [
-                "eval",
-                ckpt,
-                "--data",
-                data_dir / "eval.json",
-                "--image-root",
-                export / "images",
-                "--out",
-                data_dir,
-            ]
-        )
-        expect(outcome, 2, "would replace the input", "eval.json")
-        expect(
-            invoke(["eval", ckpt, "--data", export / "test.json", "--out", export / "images"]),
-            2,
-            "inside the image root",
-        )
-        expect(
-            invoke(["eval", ckpt, "--data", export / "test.json", "--out", export / "test.json"]),
-            2,
-            "is a file, not a folder",
-        )
 
 
 def test_a_builder_name_export_trains(tmp_path: Path) -> None:
@@ -147,72 +119,6 @@ def test_model_shapes_are_a_config_error(trained: Path, override: str, needle: s
     expect(outcome, 1, needle)
 
 
-@pytest.mark.parametrize(
-    "content",
-    [
-        '{"threshold": NaN}',
-        '{"threshold": Infinity}',
-        '{"threshold": -1}',
-        '{"threshold": 1.000000001}',
-        "[" * 3000 + "]" * 3000,
-    ],
-    ids=["nan", "inf", "negative", "above-never-yes", "deep"],
-)
-def test_a_tampered_operating_point_is_named(export: Path, content: str) -> None:
-    (export / "runs" / "r1" / "operating_point.json").write_text(content)
-    with untouched(export):
-        outcome = invoke(["predict", export / "runs" / "r1" / "checkpoint_0.pth", IMAGE, "--json"])
-    expect(outcome, 1, "operating_point.json")
-
-
-def test_eval_s_never_yes_operating_point_is_one_predict_accepts(export: Path) -> None:
-    # a budget no threshold within P(yes) <= 1 meets (a negative at P(yes) = 1.0) makes
-    # eval write the threshold just above 1; predict refused it and eval wrote it again
-    from curation.evaluate.metrics import NEVER_YES, threshold_at_false_alarm
-
-    point = threshold_at_false_alarm([True, False], [0.5, 1.0], 0.0)
-    assert point["threshold"] == NEVER_YES and point["recall"] == 0.0
-    from curation.evaluate.point_file import FINGERPRINT_KEY, fingerprint
-
-    ckpt = export / "runs" / "r1" / "checkpoint_0.pth"
-    saved = {
-        "threshold": point["threshold"],
-        "checkpoint": ckpt.name,
-        FINGERPRINT_KEY: fingerprint(ckpt),
-    }
-    (export / "runs" / "r1" / "operating_point.json").write_text(json.dumps(saved))
-    outcome = invoke(["predict", export / "runs" / "r1" / "checkpoint_0.pth", IMAGE, "--json"])
-    expect(outcome, 0)
-    row = json.loads(outcome.output[outcome.output.index("[") :])[0]
-    assert row["threshold"] == NEVER_YES and row["answer"] == "no"
-
-
-def test_an_operating_point_of_another_checkpoint_is_not_used(export: Path) -> None:
-    point = {"threshold": 0.0, "checkpoint": "checkpoint_best.pth"}
-    (export / "runs" / "r1" / "operating_point.json").write_text(json.dumps(point))
-    outcome = invoke(["predict", export / "runs" / "r1" / "checkpoint_0.pth", IMAGE, "--json"])
-    expect(outcome, 0)
-    row = json.loads(outcome.output[outcome.output.index("[") :])[0]
-    assert row["threshold"] is None and row["answer"] == row["generated"]
-    assert not math.isnan(row["p_yes"])
-
-
-def test_an_eval_that_finds_no_operating_point_removes_the_stale_one(export: Path) -> None:
-    run = export / "runs" / "r1"
-    (run / "operating_point.json").write_text(
-        '{"threshold": 0.5, "checkpoint": "checkpoint_0.pth"}'
-    )
-    only_yes = [r for r in json.loads((export / "test.json").read_text()) if r["answer"] == ["yes"]]
-    data = export / "only_yes" / "test.json"
-    data.parent.mkdir()
-    data.write_text(json.dumps(only_yes))
-    outcome = invoke(
-        ["eval", run / "checkpoint_0.pth", "--data", data, "--image-root", export / "images"]
-    )
-    assert outcome.exit_code in (0, 3) and outcome.exception is None, str(outcome)
-    assert not (run / "operating_point.json").exists()
-
-
 def test_resume_with_no_epoch_left_is_a_pre_check(export: Path) -> None:
     with untouched(export):
         outcome = invoke(
@@ -290,3 +196,101 @@ def test_vqav2_answers_that_are_a_string_are_named(tmp_path: Path) -> None:
         )
     expect(outcome, 1, "answers:")
     assert not os.path.exists(tmp_path.parent / f"{tmp_path.name}-out")
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ([], "(run.batch_size_train=64)"),
+        (["--nproc-per-node", "2"], "over 2 processes"),
+    ],
+)
+def test_fewer_training_records_than_one_batch_is_refused_before_training(
+    tmp_path: Path, extra: list[str], needle: str
+) -> None:
+    """Before: LAVIS drops the partial batch, runs an epoch of 0 steps and dies dividing
+    by zero (a ZeroDivisionError traceback; find-issues on a small dataset hit it too)."""
+    export = _sample_export(tmp_path)
+    n = len(json.loads((export / "train.json").read_text()))
+    assert n < 64
+    args = ["train", export / "lavis.yaml", "run.max_epoch=1", "run.device=cpu"]
+    # one process would have a full batch; two processes' shards would not
+    args.append("run.batch_size_train=64" if not extra else f"run.batch_size_train={n // 2 + 1}")
+    with untouched(tmp_path):
+        outcome = invoke([*args, *extra])
+    expect(outcome, 1, f"{n} training record(s)", needle, "fewer than one batch", "Fix:")
+    assert not (export / "runs").exists() or not any((export / "runs").iterdir())
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(name))
+    return kids
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
+def test_a_curate_killed_by_sigkill_takes_its_training_processes_with_it(
+    tmp_path: Path,
+) -> None:
+    # SIGKILL (kill -9, the OOM killer) gave curate no chance to stop torchrun: torchrun
+    # and both ranks went on training, orphaned, to the last epoch
+    pytest.importorskip("lavis")
+    from conftest import SAMPLE
+
+    from curation.export import ExportOptions, export_task
+
+    out = tmp_path / "sample"
+    export_task(SAMPLE / "annotations.json", SAMPLE, out, ExportOptions(seed=0, model="tiny"))
+    args = ["train", str(out / "lavis.yaml"), "run.max_epoch=200", "run.device=cpu"]
+    args += ["run.batch_size_train=8", "--nproc-per-node", "2", "--run-id", "killed"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from curation.cli import app; app()", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        family: list[int] = []
+        work = None
+        while time.monotonic() < deadline:
+            torchrun = _children(proc.pid)
+            if torchrun and len(_children(torchrun[0])) == 2:
+                family = [torchrun[0], *_children(torchrun[0])]
+                cmdline = Path(f"/proc/{torchrun[0]}/cmdline").read_bytes().split(b"\0")
+                work = Path(os.fsdecode(cmdline[-2])).parent  # .../curate-torchrun-*/spec.json
+                break
+            assert proc.poll() is None, "curate ended before its processes started"
+            time.sleep(0.5)
+        assert family, "torchrun and its two ranks did not start"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(map(_running, family)):
+            time.sleep(0.5)
+        left = [p for p in family if _running(p)]
+        for pid in left:  # never leave them to the next test
+            os.kill(pid, signal.SIGKILL)
+        assert not left, f"processes left running after curate was killed: {left}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if work is not None and work.name.startswith("curate-torchrun-"):
+            shutil.rmtree(work, ignore_errors=True)  # a SIGKILLed curate cannot remove it

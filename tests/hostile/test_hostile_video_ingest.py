@@ -1,4 +1,5 @@
-"""The fourth attack round (video ingest): each test fails without its fix.
+"""Hostile video ingest: label files (CSV and JSON), sampling rates, look-alike videos,
+paths inside the project, concurrent ingests.
 
 Each runs the real command and checks the README's promises: the exit code,
 the file, row, field and fix named, no traceback, inputs untouched, and on
@@ -8,19 +9,14 @@ failure nothing added and no frame file left behind.
 from __future__ import annotations
 
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
 from _data import CLIPS, GOOD, HEADER, copy_clip_inputs
-from _harness import REPO, expect, invoke, invoke_process, untouched
+from _harness import REPO, expect, invoke, invoke_process, unique, untouched
 
 pytest.importorskip("av")
 fo = pytest.importorskip("fiftyone")
-
-
-def unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
