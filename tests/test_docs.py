@@ -40,7 +40,7 @@ def test_cli_reference_lists_every_command():
 
     from curation.cli import app
 
-    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]  # a typer app with commands is a click Group
     text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     missing = [
         name for name, c in commands.items() if not c.hidden and f"## `curate {name}`" not in text
@@ -157,7 +157,7 @@ def test_model_help_names_every_preset():
     group = typer.main.get_command(app)
     root = group.context_class(group, info_name="curate")
     stale = {}
-    for name, command in group.commands.items():  # type: ignore[attr-defined]
+    for name, command in group.commands.items():  # type: ignore[attr-defined]  # a typer app with commands is a click Group
         ctx = command.context_class(command, info_name=name, parent=root)
         for param in command.get_params(ctx):
             if "--model" in getattr(param, "opts", ()):

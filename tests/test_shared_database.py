@@ -357,7 +357,7 @@ def test_a_killed_ingest_leaves_no_partial_dataset_with_the_documented_role(
     tmp_path: Path,
     auth_mongod_uri: str,  # noqa: F811
 ) -> None:
-    """The user has only the README's role (readWrite on the database): FiftyOne's own
+    """The user has only the documented role (readWrite on the database): FiftyOne's own
     clean-up, which needs $currentOp on all users, cannot run for it."""
     uri = user_uri(auth_mongod_uri)
     a = scene_folder(tmp_path / "a", 3, seed=9)
@@ -429,7 +429,7 @@ WHICH_FOLDER = (
 def test_a_plain_import_fiftyone_joins_a_running_database_of_another_folder(
     tmp_path: Path,
 ) -> None:
-    """The README's FIFTYONE_DATABASE_DIR advice: FiftyOne joins any running database
+    """The curator guide's FIFTYONE_DATABASE_DIR advice: FiftyOne joins any running database
     service of this user; ``connected_fiftyone`` joins only its folder's."""
     from curation.curator._fo import fiftyone
 

@@ -1,11 +1,11 @@
-"""The hostile-input harness: run a command, then check the README's promises.
+"""The hostile-input harness: run a command, then check the documented promises.
 
 Every hostile test does the same three things:
 
 1. snapshot the bytes, modes and link targets of every input (``tree_state``),
 2. run the command (``invoke``: in-process through typer's CliRunner, so an
    escaping exception is seen as an exception, not as text),
-3. ``expect`` the exit code the README promises, the problem named in the
+3. ``expect`` the exit code the docs promise, the problem named in the
    message, no traceback, and ``untouched`` inputs (nothing outside ``--out``
    created, changed or removed).
 """

@@ -1,7 +1,7 @@
 """Hostile inputs for the FiftyOne curator: `curate ingest`, `check`, `review`.
 
 Each test runs the real command on a real (per-test-run) MongoDB and checks the
-README's promises: the exit code, the problem named, no traceback, inputs untouched.
+documented promises: the exit code, the problem named, no traceback, inputs untouched.
 """
 
 from __future__ import annotations

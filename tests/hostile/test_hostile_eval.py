@@ -68,7 +68,7 @@ def test_eval_markdown_keeps_a_kind_with_a_bar_in_one_cell() -> None:
 
 def test_eval_of_a_plain_annotation_file_reads_its_negative_kinds(frames: Path) -> None:
     # without a provenance sidecar every record was scored without its kind: the per-kind
-    # table the README promises came out empty for a frame annotation file
+    # table the docs promise came out empty for a frame annotation file
     from curation.evaluate.run import load_provenance
 
     recs = json.loads((frames / "task.json").read_text())

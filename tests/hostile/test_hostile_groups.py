@@ -1,6 +1,6 @@
 """Hostile inputs for --group-by, --split-file and --hard-negative-share.
 
-Each case runs the real command and checks the README's promises: the exit
+Each case runs the real command and checks the documented promises: the exit
 code, the problem named with its fix, no traceback, inputs untouched and no
 export written.
 """

@@ -1,6 +1,6 @@
 """Hostile inputs for `curate mix`, the splitter, `eval --compare` and the CLI's text surface.
 
-Each test runs the real command and checks the README's promises: the exit
+Each test runs the real command and checks the documented promises: the exit
 code, the problem named in the message, no traceback, inputs untouched.
 """
 

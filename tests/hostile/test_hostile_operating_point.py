@@ -1,6 +1,6 @@
 """Hostile input to the operating point (operating_point.json), predict, eval and configs.
 
-Each test reproduces one report (README and commands only) and checks the promise
+Each test reproduces one report (the docs and commands only) and checks the promise
 it broke: the problem named with its fix, no traceback, nothing used that was not
 meant for this checkpoint, nothing unbounded read.
 """

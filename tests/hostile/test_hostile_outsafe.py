@@ -1,6 +1,6 @@
 """Output safety: nothing lost, nothing written outside --out, no traceback.
 
-Each test runs a real command on tiny real data and checks the README's
+Each test runs a real command on tiny real data and checks the documented
 promises with the hostile harness: the exit code, the problem named in the
 message, no traceback, and every input untouched.
 """

@@ -121,7 +121,7 @@ def test_an_over_long_integer_is_named_by_its_key(frames: Path, tmp_path: Path) 
 
 
 def test_validate_knows_the_frame_keys(frames: Path) -> None:
-    # 24 records drew 84 "unknown key" warnings for the keys the README invites
+    # 24 records drew 84 "unknown key" warnings for the keys the docs invite
     with untouched(frames):
         outcome = invoke(["validate", frames / "task.json"])
     expect(outcome, 0, "0 warning(s)")

@@ -1,7 +1,7 @@
 """Hostile input to training and what it reads: the export's builder name and answers,
 the run folder, resume, model shapes, a batch larger than the data, a killed run.
 
-Every test reproduces one report (README and commands only) and checks the promise
+Every test reproduces one report (the docs and commands only) and checks the promise
 it broke: the exit code, the problem named, no traceback, inputs untouched, no
 process left.
 """

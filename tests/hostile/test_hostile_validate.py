@@ -1,6 +1,6 @@
 """Hostile input for `curate validate`.
 
-Each case checks the README's promises: exit 1 for bad data (2 for usage), the
+Each case checks the documented promises: exit 1 for bad data (2 for usage), the
 problem named with its fix, no traceback, and no input touched.
 """
 

@@ -1,7 +1,7 @@
 """Hostile video ingest: label files (CSV and JSON), sampling rates, look-alike videos,
 paths inside the project, concurrent ingests.
 
-Each runs the real command and checks the README's promises: the exit code,
+Each runs the real command and checks the documented promises: the exit code,
 the file, row, field and fix named, no traceback, inputs untouched, and on
 failure nothing added and no frame file left behind.
 """
