@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,11 @@ os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
 # wait on each other (the collapse test took 729 s instead of about 100 s). Subprocesses
 # (torchrun ranks, CLI runs) inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# A process started in the background (`cmd &` in a script, nohup, some CI runners and
+# xdist's workers under them) inherits SIGINT ignored: the tests of Ctrl-C handling would
+# wait for an interrupt that never comes. The tests get the handler an interactive user has.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from curation.synthetic import QUESTION, render_scene  # noqa: E402 - after the env above
 
