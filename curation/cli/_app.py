@@ -10,7 +10,7 @@ import contextlib
 import functools
 import os
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -114,7 +114,7 @@ def handles_errors(func: F) -> F:
             _error(str(lost))
             raise typer.Exit(lost.exit_code) from None
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)  # functools.wraps kept func's signature (typer reads it)
 
 
 def _version(value: bool) -> None:

@@ -155,7 +155,9 @@ def summarise(
         falls_hit = {m.fall for m in matches if m.outcome == "hit"}
         counts = Counter(m.outcome for m in matches)
         video_delays = [m.delay for m in matches if m.delay is not None]
-        kinds = Counter(m.overlaps for m in matches if m.outcome == "false_alarm")
+        kinds = Counter(
+            m.overlaps for m in matches if m.outcome == "false_alarm" and m.overlaps is not None
+        )
         per_video.append(
             {
                 "video": truth.video,
@@ -167,7 +169,7 @@ def summarise(
                 "alerts": len(matches),
                 "false_alarms": counts["false_alarm"],
                 "duplicates": counts["duplicate"],
-                "false_alarms_by_kind": dict(sorted(kinds.items())),  # type: ignore[arg-type]
+                "false_alarms_by_kind": dict(sorted(kinds.items())),
                 "delays": [round(d, 3) for d in video_delays],
                 "long_lie_alerts": sum(e.kind == "long_lie" for e in events),
             }
@@ -187,7 +189,7 @@ def summarise(
             )
         totals.update({"falls": len(truth.falls), "detected": len(falls_hit)})
         totals.update({"alerts": len(matches), **counts})
-        by_kind.update(kinds)  # type: ignore[arg-type]
+        by_kind.update(kinds)
         delays.extend(video_delays)
         seconds_total += seconds
     hours = seconds_total / 3600

@@ -121,7 +121,9 @@ def load_scorer(
     from curation.inference.model import load_model, weights_file
     from curation.inference.operating_point import saved_threshold
 
-    source = Path(model)  # type: ignore[arg-type]
+    assert model is not None  # exactly one of model and server, checked above
+    source = Path(model)
+    point: float | None
     if threshold is not None:
         point, note = threshold, f"--threshold {threshold:g}"
     else:

@@ -39,7 +39,7 @@ def write_timeline(
         fig, ax = plt.subplots(figsize=(max(8.0, min(40.0, end / 15)), 3.2), dpi=100)
         for f in falls:
             ax.axvspan(f.start, f.end, color="tab:red", alpha=0.18, lw=0)
-        shown = set()
+        shown: set[str] = set()
         for o in others:
             if o.kind in _LOOKALIKES:
                 label = "lying/sitting/kneeling on purpose" if not shown else None

@@ -75,7 +75,7 @@ def predict(
     return [
         {
             "image": str(p),
-            "answer": answer_at(prob, point) if by_threshold else text,  # type: ignore[arg-type]
+            "answer": answer_at(prob, point) if by_threshold and point is not None else text,
             "p_yes": prob,
             "generated": text,
             "threshold": point if by_threshold else None,

@@ -310,7 +310,8 @@ def _score_items(state: ServerState, items: list[tuple[Any, str | None]]) -> lis
     images = [im for im, _ in items]
     size = max(1, state.settings.max_batch_size)
     probs = p_yes(loaded, images, questions, batch_size=size)
-    by_threshold = [state.threshold is not None and is_task_question(q) for q in questions]
+    threshold = state.threshold
+    by_threshold = [threshold is not None and is_task_question(q) for q in questions]
     generate = [i for i, ok in enumerate(by_threshold) if not ok]
     generated = dict(
         zip(
@@ -324,8 +325,8 @@ def _score_items(state: ServerState, items: list[tuple[Any, str | None]]) -> lis
     return [
         {
             "p_yes": prob,
-            "answer": answer_at(prob, state.threshold) if ok else generated[i],  # type: ignore[arg-type]
-            "threshold": state.threshold if ok else None,
+            "answer": answer_at(prob, threshold) if ok and threshold is not None else generated[i],
+            "threshold": threshold if ok else None,
             "model": loaded.name,
         }
         for i, (prob, ok) in enumerate(zip(probs, by_threshold, strict=True))

@@ -71,7 +71,8 @@ def serve(settings: ServeSettings, log_level: str = "info") -> None:
         host=settings.host,
         port=settings.port,
         log_level=log_level,
-        timeout_graceful_shutdown=settings.graceful_timeout_s,
+        # uvicorn annotates int but hands it to asyncio.timeout, which takes a float
+        timeout_graceful_shutdown=settings.graceful_timeout_s,  # type: ignore[arg-type]
         lifespan="on",
         access_log=False,
     )
@@ -131,7 +132,8 @@ def _serve_workers(settings: ServeSettings, log_level: str) -> None:
             port=settings.port,
             workers=settings.workers,
             log_level=log_level,
-            timeout_graceful_shutdown=settings.graceful_timeout_s,
+            # uvicorn annotates int but hands it to asyncio.timeout, which takes a float
+            timeout_graceful_shutdown=settings.graceful_timeout_s,  # type: ignore[arg-type]
             lifespan="on",
             access_log=False,
         )
