@@ -2,7 +2,7 @@
 #   make demo   creates .venv if missing, installs everything, runs the demo on raw/sample
 #   make test   creates .venv if missing, installs everything, runs the whole test suite
 # and one is for the edit loop:
-#   make check  lint, then the tests marked neither slow nor integration (about a minute)
+#   make check  lint, types, then the tests marked neither slow nor integration (about a minute)
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -38,7 +38,7 @@ test: venv browser
 	$(PY) -m pytest -n auto --dist loadfile
 
 # the fast tier: tests/conftest.py marks slow/integration from the fixtures a test uses
-check: lint
+check: lint types
 	$(PY) -m pytest -q -m "not slow and not integration" -n auto --dist loadfile
 
 lint: venv
