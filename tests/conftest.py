@@ -118,11 +118,14 @@ def _shared_trained_sample(tmp_path_factory: pytest.TempPathFactory, epochs: int
 
 @pytest.fixture(scope="session")
 def trained_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample's export trained two epochs: ``OUT/runs/r1/checkpoint_{0,1}.pth`` (read only).
+    """The sample's export trained one epoch: ``OUT/runs/r1/checkpoint_0.pth`` (read only)."""
+    return _shared_trained_sample(tmp_path_factory, 1)
 
-    Two epochs serve both kinds of test: those that need a checkpoint (checkpoint_0) and
-    those that need a later one to tell apart (checkpoint_1).
-    """
+
+@pytest.fixture(scope="session")
+def trained_sample_2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's export trained two epochs: ``OUT/runs/r1/checkpoint_1.pth`` (read only;
+    a run keeps only its latest epoch's checkpoint, and checkpoint_best.pth)."""
     return _shared_trained_sample(tmp_path_factory, 2)
 
 
@@ -144,6 +147,7 @@ def copy_of(folder: Path, dest: Path) -> Path:
 #: fixtures (by name, in any test's fixture closure) and the marker they bring
 _FIXTURE_MARKERS = {
     "trained_sample": "slow",
+    "trained_sample_2": "slow",
     "mongod_uri": "integration",
     "auth_mongod_uri": "integration",
     "own_auth_mongod": "integration",

@@ -18,9 +18,9 @@ IMAGES = [SAMPLE / "fall" / "0000.png", SAMPLE / "no_fall" / "0001.png"]
 
 
 @pytest.fixture(scope="module")
-def run_dir(trained_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run_dir(trained_sample_2: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The module's copy of the session's two-epoch run (eval writes beside the checkpoint)."""
-    out = copy_of(trained_sample, tmp_path_factory.mktemp("op") / "export")
+    out = copy_of(trained_sample_2, tmp_path_factory.mktemp("op") / "export")
     return out / "runs" / "r1"
 
 

@@ -29,7 +29,7 @@ IMAGE = SAMPLE / "fall" / "0000.png"
 
 @pytest.fixture
 def trained(trained_sample: Path) -> Path:
-    """An export of the sample with trained epochs: OUT/runs/r1/checkpoint_0.pth (shared)."""
+    """An export of the sample with one trained epoch: OUT/runs/r1/checkpoint_0.pth (shared)."""
     return trained_sample
 
 
