@@ -172,6 +172,23 @@ _CALL_MARKERS = {
     "Popen": "integration",
     "Server": "integration",
 }
+#: ``curate`` commands that train, run a model or start the database; a test or fixture
+#: that runs the CLI (``invoke``, ``runner.invoke(app, ...)``) with one of them is slow
+_COMMAND_MARKERS = {
+    "train": "slow",
+    "eval": "slow",
+    "predict": "slow",
+    "find-issues": "slow",
+    "quantize": "slow",
+    "serve": "slow",
+    "watch": "slow",
+    "eval-events": "slow",
+    "ingest": "integration",
+    "check": "integration",
+    "review": "integration",
+    "--nproc-per-node": "integration",
+}
+_CLI_NAMES = {"invoke", "invoke_process", "app", "runner"}
 #: markers that imply a tier
 _MARK_MARKERS = {"gpu": "integration", "integration": "integration", "slow": "slow"}
 
@@ -194,6 +211,8 @@ def _called_names(func: object, seen: set[object] | None = None) -> set[str]:
         code = stack.pop()
         names.update(code.co_names)
         stack.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+        # the command a CLI call runs: "cmd:train" for the constant "train"
+        names.update(f"cmd:{c}" for c in code.co_consts if c in _COMMAND_MARKERS)
     helpers = getattr(func, "__globals__", {})
     for name in list(names):
         helper = helpers.get(name)
@@ -216,7 +235,11 @@ def tier_markers(item: pytest.Item) -> set[str]:
     for func in funcs:
         if func is None or getattr(func, "__module__", "").startswith("_pytest"):
             continue
-        found.update(_CALL_MARKERS[n] for n in _called_names(func) if n in _CALL_MARKERS)
+        called = _called_names(func)
+        found.update(_CALL_MARKERS[n] for n in called if n in _CALL_MARKERS)
+        if called & _CLI_NAMES:
+            commands = {n[4:] for n in called if n.startswith("cmd:")}
+            found.update(_COMMAND_MARKERS[c] for c in commands)
     return found
 
 
