@@ -251,10 +251,12 @@ def predictions(
         markup=False,
     )
     table = Table(title=escape(question), title_justify="left")
-    table.add_column("image", overflow="fold")
-    table.add_column("answer")
-    table.add_column("P(yes)", justify="right")
-    table.add_column("generated")
+    # a name up to 48 characters stays on one line however long the generated text is
+    longest = max((len(str(row["image"])) for row in answers), default=5)
+    table.add_column("image", overflow="fold", min_width=min(longest, 48))
+    table.add_column("answer", overflow="fold")
+    table.add_column("P(yes)", justify="right", no_wrap=True)
+    table.add_column("generated", overflow="fold")
     for row in answers:
         p_yes = row.get("p_yes")
         table.add_row(
