@@ -190,3 +190,30 @@ def test_poisson_interval_of_no_event_is_the_closed_form():
     # zero events: the upper 97.5% bound solves exp(-mu) = 0.025
     lo, hi = poisson_interval(0, 2.0)
     assert lo == 0.0 and hi == pytest.approx(-math.log(0.025) / 2.0)
+
+
+def test_threshold_on_the_command_line_wins_over_on_threshold_beside_the_model(
+    footage, tmp_path, monkeypatch
+):
+    root, videos = footage
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "events.yaml").write_text("on_threshold: 0.25\n")
+    patch_scorer(monkeypatch, TableScorer(videos))  # P(yes) 0.95 in a fall, else 0.05
+    result = run(root, tmp_path / "out", "--threshold", "0.97")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "events_eval.json").read_text())
+    assert report["threshold"]["on"] == 0.97 and report["threshold"]["from"] == "--threshold 0.97"
+    assert report["detected"] == 0 and report["alerts"] == []  # no frame reaches 0.97
+    assert "on 0.97 (--threshold 0.97)" in result.stderr
+
+
+def test_threshold_with_tune_on_val_is_a_usage_error(footage, tmp_path, monkeypatch):
+    root, videos = footage
+    patch_scorer(monkeypatch, TableScorer(videos))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"val": [], "test": []}))
+    result = run(
+        root, tmp_path / "out", "--tune-on", "val", "--split-file", str(split), "--threshold", "0.5"
+    )
+    assert result.exit_code == 2
+    assert "--threshold 0.5 with --tune-on val" in result.stderr

@@ -331,3 +331,23 @@ def test_sigterm_reports_the_open_alert_then_exits_143(footage, tmp_path: Path) 
     events = [json.loads(line) for line in rest.splitlines() if line.startswith("{")]
     assert events[-1]["kind"] == "resolved" and events[-1]["stream_ended"] is True
     assert "terminated (SIGTERM)" in err and "Traceback" not in err
+
+
+def test_threshold_on_the_command_line_wins_over_on_threshold_beside_the_model(
+    footage, tmp_path: Path, monkeypatch
+) -> None:
+    root, videos = footage
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "events.yaml").write_text("on_threshold: 0.25\n")
+    patch_scorer(monkeypatch, TableScorer(videos))  # P(yes) 0.95 in a fall, else 0.05
+    model = str(run / "checkpoint_best.pth")
+    beside = runner.invoke(app, ["watch", str(videos[0].file), "--model", model, "--json"])
+    assert beside.exit_code == 0, beside.output
+    assert any(e["kind"] == "fall" for e in json_lines(beside.stdout))
+    assert "on 0.25 (on_threshold from the event parameters)" in beside.stderr
+    args = ["watch", str(videos[0].file), "--model", model, "--json", "--threshold", "0.97"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json_lines(result.stdout) == []  # no frame reaches 0.97
+    assert "on 0.97 (--threshold 0.97), off 0.485 (off_ratio 0.5 x on)" in result.stderr

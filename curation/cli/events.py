@@ -150,6 +150,7 @@ def watch(
             on_progress=on_progress,
             on_problem=on_problem,
             stop=stop,
+            threshold=threshold,
         )
     finally:
         if status is not None:
@@ -158,7 +159,8 @@ def watch(
     skipped = sum(bool(v.problem) for v in result.videos)
     err_console.print(
         f"{len(result.videos)} video(s), {frames} frames, {result.alerts} alert(s); P(yes) on "
-        f"{result.on:.3g} ({escape(result.threshold_note)}), off {result.off:.3g}; event "
+        f"{result.on:.3g} ({escape(result.threshold_note)}), off {result.off:.3g} "
+        f"({escape(result.off_note)}); event "
         f"parameters: {escape(where)}" + (f"; {skipped} skipped" if skipped else ""),
         highlight=False,
         soft_wrap=True,
@@ -249,6 +251,7 @@ def eval_events(
         model=model,
         batch_size=batch_size,
         on_video=on_video,
+        threshold=threshold,
     )
     r = result.report
 
@@ -256,6 +259,13 @@ def eval_events(
         return "n/a" if value is None else f"{value:.3g}{unit}"
 
     lo, hi = r["false_alarms_per_hour_ci95"]
+    t = r["threshold"]
+    err_console.print(
+        f"P(yes) on {t['on']:.3g} ({escape(t['from'])}), off {t['off']:.3g} "
+        f"({escape(t['off_from'])})",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(
         f"event recall {fmt(r['event_recall'])} ({r['detected']}/{r['falls']} falls), "
         f"precision {fmt(r['event_precision'])}, {r['false_alarms']} false alarm(s) in "

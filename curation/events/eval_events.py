@@ -22,7 +22,14 @@ from curation.errors import UsageError
 from curation.events.evaluate import Tolerance, VideoTruth, select_videos, summarise
 from curation.events.params import EventParams
 from curation.events.scorers import Scorer
-from curation.events.watch import EVENTS_BESIDE_MODEL, VideoWatch, resolve_threshold, watch_video
+from curation.events.watch import (
+    EVENTS_BESIDE_MODEL,
+    VideoWatch,
+    off_note,
+    resolve_threshold,
+    watch_video,
+    with_threshold,
+)
 
 REPORT_JSON = "events_eval.json"
 REPORT_MD = "events_eval.md"
@@ -71,12 +78,16 @@ def eval_events(
     model: str | Path | None = None,
     batch_size: int = 16,
     on_video: Callable[[str, int, int], None] | None = None,
+    threshold: float | None = None,
 ) -> EventEvalResult:
     """Evaluate alerts on the labelled videos; see the module for what is written.
 
+    ``threshold`` (``--threshold``) wins over the event parameters' ``on_threshold`` and
+    the operating point, as in ``curate watch``.
+
     Raises:
-        UsageError: ``tune_on`` without a split file, or other than ``val``; no threshold;
-            a selection with no video.
+        UsageError: ``tune_on`` without a split file, or other than ``val``, or with
+            ``threshold``; no threshold; a selection with no video.
         DataError: a label file that cannot be read (every bad row named).
     """
     from curation._io import atomic_write_json, atomic_write_text
@@ -94,13 +105,20 @@ def eval_events(
             "--tune-on val needs --split-file: it tunes on the file's val videos and reports "
             "on its test videos. Fix: add --split-file FILE ({split: [dataset/subject, ...]})"
         )
+    if tune_on is not None and threshold is not None:
+        raise UsageError(
+            f"--threshold {threshold:g} with --tune-on val: tuning chooses the threshold on "
+            "the val videos. Fix: drop --threshold to tune, or --tune-on to report at it"
+        )
+    explicit = threshold
     _, segments = read_segments(labels, root, load_class_map())
     truths = truth_from_segments(segments)
     split_path = Path(split_file) if split_file is not None else None
     report_split = "test"
     chosen = select_videos(truths, split_path, subjects, report_split)
     if tune_on is None or params.on_threshold is not None or scorer.threshold is not None:
-        threshold, note = resolve_threshold(params, scorer)
+        threshold, note = resolve_threshold(params, scorer, explicit)
+        params = with_threshold(params, explicit)
     else:  # tuning chooses on_threshold: no operating point needed
         threshold, note = 0.5, "tuned on val"
     result = EventEvalResult({}, out)
@@ -139,7 +157,7 @@ def eval_events(
                 "videos": [w.video for w in watched],
             },
             "skipped": result.skipped,
-            "threshold": {"on": on, "off": off, "from": note},
+            "threshold": {"on": on, "off": off, "from": note, "off_from": off_note(params)},
             "params": params.model_dump(),
             "tuned_on_val": tuned,
         }

@@ -61,6 +61,7 @@ class WatchResult:
     on: float
     off: float
     threshold_note: str
+    off_note: str = ""
 
     @property
     def alerts(self) -> int:
@@ -71,12 +72,20 @@ def event_dict(event: Event, video: str, camera: str) -> dict[str, Any]:
     return {"camera": camera, "video": video, **event.as_dict()}
 
 
-def resolve_threshold(params: EventParams, scorer: Scorer) -> tuple[float, str]:
+def resolve_threshold(
+    params: EventParams, scorer: Scorer, explicit: float | None = None
+) -> tuple[float, str]:
     """The operating threshold the engine's ``on`` defaults to, and where it came from.
+
+    One order, first found wins: ``explicit`` (``--threshold`` on the command line), the
+    ``on_threshold`` of the event parameters (``--set``, ``--events``, the ``events.yaml``
+    beside the model, the shipped defaults, in that order), the scorer's operating point.
 
     Raises:
         UsageError: no ``on_threshold``, no ``--threshold`` and no saved operating point.
     """
+    if explicit is not None:
+        return explicit, f"--threshold {explicit:g}"
     if params.on_threshold is not None:
         return params.on_threshold, "on_threshold from the event parameters"
     if scorer.threshold is not None:
@@ -86,6 +95,20 @@ def resolve_threshold(params: EventParams, scorer: Scorer) -> tuple[float, str]:
         "and no on_threshold. Fix: choose one with curate eval CHECKPOINT --data VAL.json "
         "--max-false-alarm 0.05, or pass --threshold 0.5"
     )
+
+
+def with_threshold(params: EventParams, explicit: float | None) -> EventParams:
+    """``params`` with ``on_threshold`` replaced by a command-line ``--threshold``."""
+    if explicit is None:
+        return params
+    return params.model_copy(update={"on_threshold": explicit})
+
+
+def off_note(params: EventParams) -> str:
+    """Where the ``off`` threshold came from."""
+    if params.off_threshold is not None:
+        return "off_threshold from the event parameters"
+    return f"off_ratio {params.off_ratio:g} x on"
 
 
 def video_files(folder: Path) -> list[Path]:
@@ -223,17 +246,22 @@ def watch(
     on_progress: Callable[[VideoWatch, float], None] | None = None,
     on_problem: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
+    threshold: float | None = None,
 ) -> WatchResult:
     """Watch a video file, every video in a folder, or a stream URL.
 
     A file that cannot be read is skipped: its ``problem`` says why (``on_problem`` hears
     it at once), and the next file is watched.
 
+    ``threshold`` (``--threshold``) wins over the event parameters' ``on_threshold``
+    and over the operating point (``resolve_threshold``).
+
     Raises:
         UsageError: a source that is neither a file, a folder nor a stream URL; no threshold.
     """
-    threshold, note = resolve_threshold(params, scorer)
-    on, off = params.thresholds(threshold)
+    operating, note = resolve_threshold(params, scorer, threshold)
+    params = with_threshold(params, threshold)
+    on, off = params.thresholds(operating)
     if is_stream(source):
         sources: list[tuple[str, str]] = [(str(source), str(source))]
     else:
@@ -261,7 +289,7 @@ def watch(
             src,
             scorer,
             params,
-            threshold,
+            operating,
             camera=camera,
             name=name,
             batch_size=batch_size,
@@ -290,7 +318,7 @@ def watch(
             if png is not None:
                 watched.clips.append(str(png))
         videos.append(watched)
-    return WatchResult(videos, params, on, off, note)
+    return WatchResult(videos, params, on, off, note, off_note(params))
 
 
 def event_params_for(
@@ -310,4 +338,6 @@ def event_params_for(
         if beside.is_file():
             events = beside
     where = str(events) if events is not None else "the shipped defaults"
+    if overrides:
+        where += " with " + " ".join(overrides)
     return load_event_params(events, overrides), where
