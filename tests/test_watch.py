@@ -351,3 +351,96 @@ def test_threshold_on_the_command_line_wins_over_on_threshold_beside_the_model(
     assert result.exit_code == 0, result.output
     assert json_lines(result.stdout) == []  # no frame reaches 0.97
     assert "on 0.97 (--threshold 0.97), off 0.485 (off_ratio 0.5 x on)" in result.stderr
+
+
+class _ServeLike:
+    """A stand-in for curate serve: its API key check, /health with the operating point,
+    and its 413 answer to more images than it takes per request."""
+
+    def __init__(self, key: str, threshold: float, max_images: int) -> None:
+        import http.server
+        import threading
+
+        self.posted: list[int] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self, code: int, body: object) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorised(self) -> bool:
+                if self.headers.get("Authorization") == f"Bearer {key}":
+                    return True
+                self._answer(401, {"error": "missing or wrong API key"})
+                return False
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self._authorised():
+                    self._answer(200, {"status": "ready", "threshold": threshold})
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if not self._authorised():
+                    return
+                n = body.count(b'name="image"')
+                if n > max_images:
+                    self._answer(
+                        413, {"error": f"too many images: {n}, at most {max_images} per request"}
+                    )
+                    return
+                outer.posted.append(n)
+                self._answer(200, [{"p_yes": 0.9, "threshold": threshold} for _ in range(n)])
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_watch_through_a_server_takes_its_operating_point_key_and_request_limit(
+    footage, monkeypatch
+) -> None:
+    root, videos = footage
+    serve = _ServeLike("s3cret", threshold=0.7, max_images=4)
+    try:
+        args = ["watch", str(videos[0].file), "--server", serve.url, "--batch-size", "10"]
+        monkeypatch.setenv("CURATE_API_KEY", "s3cret")
+        result = runner.invoke(app, [*args, "--json"])
+        assert result.exit_code == 0, result.output
+        assert "on 0.7 (the server's operating point" in result.stderr
+        assert serve.posted and max(serve.posted) == 4  # batches of 10 split to the limit
+        assert f"1 video(s), {sum(serve.posted)} frames" in result.stderr  # none lost
+        monkeypatch.delenv("CURATE_API_KEY")
+        refused = runner.invoke(app, args)
+        assert refused.exit_code == 1
+        assert "HTTP 401" in refused.stderr and "--api-key" in refused.stderr
+        given = runner.invoke(app, [*args, "--api-key", "s3cret", "--threshold", "0.2"])
+        assert given.exit_code == 0, given.output
+        assert "on 0.2 (--threshold 0.2)" in given.stderr
+    finally:
+        serve.close()
+
+
+def test_watch_through_a_server_that_is_down_says_it_cannot_reach_it(footage) -> None:
+    import socket
+
+    root, videos = footage
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    result = runner.invoke(app, ["watch", str(videos[0].file), "--server", url])
+    assert result.exit_code == 1
+    assert f"{url}/health: cannot reach the server" in result.stderr
+    assert "refused" in result.stderr.lower() and "operating point" not in result.stderr

@@ -27,6 +27,15 @@ ServerOpt = Annotated[
         "--server", help="Score through a running curate serve at this URL instead of --model."
     ),
 ]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="CURATE_API_KEY",
+        help="With --server: the key curate serve was started with, sent as 'Authorization: "
+        "Bearer KEY' [env: CURATE_API_KEY].",
+        show_default=False,
+    ),
+]
 EventsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -72,6 +81,7 @@ def watch(
     ],
     model: ModelOpt = None,
     server: ServerOpt = None,
+    api_key: ApiKeyOpt = None,
     fps: FpsOpt = None,
     camera: Annotated[
         str | None, typer.Option(help="Camera id in each event [default: the video's name].")
@@ -106,7 +116,11 @@ def watch(
 
     params, where = _params(model, events, overrides, fps)
     scorer = load_scorer(
-        model, server=server, threshold=threshold, trust_checkpoint=trust_checkpoint
+        model,
+        server=server,
+        threshold=threshold,
+        trust_checkpoint=trust_checkpoint,
+        api_key=api_key,
     )
 
     def on_event(event: dict[str, Any]) -> None:
@@ -183,6 +197,7 @@ def eval_events(
     out: Annotated[Path, typer.Option(help="Folder for events_eval.json/.md and timelines/.")],
     model: ModelOpt = None,
     server: ServerOpt = None,
+    api_key: ApiKeyOpt = None,
     split_file: Annotated[
         Path | None,
         typer.Option(
@@ -229,7 +244,11 @@ def eval_events(
 
     params, _ = _params(model if tune_on is None else None, events, overrides, fps)
     scorer = load_scorer(
-        model, server=server, threshold=threshold, trust_checkpoint=trust_checkpoint
+        model,
+        server=server,
+        threshold=threshold,
+        trust_checkpoint=trust_checkpoint,
+        api_key=api_key,
     )
     quiet = not err_console.is_terminal
 
