@@ -53,11 +53,21 @@ def _open(source: str, timeout: float | None) -> Any:
 
 
 def _decode(
-    container: Any, source: str, fps: float, origin_shift: float, stop: threading.Event
+    container: Any,
+    source: str,
+    fps: float,
+    origin_shift: float,
+    stop: threading.Event,
+    ends: dict[str, float] | None = None,
 ) -> Iterator[Frame]:
-    """The kept frames of one opened container; ``FrameSourceError`` when decoding fails."""
+    """The kept frames of one opened container; ``FrameSourceError`` when decoding fails.
+
+    When every frame decoded, ``ends["end"]`` is set to when the video stops: the last
+    decoded frame's time plus its duration (``video_end``, ingest's rule).
+    """
     av = require("av", "video")
     from curation.curator.video import FrameSampler
+    from curation.curator.video.decode import video_end
 
     with container:
         if not container.streams.video:
@@ -71,6 +81,8 @@ def _decode(
         # context per frame, 5x the time of decoding a small frame (same pixels either way)
         reformatter = av.video.reformatter.VideoReformatter()
         decoded = discarded = 0
+        last: list[Fraction] = []  # the times of the last two decoded frames
+        last_length: Fraction | None = None
         try:
             for packet in container.demux(stream):
                 discarded += bool(packet.is_discard)
@@ -85,6 +97,9 @@ def _decode(
                         t = Fraction(i) / Fraction(rate)
                     else:
                         t = Fraction(i) / Fraction(repr(fps))
+                    last = [*last[-1:], t]
+                    length = getattr(frame, "duration", None)
+                    last_length = Fraction(length) * tb if length and tb else None
                     if not sampler.take(i, t):
                         continue
                     image = shown_image(frame, reformatter)
@@ -102,6 +117,8 @@ def _decode(
                 f"{source}: truncated: its header says {expected} frames, only {decoded} "
                 "decode. Fix: replace it (re-download or re-copy)"
             )
+        if ends is not None and last:
+            ends["end"] = float(video_end(last, last_length, float(rate or fps))) + origin_shift
 
 
 def read_frames(
@@ -114,6 +131,7 @@ def read_frames(
     timeout: float = 10.0,
     on_retry: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    ends: dict[str, float] | None = None,
 ) -> Iterator[Frame]:
     """The frames of ``source`` that ``fps`` keeps, in order.
 
@@ -122,11 +140,14 @@ def read_frames(
     ``timeout`` seconds) is reported to ``on_retry`` and the stream reopened after
     ``backoff``, doubled each time, up to ``retries`` times in a row; the clock carries on
     from the last frame plus the time spent away, so times keep rising.
+
+    A file read to the end sets ``ends["end"]``: the seconds it lasts (its last decoded
+    frame's time plus that frame's duration).
     """
     stop = stop or threading.Event()
     name = str(source)
     if not is_stream(name):
-        yield from _decode(_open(name, None), name, fps, 0.0, stop)
+        yield from _decode(_open(name, None), name, fps, 0.0, stop, ends)
         return
     shift, failures, wait = 0.0, 0, backoff
     while not stop.is_set():

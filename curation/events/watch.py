@@ -41,13 +41,18 @@ class VideoWatch:
     clips: list[str] = field(default_factory=list)
     score_seconds: float = 0.0
     wall_seconds: float = 0.0
+    end: float | None = None  # when the video stops (decoded to the end); None for a stream
 
     @property
     def frames(self) -> int:
         return len(self.scores)
 
     def seconds(self, fps: float) -> float:
-        """The footage covered: up to one sampling period after the last frame."""
+        """The footage covered: the video's length where it decoded to the end (its last
+        frame's time plus that frame's duration), else up to one sampling period after
+        the last frame scored."""
+        if self.end is not None:
+            return self.end
         return self.scores[-1][0] + 1.0 / fps if self.scores else 0.0
 
     def event_dicts(self) -> list[dict[str, Any]]:
@@ -203,8 +208,9 @@ def watch_video(
             if on_event is not None:
                 on_event(data)
 
+    ends: dict[str, float] = {}
     if frames is None:
-        frames = read_frames(source, params.fps, stop=stop, on_retry=on_retry)
+        frames = read_frames(source, params.fps, stop=stop, on_retry=on_retry, ends=ends)
     source_frames = prefetch(frames)
     try:
         for batch in _batches(source_frames, 1 if stream else batch_size):
@@ -230,6 +236,7 @@ def watch_video(
             close()
         emit(engine.finish())  # also on Ctrl-C/SIGTERM: an open alert is closed, not lost
         result.smoothed = engine.smoothed
+        result.end = ends.get("end") if not stop.is_set() else None
         result.wall_seconds = time.perf_counter() - started
     return result
 

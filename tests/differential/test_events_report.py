@@ -171,3 +171,35 @@ def test_recall_precision_and_false_alarms_match_a_brute_force_count(
     )
     assert report["delay_p50"] == pytest.approx(np.percentile(truth["delays"], 50), abs=1e-3)
     assert report["delay_p95"] == pytest.approx(np.percentile(truth["delays"], 95), abs=1e-3)
+
+
+def decoded_seconds(path: Path) -> float:
+    """How long a video lasts, from PyAV's decoded frames: the last one's time plus its
+    duration (the gap before it when the file gives none)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        times, length = [], 0
+        for frame in container.decode(stream):
+            times.append(frame.pts * tb)
+            length = (frame.duration or 0) * tb
+    length = length or times[-1] - times[-2]
+    return float(times[-1] + length - (stream.start_time or 0) * tb)
+
+
+def test_footage_hours_at_a_low_fps_are_the_videos_decoded_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "videos"
+    videos = tiny_footage(root, subjects=2, minutes=1.5, seed=2)
+    patch_scorer(monkeypatch, TableScorer(videos))
+    out = tmp_path / "out"
+    # frames every 20 s: the last one scored is 10 s before each 90 s video ends
+    args = ["eval-events", str(root / "labels.csv"), "--videos", str(root), "--model", "m.pth"]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--fps", "0.05"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "events_eval.json").read_text())
+    for row in report["per_video"]:
+        assert row["hours"] * 3600 == pytest.approx(decoded_seconds(root / row["video"]))
+    total = sum(decoded_seconds(v.file) for v in videos)
+    assert report["hours"] * 3600 == pytest.approx(total)
