@@ -217,3 +217,34 @@ def test_threshold_with_tune_on_val_is_a_usage_error(footage, tmp_path, monkeypa
     )
     assert result.exit_code == 2
     assert "--threshold 0.5 with --tune-on val" in result.stderr
+
+
+def test_a_fall_labelled_after_the_video_ends_is_named_and_left_out_of_recall(
+    footage, tmp_path, monkeypatch
+):
+    import csv
+    import shutil
+
+    root, videos = footage
+    mine = tmp_path / "videos"
+    shutil.copytree(root, mine)
+    labels = mine / "labels.csv"
+    with labels.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    first = dict(rows[0])
+    n_rows = len(rows)
+    with labels.open("a", newline="") as f:  # a fall long after the 90 s video's end
+        csv.DictWriter(f, fieldnames=list(first)).writerow(
+            first | {"label": "1", "start": "500", "end": "501"}
+        )
+    patch_scorer(monkeypatch, TableScorer(videos))
+    result = run(mine, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "events_eval.json").read_text())
+    falls = sum(v.falls for v in videos)
+    assert (report["falls"], report["detected"], report["event_recall"]) == (falls, falls, 1.0)
+    video = f"{first['dataset']}/video/{first['path']}.mp4"
+    [warning] = report["warnings"]
+    assert f"row {n_rows + 1}" in warning and "500-501 s starts after the end of" in warning
+    assert video in warning and "lasts 9" in warning
+    assert "starts after the end of" in result.stderr

@@ -295,6 +295,8 @@ def eval_events(
     )
     for kind, n in r["false_alarms_by_kind"].items():
         console.print(f"  false alarms while {escape(kind)}: {n}", highlight=False)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     for skipped in result.skipped:
         err_console.print(f"[yellow]skipped:[/] {escape(skipped)}", highlight=False, soft_wrap=True)
     if result.tuned_params is not None:

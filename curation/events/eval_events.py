@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from curation.errors import UsageError
-from curation.events.evaluate import Tolerance, VideoTruth, select_videos, summarise
+from curation.events.evaluate import (
+    Tolerance,
+    VideoTruth,
+    falls_within,
+    select_videos,
+    summarise,
+)
 from curation.events.params import EventParams
 from curation.events.scorers import Scorer
 from curation.events.watch import (
@@ -41,6 +47,7 @@ class EventEvalResult:
     out: Path
     files: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     tuned_params: Path | None = None
 
 
@@ -131,7 +138,12 @@ def eval_events(
         if overlap:  # never tune on what is reported
             raise UsageError(f"video {overlap[0]} is in both val and test of {split_file}")
         watched_val = _watch_all(val, root, scorer, params, threshold, batch_size, on_video)
-        usable = [(truths[w.video], w) for w in watched_val if not w.problem]
+        usable = []
+        for w in watched_val:
+            if not w.problem:
+                truth, warned = falls_within(truths[w.video], w.seconds(params.fps))
+                result.warnings += warned
+                usable.append((truth, w))
         params, tuned = tune_params(usable, params, threshold, tolerance, max_false_alarms_per_hour)
         tuned["videos"] = [w.video for w in watched_val]
         threshold, note = resolve_threshold(params, scorer)
@@ -141,7 +153,10 @@ def eval_events(
         if w.problem:
             result.skipped.append(f"{w.video}: {w.problem}")
             continue
-        rows.append((truths[w.video], w.events, w.seconds(params.fps)))
+        truth, warned = falls_within(truths[w.video], w.seconds(params.fps))
+        result.warnings += warned
+        truths[w.video] = truth
+        rows.append((truth, w.events, w.seconds(params.fps)))
     if not rows:
         raise UsageError("no video could be watched to the end:\n  " + "\n  ".join(result.skipped))
     report = summarise(rows, tolerance)
@@ -157,6 +172,7 @@ def eval_events(
                 "videos": [w.video for w in watched],
             },
             "skipped": result.skipped,
+            "warnings": result.warnings,
             "threshold": {"on": on, "off": off, "from": note, "off_from": off_note(params)},
             "params": params.model_dump(),
             "tuned_on_val": tuned,
@@ -256,6 +272,8 @@ def markdown(report: dict[str, Any]) -> str:
         )
     if report.get("skipped"):
         lines += ["", "## Skipped", ""] + [f"- {s}" for s in report["skipped"]]
+    if report.get("warnings"):
+        lines += ["", "## Warnings", ""] + [f"- {s}" for s in report["warnings"]]
     lines += [
         "",
         f"A hit: an alert whose episode starts from {report['tolerance']['before']:g} s before "

@@ -33,6 +33,7 @@ class Interval:
     start: float
     end: float
     kind: str  # a fall: "fall"; a negative: its negative kind or class name
+    where: str = ""  # the label row it came from ("labels.csv row 3"), for messages
 
 
 @dataclass
@@ -73,13 +74,32 @@ def truth_from_segments(segments: Sequence[Any]) -> dict[str, VideoTruth]:
         if seg.rule.answer == "yes":
             last = truth.falls[-1] if truth.falls else None
             if last is not None and seg.start <= last.end + _MERGE_GAP:
-                truth.falls[-1] = Interval(last.start, max(last.end, seg.end), "fall")
+                truth.falls[-1] = Interval(last.start, max(last.end, seg.end), "fall", last.where)
             else:
-                truth.falls.append(Interval(seg.start, seg.end, "fall"))
+                truth.falls.append(Interval(seg.start, seg.end, "fall", seg.where))
         else:
             kind = seg.rule.negative_kind if seg.rule.answer == "no" else None
             truth.others.append(Interval(seg.start, seg.end, kind or seg.name))
     return out
+
+
+def falls_within(truth: VideoTruth, seconds: float) -> tuple[VideoTruth, list[str]]:
+    """``truth`` without the falls that start at or after the video's end (``seconds``
+    long): no alert can find them, so they are left out of recall, each with a warning
+    naming its row and the video's length."""
+    import dataclasses
+
+    past = [f for f in truth.falls if f.start >= seconds]
+    if not past:
+        return truth, []
+    warnings = [
+        f"{f.where or truth.video}: a fall at {f.start:g}-{f.end:g} s starts after the end of "
+        f"{truth.video}, which lasts {seconds:g} s; left out of recall. Fix: correct the row "
+        "(or the video it names)"
+        for f in past
+    ]
+    kept = [f for f in truth.falls if f.start < seconds]
+    return dataclasses.replace(truth, falls=kept), warnings
 
 
 @dataclass(frozen=True, slots=True)
