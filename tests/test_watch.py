@@ -444,3 +444,31 @@ def test_watch_through_a_server_that_is_down_says_it_cannot_reach_it(footage) ->
     assert result.exit_code == 1
     assert f"{url}/health: cannot reach the server" in result.stderr
     assert "refused" in result.stderr.lower() and "operating point" not in result.stderr
+
+
+def test_watch_clips_of_two_videos_of_one_name_in_two_folders_stay_apart(
+    footage, tmp_path: Path, monkeypatch
+) -> None:
+    import shutil
+
+    root, videos = footage
+    cams = tmp_path / "cams"
+    for folder in ("a", "b"):
+        (cams / folder).mkdir(parents=True)
+        shutil.copy(videos[0].file, cams / folder / "clip.mp4")
+    patch_scorer(monkeypatch, TableScorer(videos))
+    clips = tmp_path / "clips"
+    args = ["watch", str(cams), "--model", "m.pth", "--json", "--clips", str(clips)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    alerts = [e for e in json_lines(result.stdout) if e["kind"] in ("fall", "long_lie")]
+    by_video = {e["video"]: e["camera"] for e in alerts}
+    assert by_video == {"a/clip.mp4": "a/clip", "b/clip.mp4": "b/clip"}
+    paths = [e["clip"] for e in alerts]
+    per_video = [sum(e["video"] == v for e in alerts) for v in by_video]
+    assert per_video[0] == per_video[1] > 0  # the same frames: the same alerts in each
+    assert len(set(paths)) == len(paths)
+    strips = [p for p in clips.iterdir() if not p.name.endswith("_timeline.png")]
+    assert sorted(str(p) for p in strips) == sorted(paths)  # none written over another
+    timelines = sorted(p.name for p in clips.iterdir() if p.name.endswith("_timeline.png"))
+    assert timelines == ["a__clip_timeline.png", "b__clip_timeline.png"]

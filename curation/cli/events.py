@@ -84,7 +84,11 @@ def watch(
     api_key: ApiKeyOpt = None,
     fps: FpsOpt = None,
     camera: Annotated[
-        str | None, typer.Option(help="Camera id in each event [default: the video's name].")
+        str | None,
+        typer.Option(
+            help="Camera id in each event [default: the video's path under the folder "
+            "watched, without its suffix: a/clip for a/clip.mp4].",
+        ),
     ] = None,
     events: EventsOpt = None,
     overrides: SetOpt = None,

@@ -136,6 +136,22 @@ def _batches(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
         yield batch
 
 
+def _file_stem(video: str) -> str:
+    """A file name for ``video`` (its path under the folder watched, or a stream URL) that
+    two videos of the same name in different folders do not share."""
+    if is_stream(video):
+        return "stream"
+    return video.replace("/", "__").rsplit(".", 1)[0] or "video"
+
+
+def _camera(video: str) -> str:
+    """The camera id of a video: its path under the folder watched, without the suffix
+    (``a/clip`` and ``b/clip`` stay apart); a stream's last path part."""
+    if is_stream(video):
+        return Path(video).stem or "stream"
+    return Path(video).with_suffix("").as_posix()
+
+
 def _write_strip(
     folder: Path, video: str, event: Event, recent: collections.deque[Frame]
 ) -> Path | None:
@@ -156,7 +172,7 @@ def _write_strip(
     for thumb in thumbs:
         strip.paste(thumb, (x, 0))
         x += thumb.width
-    stem = Path(video).name.rsplit(".", 1)[0] or "stream"
+    stem = _file_stem(video)
     out = folder / f"{stem}_{event.kind}_{event.start:08.1f}s.png"
     import io
 
@@ -189,7 +205,9 @@ def watch_video(
     """
     stop = stop or threading.Event()
     video = name or str(source)
-    result = VideoWatch(video, camera or Path(str(source)).stem or "stream")
+    result = VideoWatch(
+        video, camera or (_camera(name) if name else Path(str(source)).stem or "stream")
+    )
     engine = EventEngine(params, threshold)
     keep = max(_CLIP_BEFORE + params.min_duration + params.smoothing_seconds + 2.0, 5.0)
     recent: collections.deque[Frame] = collections.deque()
@@ -312,9 +330,8 @@ def watch(
             from curation.events.timeline import write_timeline
 
             alerts = [e.as_dict() for e in watched.events if e.kind in ("fall", "long_lie")]
-            stem = name.replace("/", "__").rsplit(".", 1)[0] if not is_stream(src) else "stream"
             png = write_timeline(
-                clips / f"{stem}_timeline.png",
+                clips / f"{_file_stem(name)}_timeline.png",
                 name,
                 watched.scores,
                 watched.smoothed,
