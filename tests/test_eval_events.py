@@ -248,3 +248,18 @@ def test_a_fall_labelled_after_the_video_ends_is_named_and_left_out_of_recall(
     assert f"row {n_rows + 1}" in warning and "500-501 s starts after the end of" in warning
     assert video in warning and "lasts 9" in warning
     assert "starts after the end of" in result.stderr
+
+
+def test_out_at_an_existing_file_is_a_usage_error(footage, tmp_path, monkeypatch):
+    root, videos = footage
+    taken = tmp_path / "report.txt"
+    taken.write_text("mine\n")
+    scorer = TableScorer(videos)
+    patch_scorer(monkeypatch, scorer)
+    result = run(root, taken)
+    assert result.exit_code == 2, result.output
+    assert f"--out {taken} is a file, not a folder" in result.stderr
+    assert taken.read_text() == "mine\n" and scorer.calls == 0
+    inside = run(root, taken / "out")
+    assert inside.exit_code == 2
+    assert f"{taken} is a file, not a folder" in inside.stderr

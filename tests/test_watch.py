@@ -472,3 +472,19 @@ def test_watch_clips_of_two_videos_of_one_name_in_two_folders_stay_apart(
     assert sorted(str(p) for p in strips) == sorted(paths)  # none written over another
     timelines = sorted(p.name for p in clips.iterdir() if p.name.endswith("_timeline.png"))
     assert timelines == ["a__clip_timeline.png", "b__clip_timeline.png"]
+
+
+def test_watch_clips_at_an_existing_file_is_a_usage_error(footage, tmp_path: Path, monkeypatch):
+    root, videos = footage
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine\n")
+    scorer = TableScorer(videos)
+    patch_scorer(monkeypatch, scorer)
+    args = ["watch", str(videos[0].file), "--model", "m.pth", "--clips", str(taken)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert f"--clips {taken} is a file, not a folder" in result.stderr
+    assert taken.read_text() == "mine\n" and scorer.calls == 0  # refused before scoring
+    inside = runner.invoke(app, [*args[:-1], str(taken / "clips")])
+    assert inside.exit_code == 2
+    assert f"{taken} is a file, not a folder" in inside.stderr

@@ -116,8 +116,10 @@ def watch(
     import threading
 
     from curation.events.scorers import load_scorer
+    from curation.events.watch import check_output_folder
     from curation.events.watch import watch as run_watch
 
+    check_output_folder(clips, "--clips")  # before the model loads
     params, where = _params(model, events, overrides, fps)
     scorer = load_scorer(
         model,
@@ -245,7 +247,9 @@ def eval_events(
     from curation.events.eval_events import eval_events as run_eval
     from curation.events.evaluate import Tolerance
     from curation.events.scorers import load_scorer
+    from curation.events.watch import check_output_folder
 
+    check_output_folder(out, "--out")  # before the model loads
     params, _ = _params(model if tune_on is None else None, events, overrides, fps)
     scorer = load_scorer(
         model,

@@ -31,6 +31,7 @@ from curation.events.scorers import Scorer
 from curation.events.watch import (
     EVENTS_BESIDE_MODEL,
     VideoWatch,
+    check_output_folder,
     off_note,
     resolve_threshold,
     watch_video,
@@ -105,6 +106,7 @@ def eval_events(
 
     tolerance = tolerance or Tolerance()
     labels, root, out = Path(labels), Path(videos_root), Path(out)
+    check_output_folder(out, "--out")
     if tune_on is not None and tune_on != "val":
         raise UsageError(f"--tune-on {tune_on!r}: the only choice is val")
     if tune_on is not None and split_file is None:

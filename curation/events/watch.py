@@ -116,6 +116,25 @@ def off_note(params: EventParams) -> str:
     return f"off_ratio {params.off_ratio:g} x on"
 
 
+def check_output_folder(folder: str | Path | None, option: str) -> None:
+    """Refuse an output folder that cannot be one, before a frame is scored.
+
+    Raises:
+        UsageError: ``folder`` is an existing file (or link to one), or a path the file
+            system cannot take (a parent that is a file, a name too long).
+    """
+    from curation._io import check_output_path
+
+    if folder is None:
+        return
+    check_output_path(folder, option)
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise UsageError(
+            f"{option} {path} is a file, not a folder. Fix: give {option} a new or existing folder"
+        )
+
+
 def video_files(folder: Path) -> list[Path]:
     """The videos under ``folder`` (by suffix, any depth), in path order."""
     from curation.curator.video import VIDEO_SUFFIXES
@@ -284,6 +303,7 @@ def watch(
     Raises:
         UsageError: a source that is neither a file, a folder nor a stream URL; no threshold.
     """
+    check_output_folder(clips, "--clips")
     operating, note = resolve_threshold(params, scorer, threshold)
     params = with_threshold(params, threshold)
     on, off = params.thresholds(operating)
