@@ -105,6 +105,15 @@ def check_out(out: Path, inputs: list[Path]) -> None:
     from curation._io import check_output_path, is_within, real_path
 
     check_output_path(out, "--out")
+    if out.is_symlink():
+        # the folder is written beside --out and renamed onto it: a link is not replaced
+        target = os.readlink(out)
+        dangling = "" if out.exists() else ", which does not exist"
+        raise UsageError(
+            f"--out {out} is a link to {target}{dangling}; quantize writes a new folder in "
+            "its place and replaces no link. Fix: give --out a new folder (or the link's "
+            "target itself)."
+        )
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(
             f"--out {out} already exists and is not an empty folder; nothing is replaced. "

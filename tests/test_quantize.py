@@ -221,6 +221,48 @@ def test_a_changed_folder_is_refused(int8_folder: Path, tmp_path: Path) -> None:
         load_model(copy)
 
 
+def test_a_file_the_manifest_does_not_list_is_refused_before_loading(
+    int8_folder: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from curation.inference.model import load_model
+
+    copy = tmp_path / "copy"
+    shutil.copytree(int8_folder, copy)
+    # what eval and eval-events --tune write into the folder later is no model file
+    (copy / "eval").mkdir()
+    (copy / "eval" / "eval.json").write_text("{}")
+    (copy / "events.yaml").write_text("on: 0.5\n")
+    assert load_model(copy).scheme == "int8-weight"
+    # a tokenizer file added beside the listed ones changes the vocabulary the model loads
+    added = copy / "model_files" / "t5_model" / "added_tokens.json"
+    added.write_text('{"falling": 2}')
+    with pytest.raises(DataError, match="added_tokens.json: not listed in manifest.json"):
+        load_model(copy)
+    image = sorted((SAMPLE / "fall").glob("*.png"))[0]
+    result = runner.invoke(app, ["predict", str(copy), str(image), "--json"])
+    assert result.exit_code == 1, result.output
+    assert str(added) in result.output and "Fix: delete it" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("target", ["empty", "missing"])
+def test_out_that_is_a_link_is_a_usage_error(trained: Path, tmp_path: Path, target: str) -> None:
+    if target == "empty":
+        (tmp_path / "empty").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / target)
+    result = runner.invoke(
+        app,
+        ["quantize", str(trained), "--scheme", "bf16", "--calibrate",
+         str(trained.parents[2] / "val.json"), "--out", str(link), "--force"],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert f"--out {link} is a link to" in result.output and "Fix: give --out" in result.output
+    assert link.is_symlink() and not list(tmp_path.glob(".link.*"))
+
+
 def test_out_that_exists_is_refused(trained: Path, tmp_path: Path) -> None:
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep")

@@ -231,6 +231,13 @@ def _bad_requests() -> dict[str, dict]:
             "headers": {"content-type": "multipart/form-data; boundary=x"},
         },
         "unknown field": {"files": [*files(IMAGES[0]), ("camera", ("c", b"1", "text/plain"))]},
+        "repeated question": {
+            "files": [
+                *files(IMAGES[0]),
+                ("question", (None, "Is anyone falling in this image?")),
+                ("question", (None, "Is it raining?")),
+            ]
+        },
     }
 
 
@@ -247,6 +254,7 @@ EXPECTED = {
     "huge upload without a length": (413, "larger than the server's limit"),
     "a malformed body": (400, "multipart body cannot be read"),
     "unknown field": (400, "unknown field"),
+    "repeated question": (400, "field 'question' given 2 times"),
 }
 
 
@@ -258,6 +266,52 @@ def test_bad_input_gets_a_4xx_json_error_and_the_server_keeps_serving(
     response = httpx.post(server.url + "/v1/score", timeout=60, **_bad_requests()[case])
     assert response.status_code == status, response.text
     assert words in response.json()["error"]
+    assert httpx.get(server.url + "/health", timeout=5).status_code == 200
+
+
+def test_the_task_question_in_another_case_is_scored_as_the_task_question(
+    server: Server,
+) -> None:
+    shouted = "IS ANYONE FALLING IN THIS IMAGE"
+    folder = server.proc.args[2]
+    by_predict = {}
+    for question in (None, shouted):
+        args = ["--question", question] if question else []
+        result = CliRunner().invoke(app, ["predict", folder, str(IMAGES[0]), "--json", *args])
+        assert result.exit_code == 0, result.output
+        by_predict[question] = json.loads(result.output[result.output.index("[") :])[0]
+        data = {"question": question} if question else {}
+        response = httpx.post(
+            server.url + "/v1/score", files=files(IMAGES[0]), data=data, timeout=60
+        )
+        assert response.status_code == 200, response.text
+        served = response.json()[0]
+        assert served["p_yes"] == pytest.approx(by_predict[question]["p_yes"], abs=1e-6)
+        assert served["threshold"] == by_predict[question]["threshold"] is not None
+    # the threshold was chosen on P(yes) of the task question as trained: the same P(yes)
+    assert by_predict[shouted]["p_yes"] == pytest.approx(by_predict[None]["p_yes"], abs=1e-6)
+
+
+def test_a_client_that_drops_its_upload_is_not_counted_as_bad_input(server: Server) -> None:
+    before_400 = metric(server.url, "curate_requests_total", endpoint="/v1/score", status="400")
+    before_499 = metric(server.url, "curate_requests_total", endpoint="/v1/score", status="499")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(
+            b"POST /v1/score HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: 100000\r\n\r\n" + PART_HEAD + b"\0" * 1000
+        )
+    # the server notices the closed connection on its next read: wait a bounded while
+    for _ in range(200):
+        got = metric(server.url, "curate_requests_total", endpoint="/v1/score", status="499")
+        if got > before_499:
+            break
+        time.sleep(0.05)
+    assert got == before_499 + 1
+    assert (
+        metric(server.url, "curate_requests_total", endpoint="/v1/score", status="400")
+        == before_400
+    )
     assert httpx.get(server.url + "/health", timeout=5).status_code == 200
 
 
@@ -365,6 +419,25 @@ def test_two_worker_processes_serve_one_port_and_stop_on_sigterm(model_folder: P
         for _ in range(3):
             response = httpx.post(srv.url + "/v1/score", files=files(IMAGES[0]), timeout=60)
             assert response.status_code == 200 and 0 < response.json()[0]["p_yes"] < 1
+        # each scrape reaches one worker (a new connection each) and reports them all
+        from prometheus_client.parser import text_string_to_metric_families
+
+        for scrape in range(6):
+            text = httpx.get(srv.url + "/metrics", timeout=10).text
+            samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+
+            def value(name: str, samples: list = samples, **labels: str) -> float:
+                return sum(
+                    s.value
+                    for s in samples
+                    if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+                )
+
+            assert value("curate_requests_total", endpoint="/v1/score", status="200") == 3
+            assert value("curate_requests_total", endpoint="/metrics") == scrape
+            assert value("curate_p_yes_count", question="task") == 3
+            assert value("curate_ready") == 1
+            assert value("curate_model_info", scheme="int8-weight") == 1
     finally:
         code = srv.stop()
     assert code == 0

@@ -9,6 +9,7 @@ names (tokenizers and configs, no weights), ``operating_point.json`` and
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,10 @@ WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "config.yaml"
 #: A manifest is a few kB; a larger file is not one of ours.
 MAX_MANIFEST_BYTES = 1 << 22
+#: What other commands write into a model folder after quantize, and the model never
+#: loads: ``curate eval FOLDER`` (its reports in ``eval/``) and ``curate eval-events
+#: --tune --model FOLDER`` (``events.yaml``, read by ``curate watch``).
+WRITTEN_LATER = frozenset({"eval", "events.yaml"})
 
 
 @dataclass
@@ -148,8 +153,28 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return data
 
 
+def unlisted_files(folder: Path, manifest: dict[str, Any]) -> list[str]:
+    """The files in ``folder`` its manifest does not list (relative POSIX paths, sorted),
+    besides the manifest itself and what other commands write there later."""
+    listed = set(manifest["files"]) | {MANIFEST_FILE}
+    extra: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        rel = Path(root).relative_to(folder)
+        if rel == Path("."):
+            dirs[:] = [d for d in dirs if d not in WRITTEN_LATER]
+            files = [f for f in files if f not in WRITTEN_LATER]
+        # a link to a folder is not walked into: it is an entry of its own
+        linked = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        dirs[:] = sorted(d for d in dirs if d not in linked)
+        extra += [
+            name for name in ((rel / f).as_posix() for f in [*files, *linked]) if name not in listed
+        ]
+    return sorted(extra)
+
+
 def verify_folder(folder: Path, manifest: dict[str, Any]) -> None:
-    """Refuse a folder whose files differ from the sha256 its manifest gives."""
+    """Refuse a folder whose files differ from the sha256 its manifest gives, or that holds
+    a file the manifest does not list (an added tokenizer file changes how the model loads)."""
     from curation._io import sha256_file
 
     for name, digest in manifest["files"].items():
@@ -165,6 +190,14 @@ def verify_folder(folder: Path, manifest: dict[str, Any]) -> None:
                 f"{path}: its sha256 differs from the one in {MANIFEST_FILE} (changed or "
                 "damaged since curate quantize wrote it). Fix: copy the folder again."
             )
+    extra = unlisted_files(folder, manifest)
+    if extra:
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise DataError(
+            f"{folder / extra[0]}{more}: not listed in {MANIFEST_FILE} (added since curate "
+            "quantize wrote the folder; the model would load with it). Fix: delete it, or "
+            "copy the folder again."
+        )
 
 
 def _load_folder(folder: Path, device: str | None) -> LoadedModel:

@@ -31,7 +31,7 @@ def predict(
     text. Every image is opened before the model is loaded: one unreadable
     image refuses the whole call (all bad images named).
     """
-    from curation.schemas.questions import is_task_question
+    from curation.schemas.questions import canonical_question, is_task_question
 
     paths = [Path(p) for p in images]
     missing = [str(p) for p in paths if not p.is_file()]
@@ -69,7 +69,8 @@ def predict(
         )
     loaded = load_model(checkpoint, config, trust_checkpoint)
     loaded.load_report["operating_point"] = note
-    questions = [question] * len(paths)
+    # a task question in another case or spelling is scored as the one the point was chosen on
+    questions = [canonical_question(question)] * len(paths)
     generated = answer(loaded, paths, questions)
     probs = p_yes(loaded, paths, questions)
     return [

@@ -68,6 +68,21 @@ def _task_keys() -> frozenset[str]:
     return frozenset(question_key(q) for q in [TASK_QUESTION, *load_questions().questions])
 
 
+@functools.cache
+def _task_spellings() -> dict[str, str]:
+    spellings: dict[str, str] = {}
+    for q in [TASK_QUESTION, *load_questions().questions]:
+        spellings.setdefault(question_key(q), q)
+    return spellings
+
+
+def canonical_question(text: str) -> str:
+    """The task question (or paraphrase) as the model was trained on it, where ``text`` is
+    one in another case, spacing or punctuation; any other question unchanged. The
+    operating point is chosen on these spellings, so a task question is scored with them."""
+    return _task_spellings().get(question_key(text), text)
+
+
 def is_task_question(text: str) -> bool:
     """True for the task question or one of its default paraphrases."""
     return question_key(text) in _task_keys()

@@ -29,6 +29,8 @@ log = logging.getLogger("curate.serve")
 ENDPOINTS = ("/v1/score", "/health", "/livez", "/metrics")
 #: Paths that answer without the API key (a liveness probe carries no secret).
 OPEN_PATHS = ("/livez",)
+#: The status a request gets, in the metrics, when its client disconnects mid-upload.
+CLIENT_CLOSED = 499
 
 
 @dataclass
@@ -275,7 +277,7 @@ async def _load(state: ServerState) -> None:
             log.error("the model could not be loaded: %s", exc)
         return
     info = {k: str(v) for k, v in _model_fields(state).items()}
-    state.metrics.model_info.info(info)
+    state.metrics.model_info.labels(**info).set(1)
     state.metrics.ready.set(1)
     state.ready = True
     log.info(
@@ -303,10 +305,11 @@ def _score_items(state: ServerState, items: list[tuple[Any, str | None]]) -> lis
     question is not the task question (or there is no operating point)."""
     from curation.inference.operating_point import answer_at
     from curation.inference.scoring import answer, p_yes
-    from curation.schemas.questions import TASK_QUESTION, is_task_question
+    from curation.schemas.questions import TASK_QUESTION, canonical_question, is_task_question
 
     loaded = state.loaded
-    questions = [q or TASK_QUESTION for _, q in items]
+    # a task question in another case or spelling is scored as the one the point was chosen on
+    questions = [canonical_question(q) if q else TASK_QUESTION for _, q in items]
     images = [im for im, _ in items]
     size = max(1, state.settings.max_batch_size)
     probs = p_yes(loaded, images, questions, batch_size=size)
@@ -336,6 +339,7 @@ def _score_items(state: ServerState, items: list[tuple[Any, str | None]]) -> lis
 async def _score(state: ServerState, request: Any) -> Any:
     from starlette.datastructures import UploadFile
     from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
 
     settings = state.settings
     if not state.ready:
@@ -352,6 +356,10 @@ async def _score(state: ServerState, request: Any) -> Any:
         form = await request.form(max_files=limit, max_fields=16, max_part_size=64 * 1024)
     except UploadTooLarge:
         return _error(413, _too_large(settings.max_upload_bytes))
+    except ClientDisconnect:
+        # no bad input: the client went away mid-upload. Counted as status 499 (nginx's
+        # "client closed request"), apart from the 400s; nobody reads the answer
+        return _error(CLIENT_CLOSED, "the client disconnected before the upload was complete")
     except HTTPException as exc:
         if "Too many files" in str(exc.detail):
             return _error(413, f"too many images: at most {limit} per request")
@@ -374,7 +382,14 @@ async def _score(state: ServerState, request: Any) -> Any:
                     f"image #{i + 1} is text, not an uploaded file: the server scores uploaded "
                     "bytes and never reads a path (curl -F image=@photo.jpg)",
                 )
-        question = form.get("question")
+        given = form.getlist("question")
+        if len(given) > 1:
+            return _error(
+                400,
+                f"field 'question' given {len(given)} times: send it once (one question "
+                "applies to every image of the request; ask others in their own requests)",
+            )
+        question = given[0] if given else None
         if question is not None:
             if not isinstance(question, str):
                 return _error(400, "question must be text, not a file")

@@ -121,10 +121,16 @@ def _serve_workers(settings: ServeSettings, log_level: str) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from curation.serve.metrics import MULTIPROC_ENV
+
     with tempfile.TemporaryDirectory(prefix="curate-serve-") as slots:
         os.environ[SETTINGS_ENV] = json.dumps(
             {**_to_json(settings), "_slots": slots}, ensure_ascii=True
         )
+        # a scrape reaches one worker: each writes its metrics here, and every scrape sums them
+        metrics_dir = Path(slots) / "metrics"
+        metrics_dir.mkdir()
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
         config = uvicorn.Config(
             "curation.serve.run:app_from_env",
             factory=True,
@@ -138,7 +144,10 @@ def _serve_workers(settings: ServeSettings, log_level: str) -> None:
             access_log=False,
         )
         sock = config.bind_socket()
-        Multiprocess(config, sockets=[sock]).run()
+        try:
+            Multiprocess(config, sockets=[sock]).run()
+        finally:
+            os.environ.pop(MULTIPROC_ENV, None)
 
 
 def _to_json(settings: ServeSettings) -> dict[str, Any]:
