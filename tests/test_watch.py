@@ -173,7 +173,7 @@ def test_watch_reads_event_parameters_tuned_beside_the_model(tmp_path: Path) -> 
     (run / "events.yaml").write_text("min_duration: 2.5\nsmoothing: median\n")
     params, where = event_params_for(run / "checkpoint_best.pth", None, ["refractory=5"])
     assert (params.min_duration, params.smoothing, params.refractory) == (2.5, "median", 5.0)
-    assert where.endswith("events.yaml")
+    assert where == f"{run / 'events.yaml'} with refractory=5"
     explicit = tmp_path / "mine.yaml"
     explicit.write_text("min_duration: 0.5\n")
     params, _ = event_params_for(run / "checkpoint_best.pth", explicit, None)
