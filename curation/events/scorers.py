@@ -101,8 +101,8 @@ class ServerScorer:
         endpoint = self.url.rstrip("/") + path
         if exc.code == 401:
             return DataError(
-                f"{endpoint}: HTTP 401: {exc.message}. Fix: pass --api-key KEY, or set "
-                f"{API_KEY_ENV}, with the key the server was started with"
+                f"{endpoint}: HTTP 401: {exc.message.split('. Fix:')[0]}. Fix: pass --api-key "
+                f"KEY, or set {API_KEY_ENV}, with the key the server was started with"
             )
         return DataError(f"{endpoint}: HTTP {exc.code}: {exc.message}")
 
@@ -130,7 +130,7 @@ class ServerScorer:
         point = health.get("threshold") if isinstance(health, dict) else None
         if self.threshold is None and isinstance(point, int | float) and 0 <= point <= 1:
             self.threshold = float(point)
-            self.note = f"the server's operating point ({self.url.rstrip('/')}/health)"
+            self.note = f"the server's operating point, {self.url.rstrip('/')}/health"
 
     def score(self, images: Sequence[Any]) -> list[float]:
         images = list(images)
