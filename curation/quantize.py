@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ class QuantizeResult:
     out: Path
     manifest: dict[str, Any]
     forced: bool
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class _Calibration:
     questions: list[str]
     truths: list[bool]
     path: Path
+    note: str | None = None
 
 
 def load_calibration(calibrate: Path, image_root: str | Path | None = None) -> _Calibration:
@@ -70,7 +72,7 @@ def load_calibration(calibrate: Path, image_root: str | Path | None = None) -> _
         DataError: an invalid file, missing images, or only one answer present.
     """
     from curation.answers import yes_no
-    from curation.evaluate.run import default_image_root, load_provenance
+    from curation.evaluate.run import default_image_root, load_provenance, provenance_note
     from curation.validate import load_records
 
     if not calibrate.is_file():
@@ -97,7 +99,8 @@ def load_calibration(calibrate: Path, image_root: str | Path | None = None) -> _
             f"{len(missing)} image(s) of {calibrate} not found under {root}, e.g. "
             f"{missing[0]}. Fix: --image-root DIR"
         )
-    return _Calibration(images, [records[i]["text_input"] for i in idx], truths, calibrate)
+    questions = [records[i]["text_input"] for i in idx]
+    return _Calibration(images, questions, truths, calibrate, provenance_note(calibrate))
 
 
 def check_out(out: Path, inputs: list[Path]) -> None:
@@ -200,7 +203,8 @@ def quantize(
         "modules": {"quantized": applied.quantized, "kept": applied.kept},
         "versions": _versions(),
         "source": _source(checkpoint),
-        "calibration": {"file": str(calibrate), "n": len(cal.truths)},
+        "calibration": {"file": str(calibrate), "n": len(cal.truths)}
+        | ({"note": cal.note} if cal.note else {}),
         "parity": parity,
         "operating_point": point,
         "forced": forced,
@@ -219,7 +223,7 @@ def quantize(
     from curation._io import atomic_write_json
 
     atomic_write_json(out / MANIFEST_FILE, manifest)
-    return QuantizeResult(out, manifest, forced)
+    return QuantizeResult(out, manifest, forced, [cal.note] if cal.note else [])
 
 
 def _measure(loaded: LoadedModel, cal: _Calibration, batch_size: int) -> dict[str, Any]:

@@ -90,6 +90,8 @@ def quantize(
         reasons[why] = reasons.get(why, 0) + 1
     for why, n in reasons.items():
         console.print(f"  kept {n}: {escape(why)}", highlight=False)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     console.print("parity on the calibration set:", highlight=False)
     for line in parity_lines(manifest["parity"]):
         console.print(f"  {escape(line)}", highlight=False)

@@ -88,18 +88,36 @@ def default_image_root(data: Path) -> Path:
     return rule(data)
 
 
+def provenance_note(data: Path) -> str | None:
+    """The line a command prints when ``data`` has no provenance sidecar (else None)."""
+    sidecar = data.with_name(f"{data.stem}.provenance.json")
+    if sidecar.is_file():
+        return None
+    return (
+        f"no {sidecar.name} beside {data.name}: task records were told from general ones "
+        "by their question (the task question or one of its paraphrases)"
+    )
+
+
 def load_provenance(data: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The mix's sidecar (``test.provenance.json`` beside ``test.json``), else all task."""
+    """The mix's sidecar (``test.provenance.json`` beside ``test.json``); without one, a
+    record is task data when its question is the task question or a paraphrase of it,
+    general data otherwise (``provenance_note`` says so)."""
     sidecar = data.with_name(f"{data.stem}.provenance.json")
     if not sidecar.is_file():
+        from curation.answers import yes_no
         from curation.export import frame_keys
+        from curation.schemas.questions import is_task_question
+
+        def guessed(rec: dict[str, Any]) -> dict[str, Any]:
+            if is_task_question(str(rec.get("text_input", ""))):
+                return {"part": "task", "source": "task", "answer_type": "yes/no"}
+            kind = "other" if yes_no(rec.get("answer", [])) == "other" else "yes/no"
+            return {"part": "general", "source": "general", "answer_type": kind}
 
         # a plain annotation file may carry negative_kind, activity, ... as extra keys:
         # the per-kind table reads them (checked as export checks them)
-        return [
-            {"part": "task", "source": "task", "answer_type": "yes/no", **frame_keys(data, i, r)}
-            for i, r in enumerate(records)
-        ]
+        return [{**guessed(r), **frame_keys(data, i, r)} for i, r in enumerate(records)]
     try:
         rows = json.loads(sidecar.read_text(encoding="utf-8"))
         if not isinstance(rows, list) or not all(
@@ -114,7 +132,7 @@ def load_provenance(data: Path, records: list[dict[str, Any]]) -> list[dict[str,
     except (ValueError, TypeError, RecursionError) as exc:  # not JSON, unhashable ids
         raise DataError(
             f"{sidecar}: not the provenance file curate export or mix writes ({exc}). Fix: "
-            "export again, or remove it to score every record as task data."
+            "export again, or remove it to tell task records by their question."
         ) from None
     missing = [r["instance_id"] for r in records if r["instance_id"] not in prov]
     if missing:
@@ -291,7 +309,9 @@ def evaluate(
     files = write_report(out_dir, report)
     point = out_dir / OPERATING_POINT_FILE
     mine, chosen = chosen_for(point, weights) if point.is_file() else (None, "")
-    notes = []
+    notes = [n for n in (provenance_note(data),) if n]
+    if threshold is not None and threshold.get("chosen_on") == "val.json":  # the val beside
+        notes += [n for n in (provenance_note(data.with_name("val.json")),) if n]
     if threshold is not None:
         if mine is False:
             notes.append(

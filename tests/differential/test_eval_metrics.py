@@ -134,6 +134,49 @@ def test_eval_s_figures_on_its_predictions_equal_scikit_learn(seed: int) -> None
     assert task["f1_yes"] == pytest.approx(sklearn_metrics.f1_score(y, generated))
 
 
+#: the task question and two of its default paraphrases, and general questions on the images
+_TASK_QUESTIONS = (
+    "Is anyone falling in this image?",
+    "Has anyone fallen in this image?",
+    "Is a person falling down here?",
+)
+_GENERAL_QUESTIONS = (
+    "Is there a circle?",
+    "Is the shape red?",
+    "Does this image contain a square?",
+)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_task_roc_auc_without_a_sidecar_equals_scikit_learn_on_the_task_questions(
+    tmp_path: Path, seed: int
+) -> None:
+    """A split without its provenance sidecar: the task ROC-AUC is scikit-learn's on the
+    records whose question is the task question (general yes/no records left out)."""
+    from curation.evaluate.run import load_provenance
+
+    truths, scores = _sets(seed)
+    rng = random.Random(seed)
+    questions = [
+        rng.choice(_TASK_QUESTIONS if rng.random() < 0.4 else _GENERAL_QUESTIONS) for _ in truths
+    ]
+    records = [
+        {"instance_id": i, "image": f"{i}.png", "text_input": q, "answer": ["yes" if t else "no"]}
+        for i, (q, t) in enumerate(zip(questions, truths, strict=True))
+    ]
+    data = tmp_path / "val2.json"
+    data.write_text(json.dumps(records), encoding="utf-8")
+    raw = json.loads(data.read_text(encoding="utf-8"))
+    predictions = ["yes" if s >= 0.5 else "no" for s in scores]
+    report = score(records, load_provenance(data, records), predictions, scores)
+    task = [i for i, r in enumerate(raw) if r["text_input"] in _TASK_QUESTIONS]
+    y = [raw[i]["answer"] == ["yes"] for i in task]
+    assert report["task"]["n"] == len(task)
+    assert report["task"]["roc_auc"] == pytest.approx(
+        sklearn_metrics.roc_auc_score(y, [scores[i] for i in task]), abs=1e-12
+    )
+
+
 # --- find-issues: its flags against cleanlab on the probabilities it stored -------------
 
 
