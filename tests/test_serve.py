@@ -416,13 +416,19 @@ def test_two_worker_processes_serve_one_port_and_stop_on_sigterm(model_folder: P
     try:
         srv.wait_live()
         srv.wait_ready()
+        # /health answered by one worker; curate_ready is 1 once every worker is
+        for _ in range(START_LIMIT_S * 10):
+            if metric(srv.url, "curate_ready") == 1:
+                break
+            time.sleep(0.1)
         for _ in range(3):
             response = httpx.post(srv.url + "/v1/score", files=files(IMAGES[0]), timeout=60)
             assert response.status_code == 200 and 0 < response.json()[0]["p_yes"] < 1
         # each scrape reaches one worker (a new connection each) and reports them all
         from prometheus_client.parser import text_string_to_metric_families
 
-        for scrape in range(6):
+        scrapes_before = metric(srv.url, "curate_requests_total", endpoint="/metrics")
+        for scrape in range(1, 7):
             text = httpx.get(srv.url + "/metrics", timeout=10).text
             samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
 
@@ -434,7 +440,7 @@ def test_two_worker_processes_serve_one_port_and_stop_on_sigterm(model_folder: P
                 )
 
             assert value("curate_requests_total", endpoint="/v1/score", status="200") == 3
-            assert value("curate_requests_total", endpoint="/metrics") == scrape
+            assert value("curate_requests_total", endpoint="/metrics") == scrapes_before + scrape
             assert value("curate_p_yes_count", question="task") == 3
             assert value("curate_ready") == 1
             assert value("curate_model_info", scheme="int8-weight") == 1
