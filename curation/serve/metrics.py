@@ -48,7 +48,7 @@ class ServerMetrics:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         every_worker = CollectorRegistry()
-        MultiProcessCollector(every_worker)
+        MultiProcessCollector(every_worker)  # type: ignore[no-untyped-call]
         return generate_latest(every_worker), CONTENT_TYPE_LATEST
 
 
