@@ -17,15 +17,19 @@ frames and labels.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curation.synthetic_video import Segment, encode_mp4, render_frame, subject_style
+from curation.synthetic_video import (
+    Segment,
+    encode_mp4,
+    render_frame,
+    subject_style,
+    write_omnifall_labels,
+)
 
 DATASET = "footage"
 #: a pose: (tilt in degrees, sit 0..1, kneel 0..1, raised off the floor, of the frame)
@@ -256,10 +260,8 @@ def write_footage(
     ``root/labels.csv`` (OmniFall's format). The defaults give 8 x 2 videos of about
     4 minutes: about an hour of footage with 32 falls.
     """
-    from curation._io import atomic_write_bytes, atomic_write_text
-    from curation.class_map import load_class_map
+    from curation._io import atomic_write_bytes
 
-    class_map = load_class_map()
     out = Path(root)
     videos = []
     for subject in range(1, subjects + 1):
@@ -280,14 +282,7 @@ def write_footage(
             videos.append(
                 FootageVideo(path, file, subject, camera, segments[-1].end, tuple(segments))
             )
-    rows = io.StringIO()
-    writer = csv.writer(rows, lineterminator="\n")
-    writer.writerow(["path", "label", "start", "end", "subject", "cam", "dataset"])
-    for v in videos:
-        for s in v.segments:
-            label = class_map.rule(s.label)[1].id
-            writer.writerow([v.path, label, s.start, s.end, v.subject, v.camera, dataset])
-    atomic_write_text(out / "labels.csv", rows.getvalue())
+    write_omnifall_labels(out / "labels.csv", videos, dataset)
     return videos
 
 

@@ -18,10 +18,11 @@ import csv
 import io
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from curation.errors import require
 
@@ -252,6 +253,35 @@ def render_clip(
     return encode_mp4(frames, fps), tuple(segments)
 
 
+class LabelledVideo(Protocol):
+    """What an OmniFall label row needs of a written video (read-only)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def subject(self) -> int: ...
+    @property
+    def camera(self) -> int: ...
+    @property
+    def segments(self) -> tuple[Segment, ...]: ...
+
+
+def write_omnifall_labels(file: Path, videos: Sequence[LabelledVideo], dataset: str) -> None:
+    """Write ``videos``' segments to ``file`` in OmniFall's CSV format (class ids, not names)."""
+    from curation._io import atomic_write_text
+    from curation.class_map import load_class_map
+
+    class_map = load_class_map()
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerow(["path", "label", "start", "end", "subject", "cam", "dataset"])
+    for v in videos:
+        for s in v.segments:
+            label = class_map.rule(s.label)[1].id
+            writer.writerow([v.path, label, s.start, s.end, v.subject, v.camera, dataset])
+    atomic_write_text(file, rows.getvalue())
+
+
 def write_clips(
     root: str | Path,
     *,
@@ -272,9 +302,7 @@ def write_clips(
     ``root/segments.csv`` (video, start, end, label name, subject, camera).
     """
     from curation._io import atomic_write_bytes, atomic_write_text
-    from curation.class_map import load_class_map
 
-    class_map = load_class_map()
     out = Path(root)
     clips = []
     for scenario in scenarios:
@@ -286,14 +314,7 @@ def write_clips(
                 data, segments = render_clip(scenario, subject, camera, seed, size, fps, stretch)
                 atomic_write_bytes(file, data)
                 clips.append(Clip(path, file, subject, camera, scenario, segments))
-    rows = io.StringIO()
-    writer = csv.writer(rows, lineterminator="\n")
-    writer.writerow(["path", "label", "start", "end", "subject", "cam", "dataset"])
-    for c in clips:
-        for s in c.segments:
-            label = class_map.rule(s.label)[1].id
-            writer.writerow([c.path, label, s.start, s.end, c.subject, c.camera, dataset])
-    atomic_write_text(out / "labels.csv", rows.getvalue())
+    write_omnifall_labels(out / "labels.csv", clips, dataset)
     if generic:
         rows = io.StringIO()
         writer = csv.writer(rows, lineterminator="\n")
