@@ -35,11 +35,11 @@ demo: venv
 # the whole suite, one worker per core; a test file's tests run in one worker (their module
 # fixtures are made once) and each worker has its own FiftyOne database (tests/conftest.py)
 test: venv browser
-	$(PY) -m pytest -n auto --dist loadfile
+	$(PY) -m pytest -n auto --dist worksteal
 
 # the fast tier: tests/conftest.py marks slow/integration from the fixtures a test uses
 check: lint types
-	$(PY) -m pytest -q -m "not slow and not integration" -n auto --dist loadfile
+	$(PY) -m pytest -q -m "not slow and not integration" -n auto --dist worksteal
 
 lint: venv
 	$(VENV)/bin/ruff check curation tests benchmarks pipelines scripts
